@@ -1,0 +1,61 @@
+"""Who is the calling worker: a thread-local set by the runners."""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+
+class WorkerInfo(NamedTuple):
+    """The calling worker of a concurrent run."""
+
+    index: int  # 0 .. count-1, unique over all processes and threads
+    count: int  # workers in the run
+    mode: str
+    process_index: int  # which child process (0 in thread/explore mode)
+    thread_index: int  # which thread within its process
+    iteration: int  # current iteration (or actor round) of this worker
+    pid: int
+
+
+class RunContext(NamedTuple):
+    """What every worker of one run shares: the user-visible barrier."""
+
+    barrier: object
+
+
+_local = threading.local()
+
+
+def current_worker() -> WorkerInfo:
+    """The WorkerInfo of the calling worker; RuntimeError outside a worker."""
+    info = getattr(_local, "info", None)
+    if info is None:
+        raise RuntimeError(
+            "current_worker() was called outside a concurrency worker; it only has a "
+            "value inside a body run by @pytest.mark.concurrency or concurrency.run()"
+        )
+    return info
+
+
+def current_run() -> RunContext:
+    run = getattr(_local, "run", None)
+    if run is None:
+        raise RuntimeError(
+            "the concurrency barrier can only be used inside a concurrency worker"
+        )
+    return run
+
+
+def enter(info: WorkerInfo, run: RunContext) -> None:
+    _local.info = info
+    _local.run = run
+
+
+def set_iteration(iteration: int) -> None:
+    _local.info = _local.info._replace(iteration=iteration)
+
+
+def leave() -> None:
+    _local.info = None
+    _local.run = None

@@ -1,0 +1,334 @@
+"""Worker failures: capture, crash classification, folding and the grouped report.
+
+A runner hands every exception a worker raised (with the worker's identity)
+to :func:`describe`; children do this before sending failures to the parent,
+so a failure is plain picklable data by the time it crosses a process
+boundary.  :func:`raise_for` turns the failures of one run into a pytest
+outcome: skip, xfail, or one :class:`WorkerFailures` exception group whose
+report (see :func:`render`) lists every distinct failure once, with the
+workers, pids and iterations that hit it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import signal
+import traceback
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pytest
+from _pytest._code import ExceptionInfo
+from _pytest.outcomes import Failed, Skipped, XFailed
+
+_PACKAGE_DIR = str(Path(__file__).parent)
+_HIDDEN_DIRS = (
+    _PACKAGE_DIR,
+    str(Path(pytest.__file__).parent.parent / "_pytest"),
+    str(Path(__import__("pluggy").__file__).parent),
+)
+
+
+class RemoteWorkerError(Exception):
+    """Stands in for an exception that could not be pickled back from a child."""
+
+
+class WorkerCrashed(Exception):
+    """A child process died without reporting back."""
+
+
+class WorkerTimeout(Exception):
+    """The run did not finish within its timeout."""
+
+
+class WorkerExit(Exception):
+    """SystemExit or KeyboardInterrupt raised in a worker (never ends the session)."""
+
+
+@dataclasses.dataclass
+class Failure:
+    """One failure of one worker (or of one child process, for crashes)."""
+
+    kind: str  # "exception", "crash", "timeout", "skip", "xfail"
+    workers: tuple[int, ...]
+    mode: str
+    pid: int
+    iteration: int | None
+    summary: str  # one line: "ValueError: boom", "killed by SIGSEGV (signal 11)"
+    text: str  # formatted traceback or crash details
+    key: tuple = ()
+    exc: BaseException | None = None
+
+    @property
+    def label(self) -> str:
+        who = describe_workers(self.workers)
+        where = f" in iteration {self.iteration}" if self.iteration is not None else ""
+        return f"{who} ({self.mode} mode, pid {self.pid}){where}"
+
+
+@dataclasses.dataclass
+class Group:
+    """Identical failures folded together."""
+
+    first: Failure
+    members: list[Failure]
+
+    @property
+    def count(self) -> int:
+        return len(self.members)
+
+
+# ---------------------------------------------------------------- capture
+
+
+def _visible(entry) -> bool:
+    path = str(entry.path)
+    return not path.startswith(_HIDDEN_DIRS)
+
+
+def _filter(excinfo: ExceptionInfo) -> object:
+    tb = excinfo.traceback.filter(excinfo)  # honours __tracebackhide__
+    return tb.filter(_visible) or tb
+
+
+def format_exception(exc: BaseException, style: str = "long") -> str:
+    """Format like pytest would, assertion-rewrite detail included."""
+    if isinstance(exc, Failed) and not exc.pytrace:
+        return str(exc.msg)
+    if style == "native":
+        return "".join(traceback.format_exception(exc)).rstrip()
+    if style not in ("long", "short", "line", "no"):
+        style = "long"
+    if style in ("line", "no"):
+        style = "short"
+    info = ExceptionInfo.from_exception(exc)
+    return str(info.getrepr(style=style, tbfilter=_filter, chain=True)).rstrip()
+
+
+def _key(exc: BaseException) -> tuple:
+    frames = tuple(
+        (f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)
+    )
+    return (type(exc).__module__, type(exc).__qualname__, str(exc)[:1000], frames)
+
+
+def _summary(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    name = type(exc).__qualname__
+    return f"{name}: {first}" if first else name
+
+
+def describe(raw: Iterable[tuple[BaseException, object]], style: str) -> list[Failure]:
+    """Turn ``(exception, WorkerInfo)`` pairs into Failures.
+
+    Tracebacks are formatted once per distinct failure.
+    """
+    texts: dict[tuple, str] = {}
+    failures = []
+    for exc, info in raw:
+        key = _key(exc)
+        if isinstance(exc, Skipped):
+            kind, text = "skip", str(exc.msg)
+        elif isinstance(exc, XFailed):
+            kind, text = "xfail", str(exc.msg)
+        else:
+            kind = "exception"
+            if key not in texts:
+                texts[key] = format_exception(exc, style)
+            text = texts[key]
+        failures.append(Failure(
+            kind=kind, workers=(info.index,), mode=info.mode, pid=info.pid,
+            iteration=info.iteration, summary=_summary(exc), text=text, key=key, exc=exc,
+        ))
+    return failures
+
+
+def make_portable(failures: Sequence[Failure]) -> list[Failure]:
+    """Drop exception objects that cannot cross a process boundary."""
+    out = []
+    for failure in failures:
+        exc = failure.exc
+        if exc is not None:
+            try:
+                pickle.loads(pickle.dumps(exc))
+            except Exception:
+                exc = None
+            else:
+                exc.__traceback__ = None
+                exc.__context__ = exc.__cause__ = None
+        out.append(dataclasses.replace(failure, exc=exc))
+    return out
+
+
+# ---------------------------------------------------------------- crashes
+
+
+def describe_exit(exitcode: int) -> str:
+    """'killed by SIGSEGV (signal 11)' or 'exited with status 3'."""
+    if exitcode < 0:
+        number = -exitcode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+            return f"killed by {name}"
+        text = f"killed by {name} (signal {number})"
+        if number == signal.SIGKILL:
+            text += (
+                "; SIGKILL is also what the kernel's OOM killer and container memory "
+                "limits send"
+            )
+        return text
+    return f"exited with status {exitcode}"
+
+
+def crash(workers: Sequence[int], mode: str, pid: int, iteration: int | None,
+          exitcode: int, elapsed: float, details: str) -> Failure:
+    summary = f"{describe_exit(exitcode)} after {elapsed:.2f}s"
+    return Failure(kind="crash", workers=tuple(workers), mode=mode, pid=pid,
+                   iteration=iteration, summary=summary, text=details,
+                   key=("crash", exitcode, tuple(workers)))
+
+
+def timeout(workers: Sequence[int], mode: str, pid: int, seconds: float,
+            details: str) -> Failure:
+    return Failure(kind="timeout", workers=tuple(workers), mode=mode, pid=pid,
+                   iteration=None, summary=f"timed out after {seconds:g}s",
+                   text=details, key=("timeout",))
+
+
+# ---------------------------------------------------------------- report
+
+
+def describe_workers(indices: Iterable[int]) -> str:
+    """'worker 3' or 'workers 0-2, 5'."""
+    indices = sorted(set(indices))
+    if len(indices) == 1:
+        return f"worker {indices[0]}"
+    ranges = []
+    start = prev = indices[0]
+    for i in indices[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        ranges.append(str(start) if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    return "workers " + ", ".join(ranges)
+
+
+def fold(failures: Iterable[Failure]) -> list[Group]:
+    groups: dict[tuple, Group] = {}
+    for failure in failures:
+        group = groups.get(failure.key)
+        if group is None:
+            groups[failure.key] = Group(failure, [failure])
+        else:
+            group.members.append(failure)
+    return list(groups.values())
+
+
+def _group_label(group: Group) -> str:
+    if group.count == 1:
+        return group.first.label
+    workers = [w for f in group.members for w in f.workers]
+    pids = sorted({f.pid for f in group.members})
+    iterations = sorted({f.iteration for f in group.members if f.iteration is not None})
+    text = f"{group.count} times: {describe_workers(workers)} ({group.first.mode} mode, "
+    text += f"pid {pids[0]}" if len(pids) == 1 else f"pids {_short_list(pids)}"
+    text += ")"
+    if iterations:
+        text += f" in iteration{'s' if len(iterations) > 1 else ''} {_short_list(iterations)}"
+    return text
+
+
+def _short_list(values: Sequence[int], limit: int = 8) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
+
+
+def headline(groups: Sequence[Group], mode: str, workers: int) -> str:
+    failed = {w for g in groups for f in g.members for w in f.workers}
+    distinct = len(groups)
+    return (
+        f"{len(failed)} of {workers} workers failed in {mode} mode "
+        f"({distinct} distinct failure{'s' if distinct != 1 else ''})"
+    )
+
+
+def render(exc: WorkerFailures, style: str = "long") -> str:
+    """The report pytest shows for a WorkerFailures group."""
+    groups = exc.groups
+    lines = [str(exc.message)]
+    if style == "line":
+        lines += [f"  [{i}] {_group_label(g)}: {g.first.summary}"
+                  for i, g in enumerate(groups, 1)]
+        return "\n".join(lines)
+    for i, group in enumerate(groups, 1):
+        title = f" failure {i} of {len(groups)}: {_group_label(group)} "
+        lines.append("")
+        lines.append(title.center(max(80, len(title) + 10), "_"))
+        lines.append(group.first.summary)
+        if group.first.text:
+            lines.append("")
+            lines.append(group.first.text)
+    return "\n".join(lines)
+
+
+class WorkerFailures(ExceptionGroup):
+    """Every distinct failure of one concurrent run.
+
+    ``.exceptions`` holds one exception per distinct failure (each with a note
+    naming the workers); ``.groups`` the folded :class:`Failure` records.
+    """
+
+    def __new__(cls, message, exceptions, groups=()):
+        return super().__new__(cls, message, exceptions)
+
+    def __init__(self, message, exceptions, groups=()):
+        super().__init__(message, exceptions)
+        self.groups = list(groups)
+
+    def derive(self, excs):
+        return WorkerFailures(self.message, excs, self.groups)
+
+    def __str__(self) -> str:
+        return render(self)
+
+
+def _representative(group: Group) -> Exception:
+    failure = group.first
+    exc = failure.exc
+    if failure.kind == "crash":
+        exc = WorkerCrashed(f"{failure.label}: {failure.summary}")
+    elif failure.kind == "timeout":
+        exc = WorkerTimeout(f"{failure.label}: {failure.summary}")
+    elif isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        exc = WorkerExit(f"{failure.summary}")
+    elif not isinstance(exc, Exception):
+        exc = RemoteWorkerError(f"{failure.summary}\n{failure.text}")
+    exc.add_note(f"[{_group_label(group)}]")
+    return exc
+
+
+def raise_for(failures: Sequence[Failure], mode: str, workers: int) -> None:
+    """Raise the pytest outcome for a run's failures (nothing if there are none)."""
+    real = [f for f in failures if f.kind not in ("skip", "xfail")]
+    # A worker's failure aborts the shared barrier; workers waiting on it then see
+    # BrokenBarrierError, a consequence rather than a finding of its own.
+    causes = [f for f in real if f.key[1:2] != ("BrokenBarrierError",)]
+    if causes:
+        real = causes
+    if real:
+        groups = fold(real)
+        raise WorkerFailures(
+            headline(groups, mode, workers),
+            [_representative(g) for g in groups],
+            groups,
+        )
+    for kind, outcome in (("skip", pytest.skip), ("xfail", pytest.xfail)):
+        found = [f for f in failures if f.kind == kind]
+        if found:
+            outcome(f"{found[0].text} ({found[0].label})")

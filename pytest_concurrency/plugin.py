@@ -1,0 +1,93 @@
+"""pytest hooks: options, markers, one item per mode, running the body, reports.
+
+Hooks stay thin; the logic lives in spec.py, fixtures.py, runners/ and
+outcomes.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from . import outcomes, spec
+from .fixtures import SPEC_ARG, barrier, concurrency, execute, spec_of, tb_style, worker
+
+__all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
+
+_INVALID = pytest.StashKey[dict]()  # (parent nodeid, function name) -> problem
+
+MARKER_HELP = (
+    "concurrency(modes=('thread',), workers=None, processes=None, threads=None, "
+    "iterations=1, timeout=None, start_method=None, schedules=None, strategy=None, "
+    "seed=None, instrument=(), leaks=None): run the test body concurrently, one test "
+    "item per mode (thread, process, hybrid, explore). See pytest-concurrency's README."
+)
+BUDGET_HELP = (
+    "concurrency_budget(wall=, cpu=, memory=, speedup=, efficiency=, throughput=, "
+    "regression=): performance limits for a concurrent test."
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("concurrency", "run test bodies concurrently (pytest-concurrency)")
+    for name, help_text in spec.OPTIONS.items():
+        group.addoption(f"--concurrency-{name.replace('_', '-')}", dest=f"concurrency_{name}",
+                        default=None, metavar=name.upper(), help=help_text)
+        parser.addini(f"concurrency_{name}", help_text, default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.addinivalue_line("markers", BUDGET_HELP)
+    try:
+        config.stash[spec.SETTINGS] = spec.read_settings(config)
+    except spec.SpecError as exc:
+        raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    settings = metafunc.config.stash[spec.SETTINGS]
+    try:
+        specs = spec.specs_for(metafunc.definition.iter_markers("concurrency"), settings)
+    except spec.SpecError as exc:
+        # Reported when this test is set up, so the module's other tests still run.
+        definition = metafunc.definition
+        key = (definition.parent.nodeid, definition.originalname)
+        metafunc.config.stash.setdefault(_INVALID, {})[key] = str(exc)
+        return
+    if specs:
+        metafunc.fixturenames.append(SPEC_ARG)
+        metafunc.parametrize(SPEC_ARG, specs, ids=[s.mode for s in specs])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    invalid = item.config.stash.get(_INVALID, None)
+    problem = invalid and invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
+    if problem:
+        pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    run_spec = spec_of(pyfuncitem)
+    if run_spec is None or "concurrency" in pyfuncitem.fixturenames:
+        return None  # not concurrent, or a scenario test that drives the workers itself
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        pytest.fail("pytest-concurrency cannot run async test functions concurrently",
+                    pytrace=False)
+    funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    execute(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture")
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, outcomes.WorkerFailures):
+        style = tb_style(item.config)
+        if style not in ("no", "native"):
+            report.longrepr = outcomes.render(call.excinfo.value, style)
+    return report

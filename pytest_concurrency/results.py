@@ -1,0 +1,88 @@
+"""What ``concurrency.run()`` and ``concurrency.run_actors()`` give back."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class Results(Sequence):
+    """Return values of every worker, ordered by (worker index, iteration).
+
+    ``by_worker`` maps worker index -> list of values (one per iteration);
+    ``wall`` is the run's wall-clock time in seconds.
+    """
+
+    def __init__(self, by_worker: Mapping[int, list[Any]], wall: float = 0.0,
+                 mode: str = "", layout: str = ""):
+        self.by_worker = {i: list(by_worker[i]) for i in sorted(by_worker)}
+        self._values = [v for values in self.by_worker.values() for v in values]
+        self.wall = wall
+        self.mode = mode
+        self.layout = layout
+
+    def __getitem__(self, index):
+        return self._values[index]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Results):
+            return self._values == other._values
+        if isinstance(other, (list, tuple)):
+            return self._values == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Results({self._values!r}, mode={self.mode!r}, wall={self.wall:.4f}s)"
+
+
+def tally_table(counts: Mapping[Any, int], acceptable=None, forbidden=None) -> str:
+    """A plain-text tally, most frequent outcome first, verdict per row."""
+    total = sum(counts.values())
+    rows = []
+    for outcome, n in sorted(counts.items(), key=lambda kv: (-kv[1], repr(kv[0]))):
+        if acceptable is not None:
+            verdict = "ok" if outcome in acceptable else "UNEXPECTED"
+        elif forbidden is not None:
+            verdict = "FORBIDDEN" if outcome in forbidden else "ok"
+        else:
+            verdict = ""
+        rows.append((repr(outcome), str(n), f"{100.0 * n / total:.1f}%", verdict))
+    header = ("outcome", "count", "share", "verdict")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+class Outcomes(collections.Counter):
+    """A tally of what each round observed (jcstress-style)."""
+
+    def expect(self, *acceptable) -> None:
+        """Fail, showing the whole tally, if any round saw something else."""
+        __tracebackhide__ = True
+        bad = {o: n for o, n in self.items() if o not in acceptable}
+        if bad:
+            raise AssertionError(
+                f"{sum(bad.values())} of {self.total()} rounds had outcomes other than "
+                f"{', '.join(repr(a) for a in acceptable)}:\n"
+                + tally_table(self, acceptable=acceptable)
+            )
+
+    def forbid(self, *outcomes) -> None:
+        """Fail, showing the whole tally, if any round saw one of ``outcomes``."""
+        __tracebackhide__ = True
+        bad = {o: n for o, n in self.items() if o in outcomes}
+        if bad:
+            raise AssertionError(
+                f"{sum(bad.values())} of {self.total()} rounds had a forbidden outcome:\n"
+                + tally_table(self, forbidden=outcomes)
+            )
+
+    def table(self) -> str:
+        return tally_table(self)

@@ -1,0 +1,41 @@
+"""One execution model per module; :func:`run` picks the one a spec asks for."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+@dataclasses.dataclass
+class RunOutcome:
+    """What a runner hands back: values, failures, captured output, wall time."""
+
+    values: dict[int, list]  # worker index -> one value per completed iteration
+    failures: list  # outcomes.Failure
+    outputs: list[tuple[str, str]]  # (report section title, text) from children
+    wall: float
+
+
+def run(spec, target: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
+        *, tb_style: str = "long", arg_kind: str = "argument") -> RunOutcome:
+    """Run ``target(*args, **kwargs)`` in every worker ``spec.iterations`` times.
+
+    ``arg_kind`` names what ``kwargs`` are in error messages ("fixture" when
+    they are a test's fixture values).
+    """
+    kwargs = dict(kwargs or {})
+    if spec.mode == "thread":
+        from . import thread
+
+        return thread.run(spec, functools.partial(target, *args, **kwargs), tb_style)
+    if spec.mode == "process":
+        from . import process
+
+        return process.run(spec, target, args, kwargs, tb_style, arg_kind)
+    if spec.mode == "hybrid":
+        from . import hybrid
+
+        return hybrid.run(spec, target, args, kwargs, tb_style, arg_kind)
+    raise NotImplementedError(f"{spec.mode} mode is not available in this version")

@@ -1,0 +1,313 @@
+"""process mode: N child processes (and, for hybrid, T threads in each).
+
+Each child runs its workers through :func:`thread.run_workers` and sends one
+message back over its own pipe.  The parent waits on the pipes *and* the
+process sentinels, so a child that dies is noticed at once and reported with
+its signal or exit status, the iteration it was in and the tail of its
+stderr (where faulthandler writes).  Children's stdout and stderr go to
+files that become sections of the test report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import faulthandler
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from multiprocessing.connection import wait
+
+from .. import outcomes, shipping, watchdog
+from ..context import RunContext, WorkerInfo
+from . import RunOutcome, thread
+
+STDERR_TAIL_LINES = 40
+CRASH_GRACE = 2.0  # seconds the other children get to finish after one crashed
+DUMP_GRACE = 0.5  # seconds for a child to write its stack dump before it is killed
+DUMP_SIGNAL = signal.SIGUSR1
+
+
+@dataclasses.dataclass
+class ChildJob:
+    """Everything one child needs; pickled for spawn/forkserver."""
+
+    process_index: int
+    threads: int
+    workers: int
+    mode: str
+    iterations: int
+    tb_style: str
+    verbosity: int
+    stdout_path: str
+    stderr_path: str
+    iteration_barrier: object
+    user_barrier: object
+    progress: object  # shared array: current iteration of each worker
+    stop: object  # shared flag: a worker failed, stop after the next iteration
+    payload: object  # (target, args, kwargs), or bytes of it for spawn/forkserver
+    modules: dict  # modules to import with asserts rewritten (spawn/forkserver)
+
+
+# ---------------------------------------------------------------- child
+
+
+def _redirect(stdout_path: str, stderr_path: str):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, path in ((1, stdout_path), (2, stderr_path)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
+    return sys.stderr
+
+
+def child_main(job: ChildJob, conn) -> None:
+    """Entry point of every child process."""
+    err = _redirect(job.stdout_path, job.stderr_path)
+    faulthandler.enable(file=err, all_threads=True)
+    faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
+    if isinstance(job.payload, bytes):
+        shipping.install_rewriting(job.modules, job.verbosity)
+        target, args, kwargs = shipping.unpack(job.payload)
+    else:
+        target, args, kwargs = job.payload
+    pid = os.getpid()
+    first = job.process_index * job.threads
+    infos = [
+        WorkerInfo(first + t, job.workers, job.mode, job.process_index, t, 0, pid)
+        for t in range(job.threads)
+    ]
+
+    def call():
+        return target(*args, **kwargs)
+
+    report = thread.run_workers(call, infos, job.iterations, job.iteration_barrier,
+                                RunContext(job.user_barrier), progress=job.progress,
+                                stop=job.stop)
+    failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
+    try:
+        conn.send((report.values, failures))
+    except Exception as exc:  # noqa: BLE001 - a return value that cannot be pickled
+        failures.append(_unpicklable_values(report.values, exc, infos[0]))
+        conn.send(({i: [] for i in report.values}, failures))
+    conn.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _unpicklable_values(values, exc, info) -> outcomes.Failure:
+    return outcomes.Failure(
+        kind="exception", workers=tuple(values), mode=info.mode, pid=info.pid,
+        iteration=None,
+        summary=f"a return value could not be sent to the parent: "
+                f"{type(exc).__name__}: {exc}",
+        text="Return picklable values from the body in process and hybrid mode.",
+        key=("unpicklable-return", type(exc).__name__),
+    )
+
+
+# ---------------------------------------------------------------- parent
+
+
+@dataclasses.dataclass
+class _Child:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    conn: object
+    workers: range
+    job: ChildJob
+    result: tuple | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _start(ctx, jobs):
+    children = []
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when forking a process that has threads (pytest-xdist's
+        # execnet thread, pytest-timeout's timer...).  The child only runs the test
+        # body and our code, never touching locks those threads hold, so the
+        # warning is not actionable here; see README "Fork safety".
+        warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks",
+                                category=DeprecationWarning)
+        for job in jobs:
+            reader, writer = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=child_main, args=(job, writer),
+                                  name=f"concurrency-process-{job.process_index}")
+            first = job.process_index * job.threads
+            child = _Child(job.process_index, process, reader,
+                           range(first, first + job.threads), job)
+            children.append(child)
+            process.start()
+            writer.close()
+    return children
+
+
+def _tail(path: str, lines: int = STDERR_TAIL_LINES) -> str:
+    try:
+        with open(path, errors="backslashreplace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _iteration(child: _Child, progress) -> int | None:
+    seen = [progress[w] for w in child.workers]
+    return max(seen) if max(seen) >= 0 else None
+
+
+def _receive(child: _Child) -> bool:
+    try:
+        if child.conn.poll():
+            child.result = child.conn.recv()
+            return True
+    except (EOFError, OSError):
+        pass
+    return False
+
+
+def _crash_failure(spec, child: _Child, progress, elapsed: float) -> outcomes.Failure:
+    tail = _tail(child.job.stderr_path)
+    details = f"stderr of pid {child.pid} (last {STDERR_TAIL_LINES} lines):\n{tail}" \
+        if tail else f"pid {child.pid} wrote nothing to stderr"
+    return outcomes.crash(list(child.workers), spec.mode, child.pid,
+                          _iteration(child, progress), child.process.exitcode, elapsed,
+                          details)
+
+
+def _dump_stacks(children) -> None:
+    """Ask each live child to write all its threads' stacks to its stderr file."""
+    alive = [c for c in children if c.process.is_alive()]
+    for child in alive:
+        try:
+            os.kill(child.pid, DUMP_SIGNAL)
+        except ProcessLookupError:
+            pass
+    if alive:
+        time.sleep(DUMP_GRACE)
+
+
+def _timeout_failure(spec, stuck) -> outcomes.Failure:
+    parts = []
+    for child in stuck:
+        dump = _tail(child.job.stderr_path, lines=400)
+        parts.append(
+            f"--- process {child.index} (pid {child.pid}, "
+            f"{outcomes.describe_workers(child.workers)}) ---\n{dump}"
+        )
+    workers = [w for c in stuck for w in c.workers]
+    pid = stuck[0].pid if len(stuck) == 1 else os.getpid()
+    return outcomes.timeout(workers, spec.mode, pid, spec.timeout, "\n\n".join(parts))
+
+
+def _wait(spec, children, progress, barriers, start: float) -> list:
+    """Wait for results and exits; returns crash/timeout failures."""
+    failures = []
+    deadline = start + spec.timeout
+    running = {c.process.sentinel: c for c in children}
+    readers = {c.conn: c for c in children}
+    while running:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        for ready in wait(list(readers) + list(running), timeout=remaining):
+            if ready in readers:
+                child = readers.pop(ready)
+                _receive(child)
+                continue
+            child = running.pop(ready, None)
+            if child is None:
+                continue
+            child.process.join()
+            readers.pop(child.conn, None)
+            if child.result is None and not _receive(child):
+                failures.append(
+                    _crash_failure(spec, child, progress, time.monotonic() - start)
+                )
+                for barrier in barriers:
+                    barrier.abort()
+                deadline = min(deadline, time.monotonic() + CRASH_GRACE)
+    stuck = [c for c in children if c.process.is_alive()]
+    if stuck:
+        if not failures:
+            _dump_stacks(stuck)
+            failures.append(_timeout_failure(spec, stuck))
+        watchdog.kill_tree([c.pid for c in stuck])
+    return failures
+
+
+def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str,
+                  processes: int, threads: int) -> RunOutcome:
+    """Run ``processes`` children with ``threads`` workers each."""
+    ctx = multiprocessing.get_context(spec.start_method)
+    n = processes * threads
+    if spec.start_method == "fork":
+        payload, modules = (target, args, kwargs), {}
+    else:
+        payload = shipping.pack(target, args, kwargs, spec.start_method, arg_kind)
+        modules = shipping.rewritten_modules()
+    progress = ctx.RawArray("q", [-1] * n)
+    stop = thread.Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
+    barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
+    tmp = tempfile.mkdtemp(prefix="pytest-concurrency-")
+    jobs = [
+        ChildJob(p, threads, n, spec.mode, spec.iterations, tb_style, 0,
+                 os.path.join(tmp, f"{p}.out"), os.path.join(tmp, f"{p}.err"),
+                 barriers[0], barriers[1], progress, stop, payload, modules)
+        for p in range(processes)
+    ]
+    start = time.monotonic()
+    children = []
+    try:
+        children = _start(ctx, jobs)
+        failures = _wait(spec, children, progress, barriers, start)
+        wall = time.monotonic() - start
+        values: dict[int, list] = {i: [] for i in range(n)}
+        reported = []
+        for child in children:
+            if child.result is not None:
+                child_values, child_failures = child.result
+                values.update(child_values)
+                reported.extend(child_failures)
+        outputs = _outputs(children)
+    finally:
+        if children:
+            watchdog.kill_tree([c.pid for c in children if c.process.is_alive()])
+            for child in children:
+                child.process.join(timeout=5)
+                child.conn.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return RunOutcome(values, reported + failures, outputs, wall)
+
+
+def _outputs(children) -> list[tuple[str, str]]:
+    sections = []
+    for child in children:
+        label = f"process {child.index} (pid {child.pid}, " \
+                f"{outcomes.describe_workers(child.workers)})"
+        for stream, path in (("stdout", child.job.stdout_path),
+                             ("stderr", child.job.stderr_path)):
+            try:
+                with open(path, errors="backslashreplace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if text:
+                sections.append((f"{label} {stream}", text))
+    return sections
+
+
+def run(spec, target, args, kwargs, tb_style: str, arg_kind: str) -> RunOutcome:
+    """process mode: ``spec.workers`` children, one worker each."""
+    return run_processes(spec, target, args, kwargs, tb_style, arg_kind,
+                         processes=spec.workers, threads=1)

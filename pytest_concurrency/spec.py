@@ -1,0 +1,321 @@
+"""Marker + CLI + ini -> one validated, frozen RunSpec per test item and mode.
+
+This is the only place that reads the ``concurrency`` marker and the
+``--concurrency-*`` options.  Precedence: marker > CLI > ini > default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+MODES = ("thread", "process", "hybrid", "explore")
+START_METHODS = ("fork", "forkserver", "spawn")
+STRATEGIES = ("pct", "random", "dfs")
+LEAK_POLICIES = ("fail", "warn", "ignore")
+
+MARKER_ARGS = (
+    "modes",
+    "workers",
+    "processes",
+    "threads",
+    "iterations",
+    "timeout",
+    "start_method",
+    "schedules",
+    "strategy",
+    "seed",
+    "instrument",
+    "leaks",
+)
+
+DEFAULTS = {
+    "workers": 4,
+    "iterations": 1,
+    "timeout": 60.0,
+    "schedules": 200,
+    "strategy": "pct",
+    "leaks": "fail",
+}
+EXPLORE_WORKERS = 2
+
+# name -> (help, ini type) for every CLI option / ini value that feeds a spec.
+OPTIONS = {
+    "workers": "default worker count: an integer or 'auto' (usable CPUs)",
+    "iterations": "default number of times each worker runs the body",
+    "timeout": "default seconds for a whole concurrent run",
+    "start_method": "process start method: fork, forkserver or spawn",
+    "schedules": "explore: default number of interleavings to try",
+    "strategy": "explore: default strategy (pct, random, dfs)",
+    "seed": "seed for explore schedules and start jitter",
+    "leaks": "what to do with threads/processes left behind: fail, warn, ignore",
+    "apply": "comma-separated modes: treat every unmarked test as marked with them",
+}
+
+
+class SpecError(ValueError):
+    """Invalid marker, option or ini input; the message names argument and value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything a runner needs to know about one concurrent run."""
+
+    mode: str
+    workers: int
+    iterations: int = 1
+    processes: int = 1
+    threads: int = 1
+    timeout: float = 60.0
+    start_method: str = "fork"
+    schedules: int = 200
+    strategy: str = "pct"
+    seed: int | None = None
+    instrument: tuple[str, ...] = ()
+    leaks: str = "fail"
+
+    @property
+    def layout(self) -> str:
+        if self.mode == "hybrid":
+            return f"{self.processes}x{self.threads}"
+        return str(self.workers)
+
+
+def default_start_method() -> str:
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _choices(values) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(
+            f"{name}={value!r}: expected an integer >= {minimum}, "
+            f"got {type(value).__name__}"
+        )
+    if value < minimum:
+        raise SpecError(f"{name}={value!r}: must be an integer >= {minimum}")
+    return value
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(
+            f"{name}={value!r}: expected a number of seconds > 0, "
+            f"got {type(value).__name__}"
+        )
+    if not value > 0:
+        raise SpecError(f"{name}={value!r}: must be a number of seconds > 0")
+    return float(value)
+
+
+def _choice(name: str, value: Any, choices) -> str:
+    if value not in choices:
+        raise SpecError(f"{name}={value!r}: valid choices are {_choices(choices)}")
+    return value
+
+
+def check_modes(value: Any, name: str = "modes") -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise SpecError(
+            f"{name}={value!r}: expected a non-empty list of modes from {_choices(MODES)}"
+        )
+    for mode in value:
+        if mode not in MODES:
+            raise SpecError(
+                f"{name}={value!r}: unknown mode {mode!r}; valid modes are {_choices(MODES)}"
+            )
+    return tuple(dict.fromkeys(value))
+
+
+def _seed(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    return _int(name, value, minimum=0)
+
+
+def _instrument(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise SpecError(
+            f"instrument={value!r}: expected a list of package names, e.g. ['cachetools']"
+        )
+    return tuple(value)
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """CLI + ini values already merged (CLI wins), checked once per session."""
+
+    workers: int = DEFAULTS["workers"]
+    iterations: int = DEFAULTS["iterations"]
+    timeout: float = DEFAULTS["timeout"]
+    start_method: str | None = None
+    schedules: int = DEFAULTS["schedules"]
+    strategy: str = DEFAULTS["strategy"]
+    seed: int | None = None
+    leaks: str = DEFAULTS["leaks"]
+    apply: tuple[str, ...] = ()
+
+
+def _parse_int_text(name: str, text: str, allow_auto: bool = False) -> int:
+    if allow_auto and text.strip() == "auto":
+        return usable_cpus()
+    try:
+        return int(text)
+    except ValueError:
+        raise SpecError(
+            f"{name}={text!r}: expected an integer" + (" or 'auto'" if allow_auto else "")
+        ) from None
+
+
+def settings_from_values(values: Mapping[str, str | None]) -> Settings:
+    """Build Settings from raw option strings (``None`` = not given).
+
+    ``values`` maps the option names in OPTIONS to the CLI value if given,
+    else the ini value if set, else None.
+    """
+    kwargs: dict[str, Any] = {}
+    text = values.get("workers")
+    if text:
+        kwargs["workers"] = _int("--concurrency-workers", _parse_int_text(
+            "--concurrency-workers", text, allow_auto=True))
+    for name in ("iterations", "schedules"):
+        text = values.get(name)
+        if text:
+            kwargs[name] = _int(f"--concurrency-{name}",
+                                _parse_int_text(f"--concurrency-{name}", text))
+    text = values.get("seed")
+    if text:
+        kwargs["seed"] = _int("--concurrency-seed",
+                              _parse_int_text("--concurrency-seed", text), minimum=0)
+    text = values.get("timeout")
+    if text:
+        try:
+            number = float(text)
+        except ValueError:
+            raise SpecError(f"--concurrency-timeout={text!r}: expected seconds") from None
+        kwargs["timeout"] = _seconds("--concurrency-timeout", number)
+    for name, choices in (("start_method", START_METHODS), ("strategy", STRATEGIES),
+                          ("leaks", LEAK_POLICIES)):
+        text = values.get(name)
+        if text:
+            kwargs[name] = _choice(f"--concurrency-{name.replace('_', '-')}", text, choices)
+    text = values.get("apply")
+    if text:
+        kwargs["apply"] = check_modes(text, "--concurrency-apply")
+    return Settings(**kwargs)
+
+
+# ---------------------------------------------------------------- resolve
+
+
+def marker_kwargs(markers) -> dict[str, Any]:
+    """Merge ``concurrency`` markers, closest (function) last so it wins."""
+    merged: dict[str, Any] = {}
+    for mark in reversed(list(markers)):
+        if mark.args:
+            raise SpecError(
+                f"positional arguments {mark.args!r} are not accepted; "
+                f"use keywords, e.g. modes={list(mark.args)!r}"
+            )
+        merged.update(mark.kwargs)
+    return merged
+
+
+def resolve(kwargs: Mapping[str, Any], settings: Settings) -> tuple[RunSpec, ...]:
+    """One RunSpec per requested mode, or SpecError naming the bad argument."""
+    unknown = sorted(set(kwargs) - set(MARKER_ARGS))
+    if unknown:
+        raise SpecError(
+            f"unknown argument {unknown[0]!r}={kwargs[unknown[0]]!r}; "
+            f"valid arguments are {', '.join(MARKER_ARGS)}"
+        )
+    modes = check_modes(kwargs.get("modes", ("thread",)))
+
+    def given(name, check, fallback):
+        value = kwargs.get(name)
+        return fallback if value is None else check(name, value)
+
+    workers = given("workers", _int, settings.workers)
+    iterations = given("iterations", _int, settings.iterations)
+    processes = given("processes", _int, None)
+    threads = given("threads", _int, None)
+    timeout = given("timeout", _seconds, settings.timeout)
+    start_method = given(
+        "start_method", lambda n, v: _choice(n, v, START_METHODS),
+        settings.start_method or default_start_method(),
+    )
+    schedules = given("schedules", _int, settings.schedules)
+    strategy = given("strategy", lambda n, v: _choice(n, v, STRATEGIES), settings.strategy)
+    seed = _seed("seed", kwargs["seed"]) if kwargs.get("seed") is not None else settings.seed
+    instrument = _instrument(kwargs.get("instrument", ()))
+    leaks = given("leaks", lambda n, v: _choice(n, v, LEAK_POLICIES), settings.leaks)
+
+    common = dict(iterations=iterations, timeout=timeout, start_method=start_method,
+                  schedules=schedules, strategy=strategy, seed=seed,
+                  instrument=instrument, leaks=leaks)
+    specs = []
+    for mode in modes:
+        if mode == "hybrid":
+            procs = processes or 2
+            thr = threads or max(1, workers // 2)
+            specs.append(RunSpec(mode, procs * thr, processes=procs, threads=thr, **common))
+        elif mode == "process":
+            specs.append(RunSpec(mode, workers, processes=workers, threads=1, **common))
+        elif mode == "explore":
+            n = kwargs.get("workers") or EXPLORE_WORKERS
+            specs.append(RunSpec(mode, n, processes=1, threads=n, **common))
+        else:
+            specs.append(RunSpec(mode, workers, processes=1, threads=workers, **common))
+    return tuple(specs)
+
+
+# ---------------------------------------------------------------- pytest glue
+
+
+SETTINGS = pytest.StashKey[Settings]()
+
+
+def read_settings(config) -> Settings:
+    """CLI value if given, else ini value; raises SpecError naming the option."""
+    values = {}
+    for name in OPTIONS:
+        value = config.getoption(f"concurrency_{name}", None)
+        if value in (None, ""):
+            value = config.getini(f"concurrency_{name}") or None
+        values[name] = value
+    return settings_from_values(values)
+
+
+def specs_for(markers, settings: Settings) -> tuple[RunSpec, ...] | None:
+    """The specs of a test with these ``concurrency`` markers (None: not concurrent)."""
+    markers = list(markers)
+    if not markers:
+        if not settings.apply:
+            return None
+        return resolve({"modes": settings.apply}, settings)
+    return resolve(marker_kwargs(markers), settings)

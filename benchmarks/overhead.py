@@ -80,6 +80,24 @@ def bare_mp_fork(workers):
     return [p.exitcode for p in procs]
 
 
+def _mp_barrier_work(barrier):
+    barrier.wait()
+    body()
+
+
+def bare_mp_fork_barrier(workers):
+    """Informative: what aligning the start of processes on a shared barrier costs."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    procs = [ctx.Process(target=_mp_barrier_work, args=(barrier,))
+             for _ in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return [p.exitcode for p in procs]
+
+
 def bare_os_fork(workers):
     pids = []
     for _ in range(workers):
@@ -149,35 +167,37 @@ def interleave(variants, rounds, warmup=5):
     return samples
 
 
-def summarize(samples, baseline_of, targets):
+def summarize(samples):
+    return [{"variant": name, "median_ms": statistics.median(values) * 1e3,
+             "p10_ms": pct(values, 0.10) * 1e3, "p90_ms": pct(values, 0.90) * 1e3,
+             "rounds": len(values)} for name, values in samples.items()]
+
+
+def compare(samples, comparisons):
+    """comparisons: (plugin variant, bare variant, target or None) triples."""
     rows = []
-    for name, values in samples.items():
-        med = statistics.median(values)
-        row = {"variant": name, "median_ms": med * 1e3,
-               "p10_ms": pct(values, 0.10) * 1e3, "p90_ms": pct(values, 0.90) * 1e3,
-               "rounds": len(values), "vs": None, "ratio": None, "target": None,
-               "verdict": ""}
-        base = baseline_of.get(name)
-        if base is not None:
-            row["vs"] = base
-            row["ratio"] = med / statistics.median(samples[base])
-            row["target"] = targets.get(name)
-            if row["target"] is not None:
-                row["verdict"] = "PASS" if row["ratio"] <= row["target"] else "FAIL"
-        rows.append(row)
+    for name, base, target in comparisons:
+        if name not in samples:
+            continue
+        ratio = statistics.median(samples[name]) / statistics.median(samples[base])
+        verdict = "" if target is None else ("PASS" if ratio <= target else "FAIL")
+        rows.append({"variant": name, "baseline": base, "ratio": ratio,
+                     "target": target, "verdict": verdict})
     return rows
 
 
-def print_table(rows):
-    header = (f"{'variant':<22} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8}  "
-              f"{'ratio vs bare':<26} {'target':>6}  result")
-    print(header)
-    print("-" * len(header))
+def print_tables(rows, ratios):
+    print(f"{'variant':<24} {'median ms':>10} {'p10 ms':>9} {'p90 ms':>9}")
     for row in rows:
-        ratio = f"{row['ratio']:.2f}x {row['vs']}" if row["ratio"] is not None else ""
-        target = f"{row['target']:.1f}x" if row["target"] is not None else ""
-        print(f"{row['variant']:<22} {row['median_ms']:>10.3f} {row['p10_ms']:>8.3f} "
-              f"{row['p90_ms']:>8.3f}  {ratio:<26} {target:>6}  {row['verdict']}")
+        print(f"{row['variant']:<24} {row['median_ms']:>10.3f} {row['p10_ms']:>9.3f} "
+              f"{row['p90_ms']:>9.3f}")
+    if ratios:
+        print()
+        print(f"{'ratio (median / median)':<48} {'ratio':>6} {'target':>7}  result")
+        for r in ratios:
+            target = f"<= {r['target']:.1f}" if r["target"] is not None else "-"
+            print(f"{r['variant'] + ' / ' + r['baseline']:<48} {r['ratio']:>5.2f}x "
+                  f"{target:>7}  {r['verdict'] or 'info'}")
 
 
 # ---------------------------------------------------------------- pytest level
@@ -198,7 +218,7 @@ def pytest_level(tests, workers, rounds):
     """Median wall seconds of a pytest run, marked vs plain; per-test overhead."""
     with tempfile.TemporaryDirectory() as tmp:
         files = {"pytest plain": write_tests(tmp, tests, workers, marked=False),
-                 "pytest marked thread": write_tests(tmp, tests, workers, marked=True)}
+                 "pytest marked": write_tests(tmp, tests, workers, marked=True)}
 
         # Only our plugin is loaded (not whatever else is installed here), so
         # both variants pay the same startup and the difference is the plugin's.
@@ -217,14 +237,14 @@ def pytest_level(tests, workers, rounds):
             return proc.stdout
 
         # the marked tests must really become thread-mode items
-        ids = pytest("--collect-only", "-q", files["pytest marked thread"])
+        ids = pytest("--collect-only", files["pytest marked"])
         if ids.count("[thread]") != tests:
             raise RuntimeError(f"expected {tests} [thread] items, got:\n{ids[-2000:]}")
 
         variants = {name: (lambda p=path: pytest(p)) for name, path in files.items()}
         samples = interleave(variants, rounds, warmup=1)
     plain = statistics.median(samples["pytest plain"])
-    marked = statistics.median(samples["pytest marked thread"])
+    marked = statistics.median(samples["pytest marked"])
     return samples, {"tests": tests, "workers": workers,
                      "plain_s": plain, "marked_s": marked,
                      "per_test_overhead_ms": (marked - plain) / tests * 1e3}
@@ -251,25 +271,21 @@ def main(argv=None):
         "bare threads": lambda: bare_threads(w),
         "bare mp fork Process": lambda: bare_mp_fork(w),
         "bare os.fork/waitpid": lambda: bare_os_fork(w),
+        "bare mp fork+Barrier": lambda: bare_mp_fork_barrier(w),
     }
-    baseline_of = {}
-    targets = {}
+    comparisons = [
+        ("plugin thread", "bare threads", THREAD_TARGET),
+        ("plugin process", "bare mp fork Process", PROCESS_TARGET),
+        ("plugin process", "bare os.fork/waitpid", PROCESS_TARGET),
+        ("plugin process", "bare mp fork+Barrier", None),
+    ]
     notes = []
-    for mode, name, bases, target in (
-        ("thread", "plugin thread", ["bare threads"], THREAD_TARGET),
-        ("process", "plugin process (fork)",
-         ["bare mp fork Process", "bare os.fork/waitpid"], PROCESS_TARGET),
-    ):
+    for mode, name in (("thread", "plugin thread"), ("process", "plugin process")):
         fn, reason = plugin_variant(mode, w)
         if fn is None:
             notes.append(f"{name}: skipped, {reason}")
-            continue
-        variants[name] = fn
-        # one row per baseline, all from the same samples
-        for base in bases:
-            alias = name if base == bases[0] else f"{name} vs {base.split()[1]}"
-            baseline_of[alias] = base
-            targets[alias] = target
+        else:
+            variants[name] = fn
 
     info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "python": platform.python_version(),
@@ -286,15 +302,11 @@ def main(argv=None):
         print(f"# {note}")
 
     samples = interleave(variants, args.rounds)
-    # rows comparing the plugin against a second baseline reuse its samples
-    for alias, base in baseline_of.items():
-        if alias not in samples:
-            samples[alias] = samples[alias.split(" vs ")[0]]
-    rows = summarize(samples, baseline_of, targets)
+    rows, ratios = summarize(samples), compare(samples, comparisons)
     print()
-    print_table(rows)
+    print_tables(rows, ratios)
+    result = {"info": info, "notes": notes, "variants": rows, "ratios": ratios}
 
-    result = {"info": info, "notes": notes, "runner": rows}
     if args.pytest_tests > 0:
         print()
         print(f"# pytest level: {args.pytest_tests} trivial tests, "
@@ -306,13 +318,15 @@ def main(argv=None):
             print(f"# skipped: {exc}")
             result["pytest"] = {"error": str(exc)}
         else:
-            prows = summarize(psamples, {"pytest marked thread": "pytest plain"}, {})
-            print_table(prows)
+            prows = summarize(psamples)
+            pratios = compare(psamples, [("pytest marked", "pytest plain", None)])
+            print_tables(prows, pratios)
             print(f"per-test overhead of thread mode x{w}: "
                   f"{summary['per_test_overhead_ms']:.2f} ms "
                   f"(({summary['marked_s']:.3f} s - {summary['plain_s']:.3f} s) / "
                   f"{args.pytest_tests} tests)")
-            result["pytest"] = {"summary": summary, "rows": prows}
+            result["pytest"] = {"summary": summary, "variants": prows,
+                                "ratios": pratios}
 
     if args.json:
         with open(args.json, "w") as f:

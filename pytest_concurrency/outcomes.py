@@ -322,7 +322,7 @@ def raise_for(failures: Sequence[Failure], mode: str, workers: int) -> None:
     if causes:
         real = causes
     if real:
-        groups = fold(real)
+        groups = fold(sorted(real, key=lambda f: (f.workers, f.iteration or 0)))
         raise WorkerFailures(
             headline(groups, mode, workers),
             [_representative(g) for g in groups],

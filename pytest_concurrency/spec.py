@@ -132,17 +132,19 @@ def _choice(name: str, value: Any, choices) -> str:
     return value
 
 
-def check_modes(value: Any, name: str = "modes") -> tuple[str, ...]:
+def check_modes(given: Any, name: str = "modes") -> tuple[str, ...]:
+    """A mode list; a string is one mode or a comma-separated list of them."""
+    value = given
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)) or not value:
         raise SpecError(
-            f"{name}={value!r}: expected a non-empty list of modes from {_choices(MODES)}"
+            f"{name}={given!r}: expected a non-empty list of modes from {_choices(MODES)}"
         )
     for mode in value:
         if mode not in MODES:
             raise SpecError(
-                f"{name}={value!r}: unknown mode {mode!r}; valid modes are {_choices(MODES)}"
+                f"{name}={given!r}: unknown mode {mode!r}; valid modes are {_choices(MODES)}"
             )
     return tuple(dict.fromkeys(value))
 

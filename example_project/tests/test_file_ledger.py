@@ -22,7 +22,8 @@ def test_no_deposit_is_lost(file_ledger, worker, barrier):
     file_ledger.deposit("till", 1)
     if worker.iteration == ITERATIONS - 1:
         barrier.wait()  # every worker, in every process, has made its last deposit
-        assert file_ledger.balance("till") == worker.count * ITERATIONS
+        expected = worker.count * ITERATIONS
+        assert file_ledger.balance("till") == expected
 
 
 @pytest.mark.concurrency(modes=ALL_MODES, workers=4, iterations=ITERATIONS)

@@ -19,7 +19,8 @@ def test_no_deposit_is_lost(ledger, worker, barrier):
     ledger.deposit("till", 1)
     if worker.iteration == ITERATIONS - 1:
         barrier.wait()  # every worker has made its last deposit
-        assert ledger.balance("till") == worker.count * ITERATIONS
+        expected = worker.count * ITERATIONS
+        assert ledger.balance("till") == expected
 
 
 @pytest.mark.concurrency(modes=["thread"], workers=8, iterations=100)

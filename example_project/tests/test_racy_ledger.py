@@ -23,7 +23,8 @@ def test_no_deposit_is_lost(racy_ledger, worker, barrier):
     racy_ledger.deposit("till", 1)
     if worker.iteration == ITERATIONS - 1:
         barrier.wait()  # every worker has made its last deposit
-        assert racy_ledger.balance("till") == worker.count * ITERATIONS
+        expected = worker.count * ITERATIONS
+        assert racy_ledger.balance("till") == expected
 
 
 @caught

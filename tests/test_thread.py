@@ -1,0 +1,208 @@
+"""thread mode: what a user sees through pytest."""
+
+import sys
+import threading
+
+import pytest
+
+from pytest_concurrency import spec, runners
+from pytest_concurrency.context import current_worker
+from pytest_concurrency.runners import thread
+
+
+def test_three_workers_failing_three_ways_give_three_failures(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=3)
+        def test_three(worker):
+            if worker.index == 0:
+                raise ValueError("boom")
+            if worker.index == 1:
+                assert worker.index + 2 == 4
+            {}["missing"]
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*3 of 3 workers failed in thread mode (3 distinct failures)*",
+        "*failure 1 of 3: worker 0 (thread mode, pid *) in iteration 0*",
+        "ValueError: boom",
+        "*failure 2 of 3: worker 1 (thread mode, pid *) in iteration 0*",
+        "E*assert (1 + 2) == 4",
+        "*failure 3 of 3: worker 2 (thread mode, pid *) in iteration 0*",
+        "E*KeyError: 'missing'",
+    ])
+
+
+def test_identical_failures_are_folded_with_a_count(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=64)
+        def test_same(worker):
+            raise RuntimeError("same for everyone")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*64 of 64 workers failed in thread mode (1 distinct failure)*",
+        "*failure 1 of 1: 64 times: workers 0-63 (thread mode, pid *) in iteration 0*",
+    ])
+    assert result.stdout.str().count("RuntimeError: same for everyone") <= 3
+
+
+def test_every_worker_runs_every_iteration_behind_a_barrier(pytester):
+    pytester.makepyfile(
+        """
+        import threading
+        import pytest
+
+        SEEN = []
+        NAMES = set()
+
+        @pytest.mark.concurrency(modes=["thread"], workers=4, iterations=5)
+        def test_body(worker, barrier):
+            SEEN.append((worker.index, worker.iteration))
+            NAMES.add(threading.current_thread().name)
+            barrier.wait()
+
+        def test_check():
+            assert sorted(SEEN) == [(w, i) for w in range(4) for i in range(5)]
+            assert NAMES == {f"concurrency-worker-{i}" for i in range(4)}
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_skip_in_a_worker_skips_the_item(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_skipper(worker):
+            pytest.skip("needs a GPU")
+        """
+    )
+    result = pytester.runpytest("-rs", "-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*needs a GPU*"])
+
+
+def test_fail_in_a_worker_fails_the_item_with_its_message(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_failer(worker):
+            if worker.index == 1:
+                pytest.fail("worker one gave up")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*worker 1 (thread mode*", "*worker one gave up*"])
+
+
+def test_a_failure_stops_later_iterations(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        RUNS = []
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2, iterations=100)
+        def test_body(worker):
+            RUNS.append(worker.iteration)
+            if worker.index == 0 and worker.iteration == 3:
+                raise ValueError("third")
+
+        def test_count():
+            # both workers ran iterations 0..3 and stopped after the same barrier
+            assert sorted(RUNS) == sorted(list(range(4)) * 2)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*worker 0 (thread mode, pid *) in iteration 3*"])
+
+
+def test_system_exit_and_keyboard_interrupt_in_a_worker_do_not_end_the_session(pytester):
+    pytester.makepyfile(
+        """
+        import sys
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_exit(worker):
+            if worker.index == 0:
+                sys.exit(2)
+            raise KeyboardInterrupt
+
+        def test_next():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines_random(["*SystemExit: 2*", "*KeyboardInterrupt*"])
+
+
+def test_switch_interval_is_lowered_during_the_run_and_restored():
+    before = sys.getswitchinterval()
+    (s,) = spec.resolve({"workers": 2}, spec.Settings())
+    outcome = runners.run(s, sys.getswitchinterval)
+    assert outcome.values == {0: [thread.SWITCH_INTERVAL], 1: [thread.SWITCH_INTERVAL]}
+    assert sys.getswitchinterval() == before
+
+
+def test_thread_that_cannot_start_aborts_the_barrier(monkeypatch):
+    started = []
+    real_start = threading.Thread.start
+
+    def start(self):
+        if len(started) == 2:
+            raise RuntimeError("can't start new thread")
+        started.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    (s,) = spec.resolve({"workers": 4, "timeout": 30}, spec.Settings())
+    outcome = runners.run(s, lambda: current_worker().index)
+    monkeypatch.undo()
+    assert [f.summary for f in outcome.failures] == ["RuntimeError: can't start new thread"]
+    assert outcome.failures[0].workers == (2,)
+    assert outcome.wall < 10  # the two started threads were not left waiting
+
+
+def test_timeout_reports_stuck_threads_with_their_stacks(pytester):
+    pytester.makepyfile(
+        """
+        import threading
+        import pytest
+
+        NEVER = threading.Event()
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2, timeout=0.5)
+        def test_hang(worker):
+            if worker.index == 1:
+                NEVER.wait()
+
+        def test_next():
+            NEVER.set()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines([
+        "*timed out after 0.5s*",
+        "*concurrency-worker-1 (still running, abandoned)*",
+        "*NEVER.wait()*",
+    ])

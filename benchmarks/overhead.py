@@ -255,14 +255,14 @@ def pytest_level(tests, workers, rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=200,
-                        help="interleaved rounds per variant (default 200)")
+    parser.add_argument("--rounds", type=int, default=150,
+                        help="interleaved rounds per variant (default 150)")
     parser.add_argument("--workers", type=int, default=8,
                         help="threads / processes per run (default 8)")
-    parser.add_argument("--pytest-tests", type=int, default=100,
+    parser.add_argument("--pytest-tests", type=int, default=50,
                         help="trivial tests in the generated pytest file (0 skips)")
-    parser.add_argument("--pytest-rounds", type=int, default=7,
-                        help="interleaved pytest runs per variant (default 7)")
+    parser.add_argument("--pytest-rounds", type=int, default=5,
+                        help="interleaved pytest runs per variant (default 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers here")
     args = parser.parse_args(argv)
     w = args.workers

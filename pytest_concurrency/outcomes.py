@@ -87,6 +87,25 @@ def _visible(entry) -> bool:
     return not path.startswith(_HIDDEN_DIRS)
 
 
+def trim_dump(text: str) -> str:
+    """Fold faulthandler/traceback frame lines inside pytest, pluggy and this plugin."""
+    out: list[str] = []
+    hidden = 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith('File "') and stripped[6:].startswith(_HIDDEN_DIRS):
+            hidden += 1
+            continue
+        if hidden:
+            out.append(f"  ... {hidden} frame{'s' if hidden > 1 else ''} of pytest and "
+                       "pytest-concurrency ...")
+            hidden = 0
+        out.append(line)
+    if hidden:
+        out.append(f"  ... {hidden} frames of pytest and pytest-concurrency ...")
+    return "\n".join(out)
+
+
 def _filter(excinfo: ExceptionInfo) -> object:
     tb = excinfo.traceback.filter(excinfo)  # honours __tracebackhide__
     return tb.filter(_visible) or tb
@@ -185,8 +204,11 @@ def describe_exit(exitcode: int) -> str:
 
 
 def crash(workers: Sequence[int], mode: str, pid: int, iteration: int | None,
-          exitcode: int, elapsed: float, details: str) -> Failure:
-    summary = f"{describe_exit(exitcode)} after {elapsed:.2f}s"
+          exitcode: int, elapsed: float, details: str, who: str = "") -> Failure:
+    """'worker 3 (pid 1234) killed by SIGSEGV (signal 11) in iteration 17 after 0.42s'."""
+    who = who or describe_workers(workers)
+    when = f"in iteration {iteration}" if iteration is not None else "before its first iteration"
+    summary = f"{who} (pid {pid}) {describe_exit(exitcode)} {when} after {elapsed:.2f}s"
     return Failure(kind="crash", workers=tuple(workers), mode=mode, pid=pid,
                    iteration=iteration, summary=summary, text=details,
                    key=("crash", exitcode, tuple(workers)))

@@ -123,7 +123,7 @@ def test_two_deposits_make_two(concurrency, tmp_path):
         deposit_one,
         setup=FreshFileLedger(tmp_path),
         arbiter=till_balance,
-        rounds=20,
+        rounds=10,
     )
     outcomes.expect(2)
 
@@ -131,7 +131,7 @@ def test_two_deposits_make_two(concurrency, tmp_path):
 @pytest.mark.concurrency(modes=ALL_MODES, workers=2)
 def test_last_coin_is_spent_once(concurrency, tmp_path):
     outcomes = concurrency.run_actors(
-        take_last_coin, take_last_coin, setup=FreshFileLedger(tmp_path), rounds=20
+        take_last_coin, take_last_coin, setup=FreshFileLedger(tmp_path), rounds=10
     )
     outcomes.forbid(("paid", "paid"))
     outcomes.expect(("paid", "refused"), ("refused", "paid"))

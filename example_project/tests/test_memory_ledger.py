@@ -71,7 +71,7 @@ def test_two_deposits_make_two(concurrency):
         deposit_one,
         setup=small_ledger,
         arbiter=till_balance,
-        rounds=500,
+        rounds=200,
     )
     outcomes.expect(2)
 
@@ -79,7 +79,7 @@ def test_two_deposits_make_two(concurrency):
 @pytest.mark.concurrency(modes=["thread"], workers=2)
 def test_last_coin_is_spent_once(concurrency):
     outcomes = concurrency.run_actors(
-        take_last_coin, take_last_coin, setup=small_ledger, rounds=500
+        take_last_coin, take_last_coin, setup=small_ledger, rounds=200
     )
     outcomes.forbid(("paid", "paid"))
     outcomes.expect(("paid", "refused"), ("refused", "paid"))

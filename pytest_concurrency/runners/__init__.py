@@ -27,15 +27,12 @@ def run(spec, target: Callable, args: tuple = (), kwargs: Mapping[str, Any] | No
     """
     kwargs = dict(kwargs or {})
     if spec.mode == "thread":
-        from . import thread
-
         return thread.run(spec, functools.partial(target, *args, **kwargs), tb_style)
     if spec.mode == "process":
-        from . import process
-
         return process.run(spec, target, args, kwargs, tb_style, arg_kind)
     if spec.mode == "hybrid":
-        from . import hybrid
-
         return hybrid.run(spec, target, args, kwargs, tb_style, arg_kind)
     raise NotImplementedError(f"{spec.mode} mode is not available in this version")
+
+
+from . import hybrid, process, thread  # noqa: E402 - they import RunOutcome from here

@@ -153,12 +153,13 @@ def _start(ctx, jobs):
 
 
 def _tail(path: str, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last lines of a child's stderr, pytest's own frames folded away."""
     try:
         with open(path, errors="backslashreplace") as f:
             text = f.read()
     except OSError:
         return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    return "\n".join(outcomes.trim_dump(text.rstrip()).splitlines()[-lines:])
 
 
 def _iteration(child: _Child, progress) -> int | None:
@@ -180,9 +181,12 @@ def _crash_failure(spec, child: _Child, progress, elapsed: float) -> outcomes.Fa
     tail = _tail(child.job.stderr_path)
     details = f"stderr of pid {child.pid} (last {STDERR_TAIL_LINES} lines):\n{tail}" \
         if tail else f"pid {child.pid} wrote nothing to stderr"
+    who = outcomes.describe_workers(child.workers)
+    if spec.mode == "hybrid":
+        who = f"process {child.index} ({who})"
     return outcomes.crash(list(child.workers), spec.mode, child.pid,
                           _iteration(child, progress), child.process.exitcode, elapsed,
-                          details)
+                          details, who=who)
 
 
 def _dump_stacks(children) -> None:

@@ -55,7 +55,7 @@ def tally_table(counts: Mapping[Any, int], acceptable=None, forbidden=None) -> s
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
 
     def line(cells):
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 

@@ -3,9 +3,7 @@
 import sys
 import threading
 
-import pytest
-
-from pytest_concurrency import spec, runners
+from pytest_concurrency import runners, spec
 from pytest_concurrency.context import current_worker
 from pytest_concurrency.runners import thread
 

@@ -10,8 +10,13 @@ files that become sections of the test report.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import faulthandler
+import functools
+import gc
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -132,7 +137,11 @@ class _Child:
 
 def _start(ctx, jobs):
     children = []
-    with warnings.catch_warnings():
+    # Objects frozen at fork time are never scanned by the children's garbage
+    # collector, so children do not copy every page of the parent's heap.
+    gc.freeze()
+    with contextlib.ExitStack() as stack, warnings.catch_warnings():
+        stack.callback(gc.unfreeze)
         # Python 3.12+ warns when forking a process that has threads (pytest-xdist's
         # execnet thread, pytest-timeout's timer...).  The child only runs the test
         # body and our code, never touching locks those threads hold, so the
@@ -263,10 +272,10 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str,
     progress = ctx.RawArray("q", [-1] * n)
     stop = thread.Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
     barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
-    tmp = tempfile.mkdtemp(prefix="pytest-concurrency-")
+    prefix = os.path.join(_output_dir(), f"{next(_runs)}-")
     jobs = [
         ChildJob(p, threads, n, spec.mode, spec.iterations, tb_style, 0,
-                 os.path.join(tmp, f"{p}.out"), os.path.join(tmp, f"{p}.err"),
+                 f"{prefix}{p}.out", f"{prefix}{p}.err",
                  barriers[0], barriers[1], progress, stop, payload, modules)
         for p in range(processes)
     ]
@@ -290,8 +299,34 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str,
             for child in children:
                 child.process.join(timeout=5)
                 child.conn.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        for job in jobs:
+            for path in (job.stdout_path, job.stderr_path):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
     return RunOutcome(values, reported + failures, outputs, wall)
+
+
+_runs = itertools.count()
+
+
+@functools.cache
+def _output_dir() -> str:
+    """One directory per session for children's stdout/stderr files.
+
+    In shared memory where there is some: creating files on a disk costs
+    several milliseconds per run, more than forking the children.
+    """
+    shm = "/dev/shm"
+    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    path = tempfile.mkdtemp(prefix="pytest-concurrency-", dir=where)
+    owner = os.getpid()
+
+    def remove():
+        if os.getpid() == owner:  # not in a forked child that exits normally
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
+    return path
 
 
 def _outputs(children) -> list[tuple[str, str]]:
@@ -302,6 +337,8 @@ def _outputs(children) -> list[tuple[str, str]]:
         for stream, path in (("stdout", child.job.stdout_path),
                              ("stderr", child.job.stderr_path)):
             try:
+                if not os.path.getsize(path):
+                    continue
                 with open(path, errors="backslashreplace") as f:
                     text = f.read()
             except OSError:

@@ -89,8 +89,9 @@ def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterati
     """Run ``call`` in one thread per worker (in the caller's thread if only one).
 
     ``iteration_barrier`` must have ``stop`` as its action; it and
-    ``run.barrier`` may be shared with workers in other processes.  Returns when every thread has finished, or at
-    ``deadline`` (``time.monotonic()`` based) with the unfinished threads.
+    ``run.barrier`` may be shared with workers in other processes.  Returns
+    when every thread has finished, or at ``deadline`` (``time.monotonic()``
+    based) with the unfinished threads.
     """
     values = {info.index: [] for info in infos}
     raw: list = []
@@ -120,6 +121,9 @@ def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterati
         stuck = _join(threads, deadline)
         if stuck:
             _abort(iteration_barrier, run.barrier)
+    except BaseException:  # e.g. Ctrl-C, or pytest-timeout firing in the main thread
+        _abort(iteration_barrier, run.barrier)
+        raise
     finally:
         sys.setswitchinterval(previous)
     return WorkersReport(values, raw, stuck)

@@ -30,7 +30,7 @@ def execute(spec: RunSpec, node, target, args=(), kwargs=None,
     __tracebackhide__ = True
     try:
         outcome = runners.run(spec, target, args, kwargs, tb_style=tb_style(node.config),
-                              arg_kind=arg_kind)
+                              arg_kind=arg_kind, config=node.config)
     except shipping.ShippingError as exc:
         problem = str(exc)
     else:

@@ -126,10 +126,15 @@ def format_exception(exc: BaseException, style: str = "long") -> str:
 
 
 def _key(exc: BaseException) -> tuple:
+    """Failures of one type raised along the same path fold together.
+
+    Their messages may differ (an assertion's explanation shows each worker's
+    own values): the report shows the first in full and lists the others.
+    """
     frames = tuple(
         (f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)
     )
-    return (type(exc).__module__, type(exc).__qualname__, str(exc)[:1000], frames)
+    return (type(exc).__module__, type(exc).__qualname__, frames)
 
 
 def _summary(exc: BaseException) -> str:
@@ -148,18 +153,19 @@ def describe(raw: Iterable[tuple[BaseException, object]], style: str) -> list[Fa
     failures = []
     for exc, info in raw:
         key = _key(exc)
+        summary = _summary(exc)
         if isinstance(exc, Skipped):
             kind, text = "skip", str(exc.msg)
         elif isinstance(exc, XFailed):
             kind, text = "xfail", str(exc.msg)
         else:
             kind = "exception"
-            if key not in texts:
-                texts[key] = format_exception(exc, style)
-            text = texts[key]
+            if (key, summary) not in texts:
+                texts[key, summary] = format_exception(exc, style)
+            text = texts[key, summary]
         failures.append(Failure(
             kind=kind, workers=(info.index,), mode=info.mode, pid=info.pid,
-            iteration=info.iteration, summary=_summary(exc), text=text, key=key, exc=exc,
+            iteration=info.iteration, summary=summary, text=text, key=key, exc=exc,
         ))
     return failures
 
@@ -296,7 +302,26 @@ def render(exc: WorkerFailures, style: str = "long") -> str:
         if group.first.text:
             lines.append("")
             lines.append(group.first.text)
+        lines.extend(_other_messages(group))
     return "\n".join(lines)
+
+
+def _other_messages(group: Group, limit: int = 10) -> list[str]:
+    """The same failure with different messages: one line per other message."""
+    seen = {group.first.summary}
+    others = []
+    for failure in group.members:
+        if failure.summary not in seen:
+            seen.add(failure.summary)
+            others.append(f"  {failure.label}: {failure.summary}")
+    if not others:
+        return []
+    lines = ["", f"the same failure with {len(others)} other message"
+             f"{'s' if len(others) > 1 else ''}:"]
+    lines += others[:limit]
+    if len(others) > limit:
+        lines.append(f"  ... and {len(others) - limit} more")
+    return lines
 
 
 class WorkerFailures(ExceptionGroup):

@@ -95,14 +95,58 @@ class _RewritingFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(compile(tree, path, "exec", dont_inherit=True), module.__dict__)
 
 
-class _StubConfig:
-    """Just enough of pytest's Config for assertion comparison detail."""
+def config_snapshot(config) -> dict:
+    """The picklable ini values and options of ``config`` (empty without one)."""
+    if config is None:
+        return {}
+    ini, options = {}, {}
+    for name in getattr(config._parser, "_inidict", {}):
+        try:
+            value = config.getini(name)
+            pickle.dumps(value)
+        except Exception:  # noqa: BLE001 - skip what cannot travel
+            continue
+        ini[name] = value
+    for name, value in vars(config.option).items():
+        if isinstance(value, (str, int, float, bool, type(None))):
+            options[name] = value
+    return {"ini": ini, "options": options}
 
-    def __init__(self, verbosity: int):
-        self.verbosity = verbosity
 
-    def get_verbosity(self, _kind=None) -> int:
-        return self.verbosity
+class _ChildConfig:
+    """Stands in for pytest's Config in a spawned child.
+
+    Answers what pytest's assertion comparison asks of a config from the
+    parent's ini values and options; anything else raises, and the child
+    falls back to the plain ``assert a == b`` explanation.
+    """
+
+    def __init__(self, settings: Mapping[str, Any]):
+        self._ini = settings.get("ini", {})
+        self.option = type("Options", (), dict(settings.get("options", {})))()
+
+        class _Plugins:
+            @staticmethod
+            def has_plugin(_name) -> bool:
+                return False  # no terminal reporter: plain, uncoloured text
+
+        self.pluginmanager = _Plugins()
+
+    def getini(self, name):
+        return self._ini[name]
+
+    def getoption(self, name, default=None, skip=False):
+        return getattr(self.option, name, default)
+
+    getvalue = getoption
+
+    def get_verbosity(self, kind: str = "global") -> int:
+        verbose = int(getattr(self.option, "verbose", 0) or 0)
+        if kind != "global":
+            level = self._ini.get(f"verbosity_{kind}", "auto")
+            if level not in ("auto", "", None):
+                return int(level)
+        return verbose
 
     def get_terminal_writer(self):
         from _pytest._io import TerminalWriter
@@ -110,16 +154,16 @@ class _StubConfig:
         return TerminalWriter(io.StringIO())
 
 
-def install_rewriting(modules: Mapping[str, str], verbosity: int = 0) -> None:
+def install_rewriting(modules: Mapping[str, str], settings: Mapping[str, Any]) -> None:
     """In a fresh child: rewrite asserts of ``modules`` and explain comparisons."""
     sys.meta_path.insert(0, _RewritingFinder(modules))
-    from _pytest.assertion import util
+    from _pytest.assertion import pytest_assertrepr_compare, util
 
-    config = _StubConfig(verbosity)
+    config = _ChildConfig(settings)
 
     def reprcompare(op, left, right):
         try:
-            lines = util.assertrepr_compare(config, op, left, right)
+            lines = pytest_assertrepr_compare(config=config, op=op, left=left, right=right)
         except Exception:  # noqa: BLE001 - fall back to the plain "assert a == b"
             return None
         if not lines:

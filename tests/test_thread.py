@@ -54,6 +54,29 @@ def test_identical_failures_are_folded_with_a_count(pytester):
     assert result.stdout.str().count("RuntimeError: same for everyone") <= 3
 
 
+def test_same_failure_with_different_values_folds_and_lists_the_values(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=4)
+        def test_values(worker):
+            assert worker.index == 99
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*4 of 4 workers failed in thread mode (1 distinct failure)*",
+        "*failure 1 of 1: 4 times: workers 0-3 (thread mode, pid *) in iteration 0*",
+        "E*assert 0 == 99*",
+        "the same failure with 3 other messages:",
+        "  worker 1 (thread mode, pid *) in iteration 0: AssertionError: assert 1 == 99*",
+        "  worker 2 *assert 2 == 99*",
+        "  worker 3 *assert 3 == 99*",
+    ])
+
+
 def test_every_worker_runs_every_iteration_behind_a_barrier(pytester):
     pytester.makepyfile(
         """

@@ -5,6 +5,7 @@ JSON file (in ``tmp_path``) and check the file afterwards.
 """
 
 import os
+import uuid
 
 import pytest
 
@@ -68,8 +69,8 @@ def deposit_in_this_process(account):
 
 
 @pytest.mark.concurrency(modes=ALL_MODES, workers=4, iterations=10)
-def test_memory_is_shared_only_within_a_process(concurrency, request):
-    account = request.node.name
+def test_memory_is_shared_only_within_a_process(concurrency):
+    account = f"account-{uuid.uuid4()}"  # new in every run, so every count starts at 0
     results = concurrency.run(deposit_in_this_process, account)
 
     by_pid = {}

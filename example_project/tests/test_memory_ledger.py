@@ -1,7 +1,7 @@
 """The in-memory ledger is safe under threads (thread mode).
 
-Every test here has a twin in test_racy_ledger.py that runs the same check on the
-broken ledger and is expected to fail.
+The deposit and withdrawal tests have twins in test_racy_ledger.py that run the
+same checks on the broken ledger and are expected to fail.
 """
 
 import pytest

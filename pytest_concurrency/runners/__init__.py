@@ -19,19 +19,20 @@ class RunOutcome:
 
 
 def run(spec, target: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
-        *, tb_style: str = "long", arg_kind: str = "argument") -> RunOutcome:
+        *, tb_style: str = "long", arg_kind: str = "argument", config=None) -> RunOutcome:
     """Run ``target(*args, **kwargs)`` in every worker ``spec.iterations`` times.
 
     ``arg_kind`` names what ``kwargs`` are in error messages ("fixture" when
-    they are a test's fixture values).
+    they are a test's fixture values); ``config`` is the pytest config, whose
+    settings spawned children use to explain failed assertions.
     """
     kwargs = dict(kwargs or {})
     if spec.mode == "thread":
         return thread.run(spec, functools.partial(target, *args, **kwargs), tb_style)
     if spec.mode == "process":
-        return process.run(spec, target, args, kwargs, tb_style, arg_kind)
+        return process.run(spec, target, args, kwargs, tb_style, arg_kind, config)
     if spec.mode == "hybrid":
-        return hybrid.run(spec, target, args, kwargs, tb_style, arg_kind)
+        return hybrid.run(spec, target, args, kwargs, tb_style, arg_kind, config)
     raise NotImplementedError(f"{spec.mode} mode is not available in this version")
 
 

@@ -11,6 +11,6 @@ from . import RunOutcome
 from .process import run_processes
 
 
-def run(spec, target, args, kwargs, tb_style: str, arg_kind: str) -> RunOutcome:
-    return run_processes(spec, target, args, kwargs, tb_style, arg_kind,
+def run(spec, target, args, kwargs, tb_style: str, arg_kind: str, config=None) -> RunOutcome:
+    return run_processes(spec, target, args, kwargs, tb_style, arg_kind, config,
                          processes=spec.processes, threads=spec.threads)

@@ -47,7 +47,7 @@ class ChildJob:
     mode: str
     iterations: int
     tb_style: str
-    verbosity: int
+    settings: dict  # pytest ini values and options, for assertion explanations
     stdout_path: str
     stderr_path: str
     iteration_barrier: object
@@ -79,7 +79,7 @@ def child_main(job: ChildJob, conn) -> None:
     faulthandler.enable(file=err, all_threads=True)
     faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
     if isinstance(job.payload, bytes):
-        shipping.install_rewriting(job.modules, job.verbosity)
+        shipping.install_rewriting(job.modules, job.settings)
         target, args, kwargs = shipping.unpack(job.payload)
     else:
         target, args, kwargs = job.payload
@@ -259,22 +259,23 @@ def _wait(spec, children, progress, barriers, start: float) -> list:
     return failures
 
 
-def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str,
+def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, config,
                   processes: int, threads: int) -> RunOutcome:
     """Run ``processes`` children with ``threads`` workers each."""
     ctx = multiprocessing.get_context(spec.start_method)
     n = processes * threads
     if spec.start_method == "fork":
-        payload, modules = (target, args, kwargs), {}
+        payload, modules, settings = (target, args, kwargs), {}, {}
     else:
         payload = shipping.pack(target, args, kwargs, spec.start_method, arg_kind)
         modules = shipping.rewritten_modules()
+        settings = shipping.config_snapshot(config)
     progress = ctx.RawArray("q", [-1] * n)
     stop = thread.Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
     barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
     prefix = os.path.join(_output_dir(), f"{next(_runs)}-")
     jobs = [
-        ChildJob(p, threads, n, spec.mode, spec.iterations, tb_style, 0,
+        ChildJob(p, threads, n, spec.mode, spec.iterations, tb_style, settings,
                  f"{prefix}{p}.out", f"{prefix}{p}.err",
                  barriers[0], barriers[1], progress, stop, payload, modules)
         for p in range(processes)
@@ -348,7 +349,7 @@ def _outputs(children) -> list[tuple[str, str]]:
     return sections
 
 
-def run(spec, target, args, kwargs, tb_style: str, arg_kind: str) -> RunOutcome:
+def run(spec, target, args, kwargs, tb_style: str, arg_kind: str, config=None) -> RunOutcome:
     """process mode: ``spec.workers`` children, one worker each."""
-    return run_processes(spec, target, args, kwargs, tb_style, arg_kind,
+    return run_processes(spec, target, args, kwargs, tb_style, arg_kind, config,
                          processes=spec.workers, threads=1)

@@ -17,6 +17,12 @@ class WorkerInfo(NamedTuple):
     iteration: int  # current iteration (or actor round) of this worker
     pid: int
 
+    def __repr__(self) -> str:
+        where = f"process {self.process_index} thread {self.thread_index}, " \
+            if self.mode == "hybrid" else ""
+        return (f"<worker {self.index} of {self.count}, {self.mode} mode, {where}"
+                f"iteration {self.iteration}, pid {self.pid}>")
+
 
 class RunContext(NamedTuple):
     """What every worker of one run shares: the user-visible barrier."""

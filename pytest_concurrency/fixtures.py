@@ -15,8 +15,11 @@ SPEC_ARG = "_concurrency_spec"  # the parametrized argument holding each item's 
 
 
 def spec_of(node) -> RunSpec | None:
+    """The RunSpec of a concurrent test item (None for any other item)."""
     callspec = getattr(node, "callspec", None)
-    return callspec.params.get(SPEC_ARG) if callspec is not None else None
+    if callspec is not None:
+        return callspec.params.get(SPEC_ARG)
+    return getattr(node, "concurrency_spec", None)  # a unittest method (testcase.py)
 
 
 def tb_style(config) -> str:
@@ -28,6 +31,9 @@ def execute(spec: RunSpec, node, target, args=(), kwargs=None,
             arg_kind: str = "argument") -> runners.RunOutcome:
     """Run ``target`` under ``spec``; attach children's output; raise on failure."""
     __tracebackhide__ = True
+    if spec.mode not in runners.AVAILABLE:
+        pytest.fail(f"{spec.mode} mode is not available in this version of "
+                    f"pytest-concurrency-harness", pytrace=False)
     try:
         outcome = runners.run(spec, target, args, kwargs, tb_style=tb_style(node.config),
                               arg_kind=arg_kind, config=node.config)

@@ -12,6 +12,7 @@ workers, pids and iterations that hit it.
 from __future__ import annotations
 
 import dataclasses
+import io
 import pickle
 import signal
 import traceback
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from _pytest._code import ExceptionInfo
+from _pytest._io import TerminalWriter
 from _pytest.outcomes import Failed, Skipped, XFailed
 
 _PACKAGE_DIR = str(Path(__file__).parent)
@@ -83,8 +85,9 @@ class Group:
 
 
 def _visible(entry) -> bool:
-    path = str(entry.path)
-    return not path.startswith(_HIDDEN_DIRS)
+    if entry.frame.f_globals.get("__unittest"):  # unittest's assert helpers, as pytest does
+        return False
+    return not str(entry.path).startswith(_HIDDEN_DIRS)
 
 
 def trim_dump(text: str) -> str:
@@ -122,7 +125,11 @@ def format_exception(exc: BaseException, style: str = "long") -> str:
     if style in ("line", "no"):
         style = "short"
     info = ExceptionInfo.from_exception(exc)
-    return str(info.getrepr(style=style, tbfilter=_filter, chain=True)).rstrip()
+    out = io.StringIO()
+    writer = TerminalWriter(file=out)
+    writer.hasmarkup = False
+    info.getrepr(style=style, tbfilter=_filter, chain=True).toterminal(writer)
+    return out.getvalue().strip("\n").rstrip()  # keep the first line's indent
 
 
 def _key(exc: BaseException) -> tuple:

@@ -10,7 +10,7 @@ import inspect
 
 import pytest
 
-from . import outcomes, spec
+from . import outcomes, spec, testcase
 from .fixtures import SPEC_ARG, barrier, concurrency, execute, spec_of, tb_style, worker
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
@@ -60,6 +60,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if specs:
         metafunc.fixturenames.append(SPEC_ARG)
         metafunc.parametrize(SPEC_ARG, specs, ids=[s.mode for s in specs])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    settings = config.stash[spec.SETTINGS]
+    items[:] = testcase.expand(items, settings, config.stash.setdefault(_INVALID, {}))
 
 
 @pytest.hookimpl(tryfirst=True)

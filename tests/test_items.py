@@ -142,3 +142,52 @@ def test_under_pytest_timeout(pytester):
     )
     result = pytester.runpytest_subprocess("--timeout=60", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_apply_reaches_unittest_methods(pytester):
+    pytester.makepyfile(
+        """
+        import unittest
+        from pytest_concurrency import current_worker
+
+        class TestCase(unittest.TestCase):
+            def setUp(self):
+                self.calls = []
+
+            def test_body(self):
+                self.calls.append(current_worker().index)
+
+            def test_only_worker_zero(self):
+                self.assertEqual(current_worker().index, 0)
+
+            def tearDown(self):
+                print("SET UP ONCE, CALLED BY", sorted(self.calls))
+        """
+    )
+    result = pytester.runpytest("--concurrency-apply=thread,process", "-v", "-s",
+                                "--concurrency-workers=3", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "*TestCase::test_body?thread? *SET UP ONCE, CALLED BY ?0, 1, 2?*",
+        "*TestCase::test_body?process? *",
+        "*TestCase::test_only_worker_zero?process? FAILED*",
+        "*2 of 3 workers failed in thread mode (1 distinct failure)*",
+        "*AssertionError: 1 != 0*",
+    ])
+    result.stdout.no_fnmatch_line("*unittest/case.py*")
+
+
+def test_explore_is_not_yet_available_and_says_so(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["explore"])
+        def test_x():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*explore mode is not available in this version*"])
+    result.stdout.no_fnmatch_line("*NotImplementedError*")

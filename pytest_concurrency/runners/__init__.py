@@ -8,6 +8,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
+AVAILABLE = ("thread", "process", "hybrid")
+
+
 @dataclasses.dataclass
 class RunOutcome:
     """What a runner hands back: values, failures, captured output, wall time."""

@@ -170,7 +170,7 @@ def test_apply_reaches_unittest_methods(pytester):
     result.stdout.fnmatch_lines_random([
         "*TestCase::test_body?thread? *SET UP ONCE, CALLED BY ?0, 1, 2?*",
         "*TestCase::test_body?process? *",
-        "*TestCase::test_only_worker_zero?process? FAILED*",
+        "FAILED *TestCase::test_only_worker_zero?process?*",
         "*2 of 3 workers failed in thread mode (1 distinct failure)*",
         "*AssertionError: 1 != 0*",
     ])

@@ -50,10 +50,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[spec.SETTINGS]
     try:
-        specs = spec.specs_for(metafunc.definition.iter_markers("concurrency"), settings)
+        definition = metafunc.definition
+        specs = spec.specs_for(definition.iter_markers("concurrency"), settings,
+                               definition.iter_markers("concurrency_budget"))
     except spec.SpecError as exc:
         # Reported when this test is set up, so the module's other tests still run.
-        definition = metafunc.definition
         key = (definition.parent.nodeid, definition.originalname)
         metafunc.config.stash.setdefault(_INVALID, {})[key] = str(exc)
         return

@@ -313,8 +313,35 @@ def read_settings(config) -> Settings:
     return settings_from_values(values)
 
 
-def specs_for(markers, settings: Settings) -> tuple[RunSpec, ...] | None:
+BUDGET_KEYS = ("wall", "cpu", "memory", "speedup", "efficiency", "throughput", "regression")
+
+
+def check_budget(markers) -> None:
+    """Reject ``concurrency_budget`` keys that do not exist and values of a wrong type.
+
+    The values themselves ("250ms", ">=1.5") are parsed where budgets are checked.
+    """
+    for mark in markers:
+        if mark.args:
+            raise SpecError(
+                f"concurrency_budget takes keywords only, got positional {mark.args!r}"
+            )
+        for key, value in mark.kwargs.items():
+            if key not in BUDGET_KEYS:
+                raise SpecError(
+                    f"concurrency_budget: unknown limit {key!r}={value!r}; "
+                    f"valid limits are {', '.join(BUDGET_KEYS)}"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise SpecError(
+                    f"concurrency_budget: {key}={value!r}: expected a number or a string "
+                    f"such as '250ms', '64MiB', '>=1.5', got {type(value).__name__}"
+                )
+
+
+def specs_for(markers, settings: Settings, budgets=()) -> tuple[RunSpec, ...] | None:
     """The specs of a test with these ``concurrency`` markers (None: not concurrent)."""
+    check_budget(budgets)
     markers = list(markers)
     if not markers:
         if not settings.apply:

@@ -53,7 +53,8 @@ def expand(items: Iterable[pytest.Item], settings: spec.Settings,
             yield item
             continue
         try:
-            specs = spec.specs_for(item.iter_markers("concurrency"), settings)
+            specs = spec.specs_for(item.iter_markers("concurrency"), settings,
+                                   item.iter_markers("concurrency_budget"))
         except spec.SpecError as exc:
             invalid[(item.parent.nodeid, item.originalname)] = str(exc)
             specs = None

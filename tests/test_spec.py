@@ -119,13 +119,30 @@ def test_bad_marker_is_an_error_on_that_test_only(pytester):
         def test_typo():
             pass
 
+        @pytest.mark.concurrency(timeout=0)
+        def test_bad_timeout():
+            pass
+
+        @pytest.mark.concurrency(start_method="vfork")
+        def test_bad_start_method():
+            pass
+
+        @pytest.mark.concurrency(iterations="10")
+        def test_wrong_type():
+            pass
+
+        @pytest.mark.concurrency_budget(wal="1s")
+        @pytest.mark.concurrency(modes=["thread"])
+        def test_bad_budget_key():
+            pass
+
         @pytest.mark.concurrency(modes=["thread"], workers=2)
         def test_good():
             pass
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, errors=3)
+    result.assert_outcomes(passed=1, errors=7)
     out = result.stdout.str()
     for line in [
         "ERROR at setup of test_bad_mode",
@@ -133,6 +150,12 @@ def test_bad_marker_is_an_error_on_that_test_only(pytester):
         " 'warp'; valid modes are 'thread', 'process', 'hybrid', 'explore'",
         "@pytest.mark.concurrency on test_bad_workers: workers=0: must be an integer >= 1",
         "test_typo: unknown argument 'worker'=2; valid arguments are modes, workers",
+        "test_bad_timeout: timeout=0: must be a number of seconds > 0",
+        "test_bad_start_method: start_method='vfork': valid choices are 'fork', "
+        "'forkserver', 'spawn'",
+        "test_wrong_type: iterations='10': expected an integer >= 1, got str",
+        "test_bad_budget_key: concurrency_budget: unknown limit 'wal'='1s'; valid limits "
+        "are wall, cpu, memory, speedup, efficiency, throughput, regression",
     ]:
         assert line in out
     # never a traceback from inside the plugin
@@ -161,3 +184,11 @@ def test_ini_and_cli_reach_the_spec(pytester):
     result.stdout.fnmatch_lines(["*LAYOUT 3 2*"])
     result = pytester.runpytest("-s", "-p", "no:cacheprovider", "--concurrency-workers=5")
     result.stdout.fnmatch_lines(["*LAYOUT 5 2*"])
+
+
+def test_budget_values_of_a_wrong_type_are_refused():
+    class Mark:
+        args, kwargs = (), {"memory": ["64MiB"]}
+
+    with pytest.raises(SpecError, match=r"memory=\['64MiB'\]: expected a number or a string"):
+        spec.check_budget([Mark()])

@@ -18,27 +18,37 @@ from .fixtures import execute
 
 
 class ConcurrentTestCaseFunction(TestCaseFunction):
-    """A TestCase method run by every worker of one mode."""
+    """A TestCase method run by every worker of one mode.
 
-    concurrency_spec: spec.RunSpec | None = None
+    Its name carries the mode (``test_x[thread]``); ``method_name`` is the
+    method it runs.
+    """
+
+    def __init__(self, *, method_name: str, concurrency_spec: spec.RunSpec, **kwargs):
+        self.method_name = method_name
+        self.concurrency_spec = concurrency_spec
+        super().__init__(**kwargs)
 
     def _getinstance(self):
-        return self.parent.obj(self.originalname)
+        return self.parent.obj(self.method_name)
+
+    def _getobj(self):
+        return getattr(self.instance, self.method_name)
 
     def runtest(self) -> None:
         testcase = self.instance
-        method = getattr(testcase, self.originalname)
+        method = getattr(testcase, self.method_name)
         run_spec, item = self.concurrency_spec, self
 
         def run_concurrently():
             __tracebackhide__ = True
             execute(run_spec, item, method)
 
-        setattr(testcase, self.originalname, run_concurrently)
+        setattr(testcase, self.method_name, run_concurrently)
         try:
             testcase(result=self)
         finally:
-            delattr(testcase, self.originalname)
+            delattr(testcase, self.method_name)
 
 
 def expand(items: Iterable[pytest.Item], settings: spec.Settings,
@@ -62,8 +72,7 @@ def expand(items: Iterable[pytest.Item], settings: spec.Settings,
             yield item
             continue
         for run_spec in specs:
-            new = ConcurrentTestCaseFunction.from_parent(
-                item.parent, name=f"{item.name}[{run_spec.mode}]", originalname=item.name,
+            yield ConcurrentTestCaseFunction.from_parent(
+                item.parent, name=f"{item.name}[{run_spec.mode}]", method_name=item.name,
+                concurrency_spec=run_spec,
             )
-            new.concurrency_spec = run_spec
-            yield new

@@ -7,15 +7,17 @@ outcomes.py.
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import pytest
 
-from . import outcomes, spec, testcase
+from . import leaks, outcomes, spec, testcase, watchdog
 from .fixtures import SPEC_ARG, barrier, concurrency, execute, spec_of, tb_style, worker
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
 _INVALID = pytest.StashKey[dict]()  # (parent nodeid, function name) -> problem
+_LEAKS = pytest.StashKey[tuple]()  # (leaks.Snapshot, active watchdog.subreaper())
 
 MARKER_HELP = (
     "concurrency(modes=('thread',), workers=None, processes=None, threads=None, "
@@ -74,6 +76,31 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     problem = invalid and invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
     if problem:
         pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
+    run_spec = spec_of(item)
+    if run_spec is not None and run_spec.leaks != "ignore":
+        item.stash[_LEAKS] = (leaks.snapshot(), watchdog.subreaper())
+        item.stash[_LEAKS][1].__enter__()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    result = yield
+    watch = item.stash.get(_LEAKS, None)
+    if watch is not None:
+        del item.stash[_LEAKS]
+        before, reaper = watch
+        try:
+            found = leaks.find(before)
+        finally:
+            reaper.__exit__(None, None, None)
+        if found:
+            policy = spec_of(item).leaks
+            message = leaks.describe(found, policy)
+            leaks.kill(found)
+            if policy == "fail":
+                pytest.fail(message, pytrace=False)
+            warnings.warn(pytest.PytestWarning(message), stacklevel=1)
+    return result
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -35,6 +35,7 @@ STDERR_TAIL_LINES = 40
 CRASH_GRACE = 2.0  # seconds the other children get to finish after one crashed
 DUMP_GRACE = 0.5  # seconds for a child to write its stack dump before it is killed
 DUMP_SIGNAL = signal.SIGUSR1
+BACKSTOP = 30.0  # seconds past the timeout after which a child gives up by itself
 
 
 @dataclasses.dataclass
@@ -42,10 +43,12 @@ class ChildJob:
     """Everything one child needs; pickled for spawn/forkserver."""
 
     process_index: int
+    parent_pid: int | None  # None: started by a forkserver, not by the parent
     threads: int
     workers: int
     mode: str
     iterations: int
+    timeout: float
     tb_style: str
     settings: dict  # pytest ini values and options, for assertion explanations
     stdout_path: str
@@ -75,9 +78,13 @@ def _redirect(stdout_path: str, stderr_path: str):
 
 def child_main(job: ChildJob, conn) -> None:
     """Entry point of every child process."""
+    os.setpgid(0, 0)  # lead a process group: a timeout kills our descendants with us
     err = _redirect(job.stdout_path, job.stderr_path)
+    watchdog.die_with_parent(job.parent_pid)
     faulthandler.enable(file=err, all_threads=True)
     faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
+    # Backstop if the parent is stuck: dump every thread and exit by ourselves.
+    faulthandler.dump_traceback_later(job.timeout + BACKSTOP, exit=True, file=err)
     if isinstance(job.payload, bytes):
         shipping.install_rewriting(job.modules, job.settings)
         target, args, kwargs = shipping.unpack(job.payload)
@@ -96,6 +103,7 @@ def child_main(job: ChildJob, conn) -> None:
     report = thread.run_workers(call, infos, job.iterations, job.iteration_barrier,
                                 RunContext(job.user_barrier), progress=job.progress,
                                 stop=job.stop)
+    faulthandler.cancel_dump_traceback_later()
     failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
     try:
         conn.send((report.values, failures))
@@ -255,7 +263,7 @@ def _wait(spec, children, progress, barriers, start: float) -> list:
         if not failures:
             _dump_stacks(stuck)
             failures.append(_timeout_failure(spec, stuck))
-        watchdog.kill_tree([c.pid for c in stuck])
+        watchdog.kill_tree([c.pid for c in stuck], groups=True)
     return failures
 
 
@@ -275,9 +283,15 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
     barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
     prefix = os.path.join(_output_dir(), f"{next(_runs)}-")
     jobs = [
-        ChildJob(p, threads, n, spec.mode, spec.iterations, tb_style, settings,
-                 f"{prefix}{p}.out", f"{prefix}{p}.err",
-                 barriers[0], barriers[1], progress, stop, payload, modules)
+        ChildJob(
+            process_index=p, threads=threads, workers=n,
+            parent_pid=None if spec.start_method == "forkserver" else os.getpid(),
+            mode=spec.mode, iterations=spec.iterations, timeout=spec.timeout,
+            tb_style=tb_style, settings=settings,
+            stdout_path=f"{prefix}{p}.out", stderr_path=f"{prefix}{p}.err",
+            iteration_barrier=barriers[0], user_barrier=barriers[1], progress=progress,
+            stop=stop, payload=payload, modules=modules,
+        )
         for p in range(processes)
     ]
     start = time.monotonic()
@@ -296,7 +310,8 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
         outputs = _outputs(children)
     finally:
         if children:
-            watchdog.kill_tree([c.pid for c in children if c.process.is_alive()])
+            watchdog.kill_tree([c.pid for c in children if c.process.is_alive()],
+                               groups=True)
             for child in children:
                 child.process.join(timeout=5)
                 child.conn.close()

@@ -1,0 +1,154 @@
+"""Threads and processes a concurrent test started and left running.
+
+:func:`snapshot` before the test's setup, :func:`find` after its teardown:
+whatever is new and still alive after a short grace period is a leak.
+Leaked processes (zombies included) are killed after they are reported, so
+nothing is left running; a thread cannot be killed, only reported.
+"""
+
+from __future__ import annotations
+
+import _thread
+import dataclasses
+import sys
+import threading
+import time
+import traceback
+
+import psutil
+
+from . import watchdog
+
+GRACE = 1.0  # seconds a thread or process gets to finish after the test
+
+
+@dataclasses.dataclass
+class Snapshot:
+    threads: set[threading.Thread]
+    thread_count: int
+    processes: set[tuple[int, float]]  # (pid, create time) of every descendant
+
+
+@dataclasses.dataclass
+class Leaks:
+    threads: list[threading.Thread]
+    hidden_threads: int  # started with _thread.start_new_thread: no Thread object
+    processes: list[psutil.Process]
+
+    def __bool__(self) -> bool:
+        return bool(self.threads or self.hidden_threads or self.processes)
+
+
+def _descendants() -> list[psutil.Process]:
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _key(proc: psutil.Process) -> tuple[int, float] | None:
+    try:
+        return (proc.pid, proc.create_time())
+    except psutil.Error:
+        return None
+
+
+def _multiprocessing_helpers() -> set[int]:
+    """multiprocessing's resource tracker and forkserver: started on first use of
+    spawn/forkserver, meant to live as long as the session."""
+    pids = set()
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    server = sys.modules.get("multiprocessing.forkserver")
+    for owner, attr in ((getattr(tracker, "_resource_tracker", None), "_pid"),
+                        (getattr(server, "_forkserver", None), "_forkserver_pid")):
+        pid = getattr(owner, attr, None)
+        if pid:
+            pids.add(pid)
+    return pids
+
+
+def _status(proc: psutil.Process) -> str | None:
+    try:
+        return proc.status()
+    except psutil.Error:
+        return None
+
+
+def snapshot() -> Snapshot:
+    return Snapshot(
+        threads=set(threading.enumerate()),
+        thread_count=_thread._count(),
+        processes={k for k in map(_key, _descendants()) if k is not None},
+    )
+
+
+def _is_ours(thread: threading.Thread) -> bool:
+    # Worker threads still alive were abandoned by a timeout, which reported them.
+    return thread.name.startswith(watchdog.WORKER_PREFIX)
+
+
+def find(before: Snapshot, grace: float = GRACE) -> Leaks:
+    """What is alive now and was not before, after waiting up to ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    threads = [t for t in threading.enumerate()
+               if t not in before.threads and not _is_ours(t) and t.is_alive()]
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    threads = [t for t in threads if t.is_alive()]
+    helpers = _multiprocessing_helpers()
+    new = [p for p in _descendants()
+           if _key(p) not in before.processes and p.pid not in helpers]
+    zombies = [p for p in new if _status(p) == psutil.STATUS_ZOMBIE]
+    running = [p for p in new if p not in zombies]
+    if running:
+        _, running = psutil.wait_procs(running, timeout=max(0.0, deadline - time.monotonic()))
+    processes = zombies + [p for p in running if _key(p) is not None]
+    hidden = _thread._count() - before.thread_count - len(threads)
+    abandoned = sum(1 for t in threading.enumerate()
+                    if t not in before.threads and _is_ours(t))
+    return Leaks(threads, max(0, hidden - abandoned), processes)
+
+
+def _describe_process(proc: psutil.Process) -> str:
+    try:
+        with proc.oneshot():
+            cmd = " ".join(proc.cmdline()) or proc.name()
+            status = proc.status()
+            if status == psutil.STATUS_ZOMBIE:
+                return f"process {proc.pid} ({proc.name()}), a zombie: exited, never waited for"
+            return f"process {proc.pid} ({cmd}), {status}, parent {proc.ppid()}"
+    except psutil.Error:
+        return f"process {proc.pid} (gone while being described)"
+
+
+def describe(leaks: Leaks, policy: str, grace: float = GRACE) -> str:
+    parts = []
+    if leaks.threads:
+        parts.append(f"{len(leaks.threads)} thread{'s' if len(leaks.threads) > 1 else ''}")
+    if leaks.hidden_threads:
+        parts.append(f"{leaks.hidden_threads} thread(s) without a Thread object")
+    if leaks.processes:
+        n = len(leaks.processes)
+        parts.append(f"{n} process{'es' if n > 1 else ''}")
+    lines = [
+        f"the test left {' and '.join(parts)} running {grace:g}s after it finished "
+        f"(leaks={policy!r}):"
+    ]
+    frames = sys._current_frames()
+    for thread in leaks.threads:
+        kind = "daemon thread" if thread.daemon else "thread"
+        lines.append(f"\n{kind} {thread.name!r} (ident {thread.ident}):")
+        frame = frames.get(thread.ident)
+        if frame is not None:
+            lines.append("".join(traceback.format_stack(frame)).rstrip())
+    if leaks.hidden_threads:
+        lines.append(f"\n{leaks.hidden_threads} thread(s) started with "
+                     "_thread.start_new_thread are still running (no names or stacks)")
+    if leaks.processes:
+        lines.append("")
+        lines += [f"{_describe_process(p)}: killed" for p in leaks.processes]
+    return "\n".join(lines)
+
+
+def kill(leaks: Leaks) -> None:
+    watchdog.kill_tree([p.pid for p in leaks.processes])

@@ -206,14 +206,16 @@ def describe_exit(exitcode: int) -> str:
         except ValueError:
             name = f"signal {number}"
             return f"killed by {name}"
-        text = f"killed by {name} (signal {number})"
-        if number == signal.SIGKILL:
-            text += (
-                "; SIGKILL is also what the kernel's OOM killer and container memory "
-                "limits send"
-            )
-        return text
+        return f"killed by {name} (signal {number})"
     return f"exited with status {exitcode}"
+
+
+def exit_hint(exitcode: int) -> str:
+    """What else a way of dying may mean, or ''."""
+    if exitcode == -signal.SIGKILL:
+        return ("SIGKILL is also what the kernel's OOM killer and container memory limits "
+                "send: check the memory the test uses.")
+    return ""
 
 
 def crash(workers: Sequence[int], mode: str, pid: int, iteration: int | None,
@@ -222,6 +224,9 @@ def crash(workers: Sequence[int], mode: str, pid: int, iteration: int | None,
     who = who or describe_workers(workers)
     when = f"in iteration {iteration}" if iteration is not None else "before its first iteration"
     summary = f"{who} (pid {pid}) {describe_exit(exitcode)} {when} after {elapsed:.2f}s"
+    hint = exit_hint(exitcode)
+    if hint:
+        details = f"{hint}\n{details}"
     return Failure(kind="crash", workers=tuple(workers), mode=mode, pid=pid,
                    iteration=iteration, summary=summary, text=details,
                    key=("crash", exitcode, tuple(workers)))

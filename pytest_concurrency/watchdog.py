@@ -21,6 +21,18 @@ def worker_index(thread: threading.Thread) -> int:
     return int(name[len(WORKER_PREFIX):]) if name.startswith(WORKER_PREFIX) else -1
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _user_frames(frame) -> traceback.StackSummary:
+    """The stack below the worker loop: thread bootstrap and plugin frames dropped."""
+    frames = traceback.extract_stack(frame)
+    for i in range(len(frames) - 1, -1, -1):
+        if frames[i].filename.startswith(_PACKAGE_DIR):
+            return traceback.StackSummary.from_list(frames[i + 1:])
+    return frames
+
+
 def thread_stacks(threads: Iterable[threading.Thread]) -> str:
     """The current stack of each thread, headed by its worker name."""
     frames = sys._current_frames()
@@ -29,7 +41,7 @@ def thread_stacks(threads: Iterable[threading.Thread]) -> str:
         frame = frames.get(thread.ident)
         if frame is None:
             continue
-        stack = "".join(traceback.format_stack(frame)).rstrip()
+        stack = "".join(traceback.format_list(_user_frames(frame))).rstrip()
         parts.append(f"--- {thread.name} (still running, abandoned) ---\n{stack}")
     return "\n\n".join(parts)
 

@@ -38,7 +38,11 @@ def test_describe_exit(code, text):
 
 
 def test_sigkill_mentions_memory_limits():
-    assert "OOM killer" in outcomes.describe_exit(-signal.SIGKILL)
+    assert outcomes.describe_exit(-signal.SIGKILL) == "killed by SIGKILL (signal 9)"
+    failure = outcomes.crash([0], "process", 42, 3, -signal.SIGKILL, 0.5, "stderr...")
+    assert failure.summary == (
+        "worker 0 (pid 42) killed by SIGKILL (signal 9) in iteration 3 after 0.50s")
+    assert "OOM killer" in failure.text
 
 
 def test_identical_failures_fold_and_distinct_ones_do_not():

@@ -27,7 +27,7 @@ import time
 import warnings
 from multiprocessing.connection import wait
 
-from .. import outcomes, shipping, watchdog
+from .. import childcov, outcomes, shipping, watchdog
 from ..context import RunContext, WorkerInfo
 from . import RunOutcome, thread
 
@@ -88,8 +88,10 @@ def child_main(job: ChildJob, conn) -> None:
     if isinstance(job.payload, bytes):
         shipping.install_rewriting(job.modules, job.settings)
         target, args, kwargs = shipping.unpack(job.payload)
+        cov = None
     else:
         target, args, kwargs = job.payload
+        cov = childcov.start()
     pid = os.getpid()
     first = job.process_index * job.threads
     infos = [
@@ -111,6 +113,7 @@ def child_main(job: ChildJob, conn) -> None:
         failures.append(_unpicklable_values(report.values, exc, infos[0]))
         conn.send(({i: [] for i in report.values}, failures))
     conn.close()
+    childcov.save(cov)
     sys.stdout.flush()
     sys.stderr.flush()
 

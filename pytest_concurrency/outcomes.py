@@ -30,6 +30,12 @@ _HIDDEN_DIRS = (
     str(Path(pytest.__file__).parent.parent / "_pytest"),
     str(Path(__import__("pluggy").__file__).parent),
 )
+# A child's stack dump also runs through multiprocessing and pytest's startup.
+_HARNESS_DIRS = _HIDDEN_DIRS + (
+    str(Path(__import__("multiprocessing").__file__).parent),
+    str(Path(pytest.__file__).parent),
+    "<frozen runpy>",
+)
 
 
 class RemoteWorkerError(Exception):
@@ -91,21 +97,21 @@ def _visible(entry) -> bool:
 
 
 def trim_dump(text: str) -> str:
-    """Fold faulthandler/traceback frame lines inside pytest, pluggy and this plugin."""
+    """Fold stack-dump frame lines of pytest, pluggy, multiprocessing and this plugin."""
     out: list[str] = []
     hidden = 0
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith('File "') and stripped[6:].startswith(_HIDDEN_DIRS):
+        if stripped.startswith('File "') and stripped[6:].startswith(_HARNESS_DIRS):
             hidden += 1
             continue
         if hidden:
-            out.append(f"  ... {hidden} frame{'s' if hidden > 1 else ''} of pytest and "
-                       "pytest-concurrency ...")
+            out.append(f"  ... {hidden} frame{'s' if hidden > 1 else ''} of the test "
+                       "harness ...")
             hidden = 0
         out.append(line)
     if hidden:
-        out.append(f"  ... {hidden} frames of pytest and pytest-concurrency ...")
+        out.append(f"  ... {hidden} frame{'s' if hidden > 1 else ''} of the test harness ...")
     return "\n".join(out)
 
 

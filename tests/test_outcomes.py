@@ -121,5 +121,5 @@ def test_trim_dump_folds_pytest_frames():
     assert outcomes.trim_dump(text).splitlines() == [
         "Fatal Python error: Segmentation fault",
         '  File "/home/u/test_x.py", line 3 in crash_here',
-        "  ... 2 frames of pytest and pytest-concurrency ...",
+        "  ... 2 frames of the test harness ...",
     ]

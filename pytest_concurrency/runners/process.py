@@ -31,7 +31,8 @@ from .. import childcov, outcomes, shipping, watchdog
 from ..context import RunContext, WorkerInfo
 from . import RunOutcome, thread
 
-STDERR_TAIL_LINES = 40
+STDERR_TAIL_LINES = 40  # of a crashed child's stderr, in its failure report
+TIMEOUT_TAIL_LINES = 400  # of a stuck child's stderr (its stack dump)
 CRASH_GRACE = 2.0  # seconds the other children get to finish after one crashed
 DUMP_GRACE = 0.5  # seconds for a child to write its stack dump before it is killed
 DUMP_SIGNAL = signal.SIGUSR1
@@ -140,6 +141,7 @@ class _Child:
     workers: range
     job: ChildJob
     result: tuple | None = None
+    stderr_shown: int = 0  # lines of its stderr a failure report already shows
 
     @property
     def pid(self) -> int:
@@ -199,6 +201,7 @@ def _receive(child: _Child) -> bool:
 
 def _crash_failure(spec, child: _Child, progress, elapsed: float) -> outcomes.Failure:
     tail = _tail(child.job.stderr_path)
+    child.stderr_shown = STDERR_TAIL_LINES
     details = f"stderr of pid {child.pid} (last {STDERR_TAIL_LINES} lines):\n{tail}" \
         if tail else f"pid {child.pid} wrote nothing to stderr"
     who = outcomes.describe_workers(child.workers)
@@ -224,7 +227,8 @@ def _dump_stacks(children) -> None:
 def _timeout_failure(spec, stuck) -> outcomes.Failure:
     parts = []
     for child in stuck:
-        dump = _tail(child.job.stderr_path, lines=400)
+        dump = _tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES)
+        child.stderr_shown = TIMEOUT_TAIL_LINES
         parts.append(
             f"--- process {child.index} (pid {child.pid}, "
             f"{outcomes.describe_workers(child.workers)}) ---\n{dump}"
@@ -362,6 +366,10 @@ def _outputs(children) -> list[tuple[str, str]]:
                     text = f.read()
             except OSError:
                 continue
+            if stream == "stderr":
+                text = outcomes.trim_dump(text)
+                if len(text.splitlines()) <= child.stderr_shown:
+                    continue  # all of it is in the failure report already
             if text:
                 sections.append((f"{label} {stream}", text))
     return sections

@@ -50,6 +50,19 @@ def test_abba(worker, barrier):
             pass
 
 
+HYBRID_LOCKS = (threading.Lock(), threading.Lock())
+
+
+@pytest.mark.concurrency(modes=["hybrid"], processes=1, threads=2, timeout=2)
+def test_abba_hybrid_threads(worker, barrier):
+    record(os.getpid())
+    first, second = HYBRID_LOCKS if worker.index == 0 else HYBRID_LOCKS[::-1]
+    with first:
+        barrier.wait()
+        with second:
+            pass
+
+
 def spin_forever():
     while True:
         pass
@@ -125,7 +138,7 @@ def test_session_goes_on():
     pass
 '''
 
-EXPECTED_OUTCOMES = dict(passed=3, failed=10, errors=2)
+EXPECTED_OUTCOMES = dict(passed=3, failed=11, errors=2)
 ABBA_THREAD = [
     "*timed out after 2s*",
     "*concurrency-worker-0 (still running, abandoned)*",
@@ -145,6 +158,14 @@ EXPECTED = {
     "test_abba[thread]": ABBA_THREAD,
     "test_abba[process]": ABBA_PROCESSES,
     "test_abba[hybrid]": ABBA_PROCESSES,
+    "test_abba_hybrid_threads[hybrid]": [
+        "*timed out after 2s*",
+        "*process 0 (pid *, workers 0-1)*",
+        "Thread 0x* (worker ?) (most recent call first):",
+        "*in test_abba_hybrid_threads*",
+        "Thread 0x* (worker ?) (most recent call first):",
+        "*in test_abba_hybrid_threads*",
+    ],
     "test_os_exit[process]": [
         "worker 0 (pid *) exited with status 3 in iteration 0 after *s"],
     "test_segfault[process]": [

@@ -56,7 +56,7 @@ class ChildJob:
     stderr_path: str
     iteration_barrier: object
     user_barrier: object
-    progress: object  # shared array: current iteration of each worker
+    progress: thread.Progress  # shared arrays: iteration and thread ident per worker
     stop: object  # shared flag: a worker failed, stop after the next iteration
     payload: object  # (target, args, kwargs), or bytes of it for spawn/forkserver
     modules: dict  # modules to import with asserts rewritten (spawn/forkserver)
@@ -184,9 +184,19 @@ def _tail(path: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(outcomes.trim_dump(text.rstrip()).splitlines()[-lines:])
 
 
-def _iteration(child: _Child, progress) -> int | None:
-    seen = [progress[w] for w in child.workers]
+def _iteration(child: _Child, progress: thread.Progress) -> int | None:
+    seen = [progress.iterations[w] for w in child.workers]
     return max(seen) if max(seen) >= 0 else None
+
+
+def _name_threads(dump: str, child: _Child, progress: thread.Progress) -> str:
+    """Label faulthandler's 'Thread 0x7f...' headers with the worker they belong to."""
+    for worker in child.workers:
+        ident = progress.idents[worker]
+        if ident:
+            dump = dump.replace(f"hread 0x{ident:016x}",
+                                f"hread 0x{ident:016x} (worker {worker})")
+    return dump
 
 
 def _receive(child: _Child) -> bool:
@@ -200,7 +210,7 @@ def _receive(child: _Child) -> bool:
 
 
 def _crash_failure(spec, child: _Child, progress, elapsed: float) -> outcomes.Failure:
-    tail = _tail(child.job.stderr_path)
+    tail = _name_threads(_tail(child.job.stderr_path), child, progress)
     child.stderr_shown = STDERR_TAIL_LINES
     details = f"stderr of pid {child.pid} (last {STDERR_TAIL_LINES} lines):\n{tail}" \
         if tail else f"pid {child.pid} wrote nothing to stderr"
@@ -224,10 +234,11 @@ def _dump_stacks(children) -> None:
         time.sleep(DUMP_GRACE)
 
 
-def _timeout_failure(spec, stuck) -> outcomes.Failure:
+def _timeout_failure(spec, stuck, progress: thread.Progress) -> outcomes.Failure:
     parts = []
     for child in stuck:
-        dump = _tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES)
+        dump = _name_threads(_tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES),
+                             child, progress)
         child.stderr_shown = TIMEOUT_TAIL_LINES
         parts.append(
             f"--- process {child.index} (pid {child.pid}, "
@@ -269,7 +280,7 @@ def _wait(spec, children, progress, barriers, start: float) -> list:
     if stuck:
         if not failures:
             _dump_stacks(stuck)
-            failures.append(_timeout_failure(spec, stuck))
+            failures.append(_timeout_failure(spec, stuck, progress))
         watchdog.kill_tree([c.pid for c in stuck], groups=True)
     return failures
 
@@ -285,7 +296,7 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
         payload = shipping.pack(target, args, kwargs, spec.start_method, arg_kind)
         modules = shipping.rewritten_modules()
         settings = shipping.config_snapshot(config)
-    progress = ctx.RawArray("q", [-1] * n)
+    progress = thread.Progress(ctx.RawArray("q", [-1] * n), ctx.RawArray("Q", n))
     stop = thread.Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
     barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
     prefix = os.path.join(_output_dir(), f"{next(_runs)}-")

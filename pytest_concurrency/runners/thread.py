@@ -57,16 +57,31 @@ class Stop:
         self.decided.value = self.requested.value
 
 
+class Progress:
+    """Where each worker is, readable by the parent after a crash or a hang.
+
+    ``iterations[i]`` is worker i's current iteration (-1 before the first);
+    ``idents[i]`` its thread's ident, which names it in faulthandler dumps.
+    The process runner passes shared ``multiprocessing`` arrays.
+    """
+
+    def __init__(self, iterations, idents):
+        self.iterations = iterations
+        self.idents = idents
+
+
 def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
           iteration_barrier, run: RunContext, values: list, raw: list,
-          progress, stop) -> None:
+          progress: Progress | None, stop) -> None:
     context.enter(info, run)
+    if progress is not None:
+        progress.idents[info.index] = threading.get_ident()
     try:
         for iteration in range(iterations):
             if iteration:
                 context.set_iteration(iteration)
             if progress is not None:
-                progress[info.index] = iteration
+                progress.iterations[info.index] = iteration
             try:
                 iteration_barrier.wait()
             except threading.BrokenBarrierError:
@@ -85,7 +100,7 @@ def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
 
 def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterations: int,
                 iteration_barrier, run: RunContext, *, deadline: float | None = None,
-                stop: Stop, progress=None) -> WorkersReport:
+                stop: Stop, progress: Progress | None = None) -> WorkersReport:
     """Run ``call`` in one thread per worker (in the caller's thread if only one).
 
     ``iteration_barrier`` must have ``stop`` as its action; it and

@@ -82,9 +82,13 @@ def snapshot() -> Snapshot:
     )
 
 
+ABANDONED_PREFIXES = (watchdog.WORKER_PREFIX, "explore-worker-")
+
+
 def _is_ours(thread: threading.Thread) -> bool:
-    # Worker threads still alive were abandoned by a timeout, which reported them.
-    return thread.name.startswith(watchdog.WORKER_PREFIX)
+    # Worker threads still alive were abandoned by a timeout or an explore hang,
+    # whose report showed them.
+    return thread.name.startswith(ABANDONED_PREFIXES)
 
 
 def find(before: Snapshot, grace: float = GRACE) -> Leaks:

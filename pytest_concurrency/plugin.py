@@ -12,7 +12,16 @@ import warnings
 import pytest
 
 from . import leaks, outcomes, spec, testcase, watchdog
-from .fixtures import SPEC_ARG, barrier, concurrency, execute, spec_of, tb_style, worker
+from .fixtures import (
+    SPEC_ARG,
+    barrier,
+    concurrency,
+    execute,
+    fresh_funcargs,
+    spec_of,
+    tb_style,
+    worker,
+)
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
@@ -112,7 +121,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         pytest.fail("pytest-concurrency cannot run async test functions concurrently",
                     pytrace=False)
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    execute(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture")
+    refresh = (lambda: fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" else None
+    execute(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",
+            refresh=refresh)
     return True
 
 

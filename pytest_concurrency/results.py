@@ -61,7 +61,20 @@ def tally_table(counts: Mapping[Any, int], acceptable=None, forbidden=None) -> s
 
 
 class Outcomes(collections.Counter):
-    """A tally of what each round observed (jcstress-style)."""
+    """A tally of what each round observed (jcstress-style).
+
+    In explore mode ``replays`` maps each outcome to the command that replays
+    the first schedule that produced it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.replays: dict = {}
+
+    def _replay_lines(self, outcomes) -> str:
+        lines = [f"replay a schedule that produced {o!r}:\n  {self.replays[o]}"
+                 for o in outcomes if o in self.replays]
+        return "\n" + "\n".join(lines) if lines else ""
 
     def expect(self, *acceptable) -> None:
         """Fail, showing the whole tally, if any round saw something else."""
@@ -71,7 +84,7 @@ class Outcomes(collections.Counter):
             raise AssertionError(
                 f"{sum(bad.values())} of {self.total()} rounds had outcomes other than "
                 f"{', '.join(repr(a) for a in acceptable)}:\n"
-                + tally_table(self, acceptable=acceptable)
+                + tally_table(self, acceptable=acceptable) + self._replay_lines(bad)
             )
 
     def forbid(self, *outcomes) -> None:
@@ -81,7 +94,7 @@ class Outcomes(collections.Counter):
         if bad:
             raise AssertionError(
                 f"{sum(bad.values())} of {self.total()} rounds had a forbidden outcome:\n"
-                + tally_table(self, forbidden=outcomes)
+                + tally_table(self, forbidden=outcomes) + self._replay_lines(bad)
             )
 
     def table(self) -> str:

@@ -55,6 +55,7 @@ OPTIONS = {
     "seed": "seed for explore schedules and start jitter",
     "leaks": "what to do with threads/processes left behind: fail, warn, ignore",
     "apply": "comma-separated modes: treat every unmarked test as marked with them",
+    "replay": "explore: run exactly the schedule of this replay token",
 }
 
 
@@ -181,6 +182,7 @@ class Settings:
     seed: int | None = None
     leaks: str = DEFAULTS["leaks"]
     apply: tuple[str, ...] = ()
+    replay: str | None = None
 
 
 def _parse_int_text(name: str, text: str, allow_auto: bool = False) -> int:
@@ -229,6 +231,9 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
     text = values.get("apply")
     if text:
         kwargs["apply"] = check_modes(text, "--concurrency-apply")
+    text = values.get("replay")
+    if text:
+        kwargs["replay"] = text.strip()
     return Settings(**kwargs)
 
 

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-AVAILABLE = ("thread", "process", "hybrid")
+AVAILABLE = ("thread", "process", "hybrid", "explore")
 
 
 @dataclasses.dataclass
@@ -21,12 +21,15 @@ class RunOutcome:
 
 
 def run(spec, target: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,
-        *, tb_style: str = "long", arg_kind: str = "argument", config=None) -> RunOutcome:
+        *, tb_style: str = "long", arg_kind: str = "argument", config=None,
+        replay: str | None = None, roots=(), nodeid: str = "", refresh=None) -> RunOutcome:
     """Run ``target(*args, **kwargs)`` in every worker ``spec.iterations`` times.
 
     ``arg_kind`` names what ``kwargs`` are in error messages ("fixture" when
     they are a test's fixture values); ``config`` is the pytest config, whose
-    settings spawned children use to explain failed assertions.
+    settings spawned children use to explain failed assertions.  explore mode
+    uses ``replay`` (a token), ``roots`` (directories of user code), ``nodeid``
+    (for the replay command) and ``refresh`` (fresh ``kwargs`` per schedule).
     """
     kwargs = dict(kwargs or {})
     if spec.mode == "thread":
@@ -35,7 +38,10 @@ def run(spec, target: Callable, args: tuple = (), kwargs: Mapping[str, Any] | No
         return process.run(spec, target, args, kwargs, tb_style, arg_kind, config)
     if spec.mode == "hybrid":
         return hybrid.run(spec, target, args, kwargs, tb_style, arg_kind, config)
+    if spec.mode == "explore":
+        return explore.run(spec, target, args, kwargs, replay=replay, roots=roots,
+                           nodeid=nodeid, refresh=refresh)
     raise NotImplementedError(f"{spec.mode} mode is not available in this version")
 
 
-from . import hybrid, process, thread  # noqa: E402 - they import RunOutcome from here
+from . import explore, hybrid, process, thread  # noqa: E402 - they import RunOutcome

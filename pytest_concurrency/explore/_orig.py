@@ -1,0 +1,20 @@
+"""The real primitives, captured at import, for the scheduler's own use."""
+import _thread
+import queue
+import threading
+import time
+
+allocate_lock = _thread.allocate_lock
+get_ident = _thread.get_ident
+Thread = threading.Thread
+sleep = time.sleep
+monotonic = time.monotonic
+perf_counter = time.perf_counter
+wall_time = time.time
+
+PATCH_TARGETS = {
+    threading: ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore",
+                "Event", "Barrier"),
+    queue: ("Queue", "SimpleQueue", "LifoQueue"),
+    time: ("sleep", "monotonic", "time", "perf_counter"),
+}

@@ -1,0 +1,107 @@
+"""Which code is user code, and where its switch points are."""
+import dis
+import importlib.util
+import os
+import sys
+import sysconfig
+
+_ACCESS_NAMES = (
+    "LOAD_ATTR", "STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR",
+    "BINARY_SUBSCR", "STORE_SUBSCR", "DELETE_SUBSCR", "BINARY_SLICE", "STORE_SLICE",
+    "LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME", "STORE_NAME",
+    "DELETE_NAME", "LOAD_DEREF", "STORE_DEREF", "DELETE_DEREF", "LOAD_CLASSDEREF",
+    "LOAD_FROM_DICT_OR_DEREF", "LOAD_FROM_DICT_OR_GLOBALS", "CONTAINS_OP", "FOR_ITER",
+)
+ACCESS_OPS = frozenset(dis.opmap[n] for n in _ACCESS_NAMES if n in dis.opmap)
+GRANULARITIES = ("access", "opcode", "line")
+USE_MONITORING = sys.version_info >= (3, 12)
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _system_dirs():
+    dirs = set()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            dirs.add(os.path.realpath(path))
+    for path in sys.path:
+        if "site-packages" in path or "dist-packages" in path:
+            dirs.add(os.path.realpath(path))
+    return tuple(sorted(dirs))
+
+
+def package_dirs(names):
+    """Directories (or single files) of the named packages / modules."""
+    out = []
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ValueError(f"instrument: no importable package named {name!r}")
+        if spec.submodule_search_locations:
+            out.extend(os.path.realpath(p) for p in spec.submodule_search_locations)
+        elif spec.origin:
+            out.append(os.path.realpath(spec.origin))
+    return tuple(out)
+
+
+def _under(path, prefixes):
+    return any(path == p or path.startswith(p + os.sep) for p in prefixes)
+
+
+class UserCode:
+    """Decides per file whether its code gets switch points."""
+
+    def __init__(self, roots, instrument=()):
+        self.roots = tuple(os.path.realpath(r) for r in roots)
+        self.extra = package_dirs(instrument)
+        self.system = _system_dirs()
+        self._cache = {}
+
+    def __call__(self, filename):
+        hit = self._cache.get(filename)
+        if hit is None:
+            hit = self._cache[filename] = self._decide(filename)
+        return hit
+
+    def _decide(self, filename):
+        if not filename or filename.startswith("<"):
+            return False
+        path = os.path.realpath(filename)
+        if self.extra and _under(path, self.extra):
+            return True
+        if _under(path, (_OWN_DIR,)) or _under(path, self.system):
+            return False
+        return _under(path, self.roots)
+
+
+def own_file(filename):
+    return filename.startswith(_OWN_DIR)
+
+
+class CodeTable:
+    """Per code object: {offset: lineno} of the instructions that are switch points."""
+
+    def __init__(self, granularity):
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+        self.granularity = granularity
+        self._points = {}
+
+    def points(self, code):
+        pts = self._points.get(code)
+        if pts is None:
+            pts = self._points[code] = self._compute(code)
+        return pts
+
+    def _compute(self, code):
+        pts = {}
+        line = code.co_firstlineno
+        for ins in dis.get_instructions(code):
+            if ins.positions is not None and ins.positions.lineno is not None:
+                line = ins.positions.lineno
+            if ins.opname in ("CACHE", "RESUME", "EXTENDED_ARG"):
+                continue
+            if self.granularity == "opcode" or ins.opcode in ACCESS_OPS:
+                pts[ins.offset] = line
+        return pts

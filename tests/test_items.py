@@ -176,18 +176,3 @@ def test_apply_reaches_unittest_methods(pytester):
     ])
     result.stdout.no_fnmatch_line("*unittest/case.py*")
 
-
-def test_explore_is_not_yet_available_and_says_so(pytester):
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.concurrency(modes=["explore"])
-        def test_x():
-            pass
-        """
-    )
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*explore mode is not available in this version*"])
-    result.stdout.no_fnmatch_line("*NotImplementedError*")

@@ -7,8 +7,6 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-AVAILABLE = ("thread", "process", "hybrid", "explore")
-
 
 @dataclasses.dataclass
 class RunOutcome:

@@ -54,7 +54,7 @@ def execute(spec: RunSpec, node, target, args=(), kwargs=None,
             sys.stdout.write(f"--- {title} ---\n{text}")
         else:
             node.add_report_section("call", title, text)
-    outcomes.raise_for(outcome.failures, spec.mode, spec.workers)
+    outcomes.raise_for(outcome.failures, spec.mode, spec.workers, outcome.seed)
     return outcome
 
 

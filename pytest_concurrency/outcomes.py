@@ -295,13 +295,15 @@ def _short_list(values: Sequence[int], limit: int = 8) -> str:
     return shown + (f", ... ({len(values)} in all)" if len(values) > limit else "")
 
 
-def headline(groups: Sequence[Group], mode: str, workers: int) -> str:
+def headline(groups: Sequence[Group], mode: str, workers: int,
+             seed: int | None = None) -> str:
     failed = {w for g in groups for f in g.members for w in f.workers}
     distinct = len(groups)
-    return (
-        f"{len(failed)} of {workers} workers failed in {mode} mode "
-        f"({distinct} distinct failure{'s' if distinct != 1 else ''})"
-    )
+    text = (f"{len(failed)} of {workers} workers failed in {mode} mode "
+            f"({distinct} distinct failure{'s' if distinct != 1 else ''}")
+    if seed is not None:
+        text += f"; start jitter seed {seed}"
+    return text + ")"
 
 
 def render(exc: WorkerFailures, style: str = "long") -> str:
@@ -378,7 +380,8 @@ def _representative(group: Group) -> Exception:
     return exc
 
 
-def raise_for(failures: Sequence[Failure], mode: str, workers: int) -> None:
+def raise_for(failures: Sequence[Failure], mode: str, workers: int,
+              seed: int | None = None) -> None:
     """Raise the pytest outcome for a run's failures (nothing if there are none)."""
     real = [f for f in failures if f.kind not in ("skip", "xfail")]
     # A worker's failure aborts the shared barrier; workers waiting on it then see
@@ -389,7 +392,7 @@ def raise_for(failures: Sequence[Failure], mode: str, workers: int) -> None:
     if real:
         groups = fold(sorted(real, key=lambda f: (f.workers, f.iteration or 0)))
         raise WorkerFailures(
-            headline(groups, mode, workers),
+            headline(groups, mode, workers, seed),
             [_representative(g) for g in groups],
             groups,
         )

@@ -123,7 +123,7 @@ def test_under_xdist(pytester):
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
-        "*1 of 2 workers failed in process mode (1 distinct failure)*",
+        "*1 of 2 workers failed in process mode (1 distinct failure*",
         "*failure 1 of 1: worker 1 (process mode, pid *) in iteration 0*",
         "*assert 1 == 0*",
     ])
@@ -171,7 +171,7 @@ def test_apply_reaches_unittest_methods(pytester):
         "*TestCase::test_body?thread? *SET UP ONCE, CALLED BY ?0, 1, 2?*",
         "*TestCase::test_body?process? *",
         "FAILED *TestCase::test_only_worker_zero?process?*",
-        "*2 of 3 workers failed in thread mode (1 distinct failure)*",
+        "*2 of 3 workers failed in thread mode (1 distinct failure*",
         "*AssertionError: 1 != 0*",
     ])
     result.stdout.no_fnmatch_line("*unittest/case.py*")

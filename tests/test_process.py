@@ -16,7 +16,7 @@ def test_assert_in_a_child_shows_the_rewritten_comparison(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*1 of 2 workers failed in process mode (1 distinct failure)*",
+        "*1 of 2 workers failed in process mode (1 distinct failure*",
         "*failure 1 of 1: worker 1 (process mode, pid *) in iteration 0*",
         ">       assert worker.index + 3 == 3",
         "E*assert (1 + 3) == 3",

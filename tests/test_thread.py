@@ -25,7 +25,7 @@ def test_three_workers_failing_three_ways_give_three_failures(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*3 of 3 workers failed in thread mode (3 distinct failures)*",
+        "*3 of 3 workers failed in thread mode (3 distinct failures*",
         "*failure 1 of 3: worker 0 (thread mode, pid *) in iteration 0*",
         "ValueError: boom",
         "*failure 2 of 3: worker 1 (thread mode, pid *) in iteration 0*",
@@ -48,7 +48,7 @@ def test_identical_failures_are_folded_with_a_count(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*64 of 64 workers failed in thread mode (1 distinct failure)*",
+        "*64 of 64 workers failed in thread mode (1 distinct failure*",
         "*failure 1 of 1: 64 times: workers 0-63 (thread mode, pid *) in iteration 0*",
     ])
     assert result.stdout.str().count("RuntimeError: same for everyone") <= 3
@@ -67,7 +67,7 @@ def test_same_failure_with_different_values_folds_and_lists_the_values(pytester)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*4 of 4 workers failed in thread mode (1 distinct failure)*",
+        "*4 of 4 workers failed in thread mode (1 distinct failure*",
         "*failure 1 of 1: 4 times: workers 0-3 (thread mode, pid *) in iteration 0*",
         "E*assert 0 == 99*",
         "the same failure with 3 other messages:",
@@ -226,4 +226,31 @@ def test_timeout_reports_stuck_threads_with_their_stacks(pytester):
         "*timed out after 0.5s*",
         "*concurrency-worker-1 (still running, abandoned)*",
         "*NEVER.wait()*",
+    ])
+
+
+def test_start_jitter_is_seeded_and_bounded():
+    delays = [thread.jitter_ns(7, worker, iteration)
+              for worker in range(4) for iteration in range(50)]
+    assert delays == [thread.jitter_ns(7, w, i) for w in range(4) for i in range(50)]
+    assert all(0 <= d < thread.JITTER_NS for d in delays)
+    assert len(set(delays)) > 150  # differs per worker and per iteration
+    assert delays != [thread.jitter_ns(8, w, i) for w in range(4) for i in range(50)]
+
+
+def test_failure_names_the_jitter_seed_to_repeat_it(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread", "process"], workers=2)
+        def test_fails(worker):
+            assert worker.index == 0
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--concurrency-seed=4242")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "1 of 2 workers failed in thread mode (1 distinct failure; start jitter seed 4242)",
+        "1 of 2 workers failed in process mode (1 distinct failure; start jitter seed 4242)",
     ])

@@ -16,6 +16,7 @@ class RunOutcome:
     failures: list  # outcomes.Failure
     outputs: list[tuple[str, str]]  # (report section title, text) from children
     wall: float
+    seed: int | None = None  # start-jitter seed of thread/process/hybrid runs
 
 
 def run(spec, target: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,

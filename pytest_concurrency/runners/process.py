@@ -60,6 +60,7 @@ class ChildJob:
     stop: object  # shared flag: a worker failed, stop after the next iteration
     payload: object  # (target, args, kwargs), or bytes of it for spawn/forkserver
     modules: dict  # modules to import with asserts rewritten (spawn/forkserver)
+    jitter: int  # start-jitter seed
 
 
 # ---------------------------------------------------------------- child
@@ -105,7 +106,7 @@ def child_main(job: ChildJob, conn) -> None:
 
     report = thread.run_workers(call, infos, job.iterations, job.iteration_barrier,
                                 RunContext(job.user_barrier), progress=job.progress,
-                                stop=job.stop)
+                                stop=job.stop, jitter=job.jitter)
     faulthandler.cancel_dump_traceback_later()
     failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
     try:
@@ -300,6 +301,7 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
     stop = thread.Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
     barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
     prefix = os.path.join(_output_dir(), f"{next(_runs)}-")
+    seed = thread.new_seed(spec)
     jobs = [
         ChildJob(
             process_index=p, threads=threads, workers=n,
@@ -308,7 +310,7 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
             tb_style=tb_style, settings=settings,
             stdout_path=f"{prefix}{p}.out", stderr_path=f"{prefix}{p}.err",
             iteration_barrier=barriers[0], user_barrier=barriers[1], progress=progress,
-            stop=stop, payload=payload, modules=modules,
+            stop=stop, payload=payload, modules=modules, jitter=seed,
         )
         for p in range(processes)
     ]
@@ -337,7 +339,7 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
             for path in (job.stdout_path, job.stderr_path):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-    return RunOutcome(values, reported + failures, outputs, wall)
+    return RunOutcome(values, reported + failures, outputs, wall, seed)
 
 
 _runs = itertools.count()

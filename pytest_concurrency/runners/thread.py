@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import sys
 import threading
 import time
@@ -21,6 +22,33 @@ from ..context import RunContext, WorkerInfo
 from . import RunOutcome
 
 SWITCH_INTERVAL = 1e-6  # pytest-run-parallel uses the same: switch as often as possible
+JITTER_NS = 50_000  # each worker starts each iteration up to 50 µs after the barrier
+_MASK = (1 << 64) - 1
+
+
+def jitter_ns(seed: int, index: int, iteration: int) -> int:
+    """The start delay of a worker's iteration: a splitmix64 hash of its coordinates.
+
+    Free-running threads all leave the barrier at once; delays drawn from the
+    seed vary which thread gets ahead, differently on every iteration, and
+    the same seed gives the same delays.
+    """
+    x = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9
+         + iteration * 0x94D049BB133111EB) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (x ^ (x >> 31)) % JITTER_NS
+
+
+def _spin(ns: int) -> None:
+    end = time.perf_counter_ns() + ns
+    while time.perf_counter_ns() < end:
+        pass
+
+
+def new_seed(spec) -> int:
+    """The run's seed: the one asked for, or a fresh one (printed on failure)."""
+    return spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**32)
 
 
 @dataclasses.dataclass
@@ -72,7 +100,7 @@ class Progress:
 
 def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
           iteration_barrier, run: RunContext, values: list, raw: list,
-          progress: Progress | None, stop) -> None:
+          progress: Progress | None, stop, jitter: int | None) -> None:
     context.enter(info, run)
     if progress is not None:
         progress.idents[info.index] = threading.get_ident()
@@ -88,6 +116,8 @@ def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
                 return  # the run was stopped (a crash, a timeout, a thread not started)
             if stop.decided.value:
                 return
+            if jitter is not None:
+                _spin(jitter_ns(jitter, info.index, iteration))
             try:
                 values.append(call())
             except BaseException as exc:  # noqa: BLE001 - every failure is reported
@@ -100,12 +130,14 @@ def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
 
 def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterations: int,
                 iteration_barrier, run: RunContext, *, deadline: float | None = None,
-                stop: Stop, progress: Progress | None = None) -> WorkersReport:
+                stop: Stop, progress: Progress | None = None,
+                jitter: int | None = None) -> WorkersReport:
     """Run ``call`` in one thread per worker (in the caller's thread if only one).
 
     ``iteration_barrier`` must have ``stop`` as its action; it and
-    ``run.barrier`` may be shared with workers in other processes.  Returns
-    when every thread has finished, or at ``deadline`` (``time.monotonic()``
+    ``run.barrier`` may be shared with workers in other processes.  With a
+    ``jitter`` seed each iteration starts after a seeded delay.  Returns when
+    every thread has finished, or at ``deadline`` (``time.monotonic()``
     based) with the unfinished threads.
     """
     values = {info.index: [] for info in infos}
@@ -113,7 +145,7 @@ def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterati
     if len(infos) == 1 and deadline is None:
         info = infos[0]
         _work(call, info, iterations, iteration_barrier, run, values[info.index], raw,
-              progress, stop)
+              progress, stop, jitter)
         return WorkersReport(values, raw, [])
 
     previous = sys.getswitchinterval()
@@ -124,7 +156,7 @@ def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterati
             thread = threading.Thread(
                 target=_work, name=f"concurrency-worker-{info.index}", daemon=True,
                 args=(call, info, iterations, iteration_barrier, run, values[info.index],
-                      raw, progress, stop),
+                      raw, progress, stop, jitter),
             )
             try:
                 thread.start()
@@ -160,9 +192,11 @@ def run(spec, call: Callable[[], object], tb_style: str) -> RunOutcome:
     infos = [WorkerInfo(i, n, spec.mode, 0, i, 0, pid) for i in range(n)]
     run_ctx = RunContext(threading.Barrier(n))
     stop = Stop()
+    seed = new_seed(spec)
     start = time.perf_counter()
     report = run_workers(call, infos, spec.iterations, threading.Barrier(n, action=stop),
-                         run_ctx, stop=stop, deadline=time.monotonic() + spec.timeout)
+                         run_ctx, stop=stop, deadline=time.monotonic() + spec.timeout,
+                         jitter=seed)
     wall = time.perf_counter() - start
     failures = outcomes.describe(report.raw, tb_style)
     if report.stuck:
@@ -170,4 +204,4 @@ def run(spec, call: Callable[[], object], tb_style: str) -> RunOutcome:
             [watchdog.worker_index(t) for t in report.stuck], spec.mode, pid, spec.timeout,
             watchdog.thread_stacks(report.stuck),
         ))
-    return RunOutcome(report.values, failures, [], wall)
+    return RunOutcome(report.values, failures, [], wall, seed)

@@ -6,6 +6,7 @@ import time
 
 allocate_lock = _thread.allocate_lock
 get_ident = _thread.get_ident
+start_new_thread = _thread.start_new_thread
 Thread = threading.Thread
 sleep = time.sleep
 monotonic = time.monotonic
@@ -13,7 +14,7 @@ perf_counter = time.perf_counter
 wall_time = time.time
 
 PATCH_TARGETS = {
-    threading: ("Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore",
+    threading: ("Thread", "Lock", "RLock", "Condition", "Semaphore", "BoundedSemaphore",
                 "Event", "Barrier"),
     queue: ("Queue", "SimpleQueue", "LifoQueue"),
     time: ("sleep", "monotonic", "time", "perf_counter"),

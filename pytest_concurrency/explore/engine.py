@@ -178,7 +178,7 @@ def explore(setup, actors, check=None, *, schedules=200, strategy="pct", seed=0,
             if failure is None and observe is not None:
                 observe(sch.state, [x.ret for x in sch.workers],
                         functools.partial(_token.encode, strategy, seed, index,
-                                          granularity, len(sch.workers), sch.choices))
+                                          granularity, len(actors), sch.choices))
             if failure is not None or strat.exhausted:
                 break
     finally:
@@ -230,7 +230,8 @@ def _evaluate(sch, check, index, strategy, seed, granularity, report_steps):
             message = f"check failed: {type(e).__name__}: {e}"
     if kind is None:
         return None
-    tok = _token.encode(strategy, seed, index, granularity, len(sch.workers), sch.choices)
+    tok = _token.encode(strategy, seed, index, granularity, len(sch.engine.actors),
+                        sch.choices)
     table = render_interleaving(sch.trace, len(sch.workers), limit=report_steps)
     report = "\n".join([
         f"explore found {'an' if kind[0] in 'ae' else 'a'} {kind} in schedule {index} "

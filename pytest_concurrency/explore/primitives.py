@@ -441,8 +441,47 @@ def wall_time():
     return _orig.wall_time() if w is None else w.schedule.wall0 + w.schedule.clock
 
 
+class Thread(_orig.Thread):
+    """threading.Thread: started inside a worker, the thread joins the schedule.
+
+    Its ``run()`` becomes one more worker, interleaved like the others;
+    ``join()`` and ``is_alive()`` follow that worker.  Started anywhere else
+    it is an ordinary thread.
+    """
+
+    _explore_worker = None
+
+    def start(self):
+        w = _op("start")
+        if w is None:
+            return super().start()
+        self._explore_worker = w.schedule.spawn(self.run)
+        return None
+
+    def _done(self):
+        return self._explore_worker.status == "done"
+
+    def join(self, timeout=None):
+        if self._explore_worker is None:
+            return super().join(timeout)
+        w = _op("join")
+        _wait(w, self._done, self, "join", timeout)
+        return None
+
+    def is_alive(self):
+        if self._explore_worker is None:
+            return super().is_alive()
+        return not self._done()
+
+    @property
+    def ident(self):
+        if self._explore_worker is None:
+            return super().ident
+        return self._explore_worker.ident
+
+
 REPLACEMENTS = {
-    "Lock": Lock, "RLock": RLock, "Condition": Condition, "Semaphore": Semaphore,
+    "Thread": Thread, "Lock": Lock, "RLock": RLock, "Condition": Condition, "Semaphore": Semaphore,
     "BoundedSemaphore": BoundedSemaphore, "Event": Event, "Barrier": Barrier,
     "Queue": Queue, "SimpleQueue": SimpleQueue, "LifoQueue": LifoQueue,
     "sleep": sleep, "monotonic": monotonic, "time": wall_time, "perf_counter": perf_counter,

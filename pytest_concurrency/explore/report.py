@@ -13,6 +13,7 @@ _KIND_TEXT = {
     "semaphore": "waits for {name}, which nobody will release",
     "barrier": "waits at {name} for parties that will never arrive",
     "sleep": "sleeps",
+    "join": "waits in join() for {name} to finish, which it never will",
 }
 
 

@@ -136,6 +136,21 @@ class Schedule:
     def now(self):
         return self.clock
 
+    def spawn(self, run):
+        """A worker starts a thread: it becomes one more worker of this schedule.
+
+        Returns once the new worker has posted its first arrival, so the
+        controller sees it before it sees the spawning worker again.
+        """
+        w = Worker(self, len(self.workers), lambda _state: run())
+        w.status = RUNNING
+        self.workers.append(w)
+        # Not threading.Thread: it would wait for its start on a (patched) Event.
+        w.thread = RawThread(self._bootstrap, w)
+        while w.arrival is None and w.thread.is_alive():
+            _orig.sleep(0)
+        return w
+
     def _bootstrap(self, w):
         w.ident = _orig.get_ident()
         _CURRENT[w.ident] = w
@@ -233,10 +248,10 @@ class Schedule:
             if self.error_worker is not None or self.divergence:
                 return
             enabled = self._enabled()
+            if all(w.status == DONE for w in self.workers[:len(eng.actors)]):
+                return  # threads the actors started and left running are stopped
             if not enabled:
                 live = [w for w in self.workers if w.status != DONE]
-                if not live:
-                    return
                 timed = [w for w in live if w.status == BLOCKED and w.wait.deadline is not None]
                 if timed:
                     first = min(w.wait.deadline for w in timed)
@@ -323,3 +338,26 @@ class Schedule:
 
 def _true():
     return True
+
+
+class RawThread:
+    """A thread started with ``_thread``, using only real primitives."""
+
+    def __init__(self, target, *args):
+        self._running = _orig.allocate_lock()
+        self._running.acquire()
+
+        def main():
+            try:
+                target(*args)
+            finally:
+                self._running.release()
+
+        _orig.start_new_thread(main, ())
+
+    def is_alive(self):
+        return self._running.locked()
+
+    def join(self, timeout=None):
+        if self._running.acquire(True, -1 if timeout is None else timeout):
+            self._running.release()

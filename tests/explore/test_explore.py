@@ -330,3 +330,82 @@ def test_assert_in_a_worker_and_pytest_fail_in_check_are_assertions():
 
     f = explore(K.lost_update.setup, [K._inc], check).failure
     assert f.kind == "assertion" and "value 1" in f.message
+
+
+# ---- threads that a worker starts itself join the schedule ------------------------
+
+
+class _Box:
+    def __init__(self):
+        self.value = 0
+
+
+def _bump(box):
+    box.value += 1
+
+
+def _start_two_and_join(box):
+    threads = [threading.Thread(target=_bump, args=(box,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _two_bumps(box, returns):
+    assert box.value == 2, f"lost update: {box.value}"
+
+
+def test_threads_started_by_a_worker_are_interleaved_too():
+    result = explore(_Box, [_start_two_and_join], _two_bumps, seed=0)
+    assert result.failure is not None
+    assert "lost update: 1" in result.failure.report
+    assert "| worker 2" in result.failure.report  # the second started thread's column
+
+
+def _locked_bump(state):
+    box, lock = state
+    with lock:
+        box.value += 1
+
+
+def _start_two_locked(state):
+    threads = [threading.Thread(target=_locked_bump, args=(state,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    assert all(t.ident for t in threads)
+    for t in threads:
+        t.join()
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_started_threads_fixed_twin_passes_every_schedule():
+    result = explore(lambda: (_Box(), threading.Lock()), [_start_two_locked],
+                     lambda state, returns: _two_bumps(state[0], returns), seed=0)
+    assert result.failure is None, result.failure and result.failure.report
+    assert result.schedules_run == 200
+
+
+def _join_a_thread_that_never_ends(_state):
+    t = threading.Thread(target=threading.Event().wait)
+    t.start()
+    t.join()
+
+
+def test_join_of_a_thread_that_never_ends_is_a_deadlock():
+    result = explore(_Box, [_join_a_thread_that_never_ends], seed=0)
+    assert result.failure is not None and result.failure.kind == "deadlock"
+    assert "waits in join() for t to finish" in result.failure.report
+
+
+def test_a_thread_started_outside_the_workers_is_an_ordinary_thread():
+    seen = []
+
+    def setup():
+        t = threading.Thread(target=seen.append, args=(1,))  # patched class, no worker
+        t.start()
+        t.join()
+        return _Box()
+
+    result = explore(setup, [_bump], schedules=3, seed=0)
+    assert result.failure is None and seen == [1, 1, 1]

@@ -79,8 +79,25 @@ def own_file(filename):
     return filename.startswith(_OWN_DIR)
 
 
+def access_text(ins):
+    """What an access instruction does, for the interleaving table: 'writes .value'."""
+    name = ins.opname
+    verb = "writes" if name.startswith("STORE") else \
+        "deletes" if name.startswith("DELETE") else "reads"
+    if "SUBSCR" in name or "SLICE" in name:
+        return f"{verb} [...]"
+    if name == "FOR_ITER":
+        return "next item"
+    if name == "CONTAINS_OP":
+        return "tests 'in'"
+    if "ATTR" in name or name == "LOAD_METHOD":
+        return f"{verb} .{ins.argval}" if isinstance(ins.argval, str) else verb
+    return f"{verb} {ins.argval}" if isinstance(ins.argval, str) else verb
+
+
 class CodeTable:
-    """Per code object: {offset: lineno} of the instructions that are switch points."""
+    """Per code object: {offset: (lineno, what)} of the instructions that are switch
+    points; ``what`` says what an access does (None at other granularities)."""
 
     def __init__(self, granularity):
         if granularity not in GRANULARITIES:
@@ -102,6 +119,8 @@ class CodeTable:
                 line = ins.positions.lineno
             if ins.opname in ("CACHE", "RESUME", "EXTENDED_ARG"):
                 continue
-            if self.granularity == "opcode" or ins.opcode in ACCESS_OPS:
-                pts[ins.offset] = line
+            if self.granularity == "access" and ins.opcode in ACCESS_OPS:
+                pts[ins.offset] = (line, access_text(ins))
+            elif self.granularity == "opcode":
+                pts[ins.offset] = (line, None)
         return pts

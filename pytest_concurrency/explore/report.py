@@ -103,6 +103,9 @@ def _cycle(live):
     return None
 
 
+_ACCESS_VERBS = ("reads", "writes", "deletes", "next item", "tests 'in'")  # instrument.py
+
+
 def _source(fn, ln):
     return linecache.getline(fn, ln).strip() if ln else ""
 
@@ -133,6 +136,9 @@ def render_interleaving(trace, nworkers, limit=20, width=None):
     first = total - len(rows) + 1
     for n, (widx, fn, ln, _func, whats) in enumerate(rows, first):
         text = f"{os.path.basename(fn)}:{ln}  {_source(fn, ln)}"
+        ops = [w for w in whats if not w.startswith(_ACCESS_VERBS)]
+        if ops:  # an operation on a primitive says more than the lookup of its method
+            whats = ops
         if whats:
             text += "  [" + ", ".join(w.split(":")[0] for w in whats) + "]"
         if len(text) > width:

@@ -32,9 +32,9 @@ def make_settrace(is_user, table):
 
         def local(frame, event, arg):
             if event == "opcode":
-                line = pts.get(frame.f_lasti)
-                if line is not None:
-                    point(w, fn, line, name)
+                hit = pts.get(frame.f_lasti)
+                if hit is not None:
+                    point(w, fn, hit[0], name, hit[1])
             return local
         return local
 
@@ -93,12 +93,12 @@ class Monitoring:
         disable, points, get_ident = sys.monitoring.DISABLE, self.table.points, _orig.get_ident
 
         def on_instruction(code, offset):
-            line = points(code).get(offset)
-            if line is None:
+            hit = points(code).get(offset)
+            if hit is None:
                 return disable
             w = _CURRENT.get(get_ident())
             if w is not None:
-                w.schedule.point(w, code.co_filename, line, code.co_name)
+                w.schedule.point(w, code.co_filename, hit[0], code.co_name, hit[1])
             return None
         return on_instruction
 

@@ -1,92 +1,16 @@
-"""The ``concurrency``, ``worker`` and ``barrier`` fixtures, and running a body."""
+"""The ``concurrency``, ``worker`` and ``barrier`` fixtures."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
-import sys
-import threading
 
 import pytest
 
-from . import context, outcomes, runners, shipping
+from . import context
 from .results import Outcomes, Results
 from .runners import explore as explore_runner
+from .running import execute, explore_options, run_target, spec_of
 from .spec import SETTINGS, RunSpec, resolve
-
-SPEC_ARG = "_concurrency_spec"  # the parametrized argument holding each item's RunSpec
-
-
-def spec_of(node) -> RunSpec | None:
-    """The RunSpec of a concurrent test item (None for any other item)."""
-    callspec = getattr(node, "callspec", None)
-    if callspec is not None:
-        return callspec.params.get(SPEC_ARG)
-    return getattr(node, "concurrency_spec", None)  # a unittest method (testcase.py)
-
-
-def tb_style(config) -> str:
-    style = config.getoption("tbstyle", "auto")
-    return "long" if style == "auto" else style
-
-
-def execute(spec: RunSpec, node, target, args=(), kwargs=None,
-            arg_kind: str = "argument", refresh=None) -> runners.RunOutcome:
-    """Run ``target`` under ``spec``; attach children's output; raise on failure.
-
-    ``refresh`` (explore mode) returns fresh ``kwargs`` for every schedule.
-    """
-    __tracebackhide__ = True
-    try:
-        outcome = runners.run(spec, target, args, kwargs, tb_style=tb_style(node.config),
-                              arg_kind=arg_kind, config=node.config, refresh=refresh,
-                              **explore_options(node, target))
-    except (shipping.ShippingError, explore_runner.ExploreError) as exc:
-        problem = str(exc)
-    else:
-        problem = None
-    if problem:
-        pytest.fail(problem, pytrace=False)
-    show_live = node.config.getoption("capture", "fd") == "no"
-    for title, text in outcome.outputs:
-        if show_live:
-            sys.stdout.write(f"--- {title} ---\n{text}")
-        else:
-            node.add_report_section("call", title, text)
-    outcomes.raise_for(outcome.failures, spec.mode, spec.workers, outcome.seed)
-    return outcome
-
-
-def fresh_funcargs(item) -> dict:
-    """Tear down the item's function-scoped fixtures and set them up again.
-
-    explore mode runs a whole-body test once per schedule, each on fresh
-    fixtures, as pytest-rerunfailures re-runs a test's setup.
-    """
-    request = item._request
-    defs = request._fixture_defs
-    fresh = [name for name, fixturedef in defs.items() if fixturedef.scope == "function"]
-    for name in reversed(fresh):
-        defs[name].finish(request)
-    for name in fresh:
-        del defs[name]
-        item.funcargs.pop(name, None)
-    request._fillfixtures()
-    return {name: item.funcargs[name] for name in item._fixtureinfo.argnames}
-
-
-def explore_options(node, target) -> dict:
-    """What explore mode needs from pytest: the replay token, user code, the node id."""
-    roots = {str(node.config.rootpath)}
-    code = getattr(getattr(target, "__func__", target), "__code__", None)
-    if code is not None:
-        roots.add(os.path.dirname(os.path.abspath(code.co_filename)))
-    path = getattr(node, "path", None)
-    if path is not None:
-        roots.add(str(path.parent))
-    return {"replay": node.config.stash[SETTINGS].replay, "roots": tuple(sorted(roots)),
-            "nodeid": node.nodeid}
 
 
 def _call_actor(actors, state, stateless):
@@ -128,7 +52,7 @@ class ConcurrencyRunner:
 
     def _run(self, spec, target, args, kwargs) -> Results:
         __tracebackhide__ = True
-        outcome = execute(spec, self._node, target, args, kwargs)
+        outcome = run_target(spec, self._node, target, args, kwargs)
         return Results(outcome.values, wall=outcome.wall, mode=spec.mode,
                        layout=spec.layout)
 
@@ -158,56 +82,9 @@ class ConcurrencyRunner:
         """explore: one round per schedule; each outcome keeps a replay command."""
         __tracebackhide__ = True
         tally = Outcomes()
-        n = len(actors)
-
-        def round_state():
-            return _ActorRound(setup() if setup is not None else None,
-                               context.RunContext(threading.Barrier(n)))
-
-        def observe(state, returns, token):
-            outcome = arbiter(state.user) if arbiter is not None else \
-                tuple(r[0] if r else None for r in returns)
-            tally[outcome] += 1
-            if outcome not in tally.replays:
-                tally.replays[outcome] = explore_runner.replay_command(
-                    self._node.nodeid, token())
-
-        roles = [functools.partial(_explore_role, i, n, actor, setup is None)
-                 for i, actor in enumerate(actors)]
-        options = explore_options(self._node, actors[0])
-        try:
-            result, seed = explore_runner.explore_run(spec, round_state, roles,
-                                                   replay=options["replay"],
-                                                   roots=options["roots"],
-                                                   nodeid=options["nodeid"], observe=observe)
-        except explore_runner.ExploreError as exc:
-            problem = str(exc)
-        else:
-            problem = None
-        if problem:
-            pytest.fail(problem, pytrace=False)
-        self._node.add_report_section("call", "explore",
-                                      explore_runner.summary(result, spec, seed))
-        if result.failure is not None:
-            outcomes.raise_for([explore_runner.finding_failure(result.failure, spec,
-                                                               self._node.nodeid)],
-                               "explore", n)
+        execute(spec, self._node, lambda: explore_runner.run_actors(
+            spec, actors, setup, arbiter, tally, **explore_options(self._node, actors[0])))
         return tally
-
-
-@dataclasses.dataclass
-class _ActorRound:
-    user: object  # what setup() returned
-    run: context.RunContext
-
-
-def _explore_role(index, count, actor, stateless, state: _ActorRound):
-    context.enter(context.WorkerInfo(index, count, "explore", 0, index, 0, os.getpid()),
-                  state.run)
-    try:
-        return [actor() if stateless else actor(state.user)]
-    finally:
-        context.leave()
 
 
 class CurrentWorker:

@@ -12,16 +12,8 @@ import warnings
 import pytest
 
 from . import leaks, outcomes, spec, testcase, watchdog
-from .fixtures import (
-    SPEC_ARG,
-    barrier,
-    concurrency,
-    execute,
-    fresh_funcargs,
-    spec_of,
-    tb_style,
-    worker,
-)
+from .fixtures import barrier, concurrency, worker
+from .running import SPEC_ARG, fresh_funcargs, run_target, spec_of, tb_style
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
@@ -122,8 +114,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
                     pytrace=False)
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     refresh = (lambda: fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" else None
-    execute(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",
-            refresh=refresh)
+    run_target(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",
+               refresh=refresh)
     return True
 
 

@@ -14,7 +14,7 @@ import pytest
 from _pytest.unittest import TestCaseFunction
 
 from . import spec
-from .fixtures import execute
+from .running import run_target
 
 
 class ConcurrentTestCaseFunction(TestCaseFunction):
@@ -42,7 +42,7 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
 
         def run_concurrently():
             __tracebackhide__ = True
-            execute(run_spec, item, method)
+            run_target(run_spec, item, method)
 
         setattr(testcase, self.method_name, run_concurrently)
         try:

@@ -25,11 +25,12 @@ class ExploreError(Exception):
 
 
 class _Round:
-    """What the workers of one schedule share."""
+    """What the workers of one schedule share: the barrier, and the body's
+    keyword arguments (whole-body) or the state ``setup()`` made (actors)."""
 
-    def __init__(self, run: RunContext, kwargs: dict):
+    def __init__(self, run: RunContext, data):
         self.run = run
-        self.kwargs = kwargs
+        self.data = data
 
 
 def _actor(index: int, count: int, iterations: int, target, args, state: _Round):
@@ -40,7 +41,7 @@ def _actor(index: int, count: int, iterations: int, target, args, state: _Round)
         for iteration in range(iterations):
             if iteration:
                 context.set_iteration(iteration)
-            values.append(target(*args, **state.kwargs))
+            values.append(target(*args, **state.data))
         return values
     finally:
         context.leave()
@@ -123,3 +124,41 @@ def run(spec, target, args, kwargs, *, replay=None, roots=(), nodeid="",
         failures.append(finding_failure(result.failure, spec, nodeid))
     values = {i: list(v or []) for i, v in enumerate(last.get("values", [None] * n))}
     return RunOutcome(values, failures, [("explore", summary(result, spec, seed))], wall)
+
+
+def _role(index: int, count: int, actor, stateless: bool, state: _Round):
+    context.enter(WorkerInfo(index, count, "explore", 0, index, 0, os.getpid()), state.run)
+    try:
+        return [actor() if stateless else actor(state.data)]
+    finally:
+        context.leave()
+
+
+def run_actors(spec, actors, setup, arbiter, tally, *, replay=None, roots=(),
+               nodeid="") -> RunOutcome:
+    """``run_actors`` in explore mode: one round per schedule, tallied in ``tally``.
+
+    Each outcome in the tally keeps (in ``tally.replays``) the command that
+    replays the first schedule that produced it.
+    """
+    n = len(actors)
+
+    def setup_round():
+        return _Round(RunContext(threading.Barrier(n)),
+                      setup() if setup is not None else None)
+
+    def observe(state, returns, token):
+        outcome = arbiter(state.data) if arbiter is not None else \
+            tuple(r[0] if r else None for r in returns)
+        tally[outcome] += 1
+        if outcome not in tally.replays:
+            tally.replays[outcome] = replay_command(nodeid, token())
+
+    roles = [functools.partial(_role, i, n, actor, setup is None)
+             for i, actor in enumerate(actors)]
+    start = time.perf_counter()
+    result, seed = explore_run(spec, setup_round, roles, replay=replay, roots=roots,
+                               nodeid=nodeid, observe=observe)
+    failures = [finding_failure(result.failure, spec, nodeid)] if result.failure else []
+    return RunOutcome({}, failures, [("explore", summary(result, spec, seed))],
+                      time.perf_counter() - start)

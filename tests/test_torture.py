@@ -228,8 +228,27 @@ def torture(pytester, monkeypatch, tmp_path):
     return pid_dir
 
 
+# case -> its own timeout: each must fail within timeout + 3 s
+BOUNDED = {"test_abba[thread]": 2, "test_abba[process]": 2, "test_abba[hybrid]": 2,
+           "test_abba_hybrid_threads[hybrid]": 2, "test_spin[process]": 1,
+           "test_never_returns[thread]": 1}
+
+
+def _call_durations(out):
+    """'1.23s call     test_torture_cases.py::test_x[mode]' lines of --durations."""
+    found = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "call" and parts[0].endswith("s"):
+            found[parts[2].split("::")[-1]] = float(parts[0][:-1])
+    return found
+
+
 def _check(result, pid_dir, elapsed):
     result.assert_outcomes(**EXPECTED_OUTCOMES)
+    durations = _call_durations(result.stdout.str())
+    for case, timeout in BOUNDED.items():
+        assert durations[case] < timeout + 3, (case, durations[case])
     sections = _sections(result.stdout.str())
     for title, lines in EXPECTED.items():
         assert title in sections, f"no report section {title!r}"
@@ -242,12 +261,14 @@ def _check(result, pid_dir, elapsed):
 
 def test_torture_serial(pytester, torture):
     start = time.monotonic()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--durations=0",
+                                           "--durations-min=0", timeout=120)
     _check(result, torture, time.monotonic() - start)
 
 
 def test_torture_under_xdist(pytester, torture):
     pytest.importorskip("xdist")
     start = time.monotonic()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", timeout=120)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2",
+                                           "--durations=0", "--durations-min=0", timeout=120)
     _check(result, torture, time.monotonic() - start)

@@ -53,7 +53,7 @@ class ConcurrencyRunner:
     def _run(self, spec, target, args, kwargs) -> Results:
         __tracebackhide__ = True
         outcome = run_target(spec, self._node, target, args, kwargs)
-        return Results(outcome.values, wall=outcome.wall, mode=spec.mode,
+        return Results(outcome.values, outcome.measurement, mode=spec.mode,
                        layout=spec.layout)
 
     def run_actors(self, *actors, setup=None, arbiter=None, rounds: int = 1) -> Outcomes:

@@ -17,7 +17,7 @@ import traceback
 
 import psutil
 
-from . import watchdog
+from . import metrics, watchdog
 
 GRACE = 1.0  # seconds a thread or process gets to finish after the test
 
@@ -26,6 +26,7 @@ GRACE = 1.0  # seconds a thread or process gets to finish after the test
 class Snapshot:
     threads: set[threading.Thread]
     thread_count: int
+    sampler: bool  # metrics' memory sampler thread was running
     processes: set[tuple[int, float]]  # (pid, create time) of every descendant
 
 
@@ -78,6 +79,7 @@ def snapshot() -> Snapshot:
     return Snapshot(
         threads=set(threading.enumerate()),
         thread_count=_thread._count(),
+        sampler=metrics.sampler_running(),
         processes={k for k in map(_key, _descendants()) if k is not None},
     )
 
@@ -108,6 +110,8 @@ def find(before: Snapshot, grace: float = GRACE) -> Leaks:
         _, running = psutil.wait_procs(running, timeout=max(0.0, deadline - time.monotonic()))
     processes = zombies + [p for p in running if _key(p) is not None]
     hidden = _thread._count() - before.thread_count - len(threads)
+    if metrics.sampler_running() and not before.sampler:
+        hidden -= 1  # started during the test, for the whole session
     abandoned = sum(1 for t in threading.enumerate()
                     if t not in before.threads and _is_ours(t))
     return Leaks(threads, max(0, hidden - abandoned), processes)

@@ -11,16 +11,23 @@ class Results(Sequence):
     """Return values of every worker, ordered by (worker index, iteration).
 
     ``by_worker`` maps worker index -> list of values (one per iteration);
-    ``wall`` is the run's wall-clock time in seconds.
+    ``measurement`` is what the run cost (``metrics.Measurement``), also as
+    ``wall`` and ``cpu`` (seconds), ``peak_rss`` (bytes, when sampled) and
+    ``throughput`` (body calls per second).
     """
 
-    def __init__(self, by_worker: Mapping[int, list[Any]], wall: float = 0.0,
+    def __init__(self, by_worker: Mapping[int, list[Any]], measurement=None,
                  mode: str = "", layout: str = ""):
         self.by_worker = {i: list(by_worker[i]) for i in sorted(by_worker)}
         self._values = [v for values in self.by_worker.values() for v in values]
-        self.wall = wall
+        self.measurement = measurement
         self.mode = mode
         self.layout = layout
+
+    wall = property(lambda self: self.measurement.wall)
+    cpu = property(lambda self: self.measurement.cpu)
+    peak_rss = property(lambda self: self.measurement.peak_rss)
+    throughput = property(lambda self: self.measurement.throughput)
 
     def __getitem__(self, index):
         return self._values[index]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from . import outcomes, runners, shipping
+from . import metrics, outcomes, runners, shipping
 from .runners import explore as explore_runner
 from .spec import SETTINGS, RunSpec
 
@@ -34,17 +34,21 @@ def tb_style(config) -> str:
     return "long" if style == "auto" else style
 
 
-def execute(spec: RunSpec, node, start: Callable[[], runners.RunOutcome]) -> runners.RunOutcome:
-    """Call ``start()`` (a runner); attach its output; raise the test's outcome."""
+def execute(spec: RunSpec, node, start: Callable[[], runners.RunOutcome],
+            memory: bool = False) -> runners.RunOutcome:
+    """Call ``start()`` (a runner) and measure it; attach its output; raise the
+    test's outcome.  ``memory`` samples the process tree's peak memory too."""
     __tracebackhide__ = True
     try:
-        outcome = start()
+        with metrics.Meter(memory=memory) as meter:
+            outcome = start()
     except (shipping.ShippingError, explore_runner.ExploreError) as exc:
         problem = str(exc)
     else:
         problem = None
     if problem:
         pytest.fail(problem, pytrace=False)
+    outcome.measurement = meter.result(sum(map(len, outcome.values.values())))
     show_live = node.config.getoption("capture", "fd") == "no"
     for title, text in outcome.outputs:
         if show_live:
@@ -56,7 +60,7 @@ def execute(spec: RunSpec, node, start: Callable[[], runners.RunOutcome]) -> run
 
 
 def run_target(spec: RunSpec, node, target, args=(), kwargs=None, arg_kind: str = "argument",
-               refresh=None) -> runners.RunOutcome:
+               refresh=None, memory: bool = False) -> runners.RunOutcome:
     """Every worker calls ``target(*args, **kwargs)``; see :func:`runners.run`.
 
     ``refresh`` (explore mode) returns fresh ``kwargs`` for every schedule.
@@ -64,7 +68,7 @@ def run_target(spec: RunSpec, node, target, args=(), kwargs=None, arg_kind: str 
     __tracebackhide__ = True
     return execute(spec, node, lambda: runners.run(
         spec, target, args, kwargs, tb_style=tb_style(node.config), arg_kind=arg_kind,
-        config=node.config, refresh=refresh, **explore_options(node, target)))
+        config=node.config, refresh=refresh, **explore_options(node, target)), memory)
 
 
 def fresh_funcargs(item) -> dict:

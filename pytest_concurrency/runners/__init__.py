@@ -17,6 +17,7 @@ class RunOutcome:
     outputs: list[tuple[str, str]]  # (report section title, text) from children
     wall: float
     seed: int | None = None  # start-jitter seed of thread/process/hybrid runs
+    measurement: object = None  # metrics.Measurement, filled in by running.execute
 
 
 def run(spec, target: Callable, args: tuple = (), kwargs: Mapping[str, Any] | None = None,

@@ -1,8 +1,9 @@
 """What one concurrent run cost: wall time, CPU time, peak memory, body calls.
 
 Measuring stays off the hot path: wall and CPU time are read once before and
-once after the run (``os.times()`` covers every thread of this process and
-every child reaped during the run); peak memory is sampled by one background
+once after the run (the process's CPU time covers all its threads, and
+``RUSAGE_CHILDREN`` every child reaped during the run); peak memory is
+sampled by one background
 thread, and only when asked for, since a sample of the process tree costs
 more than a short run.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import _thread
 import dataclasses
-import os
+import resource
 import time
 
 import psutil
@@ -89,6 +90,12 @@ def sampler_running() -> bool:
     return _sampler._started
 
 
+def _cpu_now() -> float:
+    """CPU seconds of this process (all threads) and of its reaped children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 class Meter:
     """Measure the run inside ``with Meter(memory=...) as meter:``; then ``meter.result()``."""
 
@@ -99,14 +106,13 @@ class Meter:
     def __enter__(self) -> Meter:
         if self.memory:
             _sampler.start()
-        self._times = os.times()
+        self._cpu = _cpu_now()
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         self.wall = time.perf_counter() - self._start
-        end = os.times()
-        self.cpu = sum(end[i] - self._times[i] for i in range(4))  # user, sys, children's
+        self.cpu = _cpu_now() - self._cpu
         if self.memory:
             self.peak_rss = _sampler.stop()
 

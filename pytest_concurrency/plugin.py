@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from . import leaks, outcomes, spec, testcase, watchdog
+from . import leaks, outcomes, rounds, spec, summary, testcase, watchdog
 from .fixtures import barrier, concurrency, worker
 from .running import SPEC_ARG, fresh_funcargs, run_target, spec_of, tb_style
 
@@ -19,6 +19,7 @@ __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
 _INVALID = pytest.StashKey[dict]()  # (parent nodeid, function name) -> problem
 _LEAKS = pytest.StashKey[tuple]()  # (leaks.Snapshot, active watchdog.subreaper())
+_MEASURED = pytest.StashKey[dict]()  # summary.report_data of a budgeted item
 
 MARKER_HELP = (
     "concurrency(modes=('thread',), workers=None, processes=None, threads=None, "
@@ -38,9 +39,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(f"--concurrency-{name.replace('_', '-')}", dest=f"concurrency_{name}",
                         default=None, metavar=name.upper(), help=help_text)
         parser.addini(f"concurrency_{name}", help_text, default="")
+    strict = ("fail, instead of warning, when a budget verdict stays inconclusive or a "
+              "wall-clock budget is exceeded under pytest-xdist")
+    group.addoption("--concurrency-strict", dest="concurrency_strict", action="store_true",
+                    default=False, help=strict)
+    parser.addini("concurrency_strict", strict, type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(summary.Collector(), "concurrency-summary")
     config.addinivalue_line("markers", MARKER_HELP)
     config.addinivalue_line("markers", BUDGET_HELP)
     try:
@@ -113,6 +120,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         pytest.fail("pytest-concurrency cannot run async test functions concurrently",
                     pytrace=False)
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    if run_spec.budget and run_spec.mode != "explore":  # explore's tracing is no benchmark
+        measured = rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs,
+                              run_spec.budget, run_spec.strict)
+        pyfuncitem.stash[_MEASURED] = summary.report_data(run_spec, measured)
+        return True
     refresh = (lambda: fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" else None
     run_target(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",
                refresh=refresh)
@@ -122,8 +134,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if call.when == "call" and _MEASURED in item.stash:
+        setattr(report, summary.REPORT_ATTR, item.stash[_MEASURED])
     if call.excinfo is not None and isinstance(call.excinfo.value, outcomes.WorkerFailures):
         style = tb_style(item.config)
         if style not in ("no", "native"):
             report.longrepr = outcomes.render(call.excinfo.value, style)
     return report
+

@@ -1,0 +1,109 @@
+"""Checking a ``concurrency_budget``: paired rounds, estimates, verdicts.
+
+A budgeted whole-body test runs in rounds.  Each round times the same work
+done serially (the body called ``workers × iterations`` times in the pytest
+process, when a speedup or efficiency limit needs it) and then concurrently,
+so both see the same machine load.  Medians with distribution-free intervals
+over the rounds are checked against the limits; while a verdict is
+inconclusive and rounds remain, more rounds are run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+
+import pytest
+
+from . import budget, spec
+from .running import run_target
+from .stats import Estimate
+
+ROUNDS = 5  # paired rounds per batch
+MAX_ROUNDS = 15
+WALL_CLOCK = ("wall", "throughput", "speedup", "efficiency")
+
+
+@dataclasses.dataclass
+class Samples:
+    serial: list[float] = dataclasses.field(default_factory=list)
+    concurrent: list = dataclasses.field(default_factory=list)  # metrics.Measurement
+
+
+def _serial_time(target, kwargs, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        target(**kwargs)
+    return time.perf_counter() - start
+
+
+def estimates(samples: Samples, run_spec) -> dict[str, Estimate]:
+    """What the rounds measured, per budget key."""
+    runs = samples.concurrent
+    measured = {
+        "wall": Estimate.of([m.wall for m in runs]),
+        "cpu": Estimate.of([m.cpu for m in runs]),
+        "throughput": Estimate.of([m.throughput for m in runs]),
+    }
+    if all(m.peak_rss is not None for m in runs):
+        measured["memory"] = Estimate.of([m.peak_rss for m in runs])
+    if samples.serial:
+        speedup = Estimate.of_ratios(samples.serial, [m.wall for m in runs])
+        measured["speedup"] = speedup
+        parallel = min(run_spec.workers, spec.usable_cpus())
+        measured["efficiency"] = dataclasses.replace(
+            speedup, median=speedup.median / parallel, low=speedup.low / parallel,
+            high=speedup.high / parallel)
+    return measured
+
+
+def under_xdist() -> bool:
+    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1) > 1
+
+
+def run(run_spec, item, target, kwargs, limits, strict: bool) -> dict[str, Estimate]:
+    """Run the budgeted body in paired rounds and enforce ``limits``.
+
+    Returns the estimates; fails the test on a violated limit, warns (or,
+    with ``strict``, fails) when a verdict stays inconclusive.
+    """
+    __tracebackhide__ = True
+    keys = {limit.key for limit in limits}
+    serial = bool(keys & {"speedup", "efficiency"})
+    calls = run_spec.workers * run_spec.iterations
+    samples = Samples()
+    while True:
+        for _ in range(ROUNDS):
+            if serial:
+                samples.serial.append(_serial_time(target, kwargs, calls))
+            outcome = run_target(run_spec, item, target, (), kwargs, arg_kind="fixture",
+                                 memory="memory" in keys)
+            samples.concurrent.append(outcome.measurement)
+        measured = estimates(samples, run_spec)
+        verdicts = budget.check(limits, measured)
+        if len(samples.concurrent) >= MAX_ROUNDS or \
+                not any(v.status == "inconclusive" for v in verdicts):
+            break
+    _enforce(verdicts, strict)
+    return measured
+
+
+def _enforce(verdicts, strict: bool) -> None:
+    __tracebackhide__ = True
+    failed, doubtful = [], []
+    for verdict in verdicts:
+        if verdict.status == "fail":
+            if under_xdist() and verdict.limit.key in WALL_CLOCK and not strict:
+                doubtful.append(verdict.message + " (wall-clock limits are not enforced "
+                                "under pytest-xdist with several workers without "
+                                "--concurrency-strict)")
+            else:
+                failed.append(verdict.message)
+        elif verdict.status == "inconclusive":
+            (failed if strict else doubtful).append(verdict.message)
+    if failed:
+        pytest.fail("concurrency budget exceeded:\n" + "\n".join(failed), pytrace=False)
+    for message in doubtful:
+        warnings.warn(pytest.PytestWarning(f"concurrency budget: {message}"), stacklevel=2)

@@ -1,0 +1,172 @@
+"""advisor.py: a mode recommendation from measured CPU/wall ratios and speedups."""
+
+import pytest
+
+from pytest_concurrency.advisor import ModeMeasurement, advise
+
+MB = 10**6
+
+# Pure-Python spinning, 2 workers on 2 CPUs: the GIL serialises threads (one CPU
+# busy, no speedup); processes keep both CPUs busy.
+CPU_THREAD = ModeMeasurement("thread", 2, wall=2.0, cpu=2.0, peak_rss=30 * MB, speedup=1.0)
+CPU_PROCESS = ModeMeasurement("process", 2, wall=1.05, cpu=2.1, peak_rss=60 * MB, speedup=1.9)
+
+# Sleeping/waiting, 8 workers: almost no CPU, threads overlap the waits.
+IO_THREAD = ModeMeasurement("thread", 8, wall=0.13, cpu=0.0065, peak_rss=20 * MB, speedup=7.6)
+IO_PROCESS = ModeMeasurement("process", 8, wall=0.14, cpu=0.014, peak_rss=200 * MB, speedup=7.1)
+
+
+def test_cpu_bound_body_gets_processes_with_the_measured_factor():
+    advice = advise({"thread": CPU_THREAD, "process": CPU_PROCESS}, usable_cpus=2)
+    assert advice == "CPU-bound: process mode ran 1.9x faster than thread mode; use processes"
+
+
+def test_cpu_bound_factor_is_measured_not_fixed():
+    process = ModeMeasurement("process", 2, wall=1.4, cpu=2.0, peak_rss=None, speedup=1.5)
+    thread = ModeMeasurement("thread", 2, wall=2.0, cpu=2.0, peak_rss=None, speedup=1.0)
+    advice = advise({"process": process, "thread": thread}, usable_cpus=2)
+    assert "process mode ran 1.5x faster than thread mode; use processes" in advice
+
+
+def test_io_bound_body_gets_threads_and_their_memory_advantage():
+    advice = advise({"thread": IO_THREAD, "process": IO_PROCESS}, usable_cpus=2)
+    assert advice == (
+        "I/O-bound: threads reach 7.6x with 8 workers at a tenth of the memory of processes;"
+        " use threads"
+    )
+
+
+def test_io_bound_without_memory_compares_speedups_instead():
+    thread = ModeMeasurement("thread", 8, wall=0.13, cpu=0.0065, peak_rss=None, speedup=7.6)
+    advice = advise({"thread": thread, "process": IO_PROCESS}, usable_cpus=2)
+    assert (
+        advice == "I/O-bound: threads reach 7.6x with 8 workers (process mode: 7.1x); use threads"
+    )
+
+
+@pytest.mark.parametrize(
+    ("thread_rss", "words"), [(100 * MB, "half the"), (74 * MB, "37% of the"), (None, None)]
+)
+def test_memory_share_wording(thread_rss, words):
+    thread = ModeMeasurement("thread", 8, wall=0.13, cpu=0.0065, peak_rss=thread_rss, speedup=7.6)
+    advice = advise({"thread": thread, "process": IO_PROCESS}, usable_cpus=2)
+    if words is None:
+        assert "memory" not in advice
+    else:
+        assert f"at {words} memory of processes" in advice
+
+
+def test_threads_win_a_near_tie_because_they_are_cheaper():
+    process = ModeMeasurement("process", 8, wall=0.125, cpu=0.014, peak_rss=None, speedup=8.0)
+    thread = ModeMeasurement("thread", 8, wall=0.13, cpu=0.0065, peak_rss=None, speedup=7.6)
+    advice = advise({"thread": thread, "process": process}, usable_cpus=2)
+    assert advice.endswith("; use threads")
+
+
+def test_io_bound_but_processes_much_faster_follows_the_measurement():
+    thread = ModeMeasurement("thread", 8, wall=0.5, cpu=0.02, peak_rss=None, speedup=2.0)
+    advice = advise({"thread": thread, "process": IO_PROCESS}, usable_cpus=2)
+    assert advice == "I/O-bound: process mode ran 3.5x faster than thread mode; use processes"
+
+
+def test_without_speedups_wall_times_of_the_same_work_are_compared():
+    thread = ModeMeasurement("thread", 2, wall=2.0, cpu=2.0, peak_rss=None, speedup=None)
+    process = ModeMeasurement("process", 2, wall=1.0, cpu=2.0, peak_rss=None, speedup=None)
+    advice = advise({"thread": thread, "process": process}, usable_cpus=2)
+    assert advice == "CPU-bound: process mode ran 2.0x faster than thread mode; use processes"
+
+
+def test_hybrid_is_chosen_only_when_clearly_faster_than_processes():
+    hybrid = ModeMeasurement("hybrid", 4, wall=1.0, cpu=2.0, peak_rss=None, speedup=1.95)
+    advice = advise({"thread": CPU_THREAD, "process": CPU_PROCESS, "hybrid": hybrid}, 2)
+    assert advice.endswith("use processes")
+    faster = ModeMeasurement("hybrid", 4, wall=0.6, cpu=2.0, peak_rss=None, speedup=3.0)
+    advice = advise({"thread": CPU_THREAD, "process": CPU_PROCESS, "hybrid": faster}, 2)
+    assert advice == "CPU-bound: hybrid mode ran 3.0x faster than thread mode; use hybrid mode"
+
+
+def test_no_mode_faster_than_serial_is_said_plainly():
+    process = ModeMeasurement("process", 2, wall=2.1, cpu=2.1, peak_rss=None, speedup=0.95)
+    advice = advise({"thread": CPU_THREAD, "process": process}, usable_cpus=1)
+    assert advice.startswith("CPU-bound: no mode ran it faster than serial")
+    assert "use" not in advice
+
+
+def test_single_thread_mode_cpu_bound_suggests_processes():
+    advice = advise({"thread": CPU_THREAD}, usable_cpus=2)
+    assert advice == (
+        "CPU-bound (CPU 1.0 s per 1.0 s of wall in thread mode): "
+        "threads cannot run it in parallel under the GIL; try process mode"
+    )
+
+
+def test_single_thread_mode_on_one_cpu_does_not_suggest_processes():
+    advice = advise({"thread": CPU_THREAD}, usable_cpus=1)
+    assert "process" not in advice
+    assert "1 usable CPU" in advice
+
+
+def test_single_thread_mode_releasing_the_gil_is_parallel():
+    thread = ModeMeasurement("thread", 2, wall=1.0, cpu=1.9, peak_rss=None, speedup=1.9)
+    advice = advise({"thread": thread}, usable_cpus=2)
+    assert advice.startswith("CPU-bound (CPU 1.9 s per 1.0 s of wall in thread mode)")
+    assert "in parallel" in advice and "cannot" not in advice
+
+
+def test_single_thread_mode_io_bound():
+    advice = advise({"thread": IO_THREAD}, usable_cpus=2)
+    assert advice == (
+        "I/O-bound (CPU 0.05 s per 1.0 s of wall in thread mode): "
+        "threads reach 7.6x with 8 workers; threads suit it"
+    )
+
+
+def test_single_process_mode_says_what_it_shows_without_comparing():
+    cpu = advise({"process": CPU_PROCESS}, usable_cpus=2)
+    assert (
+        cpu == "CPU-bound (CPU 2.0 s per 1.0 s of wall in process mode): processes reach 1.9x"
+        " with 2 workers"
+    )
+    io = advise({"process": IO_PROCESS}, usable_cpus=2)
+    assert io.startswith("I/O-bound (CPU 0.10 s per 1.0 s of wall in process mode)")
+    assert "try thread mode" in io
+
+
+def test_process_load_is_relative_to_the_cpus_it_could_use():
+    # 2 CPUs busy of 2 usable is CPU-bound; 2 busy of 8 usable with 8 workers is not
+    busy = ModeMeasurement("process", 8, wall=1.0, cpu=2.0, peak_rss=None, speedup=None)
+    assert advise({"process": busy}, usable_cpus=2).startswith("CPU-bound")
+    assert advise({"process": busy}, usable_cpus=8).startswith("I/O-bound")
+
+
+def test_mixed_work_between_the_thresholds():
+    thread = ModeMeasurement("thread", 4, wall=1.0, cpu=0.5, peak_rss=None, speedup=1.6)
+    advice = advise({"thread": thread}, usable_cpus=2)
+    assert advice == (
+        "Mixed CPU and I/O (CPU 0.5 s per 1.0 s of wall in thread mode): "
+        "threads reach 1.6x with 4 workers; compare with process mode"
+    )
+
+
+def test_modes_reading_cpu_and_io_bound_make_the_work_mixed():
+    process = ModeMeasurement("process", 2, wall=1.0, cpu=0.2, peak_rss=None, speedup=1.9)
+    advice = advise({"thread": CPU_THREAD, "process": process}, usable_cpus=2)
+    assert advice.startswith("Mixed CPU and I/O: ")
+
+
+def test_advice_does_not_depend_on_mapping_order():
+    one = advise({"thread": CPU_THREAD, "process": CPU_PROCESS}, usable_cpus=2)
+    other = advise({"process": CPU_PROCESS, "thread": CPU_THREAD}, usable_cpus=2)
+    assert one == other
+
+
+@pytest.mark.parametrize(
+    "by_mode",
+    [
+        {},
+        {"explore": ModeMeasurement("explore", 2, wall=1.0, cpu=1.0, peak_rss=None, speedup=None)},
+        {"thread": ModeMeasurement("thread", 2, wall=0.0, cpu=0.0, peak_rss=None, speedup=None)},
+    ],
+)
+def test_nothing_to_go_on_gives_none(by_mode):
+    assert advise(by_mode, usable_cpus=2) is None

@@ -121,9 +121,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
                     pytrace=False)
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     if run_spec.budget and run_spec.mode != "explore":  # explore's tracing is no benchmark
-        measured = rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs,
-                              run_spec.budget, run_spec.strict)
-        pyfuncitem.stash[_MEASURED] = summary.report_data(run_spec, measured)
+        def record(measured):
+            pyfuncitem.stash[_MEASURED] = summary.report_data(run_spec, measured)
+
+        rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, run_spec.budget,
+                   run_spec.strict, record)
         return True
     refresh = (lambda: fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" else None
     run_target(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",

@@ -63,11 +63,12 @@ def under_xdist() -> bool:
     return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1) > 1
 
 
-def run(run_spec, item, target, kwargs, limits, strict: bool) -> dict[str, Estimate]:
+def run(run_spec, item, target, kwargs, limits, strict: bool, record) -> None:
     """Run the budgeted body in paired rounds and enforce ``limits``.
 
-    Returns the estimates; fails the test on a violated limit, warns (or,
-    with ``strict``, fails) when a verdict stays inconclusive.
+    ``record(estimates)`` gets what was measured, also when a limit is then
+    violated: the test fails, and warns (or, with ``strict``, fails) when a
+    verdict stays inconclusive.
     """
     __tracebackhide__ = True
     keys = {limit.key for limit in limits}
@@ -86,8 +87,8 @@ def run(run_spec, item, target, kwargs, limits, strict: bool) -> dict[str, Estim
         if len(samples.concurrent) >= MAX_ROUNDS or \
                 not any(v.status == "inconclusive" for v in verdicts):
             break
+    record(measured)
     _enforce(verdicts, strict)
-    return measured
 
 
 def _enforce(verdicts, strict: bool) -> None:

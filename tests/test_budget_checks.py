@@ -97,8 +97,11 @@ def test_the_advisor_recommends_processes_for_cpu_and_threads_for_io(pytester):
                 total += i
             return total
 
+        # Thread mode only: whether processes beat it depends on free cores, which a
+        # shared test machine cannot promise (benchmarks/ measures that); CPU time
+        # per wall time in thread mode tells CPU-bound work apart on any machine.
         @pytest.mark.concurrency_budget(speedup=">=0.1")
-        @pytest.mark.concurrency(modes=["thread", "process"], workers=2)
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
         def test_cpu_bound():
             spin()
 
@@ -110,9 +113,10 @@ def test_the_advisor_recommends_processes_for_cpu_and_threads_for_io(pytester):
     )
     # in a fresh process: forking the big test-running process would cost the children
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
         "*= concurrency advice =*",
-        "*::test_cpu_bound: CPU-bound: process mode ran *x faster than thread mode*",
-        "*::test_io_bound: I/O-bound: threads reach *x with 8 workers*",
+        "*::test_cpu_bound: CPU-bound (CPU * s per 1.0 s of wall in thread mode): threads "
+        "cannot run it in parallel under the GIL; try process mode",
+        "*::test_io_bound: I/O-bound: threads reach *x with 8 workers*; use threads",
     ])

@@ -1,7 +1,8 @@
 """pytest hooks: options, markers, one item per mode, running the body, reports.
 
-Hooks stay thin; the logic lives in spec.py, fixtures.py, runners/ and
-outcomes.py.
+Hooks stay thin; the logic lives in spec.py (what to run), running.py and
+runners/ (running it), outcomes.py (what failed), leaks.py, rounds.py
+(budgets) and summary.py (advice).
 """
 
 from __future__ import annotations

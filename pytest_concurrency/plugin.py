@@ -60,8 +60,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[spec.SETTINGS]
+    definition = metafunc.definition
+    if not settings.apply and definition.get_closest_marker("concurrency") is None \
+            and definition.get_closest_marker("concurrency_budget") is None:
+        return  # the common case, kept cheap: an ordinary test
     try:
-        definition = metafunc.definition
         specs = spec.specs_for(definition.iter_markers("concurrency"), settings,
                                definition.iter_markers("concurrency_budget"))
     except spec.SpecError as exc:

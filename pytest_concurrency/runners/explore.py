@@ -16,7 +16,6 @@ import time
 
 from .. import context, outcomes
 from ..context import RunContext, WorkerInfo
-from ..explore import ReplayDiverged, explore
 from . import RunOutcome
 
 
@@ -66,6 +65,9 @@ def summary(result, spec, seed: int) -> str:
 def explore_run(spec, setup, actors, *, replay: str | None, roots, nodeid: str,
                 observe=None):
     """Explore ``actors`` under ``spec``; returns (result, seed) or raises ExploreError."""
+    # Imported here: the scheduler costs a pytest session nothing until explore runs.
+    from ..explore import ReplayDiverged, explore
+
     seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**32)
     try:
         result = explore(setup, actors, schedules=spec.schedules, strategy=spec.strategy,

@@ -4,6 +4,7 @@ import os
 
 import psutil
 import pytest
+from pid_records import still_running
 
 RECORD_PIDS = """
 import os, time
@@ -13,21 +14,6 @@ def record():
     with open(os.path.join(os.environ["PIDS"], str(os.getpid())), "w") as f:
         f.write("%f" % __import__("psutil").Process().create_time())
 """
-
-
-def _still_running(pid_dir):
-    alive = []
-    for name in os.listdir(pid_dir):
-        with open(os.path.join(pid_dir, name)) as f:
-            created = float(f.read())
-        try:
-            proc = psutil.Process(int(name))
-            if abs(proc.create_time() - created) < 0.01 and \
-                    proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(proc.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
 
 
 @pytest.fixture
@@ -58,9 +44,9 @@ def test_next():
     assert len(os.listdir(pid_dir)) == (4 if method == "signal" else 2)
     # children die with their parent (process group kill, or the parent-death signal)
     deadline = psutil.time.monotonic() + 10
-    while _still_running(pid_dir) and psutil.time.monotonic() < deadline:
+    while still_running(pid_dir) and psutil.time.monotonic() < deadline:
         psutil.time.sleep(0.1)
-    assert _still_running(pid_dir) == []
+    assert still_running(pid_dir) == []
 
 
 def test_fork_warning_is_not_an_error_under_W_error(pytester):

@@ -8,8 +8,8 @@ check afterwards that none of them is still alive.
 import os
 import time
 
-import psutil
 import pytest
+from pid_records import still_running
 
 TORTURE = '''
 import ctypes
@@ -204,21 +204,6 @@ def _sections(out):
     return sections
 
 
-def _alive(pid_dir):
-    alive = []
-    for name in os.listdir(pid_dir):
-        with open(os.path.join(pid_dir, name)) as f:
-            created = float(f.read())
-        try:
-            proc = psutil.Process(int(name))
-            if abs(proc.create_time() - created) < 0.01 and \
-                    proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append((proc.pid, proc.cmdline()))
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
 @pytest.fixture
 def torture(pytester, monkeypatch, tmp_path):
     pid_dir = tmp_path / "pids"
@@ -254,7 +239,7 @@ def _check(result, pid_dir, elapsed):
         assert title in sections, f"no report section {title!r}"
         pytest.LineMatcher(sections[title]).fnmatch_lines(lines)
     assert len(os.listdir(pid_dir)) >= 12
-    assert _alive(pid_dir) == []
+    assert still_running(pid_dir) == []
     # every case is bounded by its own timeout: the whole file stays far below a minute
     assert elapsed < 60
 

@@ -8,8 +8,9 @@ import os
 import uuid
 
 import pytest
+from actors import deposit_one, take_last_coin, till_balance
 
-from ledger import FileLedger, InsufficientFunds, Ledger
+from ledger import FileLedger, Ledger
 
 ALL_MODES = ["thread", "process", "hybrid"]
 ITERATIONS = 25
@@ -99,22 +100,6 @@ class FreshFileLedger:
         ledger.open("till", 0)
         ledger.open("alice", 1)
         return ledger
-
-
-def deposit_one(ledger):
-    ledger.deposit("till", 1)
-
-
-def till_balance(ledger):
-    return ledger.balance("till")  # the arbiter runs in the parent: reads the file
-
-
-def take_last_coin(ledger):
-    try:
-        ledger.withdraw("alice", 1)
-    except InsufficientFunds:
-        return "refused"
-    return "paid"
 
 
 @pytest.mark.concurrency(modes=ALL_MODES, workers=2)

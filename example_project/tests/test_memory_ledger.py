@@ -5,8 +5,9 @@ same checks on the broken ledger and are expected to fail.
 """
 
 import pytest
+from actors import deposit_one, take_last_coin, till_balance
 
-from ledger import InsufficientFunds, Ledger
+from ledger import Ledger
 
 ITERATIONS = 200
 
@@ -42,22 +43,6 @@ def test_every_deposit_sees_its_own_balance(concurrency, ledger):
     calls = concurrency.workers * concurrency.iterations
     assert sorted(results) == list(range(1, calls + 1))
     assert ledger.balance("till") == calls
-
-
-def deposit_one(ledger):
-    ledger.deposit("till", 1)
-
-
-def till_balance(ledger):
-    return ledger.balance("till")
-
-
-def take_last_coin(ledger):
-    try:
-        ledger.withdraw("alice", 1)
-    except InsufficientFunds:
-        return "refused"
-    return "paid"
 
 
 def small_ledger():

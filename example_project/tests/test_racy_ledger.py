@@ -6,8 +6,8 @@ and fails (XPASS) if a check ever stops seeing it.
 """
 
 import pytest
+from actors import deposit_one, take_last_coin, till_balance
 
-from ledger import InsufficientFunds
 from ledger.racy import RacyLedger
 
 ITERATIONS = 200
@@ -34,22 +34,6 @@ def test_every_deposit_sees_its_own_balance(concurrency, racy_ledger):
 
     calls = concurrency.workers * concurrency.iterations
     assert sorted(results) == list(range(1, calls + 1))
-
-
-def deposit_one(ledger):
-    ledger.deposit("till", 1)
-
-
-def till_balance(ledger):
-    return ledger.balance("till")
-
-
-def take_last_coin(ledger):
-    try:
-        ledger.withdraw("alice", 1)
-    except InsufficientFunds:
-        return "refused"
-    return "paid"
 
 
 def small_racy_ledger():

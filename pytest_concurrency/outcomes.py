@@ -67,6 +67,7 @@ class Failure:
     text: str  # formatted traceback or crash details
     key: tuple = ()
     exc: BaseException | None = None
+    replay: str | None = None  # explore: the replay token of the failing schedule
 
     @property
     def label(self) -> str:

@@ -2,7 +2,7 @@
 
 Hooks stay thin; the logic lives in spec.py (what to run), running.py and
 runners/ (running it), outcomes.py (what failed), leaks.py, rounds.py
-(budgets) and summary.py (advice).
+(budgets) and report/ (what the session measured and found).
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import warnings
 
 import pytest
 
-from . import leaks, outcomes, rounds, spec, summary, testcase, watchdog
+from . import budget, leaks, outcomes, rounds, spec, testcase, watchdog
 from .fixtures import barrier, concurrency, worker
+from .report import baseline, collector, document, entry
 from .running import SPEC_ARG, fresh_funcargs, run_target, spec_of, tb_style
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
 _INVALID = pytest.StashKey[dict]()  # (parent nodeid, function name) -> problem
 _LEAKS = pytest.StashKey[tuple]()  # (leaks.Snapshot, active watchdog.subreaper())
-_MEASURED = pytest.StashKey[dict]()  # summary.report_data of a budgeted item
+_BASELINE = pytest.StashKey[dict]()  # the baseline read at configure
 
 MARKER_HELP = (
     "concurrency(modes=('thread',), workers=None, processes=None, threads=None, "
@@ -31,6 +32,18 @@ MARKER_HELP = (
 BUDGET_HELP = (
     "concurrency_budget(wall=, cpu=, memory=, speedup=, efficiency=, throughput=, "
     "regression=): performance limits for a concurrent test."
+)
+
+
+REPORT_OPTIONS = (  # name, ini type, help
+    ("report", "paths", "write a report of concurrent runs; the format comes from the suffix: "
+     ".json, .md (also appended to $GITHUB_STEP_SUMMARY), .html (repeatable)"),
+    ("baseline", "string", f"baseline file to compare with (default: {spec.DEFAULT_BASELINE} "
+     "in the rootdir, when saving or with --concurrency-compare-fail)"),
+    ("save_baseline", "bool", "save this run's passing measurements into the baseline file"),
+    ("compare_fail", "string", "fail a test whose wall time is worse than its baseline beyond "
+     "this threshold, e.g. median:10%"),
+    ("junit", "bool", "add key metrics to JUnit XML as user_properties (concurrency.*)"),
 )
 
 
@@ -45,16 +58,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--concurrency-strict", dest="concurrency_strict", action="store_true",
                     default=False, help=strict)
     parser.addini("concurrency_strict", strict, type="bool", default=False)
+    for name, kind, help_text in REPORT_OPTIONS:
+        flag = kind == "bool"
+        group.addoption(f"--concurrency-{name.replace('_', '-')}", dest=f"concurrency_{name}",
+                        action="append" if kind == "paths" else "store_true" if flag else "store",
+                        default=False if flag else None,
+                        **({} if flag else {"metavar": name.split("_")[-1].upper()}),
+                        help=help_text)
+        parser.addini(f"concurrency_{name}", help_text, type=kind if kind != "string" else None,
+                      default=False if flag else None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(summary.Collector(), "concurrency-summary")
     config.addinivalue_line("markers", MARKER_HELP)
     config.addinivalue_line("markers", BUDGET_HELP)
     try:
         config.stash[spec.SETTINGS] = spec.read_settings(config)
-    except spec.SpecError as exc:
+        reports = config.stash[spec.REPORTS] = spec.read_report_settings(config)
+        stored = baseline.load(reports.baseline) if reports.baseline else baseline.empty()
+    except (spec.SpecError, document.ReportError) as exc:
         raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
+    config.stash[_BASELINE] = stored
+    config.pluginmanager.register(collector.Collector(config, reports, stored),
+                                  "concurrency-report")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -89,6 +115,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if problem:
         pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
     run_spec = spec_of(item)
+    if run_spec is not None:
+        entry.start(item, run_spec)
     if run_spec is not None and run_spec.leaks != "ignore":
         item.stash[_LEAKS] = (leaks.snapshot(), watchdog.subreaper())
         item.stash[_LEAKS][1].__enter__()
@@ -110,6 +138,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
             message = leaks.describe(found, policy)
             leaks.kill(found)
             if policy == "fail":
+                entry.leak(item, message)
                 pytest.fail(message, pytrace=False)
             warnings.warn(pytest.PytestWarning(message), stacklevel=1)
     return result
@@ -124,12 +153,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
         pytest.fail("pytest-concurrency cannot run async test functions concurrently",
                     pytrace=False)
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    if run_spec.budget and run_spec.mode != "explore":  # explore's tracing is no benchmark
-        def record(measured):
-            pyfuncitem.stash[_MEASURED] = summary.report_data(run_spec, measured)
+    limits, stored = _limits(pyfuncitem, run_spec)
+    if limits and run_spec.mode != "explore":  # explore's tracing is no benchmark
+        def record(measured, verdicts):
+            entry.add_estimates(pyfuncitem, measured, verdicts)
 
-        rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, run_spec.budget,
-                   run_spec.strict, record)
+        rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, limits,
+                   run_spec.strict, record, baseline=stored)
         return True
     refresh = (lambda: fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" else None
     run_target(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",
@@ -137,11 +167,31 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     return True
 
 
+def _limits(item, run_spec) -> tuple[tuple, dict | None]:
+    """The item's budget, with ``--concurrency-compare-fail`` as a regression limit
+    when the baseline has this test; and its baseline wall time, if any."""
+    reports = item.config.stash[spec.REPORTS]
+    if reports.baseline is None:
+        return run_spec.budget, None
+    machine = document.platform_info()["machine"]
+    stored = baseline.lookup(item.config.stash[_BASELINE], machine, {
+        "test": entry.base_id(item.nodeid), "mode": run_spec.mode, "layout": run_spec.layout})
+    stored = stored and stored.get("wall")
+    limits = run_spec.budget
+    if stored and reports.compare_fail is not None \
+            and not any(limit.key == "regression" for limit in limits):
+        limits += budget.parse({"regression": reports.compare_fail})
+    return limits, stored
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    if call.when == "call" and _MEASURED in item.stash:
-        setattr(report, summary.REPORT_ATTR, item.stash[_MEASURED])
+    data = entry.for_report(item, report, call.excinfo)
+    if data is not None:
+        setattr(report, entry.REPORT_ATTR, data)
+        if call.when == "call" and item.config.stash[spec.REPORTS].junit:
+            item.user_properties.extend(entry.properties(data))  # junitxml reads teardown's
     if call.excinfo is not None and isinstance(call.excinfo.value, outcomes.WorkerFailures):
         style = tb_style(item.config)
         if style not in ("no", "native"):

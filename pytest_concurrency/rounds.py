@@ -23,7 +23,7 @@ from .stats import Estimate
 
 ROUNDS = 5  # paired rounds per batch
 MAX_ROUNDS = 15
-WALL_CLOCK = ("wall", "throughput", "speedup", "efficiency")
+WALL_CLOCK = ("wall", "throughput", "speedup", "efficiency", "regression")
 
 
 @dataclasses.dataclass
@@ -39,8 +39,9 @@ def _serial_time(target, kwargs, calls: int) -> float:
     return time.perf_counter() - start
 
 
-def estimates(samples: Samples, run_spec) -> dict[str, Estimate]:
-    """What the rounds measured, per budget key."""
+def estimates(samples: Samples, run_spec, baseline: dict | None = None) -> dict[str, Estimate]:
+    """What the rounds measured, per budget key.  ``baseline`` (a report's wall
+    metric from an earlier run) adds ``regression``: the slowdown against it."""
     runs = samples.concurrent
     measured = {
         "wall": Estimate.of([m.wall for m in runs]),
@@ -49,6 +50,12 @@ def estimates(samples: Samples, run_spec) -> dict[str, Estimate]:
     }
     if all(m.peak_rss is not None for m in runs):
         measured["memory"] = Estimate.of([m.peak_rss for m in runs])
+    if baseline and baseline.get("value"):
+        wall = measured["wall"]
+        base = baseline["value"]
+        measured["regression"] = dataclasses.replace(
+            wall, median=wall.median / base - 1, low=wall.low / base - 1,
+            high=wall.high / base - 1)
     if samples.serial:
         speedup = Estimate.of_ratios(samples.serial, [m.wall for m in runs])
         measured["speedup"] = speedup
@@ -63,10 +70,11 @@ def under_xdist() -> bool:
     return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1) > 1
 
 
-def run(run_spec, item, target, kwargs, limits, strict: bool, record) -> None:
+def run(run_spec, item, target, kwargs, limits, strict: bool, record,
+        baseline: dict | None = None) -> None:
     """Run the budgeted body in paired rounds and enforce ``limits``.
 
-    ``record(estimates)`` gets what was measured, also when a limit is then
+    ``record(estimates, verdicts)`` gets what was measured, also when a limit is then
     violated: the test fails, and warns (or, with ``strict``, fails) when a
     verdict stays inconclusive.
     """
@@ -82,12 +90,12 @@ def run(run_spec, item, target, kwargs, limits, strict: bool, record) -> None:
             outcome = run_target(run_spec, item, target, (), kwargs, arg_kind="fixture",
                                  memory="memory" in keys)
             samples.concurrent.append(outcome.measurement)
-        measured = estimates(samples, run_spec)
+        measured = estimates(samples, run_spec, baseline)
         verdicts = budget.check(limits, measured)
         if len(samples.concurrent) >= MAX_ROUNDS or \
                 not any(v.status == "inconclusive" for v in verdicts):
             break
-    record(measured)
+    record(measured, verdicts)
     _enforce(verdicts, strict)
 
 

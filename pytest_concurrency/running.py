@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from . import metrics, outcomes, runners, shipping
+from .report import entry
 from .runners import explore as explore_runner
 from .spec import SETTINGS, RunSpec
 
@@ -49,6 +50,7 @@ def execute(spec: RunSpec, node, start: Callable[[], runners.RunOutcome],
     if problem:
         pytest.fail(problem, pytrace=False)
     outcome.measurement = meter.result(sum(map(len, outcome.values.values())))
+    entry.add_run(node, outcome.measurement)
     show_live = node.config.getoption("capture", "fd") == "no"
     for title, text in outcome.outputs:
         if show_live:

@@ -353,3 +353,79 @@ def specs_for(markers, settings: Settings, budgets=()) -> tuple[RunSpec, ...] | 
         specs = resolve(marker_kwargs(markers), settings)
     return tuple(dataclasses.replace(s, budget=limits, strict=settings.strict)
                  for s in specs)
+
+
+# ---------------------------------------------------------------- reports
+
+REPORT_FORMATS = (".json", ".md", ".html")
+DEFAULT_BASELINE = "concurrency-baseline.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSettings:
+    """What the session reports, and what it compares against."""
+
+    reports: tuple[str, ...] = ()  # absolute paths; the format comes from the suffix
+    baseline: str | None = None  # the baseline file to compare with (None: no comparing)
+    save_baseline: str | None = None  # the baseline file to save this run into
+    compare_fail: float | None = None  # fail a test slower than its baseline by this
+    junit: bool = False  # key metrics as JUnit user_properties
+
+    @property
+    def threshold(self) -> float:
+        from .report import compare
+
+        return self.compare_fail if self.compare_fail is not None else \
+            compare.DEFAULT_THRESHOLD
+
+
+REPORTS = pytest.StashKey[ReportSettings]()
+
+
+def _paths(config, name: str) -> list[str]:
+    """CLI paths (relative to where pytest was invoked), else ini paths (relative
+    to the ini file)."""
+    given = config.getoption(f"concurrency_{name}", None)
+    if given:
+        base = str(config.invocation_params.dir)
+        given = [given] if isinstance(given, str) else given
+    else:
+        given = config.getini(f"concurrency_{name}") or []
+        given = given.split() if isinstance(given, str) else given
+        base = str(config.inipath.parent) if config.inipath else str(config.rootpath)
+    return [os.path.normpath(os.path.join(base, os.path.expanduser(p))) for p in given]
+
+
+def _flag(config, name: str) -> bool:
+    return bool(config.getoption(f"concurrency_{name}", False)
+                or config.getini(f"concurrency_{name}"))
+
+
+def read_report_settings(config) -> ReportSettings:
+    """The report options; raises SpecError naming a bad one."""
+    from .report import compare
+
+    reports = _paths(config, "report")
+    for path in reports:
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in REPORT_FORMATS:
+            raise SpecError(f"--concurrency-report={path!r}: unknown format "
+                            f"{suffix or '(none)'!r}; use a path ending in "
+                            f"{', '.join(REPORT_FORMATS)}")
+    text = config.getoption("concurrency_compare_fail", None) or \
+        config.getini("concurrency_compare_fail") or None
+    try:
+        threshold = compare.parse_rule(text).threshold if text else None
+    except compare.CompareError as exc:
+        raise SpecError(str(exc)) from None
+    named = _paths(config, "baseline")
+    path = named[0] if named else os.path.join(str(config.rootpath), DEFAULT_BASELINE)
+    save = _flag(config, "save_baseline")
+    return ReportSettings(
+        reports=tuple(reports),
+        baseline=path if (named or threshold is not None) else None,
+        save_baseline=path if save else None,
+        compare_fail=threshold,
+        junit=_flag(config, "junit"),
+    )
+

@@ -91,6 +91,7 @@ def finding_failure(finding, spec, nodeid: str) -> outcomes.Failure:
         kind=kind, workers=workers, mode="explore", pid=os.getpid(),
         iteration=None, summary=finding.message, text=text,
         key=("explore", finding.kind, finding.schedule), exc=finding.exception,
+        replay=finding.token,
     )
 
 

@@ -1,0 +1,67 @@
+"""Baselines: what earlier runs measured, per machine kind, to compare with.
+
+A baseline file is JSON::
+
+    {"schema": 1, "kind": "baseline",
+     "machines": {"<machine key>": {"<test>|<mode>|<layout>": {
+         "metrics": {...as in a report...}, "saved": "<iso time>", "git_commit": ...}}}}
+
+Saving merges this run's passing entries into the file under its lock, so
+several sessions (CI shards, pytest-xdist controllers) can save into one file
+without losing each other's entries.  Missing entries are "new", never errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from . import compare, document, files
+
+
+def empty() -> dict:
+    return {"schema": document.SCHEMA, "kind": "baseline", "machines": {}}
+
+
+def load(path: str) -> dict:
+    """The baseline at ``path``; an empty one if there is no file yet."""
+    if not os.path.exists(path):
+        return empty()
+    return document.load(path, kind="baseline")
+
+
+def lookup(baseline: dict, machine: str, entry: dict) -> dict | None:
+    """The stored metrics of the same test, mode and layout on this machine kind."""
+    stored = baseline["machines"].get(machine, {}).get(compare.key(entry))
+    return stored["metrics"] if stored else None
+
+
+def judge(tests: list[dict], baseline: dict, machine: str, threshold: float) -> None:
+    """Give every entry its ``baseline`` verdict (wall time) against ``baseline``."""
+    for entry in tests:
+        old = lookup(baseline, machine, entry)
+        entry["baseline"] = compare.judge(old and old.get("wall"),
+                                          entry["metrics"].get("wall"), threshold)
+
+
+def merged(text: str | None, path: str, run: dict, created: str, tests: list[dict]) -> str:
+    """The baseline file's new text: ``text`` with this run's passing entries."""
+    data = empty() if text is None else document.check(_parse(text, path), path, "baseline")
+    machine = data["machines"].setdefault(run["machine"], {})
+    for entry in tests:
+        if entry["outcome"] == "passed" and entry["metrics"]:
+            machine[compare.key(entry)] = {"metrics": entry["metrics"], "saved": created,
+                                           "git_commit": run.get("git_commit")}
+    return document.dumps(data)
+
+
+def save(path: str, report: dict) -> None:
+    files.update(path, lambda text: merged(text, path, report["run"], report["created"],
+                                           report["tests"]))
+
+
+def _parse(text: str, path: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise document.ReportError(f"{path}: corrupt baseline (not JSON: {exc})") from None

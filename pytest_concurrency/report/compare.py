@@ -1,0 +1,84 @@
+"""Comparing a measurement with an earlier one: the rules the baseline, the
+``--concurrency-compare-fail`` option and the ``compare`` command share.
+
+A change counts only when the current interval lies wholly beyond the
+threshold: for a lower-is-better metric (wall time), "regressed" means even
+the interval's low end is more than ``threshold`` above the baseline's median;
+"improved" means even its high end is below the baseline divided by
+``1 + threshold``.  Anything in between is "unchanged"; no baseline is "new".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+DEFAULT_THRESHOLD = 0.10
+STATS = ("median",)  # every stored value is a median
+_RULE = re.compile(
+    r"\s*(?:(?P<stat>[a-z]+)\s*:)?\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<pct>%?)\s*")
+
+
+class CompareError(ValueError):
+    """A comparison threshold that cannot be understood."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """``median:10%``: fail when the median got worse by more than 10%."""
+
+    stat: str
+    threshold: float  # a fraction: 0.1 for 10%
+
+    def __str__(self) -> str:
+        return f"{self.stat}:{self.threshold * 100:g}%"
+
+
+def parse_rule(text: str, what: str = "--concurrency-compare-fail") -> Rule:
+    """``'median:10%'``, ``'10%'`` or ``'0.1'`` -> Rule('median', 0.1)."""
+    match = _RULE.fullmatch(str(text))
+    if match is None:
+        raise CompareError(f"{what}={text!r}: expected a threshold like 'median:10%', "
+                           "'10%' or '0.1'")
+    stat = match["stat"] or "median"
+    if stat not in STATS:
+        raise CompareError(f"{what}={text!r}: {stat!r} is not a statistic it can compare "
+                           f"(use {', '.join(STATS)}; every stored value is a median)")
+    value = float(match["number"])
+    threshold = value / 100 if match["pct"] else value
+    if threshold <= 0:
+        raise CompareError(f"{what}={text!r}: the threshold must be above 0")
+    return Rule(stat, threshold)
+
+
+def key(entry: dict) -> str:
+    """What identifies the same measurement across runs: test, mode and layout."""
+    return f"{entry['test']}|{entry['mode']}|{entry['layout']}"
+
+
+def judge(old: dict | None, new: dict | None, threshold: float, metric: str = "wall") -> dict:
+    """The baseline verdict of metric ``new`` (a document metric) against ``old``."""
+    verdict = {"status": "new", "metric": metric, "ratio": None, "baseline": None,
+               "threshold": threshold}
+    if old is None or new is None or not old.get("value"):
+        return verdict
+    base = old["value"]
+    ratio, low, high = new["value"] / base, new["low"] / base, new["high"] / base
+    if new.get("better", "lower") == "higher":  # express as "how much worse": > 1 is worse
+        ratio, low, high = 1 / ratio if ratio else float("inf"), \
+            (1 / high if high else float("inf")), (1 / low if low else float("inf"))
+    if low > 1 + threshold:
+        status = "regressed"
+    elif high < 1 / (1 + threshold):
+        status = "improved"
+    else:
+        status = "unchanged"
+    verdict.update(status=status, ratio=new["value"] / base, baseline=base)
+    return verdict
+
+
+def regression(old: dict, new_value: float, new_low: float, new_high: float) -> tuple:
+    """Slowdown of a lower-is-better metric as fractions (median, low, high):
+    0.25 means 25% slower than ``old``'s median."""
+    base = old["value"]
+    return new_value / base - 1, new_low / base - 1, new_high / base - 1

@@ -1,0 +1,189 @@
+"""The schema-1 report document: the one data shape every report is made from.
+
+A document is plain JSON-able data::
+
+    {
+      "schema": 1,
+      "generator": "pytest-concurrency 0.1.0",
+      "created": "2026-11-22T09:10:00+00:00",
+      "run": {                         # where it ran
+        "python": "3.11.7", "implementation": "CPython",
+        "platform": "Linux-6.1.0-x86_64-with-glibc2.36", "os": "Linux",
+        "arch": "x86_64", "cpu_count": 2, "cpu_affinity": [0, 1], "usable_cpus": 2,
+        "git_commit": "3e3dd8f..." or null, "xdist_workers": 0,
+        "machine": "Linux-x86_64-CPython3.11-2cpu"      # the coarse machine key
+      },
+      "tests": [                       # one entry per test item (test × mode)
+        {
+          "nodeid": "tests/test_x.py::test_sum[thread]",
+          "test": "tests/test_x.py::test_sum",          # nodeid without the mode
+          "mode": "thread", "layout": "4",              # "4" workers, or "2x2" (hybrid)
+          "workers": 4, "iterations": 1,
+          "outcome": "passed",       # passed failed skipped error xfailed xpassed
+          "duration": 0.12,          # seconds pytest spent on the call
+          "metrics": {               # only what was measured
+            "wall": {"value": 0.0123, "low": 0.0120, "high": 0.0130, "rounds": 5,
+                     "unit": "s", "better": "lower"},
+            ...                      # cpu (s), memory (B), throughput (calls/s),
+          },                         # speedup (x), efficiency (ratio)
+          "budget": [{"key": "wall", "limit": "wall <= 250ms",
+                      "verdict": "pass",   # pass fail inconclusive unmeasured
+                      "message": "..."}],
+          "baseline": null or {"status": "regressed",  # new unchanged regressed improved
+                               "metric": "wall", "ratio": 1.31, "baseline": 0.0094,
+                               "threshold": 0.1},
+          "advice": "CPU-bound: ..." or null,   # per test, repeated on each mode
+          "failures": [{"kind": "race",  # race deadlock crash timeout leak budget
+                                         # exception
+                        "summary": "AssertionError: 1 != 2",   # one line
+                        "message": "...",                      # the full text
+                        "workers": [0, 1], "iteration": 3 or null,
+                        "replay": "token" or null,
+                        "replay_command": "pytest '...' --concurrency-replay=..." or null}]
+        }
+      ]
+    }
+
+``metrics`` values are medians over the paired rounds of a budgeted test
+(``low``/``high`` its distribution-free interval) or the one run of any other
+test (``low == high == value``, ``rounds`` 1).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+
+SCHEMA = 1
+
+# metric -> (unit, which direction is better)
+METRICS = {
+    "wall": ("s", "lower"),
+    "cpu": ("s", "lower"),
+    "memory": ("B", "lower"),
+    "throughput": ("calls/s", "higher"),
+    "speedup": ("x", "higher"),
+    "efficiency": ("ratio", "higher"),
+}
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+FAILURE_KINDS = ("race", "deadlock", "crash", "timeout", "leak", "budget", "exception")
+
+
+class ReportError(Exception):
+    """A report or baseline file that cannot be used: unreadable, not JSON, or
+    not a schema this version understands."""
+
+
+def metric(key: str, value: float, low: float | None = None, high: float | None = None,
+           rounds: int = 1) -> dict:
+    unit, better = METRICS[key]
+    return {"value": value, "low": value if low is None else low,
+            "high": value if high is None else high, "rounds": rounds,
+            "unit": unit, "better": better}
+
+
+def _git_commit(cwd: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def machine_key(run: dict) -> str:
+    """Coarse enough to match the same CI runner kind, fine enough not to compare
+    a laptop with a server: OS, architecture, Python, usable CPUs."""
+    version = ".".join(run["python"].split(".")[:2])
+    return f"{run['os']}-{run['arch']}-{run['implementation']}{version}-{run['usable_cpus']}cpu"
+
+
+def platform_info() -> dict:
+    """Where this runs, without the git commit (cheap)."""
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        affinity = list(range(os.cpu_count() or 1))
+    run = {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name.replace("cpython", "CPython"),
+        "platform": platform.platform(),
+        "os": platform.system(),
+        "arch": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": affinity,
+        "usable_cpus": len(affinity),
+    }
+    run["machine"] = machine_key(run)
+    return run
+
+
+def run_metadata(rootdir: str, xdist_workers: int = 0) -> dict:
+    run = platform_info()
+    run["git_commit"] = _git_commit(rootdir)
+    run["xdist_workers"] = xdist_workers
+    return run
+
+
+def new(run: dict, tests: list[dict]) -> dict:
+    from .. import __version__
+
+    return {
+        "schema": SCHEMA,
+        "generator": f"pytest-concurrency {__version__}",
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "run": run,
+        "tests": tests,
+    }
+
+
+def check(data: object, path: str, kind: str = "report") -> dict:
+    """``data`` if it is a schema-1 document of ``kind``, else a ReportError."""
+    if not isinstance(data, dict) or "schema" not in data:
+        raise ReportError(f"{path}: not a pytest-concurrency {kind} (no \"schema\" field)")
+    if data["schema"] != SCHEMA:
+        raise ReportError(f"{path}: {kind} schema {data['schema']!r} is not supported "
+                          f"(this version reads schema {SCHEMA})")
+    field = "tests" if kind == "report" else "machines"
+    expected = list if kind == "report" else dict
+    if not isinstance(data.get(field), expected):
+        raise ReportError(f"{path}: not a pytest-concurrency {kind} "
+                          f"(\"{field}\" missing or malformed)")
+    return data
+
+
+def load(path: str, kind: str = "report") -> dict:
+    """Read and check a schema-1 file; every problem is one ReportError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read it: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: corrupt {kind} (not JSON: {exc})") from None
+    return check(data, path, kind)
+
+
+def dumps(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def regressions_first(tests: list[dict]) -> list[dict]:
+    """Entries ordered for a reader: what got worse or failed first, then by node id."""
+    def rank(entry: dict) -> int:
+        baseline = entry.get("baseline") or {}
+        if baseline.get("status") == "regressed":
+            return 0
+        if entry.get("outcome") in ("failed", "error") or any(
+                b.get("verdict") == "fail" for b in entry.get("budget", ())):
+            return 1
+        if any(b.get("verdict") == "inconclusive" for b in entry.get("budget", ())):
+            return 2
+        return 3
+    return sorted(tests, key=lambda e: (rank(e), e["nodeid"]))

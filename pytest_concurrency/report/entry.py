@@ -1,0 +1,149 @@
+"""What one test item tells the reports, as plain data that rides in its
+TestReports (pytest-xdist serializes report attributes), so only the
+controller needs to see it: the layout, what was measured, the budget's
+verdicts and every failure with its kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from .. import outcomes, spec
+from . import document
+
+REPORT_ATTR = "concurrency"  # TestReport attribute holding an item's data
+DATA = pytest.StashKey[dict]()  # the item's data while it runs
+
+
+def base_id(nodeid: str) -> str:
+    """The test's node id without its mode: 'test_x.py::t[thread-1]' -> 'test_x.py::t[1]'."""
+    head, bracket, params = nodeid.partition("[")
+    if not bracket:
+        return nodeid
+    first, _, rest = params[:-1].partition("-")
+    if first not in spec.MODES:
+        return nodeid
+    return f"{head}[{rest}]" if rest else head
+
+
+def mode_of(nodeid: str) -> str | None:
+    """The mode in a concurrent item's node id, None for any other item."""
+    _, bracket, params = nodeid.partition("[")
+    first = params[:-1].partition("-")[0] if bracket else ""
+    return first if first in spec.MODES else None
+
+
+def start(item, run_spec) -> dict:
+    """The data of ``item``, kept in its stash until its reports are made."""
+    data = item.stash.get(DATA, None)
+    if data is None:
+        data = item.stash[DATA] = {
+            "mode": run_spec.mode, "layout": run_spec.layout, "workers": run_spec.workers,
+            "iterations": run_spec.iterations, "metrics": {}, "budget": [],
+            "failures": [], "measured_in_rounds": False,
+        }
+    return data
+
+
+def add_run(item, measurement) -> None:
+    """Count one run's measurement (a test may call ``concurrency.run`` often)."""
+    data = item.stash.get(DATA, None)
+    if data is None or data["measured_in_rounds"]:
+        return
+    runs = data.setdefault("_runs", [0.0, 0.0, 0, None])
+    runs[0] += measurement.wall
+    runs[1] += measurement.cpu
+    runs[2] += measurement.calls
+    if measurement.peak_rss is not None:
+        runs[3] = max(runs[3] or 0, measurement.peak_rss)
+    wall, cpu, calls, peak = runs
+    metrics = {"wall": document.metric("wall", wall), "cpu": document.metric("cpu", cpu),
+               "throughput": document.metric("throughput", calls / wall if wall > 0 else 0.0)}
+    if peak is not None:
+        metrics["memory"] = document.metric("memory", peak)
+    data["metrics"] = metrics
+
+
+def add_estimates(item, measured, verdicts) -> None:
+    """What a budgeted test's rounds measured (medians and intervals) and decided."""
+    data = item.stash[DATA]
+    data["measured_in_rounds"] = True
+    data.pop("_runs", None)
+    data["metrics"] = {
+        key: document.metric(key, e.median, e.low, e.high, e.n)
+        for key, e in measured.items() if key in document.METRICS
+    }
+    data["budget"] = [
+        {"key": v.limit.key, "limit": str(v.limit), "verdict": v.status, "message": v.message}
+        for v in verdicts
+    ]
+
+
+def failure(kind: str, summary: str, message: str, workers=(), iteration=None,
+            replay: str | None = None, nodeid: str = "") -> dict:
+    from ..runners import explore
+
+    return {"kind": kind, "summary": summary, "message": message, "workers": list(workers),
+            "iteration": iteration, "replay": replay,
+            "replay_command": explore.replay_command(nodeid, replay) if replay else None}
+
+
+def failures_of(exc: BaseException, nodeid: str, data: dict) -> list[dict]:
+    """The failures an exception stands for, each with its kind."""
+    if isinstance(exc, outcomes.WorkerFailures):
+        found = []
+        for group in exc.groups:
+            first = group.first
+            workers = sorted({w for member in group.members for w in member.workers})
+            found.append(failure(first.kind, first.summary, first.text, workers,
+                                 first.iteration, first.replay, nodeid))
+        return found
+    text = str(exc).strip()
+    summary = text.splitlines()[0] if text else type(exc).__name__
+    if any(v["verdict"] in ("fail", "inconclusive") for v in data.get("budget", ())) \
+            and text.startswith("concurrency budget"):
+        failed = [v["message"] for v in data["budget"] if v["verdict"] != "pass"]
+        return [failure("budget", failed[0] if failed else summary, text)]
+    if not isinstance(exc, pytest.fail.Exception):
+        summary = f"{type(exc).__name__}: {summary}"
+    return [failure("exception", summary, text)]
+
+
+def leak(item, message: str) -> None:
+    """A teardown that found threads or processes left running."""
+    data = item.stash.get(DATA, None)
+    if data is not None:
+        first = message.strip().splitlines()[0]
+        data["failures"].append(failure("leak", first, message))
+
+
+def for_report(item, report, excinfo) -> dict | None:
+    """The data a report of ``item`` carries: after its call, everything so far
+    plus the call's failures; after setup or teardown, their failures."""
+    data = item.stash.get(DATA, None)
+    if data is None:
+        return None
+    out = {key: value for key, value in data.items() if not key.startswith("_")}
+    if report.when == "call":
+        out["failures"] = list(data["failures"])
+        if excinfo is not None and report.failed:
+            out["failures"] += failures_of(excinfo.value, item.nodeid, data)
+        data["failures"] = []
+    elif report.failed and excinfo is not None:
+        out["failures"] = list(data["failures"]) or failures_of(excinfo.value, item.nodeid, data)
+        data["failures"] = []
+    else:
+        out["failures"] = list(data["failures"])
+        data["failures"] = []
+    return out
+
+
+def properties(data: dict) -> list[tuple[str, object]]:
+    """Key metrics as JUnit ``user_properties``: ``concurrency.wall`` etc."""
+    props = [("concurrency.mode", data["mode"]), ("concurrency.layout", data["layout"])]
+    for key, value in data["metrics"].items():
+        props.append((f"concurrency.{key}", f"{value['value']:.6g}"))
+    for verdict in data["budget"]:
+        props.append((f"concurrency.budget.{verdict['key']}", verdict["verdict"]))
+    for found in data["failures"]:
+        props.append(("concurrency.failure", f"{found['kind']}: {found['summary']}"))
+    return props

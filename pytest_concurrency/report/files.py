@@ -1,0 +1,59 @@
+"""Writing report and baseline files so that no reader ever sees half a file and
+no two writers lose each other's work: a temporary file in the same directory
+replaces the target with ``os.replace``, under a ``filelock.FileLock`` held
+for the whole read-modify-write."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+
+import filelock
+
+LOCK_TIMEOUT = 60.0  # seconds to wait for another writer before giving up
+
+
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold ``path``'s lock file (``path + '.lock'``)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with filelock.FileLock(os.path.abspath(path) + ".lock", timeout=LOCK_TIMEOUT):
+        yield
+
+
+def replace(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (the caller holds the lock)."""
+    path = os.path.abspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write(path: str, text: str) -> None:
+    """Replace ``path`` with ``text``, atomically and under its lock."""
+    with locked(path):
+        replace(path, text)
+
+
+def update(path: str, change: Callable[[str | None], str]) -> None:
+    """Read ``path`` (None if missing), and write ``change(text)`` back, all under
+    its lock, so concurrent updaters serialize instead of losing entries."""
+    with locked(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                old = f.read()
+        except FileNotFoundError:
+            old = None
+        replace(path, change(old))

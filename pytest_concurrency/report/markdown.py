@@ -1,0 +1,179 @@
+"""The report as GitHub-flavoured Markdown, for a CI job summary.
+
+``render`` turns a schema-1 document (see ``document.py``) into a heading, one
+summary line, a "Needs attention" section (regressions first, then failures
+and budget verdicts that are not a clear pass, each failure with its replay
+command) and a collapsed table of every entry.  ``write_step_summary``
+appends it to ``$GITHUB_STEP_SUMMARY`` when GitHub Actions provides one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..budget import format_value
+from .document import regressions_first
+
+MISSING = "\u2013"
+_OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")  # summary order
+# Markdown punctuation that formats or splits a table cell, and HTML-significant characters.
+_ESCAPES = str.maketrans({"\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_", "|": "\\|",
+                          "<": "&lt;", ">": "&gt;", "&": "&amp;"})
+_ATTENTION = ("Test", "Mode", "Outcome", "Wall", "vs baseline", "Budget")
+_ALL = ("Test", "Mode", "Layout", "Outcome", "Wall", "CPU", "Memory", "Throughput",
+        "Speedup", "Budget", "Baseline", "Advice")
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _text(value: object) -> str:
+    """Plain text that renders as itself, in a table cell or anywhere else."""
+    if value is None or value == "":
+        return MISSING
+    return _one_line(value).translate(_ESCAPES)
+
+
+def _backticks(text: str) -> int:
+    """The longest run of backticks in ``text``, which a code fence must outnumber."""
+    return max(map(len, re.findall("`+", text)), default=0)
+
+
+def _code(value: object, cell: bool = True) -> str:
+    """A code span around ``value``, with '|' escaped if it goes in a table cell."""
+    text = _one_line(value)
+    if cell:
+        text = text.replace("|", "\\|")
+    fence = "`" * (_backticks(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _verdicts(entry: dict, verdict: str) -> int:
+    return sum(b.get("verdict") == verdict for b in entry.get("budget") or ())
+
+
+def _regressed(entry: dict) -> bool:
+    return (entry.get("baseline") or {}).get("status") == "regressed"
+
+
+def _needs_attention(entry: dict) -> bool:
+    return (_regressed(entry) or entry.get("outcome") in ("failed", "error")
+            or _verdicts(entry, "fail") > 0 or _verdicts(entry, "inconclusive") > 0)
+
+
+def _summary(document: dict) -> str:
+    tests = document["tests"]
+    outcomes = [entry.get("outcome") for entry in tests]
+    counts = [f"{outcomes.count(outcome)} {outcome}" for outcome in _OUTCOMES
+              if outcome in ("passed", "failed") or outcome in outcomes]
+    verdicts = [f"{sum(map(_regressed, tests))} regressed vs baseline",
+                _plural(sum(_verdicts(e, "fail") for e in tests), "budget failure")]
+    inconclusive = sum(_verdicts(e, "inconclusive") for e in tests)
+    if inconclusive:
+        verdicts.append(_plural(inconclusive, "inconclusive budget"))
+    entries = "entry" if len(tests) == 1 else "entries"
+    line = (f"**{len(tests)} test \u00d7 mode {entries}:** {', '.join(counts)}; "
+            f"{', '.join(verdicts)}")
+    run = document.get("run") or {}
+    if run.get("python"):
+        line += f" \u00b7 Python {_text(run['python'])} ({_text(run.get('implementation'))})"
+    if run.get("machine"):
+        line += f" \u00b7 {_code(run['machine'], cell=False)}"
+    if run.get("git_commit"):
+        line += f" \u00b7 commit {_code(run['git_commit'][:7], cell=False)}"
+    return line
+
+
+def _metric(entry: dict, key: str) -> str:
+    measured = (entry.get("metrics") or {}).get(key)
+    if not measured or measured.get("value") is None:
+        return MISSING
+    return format_value(key, measured["value"])
+
+
+def _baseline(entry: dict) -> str:
+    baseline = entry.get("baseline")
+    if not baseline:
+        return MISSING
+    if baseline.get("ratio") is None:
+        return _text(baseline.get("status"))
+    change = f"{(baseline['ratio'] - 1) * 100:+.0f}%"
+    return f"{_text(baseline.get('status'))}: {_text(baseline.get('metric'))} {change}"
+
+
+def _budget(entry: dict) -> str:
+    verdicts = [f"{_code(b.get('limit'))} {_text(b.get('verdict'))}"
+                for b in entry.get("budget") or ()]
+    return ", ".join(verdicts) or MISSING
+
+
+def _table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return lines
+
+
+def _attention_row(entry: dict) -> list[str]:
+    return [_code(entry["nodeid"]), _text(entry.get("mode")), _text(entry.get("outcome")),
+            _metric(entry, "wall"), _baseline(entry), _budget(entry)]
+
+
+def _full_row(entry: dict) -> list[str]:
+    return [_code(entry["nodeid"]), _text(entry.get("mode")), _text(entry.get("layout")),
+            _text(entry.get("outcome")), _metric(entry, "wall"), _metric(entry, "cpu"),
+            _metric(entry, "memory"), _metric(entry, "throughput"),
+            _metric(entry, "speedup"), _budget(entry), _baseline(entry),
+            _text(entry.get("advice"))]
+
+
+def _failure(entry: dict, failure: dict) -> list[str]:
+    lines = [f"- {_code(entry['nodeid'], cell=False)} **{_text(failure.get('kind'))}**: "
+             f"{_text(failure.get('summary'))}"]
+    command = failure.get("replay_command")
+    if command:
+        fence = "`" * max(3, _backticks(command) + 1)
+        lines += [f"  {fence}sh", f"  {_one_line(command)}", f"  {fence}"]
+    return lines
+
+
+def _attention(tests: list[dict]) -> list[str]:
+    entries = [e for e in regressions_first(tests) if _needs_attention(e)]
+    if not entries:
+        return ["Nothing regressed or failed."]
+    lines = ["### Needs attention", ""]
+    lines += _table(_ATTENTION, [_attention_row(e) for e in entries])
+    failures = [line for e in entries for f in e.get("failures") or () for line in _failure(e, f)]
+    return lines + ([""] + failures if failures else [])
+
+
+def render(document: dict) -> str:
+    """The Markdown job summary of a schema-1 report document."""
+    tests = document.get("tests") or []
+    if not tests:
+        return "## pytest-concurrency\n\nNo concurrency tests ran.\n"
+    lines = ["## pytest-concurrency", "", _summary(document), ""]
+    lines += _attention(tests)
+    title = "The 1 entry" if len(tests) == 1 else f"All {len(tests)} entries"
+    lines += ["", f"<details><summary>{title}</summary>", ""]
+    lines += _table(_ALL, [_full_row(e) for e in tests])
+    lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def write_step_summary(text: str, environ=os.environ) -> bool:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` if it is set; whether it was."""
+    path = environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return False
+    with open(path, "a", encoding="utf-8") as f:
+        if f.tell():
+            f.write("\n")
+        f.write(text if text.endswith("\n") else text + "\n")
+    return True

@@ -1,0 +1,213 @@
+"""report/markdown.py: the Markdown job summary rendered from a report document."""
+
+import json
+import pathlib
+import re
+
+import pytest
+
+from pytest_concurrency.report.markdown import render, write_step_summary
+
+SAMPLE = pathlib.Path(__file__).parent / "data" / "sample_report.json"
+REGRESSED = "tests/test_hashing.py::test_digest_many[process]"
+
+
+@pytest.fixture
+def sample():
+    return json.loads(SAMPLE.read_text(encoding="utf-8"))
+
+
+def html_escaped(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def separators(line):
+    """The '|' that split a table row into cells: those not escaped as '\\|'."""
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def tables(text):
+    """Every table in ``text``: runs of consecutive lines starting with '|'."""
+    found, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            found.append(current)
+            current = []
+    return found
+
+
+def check_table(table):
+    header, rule, *rows = table
+    assert re.fullmatch(r"\|(---\|)+", rule), rule
+    width = separators(header)
+    assert separators(rule) == width
+    for row in rows:
+        assert separators(row) == width, row
+    return rows
+
+
+def section(text, start, end):
+    return text[text.index(start):text.index(end)]
+
+
+def entry(nodeid, outcome="passed", **fields):
+    test, mode = nodeid[:-1].split("[")
+    data = {"nodeid": nodeid, "test": test, "mode": mode, "layout": "2", "workers": 2,
+            "iterations": 1, "outcome": outcome, "duration": 0.1,
+            "metrics": {"wall": {"value": 0.012, "low": 0.012, "high": 0.012, "rounds": 1,
+                                 "unit": "s", "better": "lower"}},
+            "budget": [], "baseline": None, "advice": None, "failures": []}
+    data.update(fields)
+    return data
+
+
+def document(*tests):
+    return {"schema": 1, "run": {"python": "3.11.7", "implementation": "CPython",
+                                 "machine": "Linux-x86_64-CPython3.11-2cpu",
+                                 "git_commit": None},
+            "tests": list(tests)}
+
+
+def test_heading_and_summary_counts(sample):
+    lines = render(sample).splitlines()
+    assert lines[0] == "## pytest-concurrency"
+    summary = lines[2]
+    assert summary.startswith("**12 test \u00d7 mode entries:** ")
+    for count in ("5 passed", "5 failed", "1 error", "1 skipped", "1 regressed vs baseline",
+                  "1 budget failure", "1 inconclusive budget"):
+        assert count in summary
+    assert "Python 3.11.7" in summary
+    assert "`Linux-x86_64-CPython3.11-2cpu`" in summary
+    assert "commit `3e3dd8f`" in summary
+    assert "3e3dd8f0" not in summary
+
+
+def test_regressions_come_first_in_needs_attention(sample):
+    text = render(sample)
+    attention = section(text, "### Needs attention", "<details>")
+    (table,) = tables(attention)
+    rows = check_table(table)
+    assert f"`{REGRESSED}`" in rows[0]
+    assert "regressed: wall +31%" in rows[0]
+    nodeids = [re.match(r"\| `([^`]+)`", row)[1] for row in rows]
+    assert nodeids == [
+        REGRESSED,
+        "tests/test_cache.py::test_cache_budget[hybrid]",
+        "tests/test_ledger.py::test_lock_order[explore]",
+        "tests/test_ledger.py::test_transfer[explore]",
+        "tests/test_native.py::test_parse[process]",
+        "tests/test_pool.py::test_pool_shutdown[thread]",
+        "tests/test_pool.py::test_pool_timeout[process]",
+    ]
+    budget_row = rows[1]
+    assert "`memory <= 128MiB` fail" in budget_row
+    assert "`wall <= 340ms` inconclusive" in budget_row
+    assert "test_fetch_all" not in attention  # passed, within budget, not regressed
+    assert "test_skipped" not in attention
+
+
+def test_every_failure_kind_appears_with_its_summary(sample):
+    attention = section(render(sample), "### Needs attention", "<details>")
+    failures = [(e["nodeid"], f) for e in sample["tests"] for f in e["failures"]]
+    kinds = {f["kind"] for _, f in failures}
+    assert kinds == {"race", "deadlock", "crash", "timeout", "leak", "budget", "exception"}
+    for nodeid, failure in failures:
+        assert not set("|*_`\\") & set(failure["summary"])  # only HTML needs escaping
+        bullet = f"- `{nodeid}` **{failure['kind']}**: {html_escaped(failure['summary'])}"
+        assert bullet in attention.splitlines()
+
+
+def test_replay_commands_appear_verbatim_in_fenced_blocks(sample):
+    lines = render(sample).splitlines()
+    commands = [f["replay_command"] for e in sample["tests"] for f in e["failures"]
+                if f["replay_command"]]
+    assert len(commands) == 2
+    for command in commands:
+        at = lines.index(f"  {command}")
+        assert lines[at - 1] == "  ```sh"
+        assert lines[at + 1] == "  ```"
+
+
+def test_full_table_is_inside_details_with_a_row_per_entry(sample):
+    text = render(sample)
+    assert "<details><summary>All 12 entries</summary>\n\n| Test |" in text
+    assert text.rstrip().endswith("</details>")
+    details = text[text.index("<details>"):]
+    (table,) = tables(details)
+    assert table[0].startswith("| Test | Mode | Layout | Outcome | Wall | CPU | Memory |")
+    rows = check_table(table)
+    assert len(rows) == len(sample["tests"]) == 12
+    for row, test in zip(rows, sample["tests"], strict=True):
+        assert row.startswith(f"| `{test['nodeid']}` |")
+    skipped = rows[-1].split(" | ")
+    assert skipped[3] == "skipped"
+    assert skipped[4:] == ["\u2013"] * 7 + ["\u2013 |"]
+    digest = rows[0]
+    for cell in ("412ms", "409ms", "39.1MiB", "4.85/s", "0.83x", "`wall <= 2s` pass",
+                 "unchanged: wall +2%", "CPU-bound"):
+        assert cell in digest
+
+
+def test_sample_tables_are_well_formed_and_html_is_escaped(sample):
+    text = render(sample)
+    assert len(tables(text)) == 2
+    for table in tables(text):
+        check_table(table)
+    assert "<b>" not in text
+    assert "ValueError: bad header &lt;b&gt;&amp;&lt;/b&gt;" in text
+
+
+def test_pipes_html_and_newlines_do_not_break_tables():
+    nasty = entry("tests/t.py::test_x[a|b]", "failed",
+                  advice="use <b>&</b> | not\nthis",
+                  budget=[{"key": "wall", "limit": "wall <= 1s | 2s", "verdict": "fail",
+                           "message": "x"}],
+                  failures=[{"kind": "exception", "summary": "ValueError: a|b <b>&</b>",
+                             "message": "", "workers": [], "iteration": None,
+                             "replay": None, "replay_command": "pytest 'x[a|b]'"}])
+    text = render(document(nasty, entry("tests/t.py::test_y[thread]")))
+    assert len(tables(text)) == 2
+    for table in tables(text):
+        check_table(table)
+    assert "<b>" not in text
+    assert "use &lt;b&gt;&amp;&lt;/b&gt; \\| not this" in text
+    assert "`tests/t.py::test_x[a\\|b]`" in text  # a table cell
+    assert "- `tests/t.py::test_x[a|b]` **exception**: ValueError: a\\|b &lt;b&gt;" in text
+    assert "  pytest 'x[a|b]'" in text.splitlines()  # a fenced block is verbatim
+
+
+def test_nothing_needs_attention():
+    text = render(document(entry("tests/t.py::test_x[thread]")))
+    assert "Nothing regressed or failed." in text
+    assert "### Needs attention" not in text
+    assert "<details><summary>The 1 entry</summary>" in text
+    assert "commit" not in text  # no git commit recorded
+
+
+def test_empty_document():
+    text = render(document())
+    assert text == "## pytest-concurrency\n\nNo concurrency tests ran.\n"
+    assert "|" not in text
+
+
+def test_write_step_summary_appends(tmp_path):
+    path = tmp_path / "summary.md"
+    path.write_text("earlier step\n", encoding="utf-8")
+    environ = {"GITHUB_STEP_SUMMARY": str(path)}
+    assert write_step_summary("## one\n", environ) is True
+    assert write_step_summary("## two", environ) is True
+    assert path.read_text(encoding="utf-8") == "earlier step\n\n## one\n\n## two\n"
+
+
+def test_write_step_summary_creates_the_file(tmp_path):
+    path = tmp_path / "summary.md"
+    assert write_step_summary("## one\n", {"GITHUB_STEP_SUMMARY": str(path)}) is True
+    assert path.read_text(encoding="utf-8") == "## one\n"
+
+
+def test_write_step_summary_without_the_variable(tmp_path):
+    assert write_step_summary("## one\n", {}) is False
+    assert write_step_summary("## one\n", {"GITHUB_STEP_SUMMARY": ""}) is False
+    assert list(tmp_path.iterdir()) == []

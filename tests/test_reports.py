@@ -1,0 +1,315 @@
+"""Report files, baselines and JUnit properties through pytest: what a user's CI
+gets from ``--concurrency-report``, ``--concurrency-baseline`` and friends."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pytest_concurrency.report import baseline, document
+
+SUITE = """
+import os
+import threading
+import time
+import pytest
+
+@pytest.mark.concurrency(modes=["thread", "process"], workers=2)
+def test_fine():
+    time.sleep(0.001)
+
+@pytest.mark.concurrency_budget(wall="10s", cpu="10s")
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_budgeted():
+    time.sleep(0.002)
+
+@pytest.mark.concurrency_budget(cpu="1us")
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_over_budget():
+    sum(range(200_000))
+
+class Counter:
+    value = 0
+
+@pytest.mark.concurrency(modes=["explore"], workers=2, seed=0)
+def test_race():
+    c = Counter()
+    def bump():
+        v = c.value
+        c.value = v + 1
+    ts = [threading.Thread(target=bump) for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert c.value == 2
+
+@pytest.mark.concurrency(modes=["process"], workers=2)
+def test_crash(worker):
+    if worker.index == 1:
+        os._exit(3)
+
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_two_ways(worker):
+    if worker.index == 0:
+        raise ValueError("zero")
+    raise KeyError("one")
+
+EVENT = threading.Event()
+
+@pytest.mark.concurrency(modes=["thread"], workers=1, leaks="fail")
+def test_leak():
+    threading.Thread(target=EVENT.wait, name="left-behind", daemon=True).start()
+
+def test_plain():
+    pass
+"""
+
+
+def entries_by_id(report):
+    return {e["nodeid"]: e for e in report["tests"]}
+
+
+def kinds(entry):
+    return sorted(f["kind"] for f in entry["failures"])
+
+
+def test_json_report_holds_metrics_verdicts_and_every_failure(pytester, run):
+    pytester.makepyfile(test_suite=SUITE)
+    result = run("--concurrency-report", "out/report.json")
+    result.assert_outcomes(passed=5, failed=4, errors=1)
+    report = document.load(str(pytester.path / "out" / "report.json"))
+    assert report["schema"] == 1
+    for key in ("python", "platform", "cpu_count", "cpu_affinity", "usable_cpus",
+                "git_commit", "xdist_workers", "machine"):
+        assert key in report["run"], key
+    assert report["run"]["xdist_workers"] == 0
+    tests = entries_by_id(report)
+    assert "test_suite.py::test_plain" not in tests  # only concurrent items
+    fine = tests["test_suite.py::test_fine[process]"]
+    assert (fine["outcome"], fine["mode"], fine["layout"], fine["test"]) == \
+        ("passed", "process", "2", "test_suite.py::test_fine")
+    assert fine["metrics"]["wall"]["unit"] == "s" and fine["metrics"]["wall"]["better"] == "lower"
+    assert fine["metrics"]["throughput"]["better"] == "higher"
+    assert fine["metrics"]["wall"]["rounds"] == 1 and fine["metrics"]["wall"]["value"] > 0
+    budgeted = tests["test_suite.py::test_budgeted[thread]"]
+    assert budgeted["metrics"]["wall"]["rounds"] >= 5
+    assert [(b["key"], b["verdict"]) for b in budgeted["budget"]] == [("wall", "pass"),
+                                                                     ("cpu", "pass")]
+    over = tests["test_suite.py::test_over_budget[thread]"]
+    assert over["outcome"] == "failed" and kinds(over) == ["budget"]
+    assert over["failures"][0]["summary"].startswith("cpu <= 1µs: measured")
+    race = tests["test_suite.py::test_race[explore]"]
+    assert kinds(race) == ["race"]
+    token = race["failures"][0]["replay"]
+    assert token and race["failures"][0]["replay_command"] == (
+        f"pytest 'test_suite.py::test_race[explore]' --concurrency-replay={token}")
+    crash = tests["test_suite.py::test_crash[process]"]
+    assert kinds(crash) == ["crash"] and "exited with status 3" in crash["failures"][0]["summary"]
+    assert crash["failures"][0]["workers"] == [1]
+    two = tests["test_suite.py::test_two_ways[thread]"]
+    assert kinds(two) == ["exception", "exception"]
+    assert sorted(f["summary"] for f in two["failures"]) == ["KeyError: 'one'",
+                                                              "ValueError: zero"]
+    leak = tests["test_suite.py::test_leak[thread]"]
+    assert leak["outcome"] == "error" and kinds(leak) == ["leak"]
+    assert "left-behind" in leak["failures"][0]["message"]
+    # the terminal summary has one row per test x mode
+    table = result.stdout.str().split("concurrency ==")[1]
+    for nodeid in tests:
+        assert nodeid in table
+    result.stdout.fnmatch_lines(["concurrency report written to *report.json"])
+
+
+def test_markdown_and_html_reports_and_the_step_summary(pytester, run, monkeypatch):
+    pytester.makepyfile(test_suite=SUITE)
+    summary = pytester.path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run("--concurrency-report", "r.md", "--concurrency-report", "r.html")
+    md = (pytester.path / "r.md").read_text()
+    assert md.startswith("## pytest-concurrency")
+    assert "`test_suite.py::test_race[explore]`" in md and "--concurrency-replay=" in md
+    assert summary.read_text() == "earlier step\n\n" + md  # appended, GitHub's contract
+    page = (pytester.path / "r.html").read_text()
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "test_suite.py::test_crash[process]" in page and "<svg" in page
+
+
+def test_unknown_report_format_is_a_usage_error(pytester, run):
+    pytester.makepyfile(test_suite="def test_x(): pass")
+    result = run("--concurrency-report", "r.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--concurrency-report=*r.txt*unknown format '.txt'*"
+                                 "use a path ending in .json, .md, .html*"])
+
+
+def comparable(report):
+    """What must match between a serial and a pytest-xdist run: all but values."""
+    return sorted(
+        (e["nodeid"], e["outcome"], e["mode"], e["layout"], kinds(e),
+         sorted(e["metrics"]), [(b["key"], b["verdict"]) for b in e["budget"]])
+        for e in report["tests"])
+
+
+def test_xdist_run_reports_the_same_as_a_serial_run(pytester, run):
+    pytester.makepyfile(test_suite=SUITE)
+    run("--concurrency-report", "serial.json")
+    result = run("-n", "2", "--concurrency-report", "xdist.json")
+    result.assert_outcomes(passed=5, failed=4, errors=1)
+    serial = document.load(str(pytester.path / "serial.json"))
+    xdist = document.load(str(pytester.path / "xdist.json"))
+    assert comparable(xdist) == comparable(serial)
+    assert xdist["run"]["xdist_workers"] == 2
+    assert not [p for p in pytester.path.iterdir() if p.name.startswith(".xdist")]
+
+
+def test_an_xdist_worker_dying_loses_only_its_own_test(pytester, run):
+    pytester.makepyfile(test_suite="""
+        import os
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_kills_the_xdist_worker(worker):
+            if worker.index == 0:
+                os._exit(9)
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        @pytest.mark.parametrize("n", range(6))
+        def test_fine(n):
+            pass
+    """)
+    result = run("-n", "2", "--concurrency-report", "r.json")
+    result.assert_outcomes(passed=6, failed=1)
+    tests = entries_by_id(document.load(str(pytester.path / "r.json")))
+    assert sorted(tests) == [f"test_suite.py::test_fine[thread-{n}]" for n in range(6)] + [
+        "test_suite.py::test_kills_the_xdist_worker[thread]"]
+    dead = tests["test_suite.py::test_kills_the_xdist_worker[thread]"]
+    assert dead["outcome"] == "failed" and kinds(dead) == ["crash"]
+    assert "crashed" in dead["failures"][0]["message"]
+
+
+SLOW = """
+import os
+import time
+import pytest
+
+DELAY = float(os.environ.get("DELAY", "0.01"))
+
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_timed():
+    time.sleep(DELAY)
+
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_steady():
+    time.sleep(0.01)
+"""
+
+
+def test_baseline_saved_then_a_slowdown_fails_the_test(pytester, run, monkeypatch):
+    pytester.makepyfile(test_suite=SLOW)
+    saved = run("--concurrency-save-baseline", "--concurrency-baseline", "base.json")
+    saved.assert_outcomes(passed=2)
+    stored = baseline.load(str(pytester.path / "base.json"))
+    (machine, tests), = stored["machines"].items()
+    assert sorted(tests) == ["test_suite.py::test_steady|thread|2",
+                             "test_suite.py::test_timed|thread|2"]
+    monkeypatch.setenv("DELAY", "0.05")  # five times slower
+    pytester.makepyfile(test_new="""
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_new():
+            pass
+    """)
+    result = run("--concurrency-baseline", "base.json", "--concurrency-compare-fail",
+                 "median:10%", "--concurrency-report", "r.json")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*concurrency budget exceeded*", "*regression <= 10%*"])
+    tests = entries_by_id(document.load(str(pytester.path / "r.json")))
+    timed = tests["test_suite.py::test_timed[thread]"]
+    assert timed["baseline"]["status"] == "regressed" and timed["baseline"]["ratio"] > 2
+    assert kinds(timed) == ["budget"]
+    assert tests["test_suite.py::test_steady[thread]"]["baseline"]["status"] == "unchanged"
+    assert tests["test_new.py::test_new[thread]"]["baseline"]["status"] == "new"
+
+
+def test_a_corrupt_baseline_is_a_clear_error(pytester, run):
+    pytester.makepyfile(test_suite=SLOW)
+    (pytester.path / "base.json").write_text('{"schema": 1, "kind": "baseline", "machi')
+    result = run("--concurrency-baseline", "base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pytest-concurrency: *base.json: corrupt baseline (not JSON*"])
+    (pytester.path / "base.json").write_text('{"schema": 7, "machines": {}}')
+    result = run("--concurrency-baseline", "base.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*base.json: baseline schema 7 is not supported*"])
+
+
+def test_concurrent_sessions_saving_one_baseline_lose_nothing(pytester):
+    tests = "\n".join(f"""
+@pytest.mark.concurrency(modes=["thread"], workers=1)
+def test_{n}():
+    pass
+""" for n in range(8))
+    pytester.makepyfile(test_suite="import pytest\n" + tests)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    sessions = [subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", f"test_{n}",
+         "--concurrency-save-baseline", "--concurrency-baseline", "base.json"],
+        cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for n in range(8)]
+    for session in sessions:
+        out, _ = session.communicate(timeout=120)
+        assert session.returncode == 0, out.decode()
+    stored = baseline.load(str(pytester.path / "base.json"))
+    (machine, saved), = stored["machines"].items()
+    assert sorted(saved) == [f"test_suite.py::test_{n}|thread|1" for n in range(8)]
+
+
+def test_baseline_writers_in_threads_serialize_under_the_lock(tmp_path):
+    path = str(tmp_path / "base.json")
+    run = document.platform_info() | {"git_commit": None, "xdist_workers": 0}
+
+    def save(n):
+        entry = {"test": f"t.py::test_{n}", "mode": "thread", "layout": "2",
+                 "outcome": "passed", "metrics": {"wall": document.metric("wall", n + 1.0)}}
+        baseline.save(path, {"run": run, "created": "now", "tests": [entry]})
+
+    import threading
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    saved = baseline.load(path)["machines"][run["machine"]]
+    assert len(saved) == 16
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_junit_user_properties_are_opt_in(pytester, run):
+    pytester.makepyfile(test_suite=SLOW)
+    run("--junitxml", "plain.xml")
+    run("--junitxml", "props.xml", "--concurrency-junit")
+    plain = ET.parse(pytester.path / "plain.xml").getroot()
+    assert not [p for p in plain.iter("property") if p.get("name").startswith("concurrency.")]
+    props = ET.parse(pytester.path / "props.xml").getroot()
+    case = next(c for c in props.iter("testcase") if c.get("name") == "test_timed[thread]")
+    names = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert names["concurrency.mode"] == "thread" and names["concurrency.layout"] == "2"
+    assert float(names["concurrency.wall"]) > 0.01
+    assert "concurrency.cpu" in names and "concurrency.throughput" in names
+
+
+def test_report_json_is_valid_when_written(tmp_path):
+    """The file is replaced atomically: no temp file or partial JSON remains."""
+    from pytest_concurrency.report import files
+
+    path = tmp_path / "sub" / "r.json"
+    files.write(str(path), json.dumps({"schema": 1, "tests": []}))
+    assert json.loads(path.read_text()) == {"schema": 1, "tests": []}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json", "r.json.lock"]

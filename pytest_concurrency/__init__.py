@@ -3,7 +3,16 @@
 __version__ = "0.1.0"
 
 from .context import WorkerInfo, current_worker
-from .outcomes import WorkerFailures
 from .results import Outcomes, Results
 
 __all__ = ["Outcomes", "Results", "WorkerFailures", "WorkerInfo", "current_worker"]
+
+
+def __getattr__(name: str):
+    # WorkerFailures lives with the machinery that raises it, imported on first use
+    # so that loading the plugin stays cheap for suites without concurrent tests.
+    if name == "WorkerFailures":
+        from .outcomes import WorkerFailures
+
+        return WorkerFailures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

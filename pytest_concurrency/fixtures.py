@@ -8,9 +8,7 @@ import pytest
 
 from . import context
 from .results import Outcomes, Results
-from .runners import explore as explore_runner
-from .running import execute, explore_options, run_target, spec_of
-from .spec import SETTINGS, RunSpec, resolve
+from .spec import SETTINGS, RunSpec, resolve, spec_of
 
 
 def _call_actor(actors, state, stateless):
@@ -52,6 +50,8 @@ class ConcurrencyRunner:
 
     def _run(self, spec, target, args, kwargs) -> Results:
         __tracebackhide__ = True
+        from .running import run_target
+
         outcome = run_target(spec, self._node, target, args, kwargs)
         return Results(outcome.values, outcome.measurement, mode=spec.mode,
                        layout=spec.layout)
@@ -82,6 +82,9 @@ class ConcurrencyRunner:
         """explore: one round per schedule; each outcome keeps a replay command."""
         __tracebackhide__ = True
         tally = Outcomes()
+        from .runners import explore as explore_runner
+        from .running import execute, explore_options
+
         execute(spec, self._node, lambda: explore_runner.run_actors(
             spec, actors, setup, arbiter, tally, **explore_options(self._node, actors[0])))
         return tally

@@ -12,10 +12,14 @@ import warnings
 
 import pytest
 
-from . import budget, leaks, outcomes, rounds, spec, testcase, watchdog
+from . import budget, spec, testcase
 from .fixtures import barrier, concurrency, worker
 from .report import baseline, collector, document, entry
-from .running import SPEC_ARG, fresh_funcargs, run_target, spec_of, tb_style
+from .spec import SPEC_ARG, spec_of, tb_style
+
+# Everything that runs or watches concurrent work (psutil, multiprocessing, the
+# runners) is imported by the hooks below only once a concurrent item runs:
+# a suite of ordinary tests pays nothing for it.
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
@@ -83,12 +87,30 @@ def pytest_configure(config: pytest.Config) -> None:
                                   "concurrency-report")
 
 
+_MARKERS = frozenset(("concurrency", "concurrency_budget"))
+_MARKED_PARENTS = pytest.StashKey[dict]()  # parent node id -> a parent carries our markers
+
+
+def _marked(definition, config) -> bool:
+    """Whether the function or a parent (class, module) carries one of our markers;
+    parents are looked at once each, since every ordinary test asks."""
+    for mark in definition.own_markers:
+        if mark.name in _MARKERS:
+            return True
+    parent = definition.parent
+    known = config.stash.setdefault(_MARKED_PARENTS, {})
+    found = known.get(parent.nodeid)
+    if found is None:
+        found = known[parent.nodeid] = any(
+            parent.get_closest_marker(name) is not None for name in _MARKERS)
+    return found
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash[spec.SETTINGS]
     definition = metafunc.definition
-    if not settings.apply and definition.get_closest_marker("concurrency") is None \
-            and definition.get_closest_marker("concurrency_budget") is None:
+    if not settings.apply and not _marked(definition, metafunc.config):
         return  # the common case, kept cheap: an ordinary test
     try:
         specs = spec.specs_for(definition.iter_markers("concurrency"), settings,
@@ -111,13 +133,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     invalid = item.config.stash.get(_INVALID, None)
-    problem = invalid and invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
-    if problem:
-        pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
+    if invalid:
+        problem = invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
+        if problem:
+            pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
     run_spec = spec_of(item)
-    if run_spec is not None:
-        entry.start(item, run_spec)
-    if run_spec is not None and run_spec.leaks != "ignore":
+    if run_spec is None:
+        return
+    entry.start(item, run_spec)
+    if run_spec.leaks != "ignore":
+        from . import leaks, watchdog
+
         item.stash[_LEAKS] = (leaks.snapshot(), watchdog.subreaper())
         item.stash[_LEAKS][1].__enter__()
 
@@ -127,6 +153,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
     result = yield
     watch = item.stash.get(_LEAKS, None)
     if watch is not None:
+        from . import leaks
+
         del item.stash[_LEAKS]
         before, reaper = watch
         try:
@@ -152,6 +180,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     if inspect.iscoroutinefunction(pyfuncitem.obj):
         pytest.fail("pytest-concurrency cannot run async test functions concurrently",
                     pytrace=False)
+    from . import rounds
+    from .running import fresh_funcargs, run_target
+
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     limits, stored = _limits(pyfuncitem, run_spec)
     if limits and run_spec.mode != "explore":  # explore's tracing is no benchmark
@@ -187,11 +218,15 @@ def _limits(item, run_spec) -> tuple[tuple, dict | None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if entry.DATA not in item.stash:
+        return report  # not a concurrent item
     data = entry.for_report(item, report, call.excinfo)
     if data is not None:
         setattr(report, entry.REPORT_ATTR, data)
         if call.when == "call" and item.config.stash[spec.REPORTS].junit:
             item.user_properties.extend(entry.properties(data))  # junitxml reads teardown's
+    from . import outcomes
+
     if call.excinfo is not None and isinstance(call.excinfo.value, outcomes.WorkerFailures):
         style = tb_style(item.config)
         if style not in ("no", "native"):

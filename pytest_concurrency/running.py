@@ -17,22 +17,7 @@ import pytest
 from . import metrics, outcomes, runners, shipping
 from .report import entry
 from .runners import explore as explore_runner
-from .spec import SETTINGS, RunSpec
-
-SPEC_ARG = "_concurrency_spec"  # the parametrized argument holding each item's RunSpec
-
-
-def spec_of(node) -> RunSpec | None:
-    """The RunSpec of a concurrent test item (None for any other item)."""
-    callspec = getattr(node, "callspec", None)
-    if callspec is not None:
-        return callspec.params.get(SPEC_ARG)
-    return getattr(node, "concurrency_spec", None)  # a unittest method (testcase.py)
-
-
-def tb_style(config) -> str:
-    style = config.getoption("tbstyle", "auto")
-    return "long" if style == "auto" else style
+from .spec import SETTINGS, RunSpec, tb_style
 
 
 def execute(spec: RunSpec, node, start: Callable[[], runners.RunOutcome],

@@ -311,6 +311,22 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings) -> tuple[RunSpec, ...
 
 SETTINGS = pytest.StashKey[Settings]()
 
+SPEC_ARG = "_concurrency_spec"  # the parametrized argument holding each item's RunSpec
+
+
+def spec_of(node) -> RunSpec | None:
+    """The RunSpec of a concurrent test item (None for any other item)."""
+    attrs = getattr(node, "__dict__", {})  # no AttributeError raised per ordinary test
+    callspec = attrs.get("callspec")
+    if callspec is not None:
+        return callspec.params.get(SPEC_ARG)
+    return attrs.get("concurrency_spec")  # a unittest method (testcase.py)
+
+
+def tb_style(config) -> str:
+    style = config.getoption("tbstyle", "auto")
+    return "long" if style == "auto" else style
+
 
 def read_settings(config) -> Settings:
     """CLI value if given, else ini value; raises SpecError naming the option."""

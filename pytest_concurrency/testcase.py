@@ -14,7 +14,6 @@ import pytest
 from _pytest.unittest import TestCaseFunction
 
 from . import spec
-from .running import run_target
 
 
 class ConcurrentTestCaseFunction(TestCaseFunction):
@@ -38,6 +37,8 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
     def runtest(self) -> None:
         testcase = self.instance
         method = getattr(testcase, self.method_name)
+        from .running import run_target
+
         run_spec, item = self.concurrency_spec, self
 
         def run_concurrently():

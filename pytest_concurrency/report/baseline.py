@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 
-from . import compare, document, files
+from . import compare, document
 
 
 def empty() -> dict:
@@ -56,6 +56,8 @@ def merged(text: str | None, path: str, run: dict, created: str, tests: list[dic
 
 
 def save(path: str, report: dict) -> None:
+    from . import files
+
     files.update(path, lambda text: merged(text, path, report["run"], report["created"],
                                            report["tests"]))
 

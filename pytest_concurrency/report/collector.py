@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from .. import advisor, spec
-from . import baseline, document, entry, files
+from .. import spec
+from . import baseline, document, entry
 
 
 def new_entry(nodeid: str, data: dict | None) -> dict:
@@ -69,6 +69,8 @@ def add(entries: dict, report) -> None:
 
 def advise(tests: list[dict]) -> None:
     """Give each test measured in rounds the advisor's note, on each of its modes."""
+    from .. import advisor
+
     by_test: dict[str, dict[str, dict]] = {}
     for e in tests:
         if e.get("measured_in_rounds") and e["outcome"] == "passed" and "wall" in e["metrics"]:
@@ -112,11 +114,14 @@ class Collector:
         self.written: list[str] = []
 
     def pytest_runtest_logreport(self, report) -> None:
-        add(self.entries, report)
+        if entry.REPORT_ATTR in report.__dict__ or report.outcome == "failed":
+            add(self.entries, report)
 
     def pytest_sessionfinish(self, session) -> None:
         if hasattr(self.config, "workerinput") or not self.entries:
             return  # a pytest-xdist worker: its controller reports
+        from . import files
+
         self.report = self.build()
         for path in self.settings.reports:
             files.write(path, render(path, self.report))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .. import outcomes, spec
+from .. import spec
 from . import document
 
 REPORT_ATTR = "concurrency"  # TestReport attribute holding an item's data
@@ -89,6 +89,8 @@ def failure(kind: str, summary: str, message: str, workers=(), iteration=None,
 
 def failures_of(exc: BaseException, nodeid: str, data: dict) -> list[dict]:
     """The failures an exception stands for, each with its kind."""
+    from .. import outcomes
+
     if isinstance(exc, outcomes.WorkerFailures):
         found = []
         for group in exc.groups:

@@ -185,7 +185,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
 
     funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     limits, stored = _limits(pyfuncitem, run_spec)
-    if limits and run_spec.mode != "explore":  # explore's tracing is no benchmark
+    saving = pyfuncitem.config.stash[spec.REPORTS].save_baseline is not None
+    if (limits or saving) and run_spec.mode != "explore":  # explore's tracing is no benchmark
         def record(measured, verdicts):
             entry.add_estimates(pyfuncitem, measured, verdicts)
 

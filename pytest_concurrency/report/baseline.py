@@ -9,6 +9,8 @@ A baseline file is JSON::
 Saving merges this run's passing entries into the file under its lock, so
 several sessions (CI shards, pytest-xdist controllers) can save into one file
 without losing each other's entries.  Missing entries are "new", never errors.
+A test whose run is saved is measured in paired rounds, like a budgeted one,
+so that what is stored is a median, not one noisy run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import json
 import os
 
 from . import compare, document
+
+MEASURED_MODES = ("thread", "process", "hybrid")  # explore's tracing is no benchmark
 
 
 def empty() -> dict:
@@ -39,6 +43,8 @@ def lookup(baseline: dict, machine: str, entry: dict) -> dict | None:
 def judge(tests: list[dict], baseline: dict, machine: str, threshold: float) -> None:
     """Give every entry its ``baseline`` verdict (wall time) against ``baseline``."""
     for entry in tests:
+        if entry["mode"] not in MEASURED_MODES:
+            continue
         old = lookup(baseline, machine, entry)
         entry["baseline"] = compare.judge(old and old.get("wall"),
                                           entry["metrics"].get("wall"), threshold)
@@ -49,7 +55,8 @@ def merged(text: str | None, path: str, run: dict, created: str, tests: list[dic
     data = empty() if text is None else document.check(_parse(text, path), path, "baseline")
     machine = data["machines"].setdefault(run["machine"], {})
     for entry in tests:
-        if entry["outcome"] == "passed" and entry["metrics"]:
+        if entry["outcome"] == "passed" and entry["metrics"] and \
+                entry["mode"] in MEASURED_MODES:
             machine[compare.key(entry)] = {"metrics": entry["metrics"], "saved": created,
                                            "git_commit": run.get("git_commit")}
     return document.dumps(data)

@@ -152,7 +152,9 @@ class Collector:
 
         verbose = self.config.get_verbosity() > 0
         terminalreporter.section("concurrency")
-        for line in terminal.table(self.report["tests"], verbose=verbose):
+        # the compact table's other columns take about 50 characters
+        width = max(terminal.MAX_TEST_WIDTH, self.config.get_terminal_writer().fullwidth - 50)
+        for line in terminal.table(self.report["tests"], verbose=verbose, width=width):
             terminalreporter.write_line(line)
         advice = sorted({(e["test"], e["advice"]) for e in self.report["tests"] if e["advice"]})
         if advice:

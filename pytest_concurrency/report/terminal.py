@@ -24,14 +24,15 @@ _NUMERIC = frozenset(("workers", "iterations", *document.METRICS))
 _VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "unmeasured": 2}
 
 
-def table(tests: list[dict], verbose: bool = False) -> list[str]:
+def table(tests: list[dict], verbose: bool = False, width: int = MAX_TEST_WIDTH) -> list[str]:
     """The lines of a table of ``tests`` (document entries), regressions first;
-    no lines at all when there are no entries."""
+    no lines at all when there are no entries.  A compact table cuts node ids
+    to ``width`` characters."""
     if not tests:
         return []
     columns = VERBOSE if verbose else COMPACT
     entries = document.regressions_first(tests)
-    rows = [[_cell(entry, column, verbose) for column in columns] for entry in entries]
+    rows = [[_cell(entry, column, verbose, width) for column in columns] for entry in entries]
     right = {i for i, column in enumerate(columns) if column in _NUMERIC}
     aligned_lines = aligned([columns, *rows], right)
     lines = [aligned_lines[0]]
@@ -139,9 +140,9 @@ def metric_text(entry: dict, key: str) -> str:
     return format_value(key, measured["value"])
 
 
-def _cell(entry: dict, column: str, verbose: bool) -> str:
+def _cell(entry: dict, column: str, verbose: bool, width: int) -> str:
     if column == "test":
-        return entry["nodeid"] if verbose else _shorten(entry["nodeid"], MAX_TEST_WIDTH)
+        return entry["nodeid"] if verbose else _shorten(entry["nodeid"], width)
     if column == "workers":
         return _text(entry.get("layout") or entry.get("workers"))
     if column == "budget":

@@ -20,8 +20,6 @@ import os
 
 from . import compare, document
 
-MEASURED_MODES = ("thread", "process", "hybrid")  # explore's tracing is no benchmark
-
 
 def empty() -> dict:
     return {"schema": document.SCHEMA, "kind": "baseline", "machines": {}}
@@ -43,7 +41,7 @@ def lookup(baseline: dict, machine: str, entry: dict) -> dict | None:
 def judge(tests: list[dict], baseline: dict, machine: str, threshold: float) -> None:
     """Give every entry its ``baseline`` verdict (wall time) against ``baseline``."""
     for entry in tests:
-        if entry["mode"] not in MEASURED_MODES:
+        if entry["mode"] not in compare.MODES:
             continue
         old = lookup(baseline, machine, entry)
         entry["baseline"] = compare.judge(old and old.get("wall"),
@@ -56,7 +54,7 @@ def merged(text: str | None, path: str, run: dict, created: str, tests: list[dic
     machine = data["machines"].setdefault(run["machine"], {})
     for entry in tests:
         if entry["outcome"] == "passed" and entry["metrics"] and \
-                entry["mode"] in MEASURED_MODES:
+                entry["mode"] in compare.MODES:
             machine[compare.key(entry)] = {"metrics": entry["metrics"], "saved": created,
                                            "git_commit": run.get("git_commit")}
     return document.dumps(data)

@@ -68,12 +68,17 @@ def add(entries: dict, report) -> None:
 
 
 def advise(tests: list[dict]) -> None:
-    """Give each test measured in rounds the advisor's note, on each of its modes."""
+    """Give each budgeted test the advisor's note, on each of its modes.  Only
+    budgeted tests: their rounds are what the advice is drawn from, and a
+    budget the measurement broke does not make the measurement wrong."""
     from .. import advisor
 
     by_test: dict[str, dict[str, dict]] = {}
     for e in tests:
-        if e.get("measured_in_rounds") and e["outcome"] == "passed" and "wall" in e["metrics"]:
+        measured_only = all(f["kind"] == "budget" for f in e["failures"])
+        budgeted = any(b["key"] != "regression" for b in e["budget"])  # not compare-fail's
+        if e.get("measured_in_rounds") and budgeted and measured_only \
+                and e["outcome"] in ("passed", "failed") and "wall" in e["metrics"]:
             by_test.setdefault(e["test"], {})[e["mode"]] = e
     for modes in by_test.values():
         measured = {}
@@ -125,14 +130,14 @@ class Collector:
         self.report = self.build()
         for path in self.settings.reports:
             files.write(path, render(path, self.report))
-            self.written.append(path)
+            self.written.append(f"concurrency report written to {path}")
             if path.lower().endswith(".md"):
                 from . import markdown
 
                 markdown.write_step_summary(render(path, self.report))
         if self.settings.save_baseline:
             baseline.save(self.settings.save_baseline, self.report)
-            self.written.append(f"{self.settings.save_baseline} (baseline)")
+            self.written.append(f"concurrency baseline saved to {self.settings.save_baseline}")
 
     def build(self) -> dict:
         workers = getattr(self.config.option, "numprocesses", None) or 0
@@ -161,5 +166,5 @@ class Collector:
             terminalreporter.section("concurrency advice")
             for test, text in advice:
                 terminalreporter.write_line(f"{test}: {text}")
-        for path in self.written:
-            terminalreporter.write_line(f"concurrency report written to {path}")
+        for line in self.written:
+            terminalreporter.write_line(line)

@@ -14,6 +14,7 @@ import dataclasses
 import re
 
 DEFAULT_THRESHOLD = 0.10
+MODES = ("thread", "process", "hybrid")  # compared; explore's tracing is no benchmark
 STATS = ("median",)  # every stored value is a median
 _RULE = re.compile(
     r"\s*(?:(?P<stat>[a-z]+)\s*:)?\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<pct>%?)\s*")

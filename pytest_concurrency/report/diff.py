@@ -3,7 +3,8 @@
 Entries are matched by ``compare.key`` (test, mode, layout) and one metric of
 each pair is judged with ``compare.judge``.  Entries only in the old report
 are "removed", only in the new one "new"; a pair whose new entry did not
-measure the metric is "unmeasured".
+measure the metric is "unmeasured".  explore entries are left out: a traced
+run's time is no benchmark.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ def diff(old: dict, new: dict, threshold: float, metric: str = "wall") -> list[d
     """One row per entry of either document, regressions first.  A row is
     ``{"key", "test", "mode", "layout", "metric", "old", "new", "ratio",
     "status"}`` with ``old``/``new`` the metric's values (None if absent)."""
-    old_entries = {compare.key(entry): entry for entry in old["tests"]}
-    new_entries = {compare.key(entry): entry for entry in new["tests"]}
+    old_entries = {compare.key(e): e for e in old["tests"] if e["mode"] in compare.MODES}
+    new_entries = {compare.key(e): e for e in new["tests"] if e["mode"] in compare.MODES}
     rows = [row(old_entries.get(k), entry, threshold, metric) for k, entry in new_entries.items()]
     rows += [row(entry, None, threshold, metric)
              for k, entry in old_entries.items() if k not in new_entries]

@@ -170,3 +170,14 @@ def test_run_line_and_totals():
         "python -, machine -, commit -, created -")
     assert terminal.totals(data["tests"]) == (
         "12 entries: 5 passed, 5 failed, 1 skipped, 1 error; 1 regressed")
+
+
+def test_compact_table_leaves_out_columns_nobody_filled():
+    entry = {"nodeid": "t.py::test_a[thread]", "test": "t.py::test_a", "mode": "thread",
+             "layout": "4", "outcome": "passed", "metrics": {"wall": {"value": 0.02}},
+             "budget": [], "baseline": None, "failures": []}
+    lines = terminal.table([entry])
+    assert lines[0].split() == ["test", "outcome", "wall"]
+    assert lines[1].split() == ["t.py::test_a[thread]", "passed", "20ms"]
+    assert terminal.table([entry], verbose=True)[0].split()[-3:] == ["speedup", "budget",
+                                                                    "baseline"]

@@ -27,12 +27,18 @@ _VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "unmeasured": 2}
 def table(tests: list[dict], verbose: bool = False, width: int = MAX_TEST_WIDTH) -> list[str]:
     """The lines of a table of ``tests`` (document entries), regressions first;
     no lines at all when there are no entries.  A compact table cuts node ids
-    to ``width`` characters."""
+    to ``width`` characters and leaves out columns with nothing in them (no
+    test had a budget, a baseline or a speedup)."""
     if not tests:
         return []
     columns = VERBOSE if verbose else COMPACT
     entries = document.regressions_first(tests)
     rows = [[_cell(entry, column, verbose, width) for column in columns] for entry in entries]
+    if not verbose:
+        keep = [i for i, column in enumerate(columns)
+                if column in ("test", "outcome", "wall") or any(r[i] != MISSING for r in rows)]
+        columns = tuple(columns[i] for i in keep)
+        rows = [[r[i] for i in keep] for r in rows]
     right = {i for i, column in enumerate(columns) if column in _NUMERIC}
     aligned_lines = aligned([columns, *rows], right)
     lines = [aligned_lines[0]]

@@ -38,6 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # use the checkout's plugin even when not pip-installed
 
 from pytest_concurrency import metrics, runners, spec  # noqa: E402
+from pytest_concurrency.report import document  # noqa: E402
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 SUITE_TESTS, SUITE_FILES = 2000, 20
@@ -151,18 +152,6 @@ def suite_overhead(rounds: int) -> dict:
 
 # ---------------------------------------------------------------- 2+3. speedups
 
-CONFTEST = '''\
-import json
-import os
-
-
-def pytest_runtest_logreport(report):
-    d = getattr(report, "concurrency", None)
-    if d and report.when == "call":
-        with open(os.environ["BUDGETS_OUT"], "a") as f:
-            f.write(json.dumps(dict(d, nodeid=report.nodeid)) + "\\n")
-'''
-
 CPU_BODY = '''\
 LOOPS = {loops}
 
@@ -244,7 +233,7 @@ def thread_all(target, n):
 def speedups(rounds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         loops = calibrate()
-        files = {"pytest.ini": "[pytest]\n", "conftest.py": CONFTEST,
+        files = {"pytest.ini": "[pytest]\n",
                  "cpu_body.py": CPU_BODY.format(loops=loops),
                  "test_speed.py": TESTS.format(io=IO_SECONDS)}
         for name, text in files.items():
@@ -262,17 +251,18 @@ def speedups(rounds: int) -> dict:
             "io threads": paired_speedups(lambda: [sleep() for _ in range(8)],
                                           lambda: thread_all(sleep, 8), rounds),
         }
-        out = os.path.join(tmp, "reports.jsonl")
-        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", BUDGETS_OUT=out)
+        out = os.path.join(tmp, "report.json")
+        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
         try:
-            proc = run_pytest(["-p", "pytest_concurrency.plugin", "-rw"], tmp, env)
+            proc = run_pytest(["-p", "pytest_concurrency.plugin", "-rw",
+                               "--concurrency-report", out], tmp, env)
         except RuntimeError as exc:
             print(f"# speedup section failed: {exc}")
             return {"error": str(exc)}
-        with open(out) as f:
-            reports = [json.loads(line) for line in f]
+        entries = document.load(out)["tests"]
     sys.path.remove(tmp)
-    data = {(d["nodeid"].split("::")[1].split("[")[0], d["mode"]): d for d in reports}
+    data = {(e["test"].split("::")[1], e["mode"]):
+            {key: m["value"] for key, m in e["metrics"].items()} for e in entries}
     advice = dict(re.findall(r"^test_speed\.py::(test_\w+): (.*)$", proc.stdout, re.M))
 
     def speedup(test, mode):
@@ -301,7 +291,7 @@ def speedups(rounds: int) -> dict:
     text = advice.get("test_io", "")
     row("3 io advice", text or "(no advice line)", "", "I/O-bound, use threads",
         text.startswith("I/O-bound") and "use threads" in text)
-    return {"loops": loops, "spin_ms": spin_ms, "reports": reports, "advice": advice,
+    return {"loops": loops, "spin_ms": spin_ms, "reports": entries, "advice": advice,
             "bare_speedups": bare, "pytest_tail": proc.stdout[-3000:]}
 
 

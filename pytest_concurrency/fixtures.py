@@ -139,6 +139,9 @@ def _fixture_spec(request) -> RunSpec:
 @pytest.fixture
 def concurrency(request) -> ConcurrencyRunner:
     """Drive the workers of the current mode: ``.run()`` and ``.run_actors()``."""
+    from .plugin import use_item_hooks
+
+    use_item_hooks(request.config)  # an unmarked test may use it: its failures need them
     return ConcurrencyRunner(_fixture_spec(request), request.node)
 
 

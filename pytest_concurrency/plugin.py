@@ -12,14 +12,14 @@ import warnings
 
 import pytest
 
-from . import budget, spec, testcase
+from . import spec, testcase
 from .fixtures import barrier, concurrency, worker
-from .report import baseline, collector, document, entry
 from .spec import SPEC_ARG, spec_of, tb_style
 
-# Everything that runs or watches concurrent work (psutil, multiprocessing, the
-# runners) is imported by the hooks below only once a concurrent item runs:
-# a suite of ordinary tests pays nothing for it.
+# Everything that runs, watches or reports concurrent work (psutil,
+# multiprocessing, the runners, the report writers) is imported, and its hooks
+# registered, only once collection finds a concurrent item: a suite of ordinary
+# tests pays next to nothing for the plugin.
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
@@ -79,12 +79,28 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[spec.SETTINGS] = spec.read_settings(config)
         reports = config.stash[spec.REPORTS] = spec.read_report_settings(config)
-        stored = baseline.load(reports.baseline) if reports.baseline else baseline.empty()
-    except (spec.SpecError, document.ReportError) as exc:
+    except spec.SpecError as exc:
         raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
-    config.stash[_BASELINE] = stored
-    config.pluginmanager.register(collector.Collector(config, reports, stored),
-                                  "concurrency-report")
+    if reports.baseline:
+        from .report import baseline, document
+
+        try:
+            config.stash[_BASELINE] = baseline.load(reports.baseline)
+        except document.ReportError as exc:
+            raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
+    controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
+    if controller or reports.reports:  # xdist's controller: its workers collect, it reports
+        use_collector(config)
+
+
+def use_collector(config: pytest.Config) -> None:
+    """Register the report collector (once)."""
+    if not config.pluginmanager.has_plugin(COLLECTOR):
+        from .report import baseline, collector
+
+        stored = config.stash.get(_BASELINE, None) or baseline.empty()
+        config.pluginmanager.register(
+            collector.Collector(config, config.stash[spec.REPORTS], stored), COLLECTOR)
 
 
 _MARKERS = frozenset(("concurrency", "concurrency_budget"))
@@ -127,76 +143,119 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[spec.SETTINGS]
-    items[:] = testcase.expand(items, settings, config.stash.setdefault(_INVALID, {}))
+    invalid = config.stash.setdefault(_INVALID, {})
+    items[:] = testcase.expand(items, settings, invalid)
+    if invalid or any(spec_of(item) is not None for item in items):
+        use_item_hooks(config)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    invalid = item.config.stash.get(_INVALID, None)
-    if invalid:
-        problem = invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
-        if problem:
-            pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
-    run_spec = spec_of(item)
-    if run_spec is None:
-        return
-    entry.start(item, run_spec)
-    if run_spec.leaks != "ignore":
-        from . import leaks, watchdog
-
-        item.stash[_LEAKS] = (leaks.snapshot(), watchdog.subreaper())
-        item.stash[_LEAKS][1].__enter__()
+def use_item_hooks(config: pytest.Config) -> None:
+    """Register the hooks that run concurrent items (once): only sessions that
+    have some pay for them on every test."""
+    if not config.pluginmanager.has_plugin(ITEM_HOOKS):
+        config.pluginmanager.register(ConcurrentItems(), ITEM_HOOKS)
+    use_collector(config)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem):
-    result = yield
-    watch = item.stash.get(_LEAKS, None)
-    if watch is not None:
-        from . import leaks
-
-        del item.stash[_LEAKS]
-        before, reaper = watch
-        try:
-            found = leaks.find(before)
-        finally:
-            reaper.__exit__(None, None, None)
-        if found:
-            policy = spec_of(item).leaks
-            message = leaks.describe(found, policy)
-            leaks.kill(found)
-            if policy == "fail":
-                entry.leak(item, message)
-                pytest.fail(message, pytrace=False)
-            warnings.warn(pytest.PytestWarning(message), stacklevel=1)
-    return result
+ITEM_HOOKS = "concurrency-items"
+COLLECTOR = "concurrency-report"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function):
-    run_spec = spec_of(pyfuncitem)
-    if run_spec is None or "concurrency" in pyfuncitem.fixturenames:
-        return None  # not concurrent, or a scenario test that drives the workers itself
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        pytest.fail("pytest-concurrency cannot run async test functions concurrently",
-                    pytrace=False)
-    from . import rounds
-    from .running import fresh_funcargs, run_target
+class ConcurrentItems:
+    """Setting up, running, tearing down and reporting concurrent items."""
 
-    funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    limits, stored = _limits(pyfuncitem, run_spec)
-    saving = pyfuncitem.config.stash[spec.REPORTS].save_baseline is not None
-    if (limits or saving) and run_spec.mode != "explore":  # explore's tracing is no benchmark
-        def record(measured, verdicts):
-            entry.add_estimates(pyfuncitem, measured, verdicts)
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        invalid = item.config.stash.get(_INVALID, None)
+        if invalid:
+            problem = invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
+            if problem:
+                pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
+        run_spec = spec_of(item)
+        if run_spec is None:
+            return
+        from .report import entry
 
-        rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, limits,
-                   run_spec.strict, record, baseline=stored)
+        entry.start(item, run_spec)
+        if run_spec.leaks != "ignore":
+            from . import leaks, watchdog
+
+            item.stash[_LEAKS] = (leaks.snapshot(), watchdog.subreaper())
+            item.stash[_LEAKS][1].__enter__()
+
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem):
+        result = yield
+        watch = item.stash.get(_LEAKS, None)
+        if watch is not None:
+            from . import leaks
+
+            del item.stash[_LEAKS]
+            before, reaper = watch
+            try:
+                found = leaks.find(before)
+            finally:
+                reaper.__exit__(None, None, None)
+            if found:
+                policy = spec_of(item).leaks
+                message = leaks.describe(found, policy)
+                leaks.kill(found)
+                if policy == "fail":
+                    from .report import entry
+
+                    entry.leak(item, message)
+                    pytest.fail(message, pytrace=False)
+                warnings.warn(pytest.PytestWarning(message), stacklevel=1)
+        return result
+
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function):
+        run_spec = spec_of(pyfuncitem)
+        if run_spec is None or "concurrency" in pyfuncitem.fixturenames:
+            return None  # not concurrent, or a scenario test that drives the workers itself
+        if inspect.iscoroutinefunction(pyfuncitem.obj):
+            pytest.fail("pytest-concurrency cannot run async test functions concurrently",
+                        pytrace=False)
+        from . import rounds
+        from .report import entry
+        from .running import fresh_funcargs, run_target
+
+        funcargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+        limits, stored = _limits(pyfuncitem, run_spec)
+        saving = pyfuncitem.config.stash[spec.REPORTS].save_baseline is not None
+        if (limits or saving) and run_spec.mode != "explore":  # explore's tracing is no benchmark
+            def record(measured, verdicts):
+                entry.add_estimates(pyfuncitem, measured, verdicts)
+
+            rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, limits,
+                       run_spec.strict, record, baseline=stored)
+            return True
+        refresh = (lambda: fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" else None
+        run_target(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",
+                   refresh=refresh)
         return True
-    refresh = (lambda: fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" else None
-    run_target(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs, arg_kind="fixture",
-               refresh=refresh)
-    return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        from .report import entry
+
+        if entry.DATA in item.stash:  # a concurrent item
+            data = entry.for_report(item, report, call.excinfo)
+            setattr(report, entry.REPORT_ATTR, data)
+            if call.when == "call" and item.config.stash[spec.REPORTS].junit:
+                item.user_properties.extend(entry.properties(data))  # junitxml reads teardown's
+        if call.excinfo is None:
+            return report
+        from . import outcomes
+
+        if isinstance(call.excinfo.value, outcomes.WorkerFailures):
+            style = tb_style(item.config)
+            if style not in ("no", "native"):
+                report.longrepr = outcomes.render(call.excinfo.value, style)
+        return report
 
 
 def _limits(item, run_spec) -> tuple[tuple, dict | None]:
@@ -205,6 +264,9 @@ def _limits(item, run_spec) -> tuple[tuple, dict | None]:
     reports = item.config.stash[spec.REPORTS]
     if reports.baseline is None:
         return run_spec.budget, None
+    from . import budget
+    from .report import baseline, document, entry
+
     machine = document.platform_info()["machine"]
     stored = baseline.lookup(item.config.stash[_BASELINE], machine, {
         "test": entry.base_id(item.nodeid), "mode": run_spec.mode, "layout": run_spec.layout})
@@ -214,23 +276,3 @@ def _limits(item, run_spec) -> tuple[tuple, dict | None]:
             and not any(limit.key == "regression" for limit in limits):
         limits += budget.parse({"regression": reports.compare_fail})
     return limits, stored
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    if entry.DATA not in item.stash:
-        return report  # not a concurrent item
-    data = entry.for_report(item, report, call.excinfo)
-    if data is not None:
-        setattr(report, entry.REPORT_ATTR, data)
-        if call.when == "call" and item.config.stash[spec.REPORTS].junit:
-            item.user_properties.extend(entry.properties(data))  # junitxml reads teardown's
-    from . import outcomes
-
-    if call.excinfo is not None and isinstance(call.excinfo.value, outcomes.WorkerFailures):
-        style = tb_style(item.config)
-        if style not in ("no", "native"):
-            report.longrepr = outcomes.render(call.excinfo.value, style)
-    return report
-

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from . import budget
-
 MODES = ("thread", "process", "hybrid", "explore")
 START_METHODS = ("fork", "forkserver", "spawn")
 STRATEGIES = ("pct", "random", "dfs")
@@ -351,6 +349,10 @@ def parse_budget(markers) -> tuple:
                 f"concurrency_budget takes keywords only, got positional {mark.args!r}"
             )
         merged.update(mark.kwargs)
+    if not merged:
+        return ()
+    from . import budget
+
     try:
         return budget.parse(merged)
     except budget.BudgetError as exc:
@@ -419,8 +421,6 @@ def _flag(config, name: str) -> bool:
 
 def read_report_settings(config) -> ReportSettings:
     """The report options; raises SpecError naming a bad one."""
-    from .report import compare
-
     reports = _paths(config, "report")
     for path in reports:
         suffix = os.path.splitext(path)[1].lower()
@@ -430,10 +430,14 @@ def read_report_settings(config) -> ReportSettings:
                             f"{', '.join(REPORT_FORMATS)}")
     text = config.getoption("concurrency_compare_fail", None) or \
         config.getini("concurrency_compare_fail") or None
-    try:
-        threshold = compare.parse_rule(text).threshold if text else None
-    except compare.CompareError as exc:
-        raise SpecError(str(exc)) from None
+    threshold = None
+    if text:
+        from .report import compare
+
+        try:
+            threshold = compare.parse_rule(text).threshold
+        except compare.CompareError as exc:
+            raise SpecError(str(exc)) from None
     named = _paths(config, "baseline")
     path = named[0] if named else os.path.join(str(config.rootpath), DEFAULT_BASELINE)
     save = _flag(config, "save_baseline")

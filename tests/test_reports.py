@@ -315,3 +315,36 @@ def test_report_json_is_valid_when_written(tmp_path):
     files.write(str(path), json.dumps({"schema": 1, "tests": []}))
     assert json.loads(path.read_text()) == {"schema": 1, "tests": []}
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json", "r.json.lock"]
+
+
+def test_a_report_is_written_even_when_nothing_concurrent_ran(pytester, run):
+    """CI steps that upload the report must find it."""
+    pytester.makepyfile(test_suite="def test_plain(): pass")
+    result = run("--concurrency-report", "r.json")
+    result.assert_outcomes(passed=1)
+    assert document.load(str(pytester.path / "r.json"))["tests"] == []
+    assert "== concurrency ==" not in result.stdout.str()
+
+
+def test_plain_suites_do_not_load_the_runtime(pytester):
+    """Without concurrent items the runners, psutil and the report writers stay
+    unimported and their per-test hooks unregistered."""
+    pytester.makepyfile(test_suite="""
+        import sys
+
+        def test_plain(request):
+            pass
+
+        def test_nothing_heavy_is_loaded(request):
+            loaded = [m for m in ("psutil", "multiprocessing", "filelock",
+                                  "pytest_concurrency.runners", "pytest_concurrency.report")
+                      if m in sys.modules]
+            assert loaded == []
+            manager = request.config.pluginmanager
+            assert manager.has_plugin("concurrency")
+            assert not manager.has_plugin("concurrency-items")
+            assert not manager.has_plugin("concurrency-report")
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:cov",
+                                           "-p", "no:xdist", "-p", "no:benchmark")
+    result.assert_outcomes(passed=2)

@@ -123,8 +123,10 @@ class Collector:
             add(self.entries, report)
 
     def pytest_sessionfinish(self, session) -> None:
-        if hasattr(self.config, "workerinput") or not self.entries:
+        if hasattr(self.config, "workerinput"):
             return  # a pytest-xdist worker: its controller reports
+        if not self.entries and not self.settings.reports:
+            return  # nothing concurrent ran, and no file to write
         from . import files
 
         self.report = self.build()
@@ -156,10 +158,12 @@ class Collector:
         from . import terminal
 
         verbose = self.config.get_verbosity() > 0
-        terminalreporter.section("concurrency")
         # the compact table's other columns take about 50 characters
         width = max(terminal.MAX_TEST_WIDTH, self.config.get_terminal_writer().fullwidth - 50)
-        for line in terminal.table(self.report["tests"], verbose=verbose, width=width):
+        lines = terminal.table(self.report["tests"], verbose=verbose, width=width)
+        if lines:
+            terminalreporter.section("concurrency")
+        for line in lines:
             terminalreporter.write_line(line)
         advice = sorted({(e["test"], e["advice"]) for e in self.report["tests"] if e["advice"]})
         if advice:

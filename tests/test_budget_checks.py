@@ -1,6 +1,10 @@
 """concurrency_budget through pytest: each kind passing and failing, inconclusive
 verdicts, and the advisor's recommendation in the terminal summary."""
 
+import pytest
+
+pytestmark = pytest.mark.serial  # measures speedups: needs both cores to itself
+
 BODIES = """
 import itertools
 import time

@@ -35,3 +35,10 @@ def echo_address():
     """``(host, port)`` of an echo server running for the duration of the test."""
     with EchoServer() as server:
         yield server.address
+
+
+@pytest.fixture
+def slow_echo_address():
+    """An echo server that answers after 50 ms, like a service across a network."""
+    with EchoServer(latency=0.05) as server:
+        yield server.address

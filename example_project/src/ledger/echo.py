@@ -7,11 +7,15 @@ they overlap as well as processes do, at a much lower start-up cost.
 import socket
 import socketserver
 import threading
+import time
 
 
 class _EchoHandler(socketserver.BaseRequestHandler):
     def handle(self):
+        latency = self.server.latency
         while chunk := self.request.recv(65536):
+            if latency:
+                time.sleep(latency)  # a remote service takes its time to answer
             self.request.sendall(chunk)
 
 
@@ -21,10 +25,14 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class EchoServer:
-    """Echo server on a free port of 127.0.0.1; ``with EchoServer() as s: s.address``."""
+    """Echo server on a free port of 127.0.0.1; ``with EchoServer() as s: s.address``.
 
-    def __init__(self):
+    ``latency`` (seconds) delays each reply, like a service across a network.
+    """
+
+    def __init__(self, latency=0.0):
         self._server = _Server(("127.0.0.1", 0), _EchoHandler)
+        self._server.latency = latency
         self.address = self._server.server_address
         self._thread = threading.Thread(
             target=self._server.serve_forever,

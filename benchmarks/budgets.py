@@ -39,6 +39,7 @@ sys.path.insert(0, REPO)  # use the checkout's plugin even when not pip-installe
 
 from pytest_concurrency import metrics, runners, spec  # noqa: E402
 from pytest_concurrency.report import document  # noqa: E402
+from pytest_concurrency.stats import Estimate  # noqa: E402
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 SUITE_TESTS, SUITE_FILES = 2000, 20
@@ -142,6 +143,11 @@ def suite_overhead(rounds: int) -> dict:
     for name in inner:
         inner[name] = inner[name][1:]  # drop the warm-up run, as interleave does
     ratio_row("1 suite wall: plugin / no plugin", samples, "plugin", "no plugin", 1.02)
+    paired = Estimate.of([a / b for a, b in zip(samples["plugin"], samples["no plugin"],
+                                                strict=True)])
+    row("1 suite wall: paired ratios plugin / no plugin",
+        f"median of {paired.n}, {paired.confidence:.0%} interval",
+        f"{paired.median:.3f}x", f"[{paired.low:.3f}x, {paired.high:.3f}x]", None)
     ratio_row("1 suite pytest 'in Xs': plugin / no plugin", inner, "plugin", "no plugin", None)
     row("1 plugin import time after pytest", "median of 5 fresh interpreters",
         f"{statistics.median(imports) * 1e3:.0f} ms", "-", None)
@@ -347,8 +353,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 1.5 min)")
     parser.add_argument("--json", metavar="PATH", help="also write every number here")
+    parser.add_argument("--suite-rounds", type=int, metavar="N",
+                        help="rounds of the suite-overhead step (default 8; 3 with --quick): "
+                             "a 2%% difference needs 20-30 on a noisy machine")
+    parser.add_argument("--steps", default="suite,speedups,measuring",
+                        help="comma-separated steps to run (default: all)")
     args = parser.parse_args(argv)
     suite_rounds, speed_rounds, meter_rounds = (3, 3, 30) if args.quick else (8, 7, 100)
+    suite_rounds = args.suite_rounds or suite_rounds
+    wanted = set(args.steps.split(","))
     info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "python": f"{platform.python_implementation()} {platform.python_version()}",
             "platform": platform.platform(), "cpus": os.cpu_count(),
@@ -363,6 +376,8 @@ def main(argv=None) -> int:
     steps = (("suite", suite_overhead, suite_rounds), ("speedups", speedups, speed_rounds),
              ("measuring", measuring_cost, meter_rounds))
     for name, step, rounds in steps:
+        if name not in wanted:
+            continue
         t0 = time.perf_counter()
         try:
             result[name] = step(rounds)

@@ -348,3 +348,27 @@ def test_plain_suites_do_not_load_the_runtime(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:cov",
                                            "-p", "no:xdist", "-p", "no:benchmark")
     result.assert_outcomes(passed=2)
+
+
+def test_a_regression_budget_is_checked_against_the_baseline(pytester, run, monkeypatch):
+    pytester.makepyfile(test_suite="""
+        import os
+        import time
+        import pytest
+
+        @pytest.mark.concurrency_budget(regression="50%")
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_timed():
+            time.sleep(float(os.environ.get("DELAY", "0.01")))
+    """)
+    run("--concurrency-save-baseline", "--concurrency-baseline", "base.json").assert_outcomes(
+        passed=1)
+    unchanged = run("--concurrency-baseline", "base.json")
+    unchanged.assert_outcomes(passed=1)
+    monkeypatch.setenv("DELAY", "0.05")
+    slower = run("--concurrency-baseline", "base.json")
+    slower.assert_outcomes(failed=1)
+    slower.stdout.fnmatch_lines(["*concurrency budget exceeded*",
+                                 "regression <= 50%: measured *: over budget"])
+    no_baseline = run()  # nothing to compare with: the limit is not checked
+    no_baseline.assert_outcomes(passed=1)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from _pytest._code import ExceptionInfo
+from _pytest._code.code import ReprFileLocation, TerminalRepr
 from _pytest._io import TerminalWriter
 from _pytest.outcomes import Failed, Skipped, XFailed
 
@@ -325,6 +326,27 @@ def render(exc: WorkerFailures, style: str = "long") -> str:
             lines.append(group.first.text)
         lines.extend(_other_messages(group))
     return "\n".join(lines)
+
+
+class Rendered(TerminalRepr):
+    """A test report's ``longrepr`` for a WorkerFailures group: the rendering,
+    and a one-line ``reprcrash.message`` (the headline) for the short test
+    summary and JUnit, which otherwise repeat the whole text."""
+
+    def __init__(self, text: str, headline: str, path: str, lineno: int):
+        self.text = text
+        self.reprcrash = ReprFileLocation(path, lineno, headline)
+
+    def toterminal(self, tw) -> None:
+        for line in self.text.splitlines():
+            tw.line(line)
+
+
+def longrepr(exc: WorkerFailures, style: str, location: tuple) -> Rendered:
+    """``render(exc, style)`` for a report of the item at ``location``
+    (pytest's ``(path, lineno, name)``)."""
+    path, lineno, _ = location
+    return Rendered(render(exc, style), str(exc.message), str(path), (lineno or 0) + 1)
 
 
 def _other_messages(group: Group, limit: int = 10) -> list[str]:

@@ -254,7 +254,7 @@ class ConcurrentItems:
         if isinstance(call.excinfo.value, outcomes.WorkerFailures):
             style = tb_style(item.config)
             if style not in ("no", "native"):
-                report.longrepr = outcomes.render(call.excinfo.value, style)
+                report.longrepr = outcomes.longrepr(call.excinfo.value, style, item.location)
         return report
 
 

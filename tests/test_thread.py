@@ -35,7 +35,8 @@ def test_three_workers_failing_three_ways_give_three_failures(pytester):
     ])
 
 
-def test_identical_failures_are_folded_with_a_count(pytester):
+def test_identical_failures_are_folded_with_a_count(pytester, monkeypatch):
+    monkeypatch.setenv("CI", "1")  # pytest then prints the short summary's messages whole
     pytester.makepyfile(
         """
         import pytest
@@ -52,6 +53,9 @@ def test_identical_failures_are_folded_with_a_count(pytester):
         "*failure 1 of 1: 64 times: workers 0-63 (thread mode, pid *) in iteration 0*",
     ])
     assert result.stdout.str().count("RuntimeError: same for everyone") <= 3
+    # the short summary holds the headline, not the whole report again
+    result.stdout.fnmatch_lines(["FAILED *::test_same[[]thread[]] - 64 of 64 workers failed in "
+                                 "thread mode (1 distinct failure; start jitter seed *)"])
 
 
 def test_same_failure_with_different_values_folds_and_lists_the_values(pytester):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 import warnings
 
 import pytest
 
-from . import budget, spec
+from . import budget, context, spec
 from .running import run_target
 from .stats import Estimate
 
@@ -32,10 +33,24 @@ class Samples:
     concurrent: list = dataclasses.field(default_factory=list)  # metrics.Measurement
 
 
-def _serial_time(target, kwargs, calls: int) -> float:
+def _serial_time(run_spec, target, kwargs) -> float:
+    """Seconds for the same work as one concurrent run, done in this thread: the
+    body once per worker and iteration, each call seeing that worker's
+    ``worker`` fixture values, and a ``barrier`` of one party (nobody else is
+    there to wait for)."""
+    run = context.RunContext(threading.Barrier(1))
+    threads = max(1, run_spec.threads)
     start = time.perf_counter()
-    for _ in range(calls):
-        target(**kwargs)
+    try:
+        for index in range(run_spec.workers):
+            for iteration in range(run_spec.iterations):
+                context.enter(context.WorkerInfo(
+                    index=index, count=run_spec.workers, mode=run_spec.mode,
+                    process_index=index // threads, thread_index=index % threads,
+                    iteration=iteration, pid=os.getpid()), run)
+                target(**kwargs)
+    finally:
+        context.leave()
     return time.perf_counter() - start
 
 
@@ -81,12 +96,11 @@ def run(run_spec, item, target, kwargs, limits, strict: bool, record,
     __tracebackhide__ = True
     keys = {limit.key for limit in limits}
     serial = bool(keys & {"speedup", "efficiency"})
-    calls = run_spec.workers * run_spec.iterations
     samples = Samples()
     while True:
         for _ in range(ROUNDS):
             if serial:
-                samples.serial.append(_serial_time(target, kwargs, calls))
+                samples.serial.append(_serial_time(run_spec, target, kwargs))
             outcome = run_target(run_spec, item, target, (), kwargs, arg_kind="fixture",
                                  memory="memory" in keys)
             samples.concurrent.append(outcome.measurement)

@@ -1,5 +1,10 @@
-"""The advisor is right on example_project's CPU-bound and I/O-bound tests: run
-them as the example project's own suite does, and read the report."""
+"""The advisor is right on example_project's CPU-bound and I/O-bound tests.
+
+Runs ``example_project/tests/test_performance.py`` the way the example project's
+own suite does (from ``example_project``, with ``ledger`` importable from
+``example_project/src``), then reads the advice in the JSON report and in the
+terminal summary.
+"""
 
 import os
 import subprocess
@@ -13,23 +18,51 @@ from pytest_concurrency.report import document
 pytestmark = pytest.mark.serial  # measures speedups: needs both cores to itself
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+CPU_TEST = "tests/test_performance.py::test_audit_digest_of_a_large_ledger"
+IO_TEST = "tests/test_performance.py::test_round_trips_to_a_slow_service"
+
+
+def _run_example(report):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(EXAMPLE / "src"), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_performance.py",
+         "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:cov",
+         "--concurrency-report", str(report)],
+        cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=180)
+
+
+def _advice_lines(stdout):
+    """The ``nodeid: advice`` lines of the terminal summary's "concurrency advice"
+    section (it ends at the next section; the report path may follow the advice)."""
+    _, found, rest = stdout.partition(" concurrency advice ")
+    assert found, stdout
+    lines = rest.splitlines()[1:]
+    end = next((i for i, line in enumerate(lines) if line.startswith("==")), len(lines))
+    return [line for line in lines[:end] if "::" in line]
 
 
 def test_advice_on_the_example_projects_workloads(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(EXAMPLE / "src"), env.get("PYTHONPATH")]))
-    report = tmp_path / "report.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_performance.py", "-p", "no:cacheprovider",
-         "-p", "no:xdist", "-p", "no:cov", "--concurrency-report", str(report)],
-        cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    advice = {e["test"]: e["advice"] for e in document.load(str(report))["tests"]}
-    cpu = advice["tests/test_performance.py::test_audit_digest_of_a_large_ledger"]
-    io = advice["tests/test_performance.py::test_round_trips_to_a_slow_service"]
-    assert cpu.startswith("CPU-bound: process mode ran ") and cpu.endswith("; use processes")
-    assert io.startswith("I/O-bound: threads reach ") and io.endswith("; use threads")
-    section = done.stdout.split("concurrency advice")[1]
-    assert f"test_audit_digest_of_a_large_ledger: {cpu}" in section
-    assert f"test_round_trips_to_a_slow_service: {io}" in section
+    report = tmp_path / "r.json"
+    done = _run_example(report)
+    output = done.stdout[-4000:] + done.stderr[-2000:]
+    assert done.returncode == 0, output
+
+    entries = document.load(str(report))["tests"]
+    advice = {}
+    for entry in entries:
+        assert entry["outcome"] == "passed", entry
+        advice.setdefault(entry["test"], set()).add(entry["advice"])
+    assert set(advice) == {CPU_TEST, IO_TEST}, advice
+    assert all(len(texts) == 1 for texts in advice.values()), advice  # same on each mode
+    (cpu,), (io,) = advice[CPU_TEST], advice[IO_TEST]
+
+    assert cpu.startswith("CPU-bound: "), output
+    assert cpu.endswith("; use processes"), output
+    assert io.startswith("I/O-bound: threads reach "), output
+    assert io.endswith("; use threads"), output
+
+    expected = [f"{CPU_TEST}: {cpu}", f"{IO_TEST}: {io}"]
+    assert sorted(_advice_lines(done.stdout)) == expected, output

@@ -372,3 +372,25 @@ def test_a_regression_budget_is_checked_against_the_baseline(pytester, run, monk
                                  "regression <= 50%: measured *: over budget"])
     no_baseline = run()  # nothing to compare with: the limit is not checked
     no_baseline.assert_outcomes(passed=1)
+
+
+def test_serial_rounds_give_the_body_its_worker_and_a_barrier(pytester, run):
+    """A speedup budget runs the body serially too: worker and barrier still work,
+    with every worker's index and iteration seen once per round."""
+    pytester.makepyfile(test_suite="""
+        import collections
+        import pytest
+
+        SEEN = collections.Counter()
+
+        @pytest.mark.concurrency_budget(speedup=">=0.0001")
+        @pytest.mark.concurrency(modes=["thread"], workers=3, iterations=2)
+        def test_uses_worker(worker, barrier):
+            SEEN[worker.index, worker.iteration] += 1
+            barrier.wait()
+
+        def test_every_worker_and_iteration_ran_serially_and_concurrently():
+            assert sorted(SEEN) == [(w, i) for w in range(3) for i in range(2)]
+            assert len(set(SEEN.values())) == 1 and SEEN[0, 0] >= 10  # 5+ rounds, twice
+    """)
+    run("-p", "no:randomly").assert_outcomes(passed=2)

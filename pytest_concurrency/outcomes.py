@@ -16,6 +16,7 @@ import io
 import pickle
 import signal
 import traceback
+import unittest
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -171,6 +172,8 @@ def describe(raw: Iterable[tuple[BaseException, object]], style: str) -> list[Fa
         summary = _summary(exc)
         if isinstance(exc, Skipped):
             kind, text = "skip", str(exc.msg)
+        elif isinstance(exc, unittest.SkipTest):  # @unittest.skip, self.skipTest()
+            kind, text = "skip", str(exc)
         elif isinstance(exc, XFailed):
             kind, text = "xfail", str(exc.msg)
         else:

@@ -81,13 +81,15 @@ def pytest_configure(config: pytest.Config) -> None:
         reports = config.stash[spec.REPORTS] = spec.read_report_settings(config)
     except spec.SpecError as exc:
         raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
-    if reports.baseline:
+    if reports.baseline or reports.save_baseline:  # a bad file stops the session now
         from .report import baseline, document
 
         try:
-            config.stash[_BASELINE] = baseline.load(reports.baseline)
+            stored = baseline.load(reports.baseline or reports.save_baseline)
         except document.ReportError as exc:
             raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
+        if reports.baseline:
+            config.stash[_BASELINE] = stored
     controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
     if controller or reports.reports:  # xdist's controller: its workers collect, it reports
         use_collector(config)

@@ -394,3 +394,48 @@ def test_serial_rounds_give_the_body_its_worker_and_a_barrier(pytester, run):
             assert len(set(SEEN.values())) == 1 and SEEN[0, 0] >= 10  # 5+ rounds, twice
     """)
     run("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    from pytest_concurrency.report import files
+
+    old = os.umask(0o022)
+    try:
+        files.write(str(tmp_path / "r.json"), "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_corrupt_default_baseline_stops_a_saving_session_at_once(pytester, run):
+    pytester.makepyfile(test_suite=SLOW)
+    (pytester.path / "concurrency-baseline.json").write_text('{"schema": 1, "machines": {')
+    result = run("--concurrency-save-baseline")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*concurrency-baseline.json: corrupt baseline*"])
+
+
+def test_an_unwritable_report_is_one_clear_line_not_a_traceback(pytester, run):
+    pytester.makepyfile(test_suite=SLOW)
+    (pytester.path / "taken.json").write_text("a file, not a directory")
+    result = run("--concurrency-report", "taken.json/r.json")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["pytest-concurrency: could not write the reports: *"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_unittest_skip_in_a_concurrent_testcase_skips(pytester, run):
+    pytester.makepyfile(test_suite="""
+        import unittest
+        import pytest
+
+        class TC(unittest.TestCase):
+            @pytest.mark.concurrency(workers=2)
+            @unittest.skip("not today")
+            def test_skipped(self):
+                raise AssertionError("must not run")
+    """)
+    result = run("-rs", "--concurrency-report", "r.json")
+    result.assert_outcomes(skipped=1)
+    (e,) = document.load(str(pytester.path / "r.json"))["tests"]
+    assert e["outcome"] == "skipped" and e["failures"] == []

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from .. import spec
 from . import baseline, document, entry
 
@@ -50,7 +52,7 @@ def add(entries: dict, report) -> None:
     if data is None and not (report.nodeid in entries or _died_running(report)):
         return  # not a concurrent item
     item = entries.get(report.nodeid)
-    if item is None:
+    if item is None or report.when == "setup":  # a rerun (pytest-rerunfailures) starts over
         item = entries[report.nodeid] = new_entry(report.nodeid, data)
     if item["outcome"] not in ("failed", "error") or report.when == "call":
         item["outcome"] = outcome_of(report, item["outcome"])
@@ -130,6 +132,14 @@ class Collector:
         from . import files
 
         self.report = self.build()
+        try:
+            self.write(files)
+        except (OSError, document.ReportError) as exc:
+            self.written.append(f"pytest-concurrency: could not write the reports: {exc}")
+            if session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def write(self, files) -> None:
         for path in self.settings.reports:
             files.write(path, render(path, self.report))
             self.written.append(f"concurrency report written to {path}")

@@ -33,14 +33,13 @@ def mode_of(nodeid: str) -> str | None:
 
 
 def start(item, run_spec) -> dict:
-    """The data of ``item``, kept in its stash until its reports are made."""
-    data = item.stash.get(DATA, None)
-    if data is None:
-        data = item.stash[DATA] = {
-            "mode": run_spec.mode, "layout": run_spec.layout, "workers": run_spec.workers,
-            "iterations": run_spec.iterations, "metrics": {}, "budget": [],
-            "failures": [], "measured_in_rounds": False,
-        }
+    """Fresh data for ``item`` (a rerun starts over), kept in its stash until its
+    reports are made."""
+    data = item.stash[DATA] = {
+        "mode": run_spec.mode, "layout": run_spec.layout, "workers": run_spec.workers,
+        "iterations": run_spec.iterations, "metrics": {}, "budget": [],
+        "failures": [], "measured_in_rounds": False,
+    }
     return data
 
 

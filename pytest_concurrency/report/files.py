@@ -30,6 +30,7 @@ def replace(path: str, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.",
                                suffix=".tmp")
     try:
+        os.fchmod(fd, _mode(path))  # mkstemp's 0600 would make reports private
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -39,6 +40,16 @@ def replace(path: str, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _mode(path: str) -> int:
+    """The file's current mode, or what the umask gives a new file."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write(path: str, text: str) -> None:

@@ -26,6 +26,7 @@ __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 _INVALID = pytest.StashKey[dict]()  # (parent nodeid, function name) -> problem
 _LEAKS = pytest.StashKey[tuple]()  # (leaks.Snapshot, active watchdog.subreaper())
 _BASELINE = pytest.StashKey[dict]()  # the baseline read at configure
+_MACHINE = pytest.StashKey[str]()  # this machine's baseline key, worked out once
 
 MARKER_HELP = (
     "concurrency(modes=('thread',), workers=None, processes=None, threads=None, "
@@ -90,6 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
         if reports.baseline:
             config.stash[_BASELINE] = stored
+            config.stash[_MACHINE] = document.platform_info()["machine"]
     controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
     if controller or reports.reports:  # xdist's controller: its workers collect, it reports
         use_collector(config)
@@ -185,7 +187,6 @@ class ConcurrentItems:
             item.stash[_LEAKS] = (leaks.snapshot(), watchdog.subreaper())
             item.stash[_LEAKS][1].__enter__()
 
-
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem):
         result = yield
@@ -210,7 +211,6 @@ class ConcurrentItems:
                     pytest.fail(message, pytrace=False)
                 warnings.warn(pytest.PytestWarning(message), stacklevel=1)
         return result
-
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function):
@@ -267,10 +267,9 @@ def _limits(item, run_spec) -> tuple[tuple, dict | None]:
     if reports.baseline is None:
         return run_spec.budget, None
     from . import budget
-    from .report import baseline, document, entry
+    from .report import baseline, entry
 
-    machine = document.platform_info()["machine"]
-    stored = baseline.lookup(item.config.stash[_BASELINE], machine, {
+    stored = baseline.lookup(item.config.stash[_BASELINE], item.config.stash[_MACHINE], {
         "test": entry.base_id(item.nodeid), "mode": run_spec.mode, "layout": run_spec.layout})
     stored = stored and stored.get("wall")
     limits = run_spec.budget

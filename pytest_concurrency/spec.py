@@ -335,9 +335,7 @@ def read_settings(config) -> Settings:
             value = config.getini(f"concurrency_{name}") or None
         values[name] = value
     settings = settings_from_values(values)
-    strict = bool(config.getoption("concurrency_strict", False)
-                  or config.getini("concurrency_strict"))
-    return dataclasses.replace(settings, strict=strict)
+    return dataclasses.replace(settings, strict=_flag(config, "strict"))
 
 
 def parse_budget(markers) -> tuple:
@@ -415,6 +413,7 @@ def _paths(config, name: str) -> list[str]:
 
 
 def _flag(config, name: str) -> bool:
+    """A boolean option: the CLI flag, else the ini value."""
     return bool(config.getoption(f"concurrency_{name}", False)
                 or config.getini(f"concurrency_{name}"))
 

@@ -1,14 +1,25 @@
+import psutil  # noqa: F401 - see below
 import pytest
+
+# pytester's in-process runs drop the modules first imported during the run from
+# sys.modules afterwards; psutil looks itself up there at run time, so it must be
+# imported before the first such run, as it is in any real session.
 
 pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(autouse=True)
-def _inner_sessions_stand_alone(monkeypatch):
+def _inner_sessions_stand_alone(request, monkeypatch):
     """A session a test starts is not under pytest-xdist even when this one is, and
-    writes no GitHub step summary."""
+    writes no GitHub step summary.  pytest-asyncio (installed for the async tests)
+    warns in every session whose ini does not choose a fixture loop scope: inner
+    sessions choose pytest-asyncio's future default, so that the warning does not
+    end up in their output."""
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
         monkeypatch.delenv(name, raising=False)
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
 
 
 @pytest.fixture

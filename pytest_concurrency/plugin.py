@@ -49,6 +49,8 @@ REPORT_OPTIONS = (  # name, ini type, help
     ("compare_fail", "string", "fail a test whose wall time is worse than its baseline beyond "
      "this threshold, e.g. median:10%"),
     ("junit", "bool", "add key metrics to JUnit XML as user_properties (concurrency.*)"),
+    ("step_summary", "switch", "on (default) or off: append the Markdown summary to "
+     "$GITHUB_STEP_SUMMARY when it is set and concurrent items ran"),
 )
 
 
@@ -56,22 +58,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("concurrency", "run test bodies concurrently (pytest-concurrency)")
     for name, help_text in spec.OPTIONS.items():
         group.addoption(f"--concurrency-{name.replace('_', '-')}", dest=f"concurrency_{name}",
-                        default=None, metavar=name.upper(), help=help_text)
+                        default=None, metavar=name.upper(), help=_argparse(help_text))
         parser.addini(f"concurrency_{name}", help_text, default="")
     strict = ("fail, instead of warning, when a budget verdict stays inconclusive or a "
               "wall-clock budget is exceeded under pytest-xdist")
     group.addoption("--concurrency-strict", dest="concurrency_strict", action="store_true",
-                    default=False, help=strict)
+                    default=False, help=_argparse(strict))
     parser.addini("concurrency_strict", strict, type="bool", default=False)
     for name, kind, help_text in REPORT_OPTIONS:
         flag = kind == "bool"
-        group.addoption(f"--concurrency-{name.replace('_', '-')}", dest=f"concurrency_{name}",
+        option = f"--concurrency-{name.replace('_', '-')}"
+        if kind == "switch":  # on|off on the command line, a boolean in the ini file
+            group.addoption(option, dest=f"concurrency_{name}", choices=("on", "off"),
+                            default=None, help=_argparse(help_text))
+            parser.addini(f"concurrency_{name}", help_text, type="bool", default=True)
+            continue
+        group.addoption(option, dest=f"concurrency_{name}",
                         action="append" if kind == "paths" else "store_true" if flag else "store",
                         default=False if flag else None,
                         **({} if flag else {"metavar": name.split("_")[-1].upper()}),
-                        help=help_text)
+                        help=_argparse(help_text))
         parser.addini(f"concurrency_{name}", help_text, type=kind if kind != "string" else None,
                       default=False if flag else None)
+
+
+def _argparse(help_text: str) -> str:
+    """Help text as argparse wants it: it %-formats help, so a literal % is %%."""
+    return help_text.replace("%", "%%")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -97,10 +110,22 @@ def pytest_configure(config: pytest.Config) -> None:
         use_collector(config)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.pluginmanager.has_plugin(COLLECTOR):
+        from . import cleanup
+
+        cleanup.release_sigterm()
+
+
 def use_collector(config: pytest.Config) -> None:
-    """Register the report collector (once)."""
+    """Register the report collector (once); from then on SIGTERM stops the
+    session cleanly, like Ctrl-C, so that nothing is left running and the
+    reports are written."""
     if not config.pluginmanager.has_plugin(COLLECTOR):
+        from . import cleanup
         from .report import baseline, collector
+
+        cleanup.catch_sigterm()
 
         stored = config.stash.get(_BASELINE, None) or baseline.empty()
         config.pluginmanager.register(
@@ -189,7 +214,16 @@ class ConcurrentItems:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem):
-        result = yield
+        from . import watchdog
+
+        # What workers leave behind (tasks on an event loop they shared, a held
+        # lock, a thread a finalizer joins) must not hang the session: a teardown
+        # stuck past the timeout is interrupted and fails, saying where it was.
+        run_spec = spec_of(item)
+        seconds = (run_spec or item.config.stash[spec.SETTINGS]).timeout
+        with watchdog.main_thread_guard(seconds, seconds * spec.TIMEOUT_CAP_FACTOR,
+                                        f"the teardown of {item.nodeid}"):
+            result = yield
         watch = item.stash.get(_LEAKS, None)
         if watch is not None:
             from . import leaks

@@ -7,7 +7,9 @@ This is the only place that reads the ``concurrency`` marker and the
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import resource
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -43,6 +45,13 @@ DEFAULTS = {
     "leaks": "fail",
 }
 EXPLORE_WORKERS = 2
+# The longest timeout the runners' waits accept (poll() takes int milliseconds);
+# anything longer, float("inf") included, is clamped to it: no practical timeout.
+MAX_TIMEOUT = 1_000_000.0  # seconds, 11.6 days
+TIMEOUT_CAP_FACTOR = 10  # a run or teardown still making progress may go on this long
+MAX_THREADS = 10_000  # threads in one process, unless the OS allows fewer
+PROCESSES_PER_CPU = 16  # child processes at once, per usable CPU ...
+MIN_PROCESS_LIMIT = 64  # ... and at least this many
 
 # name -> (help, ini type) for every CLI option / ini value that feeds a spec.
 OPTIONS = {
@@ -119,14 +128,52 @@ def _int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def _seconds(name: str, value: Any) -> float:
+    """Seconds > 0; above MAX_TIMEOUT (infinity included) clamped to it."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(
             f"{name}={value!r}: expected a number of seconds > 0, "
             f"got {type(value).__name__}"
         )
-    if not value > 0:
+    if math.isnan(value) or not value > 0:
         raise SpecError(f"{name}={value!r}: must be a number of seconds > 0")
-    return float(value)
+    return min(float(value), MAX_TIMEOUT)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def thread_limit() -> tuple[int, str]:
+    """The most threads a worker process may run, and what sets that limit."""
+    found = [(MAX_THREADS, "pytest-concurrency's limit")]
+    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+    if soft != resource.RLIM_INFINITY:
+        found.append((soft, "RLIMIT_NPROC (ulimit -u)"))
+    for path in ("/proc/sys/kernel/threads-max", "/sys/fs/cgroup/pids.max"):
+        value = _read_int(path)
+        if value is not None:
+            found.append((value, path))
+    return min(found)
+
+
+def process_limit() -> tuple[int, str]:
+    """The most child processes one run may start, and why."""
+    cpus = usable_cpus()
+    limit = max(MIN_PROCESS_LIMIT, PROCESSES_PER_CPU * cpus)
+    return limit, (f"{PROCESSES_PER_CPU} per usable CPU ({cpus}), at least "
+                   f"{MIN_PROCESS_LIMIT}")
+
+
+def _within(name: str, value: int, what: str, limit: tuple[int, str]) -> None:
+    """SpecError if ``value`` (of ``what``: threads, processes) is over ``limit``."""
+    most, why = limit
+    if value > most:
+        raise SpecError(f"{name}={value!r}: more {what} than can be run at once "
+                        f"(at most {most}: {why})")
 
 
 def _choice(name: str, value: Any, choices) -> str:
@@ -290,18 +337,42 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings) -> tuple[RunSpec, ...
                   instrument=instrument, leaks=leaks)
     specs = []
     for mode in modes:
-        if mode == "hybrid":
-            procs = processes or 2
-            thr = threads or max(1, workers // 2)
-            specs.append(RunSpec(mode, procs * thr, processes=procs, threads=thr, **common))
-        elif mode == "process":
-            specs.append(RunSpec(mode, workers, processes=workers, threads=1, **common))
-        elif mode == "explore":
-            n = kwargs.get("workers") or EXPLORE_WORKERS
-            specs.append(RunSpec(mode, n, processes=1, threads=n, **common))
-        else:
-            specs.append(RunSpec(mode, workers, processes=1, threads=workers, **common))
+        processes_, threads_ = layout(mode, kwargs.get("workers") or None, workers,
+                                      processes, threads)
+        specs.append(RunSpec(mode, processes_ * threads_, processes=processes_,
+                             threads=threads_, **common))
+    _check_layouts(specs, kwargs)
     return tuple(specs)
+
+
+def layout(mode: str, asked: int | None, workers: int, processes: int | None = None,
+           threads: int | None = None) -> tuple[int, int]:
+    """(processes, threads per process) of a mode: ``asked`` workers given
+    explicitly, else ``workers`` (the option's or the default)."""
+    if mode == "hybrid":
+        return processes or 2, threads or max(1, workers // 2)
+    if mode == "process":
+        return workers, 1
+    if mode == "explore":
+        return 1, asked or EXPLORE_WORKERS
+    return 1, workers
+
+
+def _check_layouts(specs, kwargs: Mapping[str, Any]) -> None:
+    """SpecError naming the argument when a layout asks for more threads or
+    processes than can be run."""
+    threads, processes = thread_limit(), process_limit()
+    workers = "workers" if kwargs.get("workers") is not None else "--concurrency-workers"
+    for run_spec in specs:
+        if run_spec.mode == "hybrid":
+            _within("processes" if kwargs.get("processes") else workers,
+                    run_spec.processes, "processes", processes)
+            _within("threads" if kwargs.get("threads") else workers,
+                    run_spec.threads, "threads in one process", threads)
+        elif run_spec.mode == "process":
+            _within(workers, run_spec.processes, "processes", processes)
+        else:
+            _within(workers, run_spec.threads, "threads in one process", threads)
 
 
 # ---------------------------------------------------------------- pytest glue
@@ -386,6 +457,7 @@ class ReportSettings:
     save_baseline: str | None = None  # the baseline file to save this run into
     compare_fail: float | None = None  # fail a test slower than its baseline by this
     junit: bool = False  # key metrics as JUnit user_properties
+    step_summary: bool = True  # append Markdown to $GITHUB_STEP_SUMMARY when it is set
 
     @property
     def threshold(self) -> float:
@@ -413,9 +485,17 @@ def _paths(config, name: str) -> list[str]:
 
 
 def _flag(config, name: str) -> bool:
-    """A boolean option: the CLI flag, else the ini value."""
-    return bool(config.getoption(f"concurrency_{name}", False)
-                or config.getini(f"concurrency_{name}"))
+    """A boolean option: the CLI flag (or on/off), else the ini value."""
+    given = config.getoption(f"concurrency_{name}", False)
+    if given in ("on", "off"):
+        return given == "on"
+    if given:
+        return True
+    try:
+        return bool(config.getini(f"concurrency_{name}"))
+    except (ValueError, pytest.UsageError) as exc:  # "invalid truth value 'maybe'"
+        raise SpecError(f"concurrency_{name} in the ini file: {exc}; expected true or "
+                        "false") from None
 
 
 def read_report_settings(config) -> ReportSettings:
@@ -440,11 +520,20 @@ def read_report_settings(config) -> ReportSettings:
     named = _paths(config, "baseline")
     path = named[0] if named else os.path.join(str(config.rootpath), DEFAULT_BASELINE)
     save = _flag(config, "save_baseline")
+    for option, target in [*(("--concurrency-report", p) for p in reports),
+                           *([("--concurrency-baseline", path)] if save else [])]:
+        from .report import files
+
+        problem = files.unwritable(target)
+        if problem:
+            raise SpecError(f"{option}={target!r}: {problem}")
     return ReportSettings(
         reports=tuple(reports),
         baseline=path if (named or threshold is not None) else None,
         save_baseline=path if save else None,
         compare_fail=threshold,
         junit=_flag(config, "junit"),
+        step_summary=_flag(config, "step_summary") and bool(os.environ.get(
+            "GITHUB_STEP_SUMMARY")),
     )
 

@@ -193,3 +193,109 @@ def test_budget_values_of_a_wrong_type_are_refused():
 
     with pytest.raises(SpecError, match=r"memory=\['64MiB'\]: expected bytes like"):
         spec.parse_budget([Mark()])
+
+
+@pytest.mark.parametrize("given", [float("inf"), 1e10, 10**7, spec.MAX_TIMEOUT * 3])
+def test_huge_timeouts_are_clamped_to_what_every_wait_accepts(given):
+    for s in resolve({"modes": list(spec.MODES), "timeout": given}, Settings()):
+        assert s.timeout == spec.MAX_TIMEOUT
+    assert settings_from_values({"timeout": str(given)}).timeout == spec.MAX_TIMEOUT
+
+
+def test_a_nan_timeout_is_refused():
+    with pytest.raises(SpecError, match=r"timeout=nan: must be a number of seconds > 0"):
+        resolve({"timeout": float("nan")}, Settings())
+    with pytest.raises(SpecError, match=r"--concurrency-timeout=nan: must be"):
+        settings_from_values({"timeout": "nan"})
+
+
+def test_huge_timeouts_run_in_every_mode(pytester):
+    """They used to end in OverflowError inside the runners."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread", "process", "hybrid", "explore"], workers=2,
+                                 timeout=float("inf"))
+        def test_inf(worker):
+            pass
+
+        @pytest.mark.concurrency(modes=["thread", "process", "hybrid"], workers=2,
+                                 timeout=1e10)
+        def test_big(worker):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=7)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           "--concurrency-timeout=inf", "-k", "test_big")
+    result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"modes": ["thread"], "workers": 10**9},
+         "workers=1000000000: more threads in one process than can be run at once (at most "),
+        ({"modes": ["explore"], "workers": 10**9},
+         "workers=1000000000: more threads in one process"),
+        ({"modes": ["process"], "workers": 10**6},
+         "workers=1000000: more processes than can be run at once (at most "),
+        ({"modes": ["hybrid"], "processes": 2, "threads": 10**9},
+         "threads=1000000000: more threads in one process"),
+        ({"modes": ["hybrid"], "processes": 10**6, "threads": 1},
+         "processes=1000000: more processes"),
+    ],
+)
+def test_counts_that_cannot_be_honoured_are_refused(kwargs, expected):
+    with pytest.raises(SpecError) as info:
+        resolve(kwargs, Settings())
+    assert expected in str(info.value)
+
+
+def test_a_huge_worker_count_from_the_command_line_names_the_option():
+    settings = settings_from_values({"workers": str(10**9)})
+    with pytest.raises(SpecError, match=r"--concurrency-workers=1000000000: more threads"):
+        resolve({"modes": ["thread"]}, settings)
+
+
+def test_limits_say_where_they_come_from():
+    most, why = spec.thread_limit()
+    assert 1 < most <= spec.MAX_THREADS and why
+    most, why = spec.process_limit()
+    assert most >= spec.MIN_PROCESS_LIMIT and "per usable CPU" in why
+
+
+def test_a_huge_worker_count_is_an_error_at_setup_not_a_crash(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=10**9)
+        def test_huge():
+            pass
+
+        @pytest.mark.concurrency(modes=["hybrid"], processes=2, threads=10**9)
+        def test_huge_hybrid():
+            pass
+
+        def test_other():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines([
+        "*test_huge: workers=1000000000: more threads in one process than can be run at "
+        "once (at most *",
+        "*test_huge_hybrid: threads=1000000000: more threads in one process*"])
+
+
+def test_a_bad_boolean_ini_value_names_the_key(pytester):
+    pytester.makeini("[pytest]\nconcurrency_strict = maybe\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pytest-concurrency: concurrency_strict in the ini file: "
+                                 "invalid truth value 'maybe'; expected true or false*"])

@@ -102,7 +102,7 @@ def test_show_malformed_entries(tmp_path, data):
     path = save(tmp_path / "bad.json", data)
     done = cli("show", path, cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.startswith(f"pytest-concurrency: {path}: malformed report")
+    assert done.stderr.startswith(f"pytest-concurrency: malformed report: {path}: ")
 
 
 def test_show_missing_file_and_usage_errors(tmp_path):
@@ -298,3 +298,18 @@ def test_help_documents_exit_status(tmp_path):
     done = cli("compare", "--help", cwd=tmp_path)
     assert done.returncode == 0
     assert "1 compare found a regression" in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize(("field", "value"), [("value", "fast"), ("low", None),
+                                              ("high", [1]), ("value", True)])
+def test_a_metric_that_is_not_a_number_is_malformed_for_every_command(tmp_path, field, value):
+    data = sample()
+    data["tests"][0]["metrics"]["wall"][field] = value
+    bad = save(tmp_path / "bad.json", data)
+    expected = [f"pytest-concurrency: malformed report: {bad}: "
+                f"tests[0].metrics.wall.{field} is not a number"]
+    for args in (("show", bad), ("compare", SAMPLE, bad),
+                 ("merge", SAMPLE, bad, "-o", tmp_path / "all.json")):
+        done = cli(*args, cwd=tmp_path)
+        assert (done.returncode, done.stderr.splitlines()) == (2, expected), args
+    assert not (tmp_path / "all.json").exists()  # merge copies nothing bad on

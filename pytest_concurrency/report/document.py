@@ -11,6 +11,7 @@ A document is plain JSON-able data::
         "platform": "Linux-6.1.0-x86_64-with-glibc2.36", "os": "Linux",
         "arch": "x86_64", "cpu_count": 2, "cpu_affinity": [0, 1], "usable_cpus": 2,
         "git_commit": "3e3dd8f..." or null, "xdist_workers": 0,
+        "interrupted": false,          # the session was stopped (Ctrl-C, SIGTERM)
         "machine": "Linux-x86_64-CPython3.11-2cpu"      # the coarse machine key
       },
       "tests": [                       # one entry per test item (test × mode)
@@ -20,6 +21,7 @@ A document is plain JSON-able data::
           "mode": "thread", "layout": "4",              # "4" workers, or "2x2" (hybrid)
           "workers": 4, "iterations": 1,
           "outcome": "passed",       # passed failed skipped error xfailed xpassed
+                                     # interrupted (set up, never finished)
           "duration": 0.12,          # seconds pytest spent on the call
           "metrics": {               # only what was measured
             "wall": {"value": 0.0123, "low": 0.0120, "high": 0.0130, "rounds": 5,
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import subprocess
@@ -69,7 +72,10 @@ METRICS = {
     "speedup": ("x", "higher"),
     "efficiency": ("ratio", "higher"),
 }
-OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed", "interrupted")
+# Outcomes a reader must look at: an interrupted item did not finish (Ctrl-C,
+# SIGTERM, pytest.exit), so it proved nothing.
+BAD_OUTCOMES = ("failed", "error", "interrupted")
 FAILURE_KINDS = ("race", "deadlock", "crash", "timeout", "leak", "budget", "exception")
 
 
@@ -142,7 +148,10 @@ def new(run: dict, tests: list[dict]) -> dict:
 
 
 def check(data: object, path: str, kind: str = "report") -> dict:
-    """``data`` if it is a schema-1 document of ``kind``, else a ReportError."""
+    """``data`` if it is a schema-1 document of ``kind`` whose every field the
+    readers rely on has its type, else a ReportError naming the file and the
+    first bad field, e.g. ``malformed report: r.json: tests[0].metrics.wall.value
+    is not a number``."""
     if not isinstance(data, dict) or "schema" not in data:
         raise ReportError(f"{path}: not a pytest-concurrency {kind} (no \"schema\" field)")
     if data["schema"] != SCHEMA:
@@ -153,7 +162,57 @@ def check(data: object, path: str, kind: str = "report") -> dict:
     if not isinstance(data.get(field), expected):
         raise ReportError(f"{path}: not a pytest-concurrency {kind} "
                           f"(\"{field}\" missing or malformed)")
+    try:
+        if kind == "report":
+            _check_report(data)
+        else:
+            _check_baseline(data)
+    except _Malformed as exc:
+        raise ReportError(f"malformed {kind}: {path}: {exc}") from None
     return data
+
+
+class _Malformed(Exception):
+    """The first field of a document that is not as the schema says."""
+
+
+def _object(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where} is not an object")
+    return value
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _check_metrics(metrics: object, where: str) -> None:
+    for key, metric in _object(metrics, where).items():
+        metric = _object(metric, f"{where}.{key}")
+        for field in ("value", "low", "high"):
+            if (field == "value" or field in metric) and not _number(metric.get(field)):
+                raise _Malformed(f"{where}.{key}.{field} is not a number")
+
+
+def _check_report(data: dict) -> None:
+    if not isinstance(data.setdefault("run", {}), dict):
+        raise _Malformed("run is not an object")
+    for index, entry in enumerate(data["tests"]):
+        where = f"tests[{index}]"
+        entry = _object(entry, where)
+        for field in ("nodeid", "test", "mode", "layout"):
+            if not isinstance(entry.get(field), str):
+                raise _Malformed(f"{where}.{field} is missing or not a string")
+        _check_metrics(entry.get("metrics", {}), f"{where}.metrics")
+
+
+def _check_baseline(data: dict) -> None:
+    for machine, entries in data["machines"].items():
+        where = f"machines[{machine!r}]"
+        for key, stored in _object(entries, where).items():
+            _check_metrics(_object(stored, f"{where}[{key!r}]").get("metrics"),
+                           f"{where}[{key!r}].metrics")
 
 
 def load(path: str, kind: str = "report") -> dict:
@@ -180,7 +239,7 @@ def regressions_first(tests: list[dict]) -> list[dict]:
         baseline = entry.get("baseline") or {}
         if baseline.get("status") == "regressed":
             return 0
-        if entry.get("outcome") in ("failed", "error") or any(
+        if entry.get("outcome") in BAD_OUTCOMES or any(
                 b.get("verdict") == "fail" for b in entry.get("budget", ())):
             return 1
         if any(b.get("verdict") == "inconclusive" for b in entry.get("budget", ())):

@@ -17,7 +17,7 @@ import traceback
 
 import psutil
 
-from . import metrics, watchdog
+from . import cleanup, metrics, watchdog
 
 GRACE = 1.0  # seconds a thread or process gets to finish after the test
 
@@ -54,10 +54,10 @@ def _key(proc: psutil.Process) -> tuple[int, float] | None:
         return None
 
 
-def _multiprocessing_helpers() -> set[int]:
-    """multiprocessing's resource tracker and forkserver: started on first use of
-    spawn/forkserver, meant to live as long as the session."""
-    pids = set()
+def _session_helpers() -> set[int]:
+    """multiprocessing's resource tracker and forkserver (started on first use of
+    spawn/forkserver) and our guardian: meant to live as long as the session."""
+    pids = {cleanup.guardian_pid()} - {None}
     tracker = sys.modules.get("multiprocessing.resource_tracker")
     server = sys.modules.get("multiprocessing.forkserver")
     for owner, attr in ((getattr(tracker, "_resource_tracker", None), "_pid"),
@@ -85,6 +85,7 @@ def snapshot() -> Snapshot:
 
 
 ABANDONED_PREFIXES = (watchdog.WORKER_PREFIX, "explore-worker-")
+OWN_THREADS = (watchdog.GUARD_THREAD,)  # the plugin's, for the whole session
 
 
 def _is_ours(thread: threading.Thread) -> bool:
@@ -93,15 +94,19 @@ def _is_ours(thread: threading.Thread) -> bool:
     return thread.name.startswith(ABANDONED_PREFIXES)
 
 
+def _is_plugins(thread: threading.Thread) -> bool:
+    return thread.name in OWN_THREADS
+
+
 def find(before: Snapshot, grace: float = GRACE) -> Leaks:
     """What is alive now and was not before, after waiting up to ``grace`` seconds."""
     deadline = time.monotonic() + grace
-    threads = [t for t in threading.enumerate()
-               if t not in before.threads and not _is_ours(t) and t.is_alive()]
+    threads = [t for t in threading.enumerate() if t not in before.threads
+               and not _is_ours(t) and not _is_plugins(t) and t.is_alive()]
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     threads = [t for t in threads if t.is_alive()]
-    helpers = _multiprocessing_helpers()
+    helpers = _session_helpers()
     new = [p for p in _descendants()
            if _key(p) not in before.processes and p.pid not in helpers]
     zombies = [p for p in new if _status(p) == psutil.STATUS_ZOMBIE]
@@ -113,7 +118,7 @@ def find(before: Snapshot, grace: float = GRACE) -> Leaks:
     if metrics.sampler_running() and not before.sampler:
         hidden -= 1  # started during the test, for the whole session
     abandoned = sum(1 for t in threading.enumerate()
-                    if t not in before.threads and _is_ours(t))
+                    if t not in before.threads and (_is_ours(t) or _is_plugins(t)))
     return Leaks(threads, max(0, hidden - abandoned), processes)
 
 

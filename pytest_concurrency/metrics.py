@@ -17,6 +17,8 @@ import time
 
 import psutil
 
+from . import cleanup
+
 SAMPLE_INTERVAL = 0.02  # seconds between two samples of the process tree's memory
 _sleep = time.sleep  # explore mode patches time.sleep during its runs
 
@@ -40,7 +42,10 @@ def tree_rss() -> int:
     """Resident memory of this process and all its descendants, in bytes."""
     me = psutil.Process()
     total = me.memory_info().rss
+    guardian = cleanup.guardian_pid()
     for child in me.children(recursive=True):
+        if child.pid == guardian:
+            continue  # the session's, not the test's
         try:
             total += child.memory_info().rss
         except psutil.Error:

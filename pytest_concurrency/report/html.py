@@ -14,14 +14,15 @@ from collections import Counter
 from html import escape
 
 from ..budget import format_value
-from .document import OUTCOMES, regressions_first
+from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
 
 METRIC_COLUMNS = ("wall", "cpu", "memory", "throughput", "speedup")
 MODE_COLOURS = {"thread": "#3b6fd4", "process": "#8e44c9", "hybrid": "#16897a",
                 "explore": "#b7791f"}
 OTHER_COLOUR = "#6b7280"
-TONES = {"passed": "good", "pass": "good", "improved": "good", "failed": "bad", "error": "bad",
-         "fail": "bad", "regressed": "bad", "inconclusive": "warn", "xpassed": "warn"}
+TONES = {"passed": "good", "pass": "good", "improved": "good", "failed": "bad",
+         "error": "bad", "interrupted": "bad", "fail": "bad", "regressed": "bad",
+         "inconclusive": "warn", "xpassed": "warn"}
 MUTED = "#8c959f"
 BASELINE_COLOURS = {"regressed": "#c5221f", "improved": "#1e8e3e", "unchanged": "#3b6fd4"}
 WIDTH = 1160  # viewBox width of every chart
@@ -127,6 +128,8 @@ def _header(document: dict, run: dict) -> str:
               ("CPUs", f"{run.get('usable_cpus', '?')} usable of {run.get('cpu_count', '?')}"),
               ("Git commit", run.get("git_commit")), ("xdist workers", run.get("xdist_workers")),
               ("Created", document.get("created"))]
+    if run.get("interrupted"):
+        fields.append(("Session", "interrupted: some entries never finished"))
     items = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in fields)
     return (f'<header><h1>pytest-concurrency report</h1><div class="generator">'
             f'{_e(document.get("generator", ""))}</div><dl class="run">{items}</dl></header>')
@@ -175,7 +178,7 @@ def _row(entry: dict) -> str:
 def _tone(entry: dict) -> str:
     """How a row is flagged: bad for regressions and failures, warn for doubtful budgets."""
     if ((entry.get("baseline") or {}).get("status") == "regressed"
-            or entry.get("outcome") in ("failed", "error")):
+            or entry.get("outcome") in BAD_OUTCOMES):
         return "bad"
     verdicts = {b.get("verdict") for b in entry.get("budget") or ()}
     return "bad" if "fail" in verdicts else "warn" if "inconclusive" in verdicts else "ok"
@@ -302,7 +305,7 @@ def _bar(key: str, entry: dict, metric: dict, y: float, span: float, limit: floa
     def at(value: float) -> float:
         return LABEL + span * value / limit
 
-    failed = entry.get("outcome") in ("failed", "error")
+    failed = entry.get("outcome") in BAD_OUTCOMES
     outline = ' stroke="#c5221f" stroke-width="2"' if failed else ""
     tip = f"{entry.get('nodeid')}: {format_value(key, metric['value'])} ({entry.get('outcome')})"
     parts = [_rect(LABEL, y + 4, at(metric["value"]) - LABEL, ROW - 8,

@@ -13,16 +13,19 @@ import os
 import re
 
 from ..budget import format_value
-from .document import regressions_first
+from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
 
 MISSING = "\u2013"
-_OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")  # summary order
 # Markdown punctuation that formats or splits a table cell, and HTML-significant characters.
 _ESCAPES = str.maketrans({"\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_", "|": "\\|",
                           "<": "&lt;", ">": "&gt;", "&": "&amp;"})
 _ATTENTION = ("Test", "Mode", "Outcome", "Wall", "vs baseline", "Budget")
 _ALL = ("Test", "Mode", "Layout", "Outcome", "Wall", "CPU", "Memory", "Throughput",
         "Speedup", "Budget", "Baseline", "Advice")
+
+
+INTERRUPTED = ("**The session was interrupted** (Ctrl-C, SIGTERM or pytest.exit): entries "
+               "marked *interrupted* never finished and proved nothing.")
 
 
 def _one_line(value: object) -> str:
@@ -64,14 +67,14 @@ def _regressed(entry: dict) -> bool:
 
 
 def _needs_attention(entry: dict) -> bool:
-    return (_regressed(entry) or entry.get("outcome") in ("failed", "error")
+    return (_regressed(entry) or entry.get("outcome") in BAD_OUTCOMES
             or _verdicts(entry, "fail") > 0 or _verdicts(entry, "inconclusive") > 0)
 
 
 def _summary(document: dict) -> str:
     tests = document["tests"]
     outcomes = [entry.get("outcome") for entry in tests]
-    counts = [f"{outcomes.count(outcome)} {outcome}" for outcome in _OUTCOMES
+    counts = [f"{outcomes.count(outcome)} {outcome}" for outcome in OUTCOMES
               if outcome in ("passed", "failed") or outcome in outcomes]
     verdicts = [f"{sum(map(_regressed, tests))} regressed vs baseline",
                 _plural(sum(_verdicts(e, "fail") for e in tests), "budget failure")]
@@ -159,6 +162,8 @@ def render(document: dict) -> str:
     if not tests:
         return "## pytest-concurrency\n\nNo concurrency tests ran.\n"
     lines = ["## pytest-concurrency", "", _summary(document), ""]
+    if (document.get("run") or {}).get("interrupted"):
+        lines += [INTERRUPTED, ""]
     lines += _attention(tests)
     title = "The 1 entry" if len(tests) == 1 else f"All {len(tests)} entries"
     lines += ["", f"<details><summary>{title}</summary>", ""]

@@ -10,24 +10,20 @@ files that become sections of the test report.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import faulthandler
-import functools
 import gc
 import itertools
 import multiprocessing
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import warnings
 from multiprocessing.connection import wait
 
-from .. import childcov, outcomes, shipping, watchdog
+from .. import childcov, cleanup, outcomes, shipping, watchdog
 from ..context import RunContext, WorkerInfo
 from . import RunOutcome, thread
 
@@ -81,6 +77,7 @@ def _redirect(stdout_path: str, stderr_path: str):
 def child_main(job: ChildJob, conn) -> None:
     """Entry point of every child process."""
     os.setpgid(0, 0)  # lead a process group: a timeout kills our descendants with us
+    cleanup.in_child()
     err = _redirect(job.stdout_path, job.stderr_path)
     watchdog.die_with_parent(job.parent_pid)
     faulthandler.enable(file=err, all_threads=True)
@@ -149,7 +146,7 @@ class _Child:
         return self.process.pid
 
 
-def _start(ctx, jobs):
+def _start(ctx, jobs, guardian: cleanup.Guardian | None):
     children = []
     # Objects frozen at fork time are never scanned by the children's garbage
     # collector, so children do not copy every page of the parent's heap.
@@ -171,6 +168,8 @@ def _start(ctx, jobs):
                            range(first, first + job.threads), job)
             children.append(child)
             process.start()
+            if guardian is not None:
+                guardian.watch(process.pid)
             writer.close()
     return children
 
@@ -300,7 +299,8 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
     progress = thread.Progress(ctx.RawArray("q", [-1] * n), ctx.RawArray("Q", n))
     stop = thread.Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
     barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
-    prefix = os.path.join(_output_dir(), f"{next(_runs)}-")
+    prefix = os.path.join(cleanup.scratch_dir(), f"{next(_runs)}-")
+    guardian = cleanup.guardian()
     seed = thread.new_seed(spec)
     jobs = [
         ChildJob(
@@ -317,7 +317,7 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
     start = time.monotonic()
     children = []
     try:
-        children = _start(ctx, jobs)
+        children = _start(ctx, jobs, guardian)
         failures = _wait(spec, children, progress, barriers, start)
         wall = time.monotonic() - start
         values: dict[int, list] = {i: [] for i in range(n)}
@@ -335,6 +335,8 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
             for child in children:
                 child.process.join(timeout=5)
                 child.conn.close()
+                if guardian is not None and child.process.exitcode is not None:
+                    guardian.forget(child.pid)
         for job in jobs:
             for path in (job.stdout_path, job.stderr_path):
                 with contextlib.suppress(OSError):
@@ -343,26 +345,6 @@ def run_processes(spec, target, args, kwargs, tb_style: str, arg_kind: str, conf
 
 
 _runs = itertools.count()
-
-
-@functools.cache
-def _output_dir() -> str:
-    """One directory per session for children's stdout/stderr files.
-
-    In shared memory where there is some: creating files on a disk costs
-    several milliseconds per run, more than forking the children.
-    """
-    shm = "/dev/shm"
-    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    path = tempfile.mkdtemp(prefix="pytest-concurrency-", dir=where)
-    owner = os.getpid()
-
-    def remove():
-        if os.getpid() == owner:  # not in a forked child that exits normally
-            shutil.rmtree(path, ignore_errors=True)
-
-    atexit.register(remove)
-    return path
 
 
 def _outputs(children) -> list[tuple[str, str]]:

@@ -1,0 +1,239 @@
+"""Nothing left behind by a session, however it ends.
+
+* **SIGTERM** stops the session the way Ctrl-C does (:func:`catch_sigterm`):
+  the running item is interrupted, its children are killed on the way out,
+  teardown and the reports run.  A second SIGTERM ends it at once.
+* **SIGKILL** (or any death) of the session is covered by a *guardian*: a
+  small process started with the first child process, in a session of its
+  own, that reads the pids of the running children's process groups from a
+  pipe.  When the pipe closes (the session died, however) it kills every
+  group still registered, the children's descendants with them, and removes
+  the session's scratch directory.
+* A session's **scratch directory** (children's stdout/stderr, in
+  ``/dev/shm`` where there is one) is named after its pid; each new session
+  sweeps the directories of sessions whose pid is gone.
+
+Run as a script (``python -I -S cleanup.py PID DIR``) this module is the
+guardian itself, so it imports nothing beyond the standard library at the top.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+PREFIX = "pytest-concurrency-"
+_NAME = re.compile(re.escape(PREFIX) + r"(\d+)-")
+LEGACY_AGE = 24 * 3600.0  # seconds: scratch directories named without a pid, swept when older
+
+
+# ---------------------------------------------------------------- SIGTERM
+
+
+class SessionTerminated(KeyboardInterrupt):
+    """SIGTERM, turned into pytest's clean stop for an interrupted session."""
+
+
+_previous_sigterm: object = None
+
+
+def catch_sigterm() -> None:
+    """Make SIGTERM stop the session like Ctrl-C (once; only where nobody else
+    handles SIGTERM, and only from the main thread)."""
+    global _previous_sigterm
+    if _previous_sigterm is not None or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def release_sigterm() -> None:
+    """Put back what SIGTERM did before :func:`catch_sigterm`."""
+    global _previous_sigterm
+    if _previous_sigterm is None:
+        return
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, _previous_sigterm)
+    _previous_sigterm = None
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise SessionTerminated("SIGTERM: the session was asked to stop")
+
+
+# ---------------------------------------------------------------- scratch directory
+
+
+_scratch: str | None = None
+
+
+def scratch_dir() -> str:
+    """This session's scratch directory, made on first use (in shared memory
+    where there is some: files on a disk cost milliseconds per run, more than
+    forking the children).  Sweeps the directories of dead sessions first."""
+    global _scratch
+    if _scratch is None or os.getpid() != _owner:
+        parent = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
+            else tempfile.gettempdir()
+        sweep(parent)
+        _set_scratch(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
+    return _scratch
+
+
+_owner = -1
+
+
+def _set_scratch(path: str) -> None:
+    global _scratch, _owner
+    _scratch, _owner = path, os.getpid()
+    import atexit
+
+    atexit.register(_remove_scratch, path, _owner)
+
+
+def _remove_scratch(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # not in a forked child that exits normally
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def sweep(parent: str, now: float | None = None) -> list[str]:
+    """Remove the scratch directories in ``parent`` of sessions that are gone
+    (and ours only); returns what was removed."""
+    removed = []
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(PREFIX):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if info.st_uid != os.getuid() or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        match = _NAME.match(name)
+        if match:
+            gone = not _alive(int(match[1]))
+        else:  # written by an older version, without its pid
+            gone = now - info.st_mtime > LEGACY_AGE
+        if gone:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+# ---------------------------------------------------------------- guardian
+
+
+class Guardian:
+    """The parent's end of the guardian process: register and forget groups."""
+
+    def __init__(self) -> None:
+        self.owner = os.getpid()
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), str(self.owner),
+             scratch_dir()],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True)
+        self.fd = self.process.stdin.fileno()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _send(self, line: str) -> None:
+        try:
+            os.write(self.fd, line.encode())
+        except OSError:  # the guardian is gone: nothing to tell it
+            pass
+
+    def watch(self, pid: int) -> None:
+        """``pid`` leads a process group to kill if the session dies."""
+        self._send(f"+{pid}\n")
+
+    def forget(self, pid: int) -> None:
+        """``pid``'s group was cleaned up by the session itself."""
+        self._send(f"-{pid}\n")
+
+
+_guardian: Guardian | None = None
+
+
+def guardian() -> Guardian | None:
+    """This session's guardian, started on first use (None where it cannot be)."""
+    global _guardian
+    if _guardian is None or _guardian.owner != os.getpid():
+        try:
+            _guardian = Guardian()
+        except OSError:
+            _guardian = None
+    return _guardian
+
+
+def guardian_pid() -> int | None:
+    """The guardian's pid if one was started: it is no leak."""
+    return _guardian.pid if _guardian is not None and _guardian.owner == os.getpid() else None
+
+
+def in_child() -> None:
+    """In a forked child: close the guardian's pipe, which only the session may hold
+    open (the guardian acts when the last writer is gone)."""
+    if _guardian is not None:
+        try:
+            os.close(_guardian.fd)
+        except OSError:
+            pass
+
+
+def _guard(scratch: str) -> None:
+    """The guardian's main loop: until the pipe closes, keep the registered pids;
+    then kill their groups and remove ``scratch``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    groups: set[int] = set()
+    buffered = b""
+    while True:
+        chunk = os.read(0, 4096)
+        if not chunk:
+            break
+        buffered += chunk
+        *lines, buffered = buffered.split(b"\n")
+        for line in lines:
+            if line[:1] == b"+":
+                groups.add(int(line[1:]))
+            elif line[:1] == b"-":
+                groups.discard(int(line[1:]))
+    for pid in groups:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    if scratch.startswith(os.path.join(os.path.dirname(scratch), PREFIX)):
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _guard(sys.argv[2])  # argv[1], the session's pid, names it in ps

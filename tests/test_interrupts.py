@@ -1,0 +1,177 @@
+"""A session stopped from outside: Ctrl-C (SIGINT), SIGTERM or SIGKILL, sent to a
+real pytest process while a concurrent item runs.  The item is recorded as
+interrupted, never as passed, and nothing the session started is left: no worker
+child, no grandchild, no scratch directory."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from pid_records import still_running
+
+from pytest_concurrency import cleanup
+
+SLEEPER = """
+import os, subprocess, time
+import pytest
+
+def started():
+    with open(os.path.join(os.environ["PIDS"], str(os.getpid())), "w") as f:
+        f.write("%f" % __import__("psutil").Process().create_time())
+
+@pytest.mark.concurrency(modes=[{mode!r}], workers=2)
+def test_sleeps(worker):
+    started()
+    if worker.mode != "thread":
+        child = subprocess.Popen(["sleep", "34"])
+        with open(os.path.join(os.environ["PIDS"], str(child.pid)), "w") as f:
+            f.write("%f" % __import__("psutil").Process(child.pid).create_time())
+    time.sleep(30)
+"""
+
+
+def wait_for(condition, seconds=30.0):
+    """Poll ``condition`` until it is true; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting after {seconds}s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def pid_dir(tmp_path, monkeypatch):
+    path = tmp_path / "pids"
+    path.mkdir()
+    monkeypatch.setenv("PIDS", str(path))
+    return path
+
+
+@pytest.fixture
+def start(pytester):
+    """Start pytest in a subprocess; whatever happens, it is gone afterwards."""
+    sessions = []
+
+    def start(*args, new_session=False):
+        session = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=new_session)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        if session.poll() is None:
+            session.kill()
+            session.communicate()
+
+
+def scratch_dirs(pid: int) -> list[str]:
+    return [name for name in os.listdir("/dev/shm")
+            if name.startswith(f"{cleanup.PREFIX}{pid}-")]
+
+
+def started(pid_dir, count):
+    return lambda: len(os.listdir(pid_dir)) >= count
+
+
+RECORDS = {"thread": 1, "process": 4, "hybrid": 4}  # pid files of a running SLEEPER
+
+
+@pytest.mark.parametrize("mode", ["thread", "process", "hybrid"])
+def test_an_interrupted_item_is_recorded_as_interrupted(pytester, pid_dir, start, mode):
+    pytester.makepyfile(test_int=SLEEPER.format(mode=mode))
+    session = start("--concurrency-report=r.json", "--concurrency-report=r.md",
+                    "--concurrency-save-baseline", "--concurrency-baseline=base.json")
+    wait_for(started(pid_dir, RECORDS[mode]))
+    session.send_signal(signal.SIGINT)
+    out, _ = session.communicate(timeout=60)
+    assert session.returncode == pytest.ExitCode.INTERRUPTED, out
+    report = json.loads((pytester.path / "r.json").read_text())
+    (entry,) = report["tests"]
+    assert entry["outcome"] == "interrupted"
+    assert report["run"]["interrupted"] is True
+    markdown = (pytester.path / "r.md").read_text()
+    assert "1 interrupted" in markdown and "**The session was interrupted**" in markdown
+    assert "Nothing regressed or failed" not in markdown
+    assert f"test_int.py::test_sleeps[{mode}]  interrupted" in out
+    saved = json.loads((pytester.path / "base.json").read_text())
+    assert all(not entries for entries in saved["machines"].values())
+    wait_for(lambda: not still_running(pid_dir), 10)
+
+
+def test_under_xdist_ctrl_c_marks_the_running_items_interrupted(pytester, pid_dir, start):
+    pytester.makepyfile(test_a=SLEEPER.format(mode="thread"),
+                        test_b=SLEEPER.format(mode="process"))
+    session = start("-n", "2", "--concurrency-report=r.json", new_session=True)
+    wait_for(started(pid_dir, RECORDS["thread"] + RECORDS["process"]))
+    os.killpg(session.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    out, _ = session.communicate(timeout=60)
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert sorted(e["outcome"] for e in report["tests"]) == ["interrupted"] * 2, out
+    assert report["run"]["interrupted"] is True
+    wait_for(lambda: not still_running(pid_dir), 10)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_session_leaves_no_grandchild_and_no_scratch(pytester, pid_dir, start,
+                                                                signum):
+    pytester.makepyfile(test_kill=SLEEPER.format(mode="process"))
+    session = start("--concurrency-report=r.json")
+    wait_for(started(pid_dir, RECORDS["process"]))
+    assert scratch_dirs(session.pid)
+    session.send_signal(signum)
+    out, _ = session.communicate(timeout=60)
+    wait_for(lambda: not still_running(pid_dir), 15)
+    wait_for(lambda: not scratch_dirs(session.pid), 15)
+    if signum == signal.SIGTERM:  # a clean stop: the reports are written
+        assert session.returncode == pytest.ExitCode.INTERRUPTED, out
+        (entry,) = json.loads((pytester.path / "r.json").read_text())["tests"]
+        assert entry["outcome"] == "interrupted"
+        assert "SIGTERM: the session was asked to stop" in out
+
+
+def test_a_later_session_sweeps_the_scratch_of_dead_sessions(pytester, tmp_path):
+    dead = psutil.Popen(["true"])
+    dead.wait()
+    left = os.path.join("/dev/shm", f"{cleanup.PREFIX}{dead.pid}-leftover")
+    os.makedirs(left, exist_ok=True)
+    mine = os.path.join("/dev/shm", f"{cleanup.PREFIX}{os.getpid()}-alive")
+    os.makedirs(mine, exist_ok=True)
+    try:
+        pytester.makepyfile("""
+            import pytest
+            @pytest.mark.concurrency(modes=["process"], workers=1)
+            def test_runs():
+                pass
+        """)
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+        assert not os.path.exists(left)
+        assert os.path.exists(mine)  # this session is alive: its directory stays
+    finally:
+        for path in (left, mine):
+            if os.path.isdir(path):
+                os.rmdir(path)
+
+
+def test_sweep_leaves_live_and_foreign_directories(tmp_path):
+    alive = tmp_path / f"{cleanup.PREFIX}{os.getpid()}-x"
+    dead_proc = psutil.Popen(["true"])
+    dead_proc.wait()
+    dead = tmp_path / f"{cleanup.PREFIX}{dead_proc.pid}-x"
+    legacy_old = tmp_path / f"{cleanup.PREFIX}abcdef"
+    legacy_new = tmp_path / f"{cleanup.PREFIX}ghijkl"
+    other = tmp_path / "something-else-1-x"
+    for path in (alive, dead, legacy_old, legacy_new, other):
+        path.mkdir()
+    os.utime(legacy_old, (0, 0))
+    removed = cleanup.sweep(str(tmp_path))
+    assert sorted(removed) == sorted([str(dead), str(legacy_old)])
+    assert alive.exists() and legacy_new.exists() and other.exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import pickle
 import signal
 import traceback
@@ -27,15 +28,16 @@ from _pytest._io import TerminalWriter
 from _pytest.outcomes import Failed, Skipped, XFailed
 
 _PACKAGE_DIR = str(Path(__file__).parent)
-_HIDDEN_DIRS = (
+# Each with a trailing separator: ".../pytest/" must not hide ".../pytest_asyncio/".
+_HIDDEN_DIRS = tuple(os.path.join(path, "") for path in (
     _PACKAGE_DIR,
     str(Path(pytest.__file__).parent.parent / "_pytest"),
     str(Path(__import__("pluggy").__file__).parent),
-)
+))
 # A child's stack dump also runs through multiprocessing and pytest's startup.
 _HARNESS_DIRS = _HIDDEN_DIRS + (
-    str(Path(__import__("multiprocessing").__file__).parent),
-    str(Path(pytest.__file__).parent),
+    os.path.join(str(Path(__import__("multiprocessing").__file__).parent), ""),
+    os.path.join(str(Path(pytest.__file__).parent), ""),
     "<frozen runpy>",
 )
 
@@ -97,6 +99,12 @@ def _visible(entry) -> bool:
     if entry.frame.f_globals.get("__unittest"):  # unittest's assert helpers, as pytest does
         return False
     return not str(entry.path).startswith(_HIDDEN_DIRS)
+
+
+def is_harness(filename: str) -> bool:
+    """Whether a frame of ``filename`` belongs to pytest, pluggy, multiprocessing,
+    this plugin or the interpreter's start-up, not to the code under test."""
+    return filename.startswith(_HARNESS_DIRS)
 
 
 def trim_dump(text: str) -> str:

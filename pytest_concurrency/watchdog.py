@@ -8,10 +8,13 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Sequence
 
 import psutil
+
+from . import progress
 
 WORKER_PREFIX = "concurrency-worker-"
 
@@ -118,3 +121,143 @@ def subreaper():
     finally:
         if libc is not None:
             libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+# ---------------------------------------------------------------- stuck main thread
+
+INTERRUPT_SIGNAL = signal.SIGUSR2
+GUARD_THREAD = "concurrency-teardown-guard"
+LOOK_AGAIN = 1.0  # seconds between two looks at a main thread past its deadline
+
+
+class _MainThreadGuard:
+    """One daemon thread that watches the main thread while it is armed: past
+    the deadline it looks twice, :data:`LOOK_AGAIN` apart, and interrupts the
+    main thread (a signal whose handler raises) only when it made no progress
+    (no CPU, the same stack), or when it is still going at the cap."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: tuple | None = None  # (token, deadline, cap, seconds, what)
+        self._token = 0
+        self.fired: str | None = None  # the failure message, once interrupted
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, cap: float, what: str) -> None:
+        with self._cond:
+            self._token += 1
+            now = time.monotonic()
+            self._armed = (self._token, now + seconds, now + cap, seconds, what)
+            self.fired = None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, daemon=True,
+                                                name=GUARD_THREAD)
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> str | None:
+        with self._cond:
+            self._armed = None
+            fired, self.fired = self.fired, None
+            return fired
+
+    def _watch(self) -> None:
+        main = threading.main_thread()
+        with self._cond:
+            while True:
+                armed = self._armed
+                if armed is None:
+                    self._cond.wait()
+                    continue
+                token, deadline, cap, seconds, what = armed
+                if time.monotonic() < deadline:
+                    self._cond.wait(deadline - time.monotonic())
+                    continue
+                first = progress.sample(main)
+                self._cond.wait(LOOK_AGAIN)
+                if self._armed is None or self._armed[0] != token:
+                    continue
+                second = progress.sample(main)
+                if progress.progressed(first, second) and time.monotonic() < cap:
+                    continue  # slow, not stuck: look again after LOOK_AGAIN
+                self.fired = _stuck_message(what, seconds, first, second, main)
+                self._armed = None
+                signal.pthread_kill(main.ident, INTERRUPT_SIGNAL)
+
+
+_guard = _MainThreadGuard()
+
+
+def _interrupt(signum, frame) -> None:
+    message = _guard.fired
+    if message is not None:
+        import pytest
+
+        raise pytest.fail.Exception(message, pytrace=False)
+
+
+@contextlib.contextmanager
+def main_thread_guard(seconds: float, cap: float, what: str):
+    """Interrupt the main thread if ``what`` (a teardown, say) is still stuck
+    after ``seconds``: the block raises pytest's failure with where it was stuck
+    and what it waited for.  A block that is still making progress goes on, up
+    to ``cap`` seconds.  A no-op outside the main thread or without signals."""
+    if threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "pthread_kill"):
+        yield
+        return
+    previous = signal.signal(INTERRUPT_SIGNAL, _interrupt)
+    _guard.arm(seconds, max(cap, seconds), what)
+    try:
+        yield
+    finally:
+        _guard.disarm()
+        signal.signal(INTERRUPT_SIGNAL, previous)
+
+
+def _stuck_message(what: str, seconds: float, first, second, main) -> str:
+    frame = sys._current_frames().get(main.ident)
+    stack = "?"
+    if frame is not None:
+        from .outcomes import is_harness
+
+        frames = [f for f in traceback.extract_stack(frame) if not is_harness(f.filename)]
+        stack = "".join(traceback.format_list(frames)).rstrip()
+    lines = [f"{what} did not finish within {seconds:g}s and made no progress for "
+             f"{second.at - first.at:.1f}s (CPU +{progress.cpu_used(first, second):.2f}s, "
+             "the same stack); it was interrupted so that the session can go on. "
+             "It was stuck here:", stack]
+    pending = _pending_tasks(frame)
+    if pending:
+        lines += ["", "tasks still pending on the event loop it was waiting for (left "
+                  "behind by the test's workers?):", *pending]
+    workers = [t for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX)]
+    if workers:
+        lines += ["", "worker threads still running:", thread_stacks(workers)]
+    return "\n".join(lines)
+
+
+def _pending_tasks(frame, limit: int = 10) -> list[str]:
+    """The unfinished tasks of an asyncio event loop found running in ``frame``'s
+    stack, each with where it is suspended."""
+    asyncio = sys.modules.get("asyncio")
+    loop = None
+    while frame is not None and asyncio is not None and loop is None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, asyncio.AbstractEventLoop):
+            loop = candidate
+        frame = frame.f_back
+    if loop is None:
+        return []
+    try:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    except RuntimeError:
+        return []
+    lines = []
+    for task in tasks[:limit]:
+        where = task.get_stack(limit=1)
+        at = f" at {where[0].f_code.co_filename}:{where[0].f_lineno}" if where else ""
+        lines.append(f"  {task.get_name()}: {task.get_coro()!r}{at}")
+    if len(tasks) > limit:
+        lines.append(f"  ... and {len(tasks) - limit} more")
+    return lines

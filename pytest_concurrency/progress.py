@@ -1,0 +1,68 @@
+"""Telling a stuck thread from a slow one: samples of its CPU time and its stack.
+
+A thread is *making progress* between two samples when it used CPU time or
+its stack changed; it is *stuck* when neither happened (blocked on a lock, a
+wait, a select that will never return).  Reading a thread's CPU time costs
+one small read of ``/proc``; its stack comes from ``sys._current_frames()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import threading
+import time
+
+CPU_EPSILON = 0.02  # seconds of CPU between two samples that count as no work
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One look at a thread: when, its CPU seconds so far, and where it was."""
+
+    at: float
+    cpu: float | None  # None where the OS does not tell
+    stack: tuple  # (filename, lineno) of every frame, innermost last
+
+
+def thread_cpu(native_id: int | None) -> float | None:
+    """CPU seconds (user + system) used so far by thread ``native_id`` of this
+    process, from ``/proc``; None where that cannot be read."""
+    if native_id is None:
+        return None
+    try:
+        with open(f"/proc/self/task/{native_id}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime after the comm
+
+
+def stack_of(ident: int | None) -> tuple:
+    """Where thread ``ident`` is: (filename, lineno) per frame, outermost first."""
+    frame = sys._current_frames().get(ident) if ident is not None else None
+    out = []
+    while frame is not None:
+        out.append((frame.f_code.co_filename, frame.f_lineno))
+        frame = frame.f_back
+    return tuple(reversed(out))
+
+
+def sample(thread: threading.Thread) -> Sample:
+    return Sample(time.monotonic(), thread_cpu(thread.native_id), stack_of(thread.ident))
+
+
+def progressed(before: Sample, after: Sample) -> bool:
+    """Whether the thread did anything between two samples."""
+    if before.stack != after.stack:
+        return True
+    return before.cpu is not None and after.cpu is not None \
+        and after.cpu - before.cpu > CPU_EPSILON
+
+
+def cpu_used(before: Sample, after: Sample) -> float:
+    if before.cpu is None or after.cpu is None:
+        return 0.0
+    return max(0.0, after.cpu - before.cpu)

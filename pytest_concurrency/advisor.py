@@ -24,6 +24,12 @@ The decision guide, measured instead of guessed:
   speed, nothing is recommended beyond saying so.
 
 ``explore`` mode runs schedules, not work, and is ignored.
+
+Tests measured once per mode (no budget: no paired rounds, no speedups) get
+:func:`advise_from_runs`: what one run's CPU/wall ratio shows for certain
+(waiting, or GIL-bound computing that processes ran in parallel), and
+"not enough evidence" for everything else; a single run's wall times are not
+compared, since machine load alone can change them twofold.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from collections.abc import Mapping, Sequence
 CPU_BOUND = 0.7
 IO_BOUND = 0.3
 TIE = 1.1
+PARALLEL = 1.3  # CPUs kept busy on average above which a mode ran the body in parallel
+MIN_EVIDENCE_WALL = 0.02  # seconds: shorter runs say little about computing vs waiting
+NOT_ENOUGH = "not enough evidence"
 COST_ORDER = ("thread", "process", "hybrid")
 _LABELS = {"cpu": "CPU-bound", "io": "I/O-bound", "mixed": "Mixed CPU and I/O"}
 _FRACTIONS = ((0.1, "a tenth of"), (0.25, "a quarter of"), (1 / 3, "a third of"), (0.5, "half"))
@@ -130,7 +139,7 @@ def _single(m: ModeMeasurement, kind: str, usable_cpus: int) -> str:
     head = f"{_LABELS[kind]} ({_evidence(m)})"
     threads = m.mode == "thread"
     if kind == "cpu" and threads:
-        if _busy(m) >= 1.3:
+        if _busy(m) >= PARALLEL:
             return f"{head}: threads run it in parallel, the GIL is released or absent"
         if usable_cpus <= 1:
             return f"{head}: with 1 usable CPU no mode can run it in parallel"
@@ -203,3 +212,39 @@ def advise(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int) -> str | No
     if len(ms) == 1:
         return _single(ms[0], kind, usable_cpus)
     return _compare(ms, kind)
+
+
+def advise_from_runs(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int) -> str | None:
+    """One sentence from a single run per mode (no speedups): I/O-bound work
+    gets threads; GIL-bound computing that another mode ran in parallel gets
+    that mode; anything else is ``not enough evidence``, saying what would
+    give some.  None with no thread/process/hybrid run to go on."""
+    ms = sorted((m for m in by_mode.values() if m.mode in COST_ORDER and m.wall > 0
+                 and m.cpu >= 0), key=lambda m: _order(m.mode))
+    if not ms:
+        return None
+    budget = "budget the test (@pytest.mark.concurrency_budget) for advice measured in rounds"
+    shortest = min(ms, key=lambda m: m.wall)
+    if shortest.wall < MIN_EVIDENCE_WALL:
+        return (f"{NOT_ENOUGH}: a run of {shortest.wall * 1000:.1f} ms in {shortest.mode} mode "
+                f"is too short to tell computing from waiting; {budget}")
+    usable_cpus = max(1, usable_cpus)
+    kind = _kind(ms, usable_cpus)
+    thread = next((m for m in ms if m.mode == "thread"), None)
+    first = thread or ms[0]
+    if kind == "io":
+        return f"{_LABELS['io']} ({_evidence(first)}): mostly waiting; use threads"
+    if kind == "cpu" and thread is not None and _busy(thread) >= PARALLEL:
+        return (f"{_LABELS['cpu']} ({_evidence(thread)}): threads run it in parallel, the "
+                "GIL is released or absent; use threads")
+    parallel = [m for m in ms if m.mode != "thread" and _busy(m) >= PARALLEL]
+    if kind == "cpu" and thread is not None and parallel:
+        best = max(parallel, key=_busy)
+        return (f"{_LABELS['cpu']} ({_evidence(thread)}; {best.mode} mode kept "
+                f"{_busy(best):.1f} CPUs busy): threads cannot run it in parallel under "
+                f"the GIL; {_use(best.mode)}")
+    if kind == "cpu":
+        why = "with 1 usable CPU none can" if usable_cpus == 1 else "is the machine busy?"
+        return (f"{NOT_ENOUGH}: CPU-bound ({_evidence(first)}), but no mode kept more than "
+                f"one CPU busy in its run ({why}); {budget}")
+    return (f"{NOT_ENOUGH}: mixed computing and waiting ({_evidence(first)}); {budget}")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_concurrency.advisor import ModeMeasurement, advise
+from pytest_concurrency.advisor import ModeMeasurement, advise, advise_from_runs
 
 MB = 10**6
 
@@ -170,3 +170,99 @@ def test_advice_does_not_depend_on_mapping_order():
 )
 def test_nothing_to_go_on_gives_none(by_mode):
     assert advise(by_mode, usable_cpus=2) is None
+
+
+# advise_from_runs: one run per mode, no speedups (tests without a budget)
+
+def one_run(mode, workers, wall, cpu):
+    return ModeMeasurement(mode, workers, wall=wall, cpu=cpu, peak_rss=None, speedup=None)
+
+
+def test_single_runs_of_waiting_get_threads():
+    advice = advise_from_runs({"thread": one_run("thread", 8, 0.06, 0.004),
+                               "process": one_run("process", 8, 0.09, 0.03)}, usable_cpus=2)
+    assert advice == ("I/O-bound (CPU 0.07 s per 1.0 s of wall in thread mode): mostly "
+                      "waiting; use threads")
+
+
+def test_single_runs_of_gil_bound_work_that_processes_ran_in_parallel_get_processes():
+    advice = advise_from_runs({"thread": one_run("thread", 2, 0.4, 0.39),
+                               "process": one_run("process", 2, 0.21, 0.4)}, usable_cpus=2)
+    assert advice == ("CPU-bound (CPU 1.0 s per 1.0 s of wall in thread mode; process mode "
+                      "kept 1.9 CPUs busy): threads cannot run it in parallel under the GIL; "
+                      "use processes")
+
+
+def test_single_runs_that_no_mode_ran_in_parallel_are_not_enough_evidence():
+    """On a busy machine process mode keeps one CPU busy too: no claim is made."""
+    advice = advise_from_runs({"thread": one_run("thread", 2, 0.4, 0.39),
+                               "process": one_run("process", 2, 0.4, 0.38)}, usable_cpus=2)
+    assert advice.startswith("not enough evidence: CPU-bound (CPU 1.0 s per 1.0 s of wall "
+                             "in thread mode), but no mode kept more than one CPU busy")
+    assert advice.endswith("budget the test (@pytest.mark.concurrency_budget) for advice "
+                           "measured in rounds")
+
+
+def test_single_runs_of_threads_running_in_parallel_get_threads():
+    """A free-threaded build, or a body that releases the GIL."""
+    advice = advise_from_runs({"thread": one_run("thread", 2, 0.2, 0.39),
+                               "process": one_run("process", 2, 0.21, 0.4)}, usable_cpus=2)
+    assert advice.endswith("threads run it in parallel, the GIL is released or absent; "
+                           "use threads")
+
+
+def test_short_or_mixed_single_runs_are_not_enough_evidence():
+    short = advise_from_runs({"thread": one_run("thread", 4, 0.0012, 0.001),
+                              "process": one_run("process", 4, 0.03, 0.01)}, usable_cpus=2)
+    assert short.startswith("not enough evidence: a run of 1.2 ms in thread mode is too short")
+    mixed = advise_from_runs({"thread": one_run("thread", 2, 0.1, 0.05),
+                              "process": one_run("process", 2, 0.1, 0.1)}, usable_cpus=2)
+    assert mixed.startswith("not enough evidence: mixed computing and waiting")
+
+
+def test_single_runs_ignore_explore_and_need_something():
+    assert advise_from_runs({"explore": one_run("explore", 2, 0.1, 0.1)}, 2) is None
+
+
+def test_the_terminal_shows_at_most_20_advice_lines():
+    from pytest_concurrency.report.collector import advice_lines
+
+    tests = [{"test": f"t.py::test_{i:02}", "advice": f"advice {i}"} for i in range(25)]
+    tests += [{"test": "t.py::test_00", "advice": "advice 0"}, {"test": "x", "advice": None}]
+    lines = advice_lines(tests)
+    assert len(lines) == 21
+    assert lines[0] == "t.py::test_00: advice 0"
+    assert lines[-1] == ("... and 5 more (all of them are in the JSON and HTML reports: "
+                         "--concurrency-report)")
+    assert advice_lines(tests[:3]) == ["t.py::test_00: advice 0", "t.py::test_01: advice 1",
+                                       "t.py::test_02: advice 2"]
+
+
+def test_a_test_in_two_modes_gets_advice_without_a_budget(pytester):
+    """Waiting reads as waiting on any machine, busy or not."""
+    pytester.makepyfile("""
+        import time
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread", "process"], workers=4)
+        def test_waits():
+            time.sleep(0.05)
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_one_mode():
+            time.sleep(0.05)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           "--concurrency-report=r.json")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*= concurrency advice =*",
+        "test_a_test_in_two_modes_gets_advice_without_a_budget.py::test_waits: I/O-bound "
+        "(CPU * s per 1.0 s of wall in thread mode): mostly waiting; use threads"])
+    import json
+
+    report = json.loads((pytester.path / "r.json").read_text())
+    advice = {e["nodeid"].split("::")[1]: e["advice"] for e in report["tests"]}
+    assert advice["test_waits[thread]"] == advice["test_waits[process]"]
+    assert advice["test_waits[thread]"].endswith("use threads")
+    assert advice["test_one_mode[thread]"] is None  # one mode: nothing to choose between

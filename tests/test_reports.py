@@ -415,13 +415,106 @@ def test_a_corrupt_default_baseline_stops_a_saving_session_at_once(pytester, run
     result.stderr.fnmatch_lines(["*concurrency-baseline.json: corrupt baseline*"])
 
 
-def test_an_unwritable_report_is_one_clear_line_not_a_traceback(pytester, run):
+def test_an_unwritable_report_is_one_clear_line_at_the_start(pytester, run):
     pytester.makepyfile(test_suite=SLOW)
     (pytester.path / "taken.json").write_text("a file, not a directory")
     result = run("--concurrency-report", "taken.json/r.json")
-    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
-    result.stdout.fnmatch_lines(["pytest-concurrency: could not write the reports: *"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pytest-concurrency: --concurrency-report='*taken.json/r.json'"
+                                 ": *taken.json is not a directory"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_report_where_no_file_can_be_made_fails_at_once(pytester, run):
+    """/proc takes no new files: a session learns it before its first test, not
+    after waiting a minute for a file lock after its last one."""
+    pytester.makepyfile(test_suite=SLOW)
+    for option in ("--concurrency-report=/proc/r.json",
+                   "--concurrency-baseline=/proc/base.json"):
+        result = run(option, "--concurrency-save-baseline", timeout=30)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"*pytest-concurrency: {option.split('=')[0]}='/proc/*': "
+                                     "cannot create a file in /proc: *"])
+        result.stdout.no_fnmatch_line("*passed*")
+
+
+BROKEN_HTML = """
+import pytest_concurrency.report.html as html
+
+def broken(report):
+    raise RuntimeError("the HTML writer broke")
+
+html.render = broken
+"""
+
+
+def test_one_failing_writer_costs_no_other_report_nor_junit(pytester, run):
+    pytester.makepyfile(test_suite=SLOW)
+    pytester.makeconftest(BROKEN_HTML)
+    result = run("--concurrency-report=r.json", "--concurrency-report=r.html",
+                 "--concurrency-report=r.md", "--junitxml=junit.xml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines([
+        "pytest-concurrency: could not write *r.html: RuntimeError: the HTML writer broke",
+        "concurrency report written to *r.json",
+        "concurrency report written to *r.md",
+        "*2 passed*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert len(document.load(str(pytester.path / "r.json"))["tests"]) == 2
+    assert (pytester.path / "r.md").read_text().startswith("## pytest-concurrency")
+    assert not (pytester.path / "r.html").exists()
+    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    assert len(list(cases)) == 2
+
+
+@pytest.mark.parametrize("entry", ['"oops"', "7", '{"t|thread|2": 7}',
+                                   '{"t|thread|2": {"metrics": {"wall": {"value": "fast"}}}}'])
+def test_a_malformed_baseline_entry_is_a_clear_error(pytester, run, entry):
+    pytester.makepyfile(test_suite=SLOW)
+    text = '{"schema": 1, "kind": "baseline", "machines": {"m": ENTRY}}'
+    (pytester.path / "base.json").write_text(text.replace("ENTRY", entry))
+    result = run("--concurrency-baseline", "base.json", "--concurrency-compare-fail", "10%",
+                 "--concurrency-report", "r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    (line,) = [line for line in result.stderr.lines if line.strip()]
+    assert line.startswith("ERROR: pytest-concurrency: malformed baseline: ")
+    assert "base.json: machines['m']" in line
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_step_summary_is_written_without_asking_for_markdown(pytester, run, monkeypatch):
+    pytester.makepyfile(test_suite=SLOW)
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run()
+    assert summary.read_text().startswith("## pytest-concurrency")
+    assert "test_suite.py::test_timed[thread]" in summary.read_text()
+    summary.unlink()
+    run("--concurrency-step-summary=off")
+    assert not summary.exists()
+    pytester.makeini("[pytest]\nconcurrency_step_summary = false\n")
+    run()
+    assert not summary.exists()
+    run("--concurrency-step-summary=on")  # the command line beats the ini file
+    assert summary.exists()
+
+
+def test_no_step_summary_for_a_session_without_concurrent_items(pytester, run,
+                                                                 monkeypatch):
+    pytester.makepyfile(test_plain="def test_plain(): pass")
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run()
+    assert not summary.exists()
+
+
+def test_the_step_summary_is_written_once_by_the_xdist_controller(pytester, run,
+                                                                   monkeypatch):
+    pytester.makepyfile(test_suite=SLOW)
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run("-n", "2")
+    assert summary.read_text().count("## pytest-concurrency") == 1
 
 
 def test_a_unittest_skip_in_a_concurrent_testcase_skips(pytester, run):

@@ -12,14 +12,19 @@ import pytest
 from .. import spec
 from . import baseline, document, entry
 
+MAX_ADVICE_LINES = 20  # in the terminal; the report files carry all of it
+
 
 def new_entry(nodeid: str, data: dict | None) -> dict:
+    """A fresh entry.  Its outcome is "interrupted" until a report says how the
+    item ended: an item set up and never called (Ctrl-C, SIGTERM, pytest.exit
+    during its run) proved nothing and must never read as passed."""
     data = data or {}
     return {
         "nodeid": nodeid, "test": entry.base_id(nodeid),
         "mode": data.get("mode") or entry.mode_of(nodeid),
         "layout": data.get("layout", "?"), "workers": data.get("workers"),
-        "iterations": data.get("iterations"), "outcome": "passed", "duration": 0.0,
+        "iterations": data.get("iterations"), "outcome": "interrupted", "duration": 0.0,
         "metrics": {}, "budget": [], "baseline": None, "advice": None, "failures": [],
     }
 
@@ -70,19 +75,22 @@ def add(entries: dict, report) -> None:
 
 
 def advise(tests: list[dict]) -> None:
-    """Give each budgeted test the advisor's note, on each of its modes.  Only
-    budgeted tests: their rounds are what the advice is drawn from, and a
-    budget the measurement broke does not make the measurement wrong."""
+    """Give each test run in two or more of thread/process/hybrid the advisor's
+    note, on each of its modes: from paired rounds where every mode was
+    measured in them (budgeted tests), else from the single runs (what their
+    CPU/wall ratios show, or "not enough evidence").  A budget the
+    measurement broke does not make the measurement wrong."""
     from .. import advisor
 
     by_test: dict[str, dict[str, dict]] = {}
     for e in tests:
         measured_only = all(f["kind"] == "budget" for f in e["failures"])
-        budgeted = any(b["key"] != "regression" for b in e["budget"])  # not compare-fail's
-        if e.get("measured_in_rounds") and budgeted and measured_only \
+        if e["mode"] in advisor.COST_ORDER and measured_only \
                 and e["outcome"] in ("passed", "failed") and "wall" in e["metrics"]:
             by_test.setdefault(e["test"], {})[e["mode"]] = e
     for modes in by_test.values():
+        if len(modes) < 2 and not any(_budgeted(e) for e in modes.values()):
+            continue
         measured = {}
         for mode, e in modes.items():
             value = {key: m["value"] for key, m in e["metrics"].items()}
@@ -91,9 +99,27 @@ def advise(tests: list[dict]) -> None:
                 mode=mode, workers=e["workers"], wall=value["wall"], cpu=value.get("cpu", 0.0),
                 peak_rss=int(memory) if memory is not None else None,
                 speedup=value.get("speedup"))
-        text = advisor.advise(measured, spec.usable_cpus())
+        in_rounds = all(e.get("measured_in_rounds") for e in modes.values())
+        how = advisor.advise if in_rounds else advisor.advise_from_runs
+        text = how(measured, spec.usable_cpus())
         for e in modes.values():
             e["advice"] = text
+
+
+def _budgeted(e: dict) -> bool:
+    """A budget of the test's own (not compare-fail's regression limit)."""
+    return any(b["key"] != "regression" for b in e["budget"])
+
+
+def advice_lines(tests: list[dict], limit: int = MAX_ADVICE_LINES) -> list[str]:
+    """``<test>: <advice>`` once per test, at most ``limit`` lines and a last
+    one saying how many more the report files hold."""
+    advice = sorted({(e["test"], e["advice"]) for e in tests if e.get("advice")})
+    lines = [f"{test}: {text}" for test, text in advice[:limit]]
+    if len(advice) > limit:
+        lines.append(f"... and {len(advice) - limit} more (all of them are in the JSON and "
+                     "HTML reports: --concurrency-report)")
+    return lines
 
 
 def render(path: str, report: dict) -> str:
@@ -118,7 +144,8 @@ class Collector:
         self.stored = stored  # the baseline read at configure (empty without one)
         self.entries: dict[str, dict] = {}
         self.report: dict | None = None
-        self.written: list[str] = []
+        self.written: list[str] = []  # what was written, for the terminal summary
+        self.problems: list[str] = []  # what could not be, one line each
 
     def pytest_runtest_logreport(self, report) -> None:
         if entry.REPORT_ATTR in report.__dict__ or report.outcome == "failed":
@@ -129,31 +156,50 @@ class Collector:
             return  # a pytest-xdist worker: its controller reports
         if not self.entries and not self.settings.reports:
             return  # nothing concurrent ran, and no file to write
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+        if not self._attempt("build the concurrency report",
+                             lambda: setattr(self, "report", self.build(interrupted))):
+            self.report = None
+        else:
+            self.write()
+        if self.problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def _attempt(self, what: str, action) -> bool:
+        """Run ``action``; a failure is one line at the end of the session, never a
+        traceback that would cost the other reports (or JUnit's)."""
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - one writer's failure is one line
+            reason = str(exc) if isinstance(exc, (OSError, document.ReportError)) \
+                else f"{type(exc).__name__}: {exc}"
+            self.problems.append(f"pytest-concurrency: could not {what}: {reason}")
+            return False
+        return True
+
+    def write(self) -> None:
+        """Every report file, the step summary and the baseline, each on its own."""
         from . import files
 
-        self.report = self.build()
-        try:
-            self.write(files)
-        except (OSError, document.ReportError) as exc:
-            self.written.append(f"pytest-concurrency: could not write the reports: {exc}")
-            if session.exitstatus == 0:
-                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-
-    def write(self, files) -> None:
         for path in self.settings.reports:
-            files.write(path, render(path, self.report))
-            self.written.append(f"concurrency report written to {path}")
-            if path.lower().endswith(".md"):
-                from . import markdown
+            if self._attempt(f"write {path}",
+                             lambda path=path: files.write(path, render(path, self.report))):
+                self.written.append(f"concurrency report written to {path}")
+        if self.settings.step_summary and self.entries:
+            from . import markdown
 
-                markdown.write_step_summary(render(path, self.report))
+            self._attempt("append to $GITHUB_STEP_SUMMARY",
+                          lambda: markdown.write_step_summary(markdown.render(self.report)))
         if self.settings.save_baseline:
-            baseline.save(self.settings.save_baseline, self.report)
-            self.written.append(f"concurrency baseline saved to {self.settings.save_baseline}")
+            target = self.settings.save_baseline
+            if self._attempt(f"save the baseline {target}",
+                             lambda: baseline.save(target, self.report)):
+                self.written.append(f"concurrency baseline saved to {target}")
 
-    def build(self) -> dict:
+    def build(self, interrupted: bool = False) -> dict:
         workers = getattr(self.config.option, "numprocesses", None) or 0
         run = document.run_metadata(str(self.config.rootpath), int(workers))
+        run["interrupted"] = interrupted
         tests = sorted(self.entries.values(), key=lambda e: e["nodeid"])
         advise(tests)
         if self.settings.baseline:
@@ -163,6 +209,8 @@ class Collector:
         return document.new(run, tests)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        for line in self.problems:
+            terminalreporter.write_line(line, red=True)
         if self.report is None:
             return
         from . import terminal
@@ -175,10 +223,14 @@ class Collector:
             terminalreporter.section("concurrency")
         for line in lines:
             terminalreporter.write_line(line)
-        advice = sorted({(e["test"], e["advice"]) for e in self.report["tests"] if e["advice"]})
+        if self.report["run"].get("interrupted") and any(
+                e["outcome"] == "interrupted" for e in self.report["tests"]):
+            terminalreporter.write_line("the session was interrupted: items marked "
+                                        "'interrupted' never finished and proved nothing")
+        advice = advice_lines(self.report["tests"])
         if advice:
             terminalreporter.section("concurrency advice")
-            for test, text in advice:
-                terminalreporter.write_line(f"{test}: {text}")
+            for line in advice:
+                terminalreporter.write_line(line)
         for line in self.written:
             terminalreporter.write_line(line)

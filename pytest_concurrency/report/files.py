@@ -15,12 +15,32 @@ import filelock
 LOCK_TIMEOUT = 60.0  # seconds to wait for another writer before giving up
 
 
+def unwritable(path: str) -> str | None:
+    """Why ``path`` cannot be written, or None: the nearest directory on its way
+    that exists must take a new file (checked by making one), so that a session
+    learns at its start, not after its last test, that its report is lost."""
+    directory = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(directory):
+        if os.path.exists(directory):
+            return f"{directory} is not a directory"
+        directory = os.path.dirname(directory)
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return f"cannot create a file in {directory}: {exc.strerror or exc}"
+    return None
+
+
 @contextlib.contextmanager
 def locked(path: str) -> Iterator[None]:
-    """Hold ``path``'s lock file (``path + '.lock'``)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with filelock.FileLock(os.path.abspath(path) + ".lock", timeout=LOCK_TIMEOUT):
+    """Hold ``path``'s lock file (``path + '.lock'``); an OSError at once where
+    the lock file cannot even be created (filelock would retry until its
+    timeout, taking that for another writer holding it)."""
+    lock = os.path.abspath(path) + ".lock"
+    os.makedirs(os.path.dirname(lock), exist_ok=True)
+    os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o666))
+    with filelock.FileLock(lock, timeout=LOCK_TIMEOUT):
         yield
 
 

@@ -72,7 +72,7 @@ def test_advice_on_the_example_projects_workloads(tmp_path):
             f"processes had no free cores to run {CPU_TEST} in parallel (speedup "
             f"{speedup['process']['value']:.2f}x against threads' "
             f"{speedup['thread']['value']:.2f}x): checked that the advice follows the "
-            f"measurement instead of 'use processes'"))
+            f"measurement instead of 'use processes'"), stacklevel=1)
         measured = {mode: advisor.ModeMeasurement(
             mode, e["workers"], e["metrics"]["wall"]["value"], e["metrics"]["cpu"]["value"],
             None, e["metrics"]["speedup"]["value"])

@@ -35,6 +35,10 @@ def test_sleeps(worker):
 """
 
 
+DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "os.execv(sys.argv[1], sys.argv[1:])")
+
+
 def wait_for(condition, seconds=30.0):
     """Poll ``condition`` until it is true; fail after ``seconds``."""
     deadline = time.monotonic() + seconds
@@ -58,8 +62,11 @@ def start(pytester):
     sessions = []
 
     def start(*args, new_session=False):
+        # As from a terminal: SIGINT does what it does by default.  (Under
+        # pytest-xdist this process ignores SIGINT, and a child would inherit that.)
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
         session = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            [sys.executable, "-c", DEFAULT_SIGINT, *command],
             cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=new_session)
         sessions.append(session)

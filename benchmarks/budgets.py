@@ -325,15 +325,15 @@ def measuring_cost(rounds: int) -> dict:
             run_spec = spec.resolve({"modes": [mode], "workers": 8}, spec.Settings())[0]
 
             def off(run_spec=run_spec, body=body):
-                runners.run(run_spec, body)
+                runners.run(runners.RunRequest(run_spec, body))
 
             def on(run_spec=run_spec, body=body):
                 with metrics.Meter():
-                    runners.run(run_spec, body)
+                    runners.run(runners.RunRequest(run_spec, body))
 
             def on_memory(run_spec=run_spec, body=body):
                 with metrics.Meter(memory=True):
-                    runners.run(run_spec, body)
+                    runners.run(runners.RunRequest(run_spec, body))
 
             # a thread-mode run is short and its time spread wide: 4x the rounds
             n = rounds * 4 if mode == "thread" else rounds

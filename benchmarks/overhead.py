@@ -130,7 +130,7 @@ def plugin_variant(mode, workers):
                    start_method="fork", leaks="ignore")
 
     def run():
-        return runners.run(spec, body, (), {})
+        return runners.run(runners.RunRequest(spec, body))
 
     try:  # one call to check the API works before timing it
         run()

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
 from . import context
 from .results import Outcomes, Results
-from .spec import SETTINGS, RunSpec, resolve, spec_of
+from .spec import SETTINGS, RunSpec, for_workers, resolve, spec_of
 
 
-def _call_actor(actors, state, stateless):
+def _call_actor(actors: Sequence[Callable[..., Any]], state: Any, stateless: bool) -> Any:
     actor = actors[context.current_worker().index]
     return actor() if stateless else actor(state)
-
-
-def _actor_layout(spec: RunSpec, n: int) -> RunSpec:
-    if spec.mode == "hybrid":
-        threads = spec.threads if n % spec.threads == 0 else 1
-        return dataclasses.replace(spec, workers=n, processes=n // threads,
-                                   threads=threads, iterations=1)
-    if spec.mode == "process":
-        return dataclasses.replace(spec, workers=n, processes=n, threads=1, iterations=1)
-    return dataclasses.replace(spec, workers=n, processes=1, threads=n, iterations=1)
 
 
 class ConcurrencyRunner:
@@ -48,11 +39,12 @@ class ConcurrencyRunner:
         __tracebackhide__ = True
         return self._run(self.spec, target, args, kwargs)
 
-    def _run(self, spec, target, args, kwargs) -> Results:
+    def _run(self, spec: RunSpec, target: Callable[..., Any], args: tuple,
+             kwargs: dict[str, Any]) -> Results:
         __tracebackhide__ = True
-        from .running import run_target
+        from .running import execute, request_for
 
-        outcome = run_target(spec, self._node, target, args, kwargs)
+        outcome = execute(request_for(spec, self._node, target, args, kwargs), self._node)
         return Results(outcome.values, outcome.measurement, mode=spec.mode,
                        layout=spec.layout)
 
@@ -67,7 +59,7 @@ class ConcurrencyRunner:
             raise TypeError("run_actors() needs at least one actor")
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise TypeError(f"rounds={rounds!r}: expected an integer >= 1")
-        spec = _actor_layout(self.spec, len(actors))
+        spec = for_workers(self.spec, len(actors))
         if spec.mode == "explore":
             return self._explore_actors(spec, actors, setup, arbiter)
         tally = Outcomes()
@@ -78,15 +70,16 @@ class ConcurrencyRunner:
         return tally
 
 
-    def _explore_actors(self, spec, actors, setup, arbiter) -> Outcomes:
+    def _explore_actors(self, spec: RunSpec, actors: tuple, setup: Callable[[], Any] | None,
+                        arbiter: Callable[[Any], Any] | None) -> Outcomes:
         """explore: one round per schedule; each outcome keeps a replay command."""
         __tracebackhide__ = True
-        tally = Outcomes()
-        from .runners import explore as explore_runner
-        from .running import execute, explore_options
+        from .runners import Actors
+        from .running import execute, request_for
 
-        execute(spec, self._node, lambda: explore_runner.run_actors(
-            spec, actors, setup, arbiter, tally, **explore_options(self._node, actors[0])))
+        tally = Outcomes()
+        execute(request_for(spec, self._node, actors=Actors(actors, setup, arbiter, tally)),
+                self._node)
         return tally
 
 
@@ -139,7 +132,7 @@ def _fixture_spec(request) -> RunSpec:
 @pytest.fixture
 def concurrency(request) -> ConcurrencyRunner:
     """Drive the workers of the current mode: ``.run()`` and ``.run_actors()``."""
-    from .plugin import use_item_hooks
+    from .items import use_item_hooks
 
     use_item_hooks(request.config)  # an unmarked test may use it: its failures need them
     return ConcurrencyRunner(_fixture_spec(request), request.node)

@@ -19,7 +19,8 @@ import warnings
 import pytest
 
 from . import budget, context, spec
-from .running import run_target
+from .report import compare
+from .running import execute, request_for
 from .stats import Estimate
 
 ROUNDS = 5  # paired rounds per batch
@@ -67,10 +68,8 @@ def estimates(samples: Samples, run_spec, baseline: dict | None = None) -> dict[
         measured["memory"] = Estimate.of([m.peak_rss for m in runs])
     if baseline and baseline.get("value"):
         wall = measured["wall"]
-        base = baseline["value"]
-        measured["regression"] = dataclasses.replace(
-            wall, median=wall.median / base - 1, low=wall.low / base - 1,
-            high=wall.high / base - 1)
+        median, low, high = compare.regression(baseline, wall.median, wall.low, wall.high)
+        measured["regression"] = dataclasses.replace(wall, median=median, low=low, high=high)
     if samples.serial:
         speedup = Estimate.of_ratios(samples.serial, [m.wall for m in runs])
         measured["speedup"] = speedup
@@ -97,12 +96,12 @@ def run(run_spec, item, target, kwargs, limits, strict: bool, record,
     keys = {limit.key for limit in limits}
     serial = bool(keys & {"speedup", "efficiency"})
     samples = Samples()
+    request = request_for(run_spec, item, target, (), kwargs, arg_kind="fixture")
     while True:
         for _ in range(ROUNDS):
             if serial:
                 samples.serial.append(_serial_time(run_spec, target, kwargs))
-            outcome = run_target(run_spec, item, target, (), kwargs, arg_kind="fixture",
-                                 memory="memory" in keys)
+            outcome = execute(request, item, memory="memory" in keys)
             samples.concurrent.append(outcome.measurement)
         measured = estimates(samples, run_spec, baseline)
         verdicts = budget.check(limits, measured)

@@ -9,11 +9,12 @@ concurrently is replaced by one item per mode, ``test_x[thread]``, whose
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
-from _pytest.unittest import TestCaseFunction
 
 from . import spec
+from .compat import TestCaseFunction
 
 
 class ConcurrentTestCaseFunction(TestCaseFunction):
@@ -23,27 +24,28 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
     method it runs.
     """
 
-    def __init__(self, *, method_name: str, concurrency_spec: spec.RunSpec, **kwargs):
+    def __init__(self, *, method_name: str, concurrency_spec: spec.RunSpec,
+                 **kwargs: Any) -> None:
         self.method_name = method_name
-        self.concurrency_spec = concurrency_spec
         super().__init__(**kwargs)
+        self.stash[spec.SPEC] = concurrency_spec
 
-    def _getinstance(self):
+    def _getinstance(self) -> Any:
         return self.parent.obj(self.method_name)
 
-    def _getobj(self):
+    def _getobj(self) -> Any:
         return getattr(self.instance, self.method_name)
 
     def runtest(self) -> None:
         testcase = self.instance
         method = getattr(testcase, self.method_name)
-        from .running import run_target
+        from .running import execute, request_for
 
-        run_spec, item = self.concurrency_spec, self
+        request = request_for(self.stash[spec.SPEC], self, method)
 
-        def run_concurrently():
+        def run_concurrently() -> None:
             __tracebackhide__ = True
-            run_target(run_spec, item, method)
+            execute(request, self)
 
         setattr(testcase, self.method_name, run_concurrently)
         try:

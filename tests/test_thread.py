@@ -5,7 +5,7 @@ import threading
 
 from pytest_concurrency import runners, spec
 from pytest_concurrency.context import current_worker
-from pytest_concurrency.runners import thread
+from pytest_concurrency.runners import workers
 
 
 def test_three_workers_failing_three_ways_give_three_failures(pytester):
@@ -183,8 +183,8 @@ def test_system_exit_and_keyboard_interrupt_in_a_worker_do_not_end_the_session(p
 def test_switch_interval_is_lowered_during_the_run_and_restored():
     before = sys.getswitchinterval()
     (s,) = spec.resolve({"workers": 2}, spec.Settings())
-    outcome = runners.run(s, sys.getswitchinterval)
-    assert outcome.values == {0: [thread.SWITCH_INTERVAL], 1: [thread.SWITCH_INTERVAL]}
+    outcome = runners.run(runners.RunRequest(s, sys.getswitchinterval))
+    assert outcome.values == {0: [workers.SWITCH_INTERVAL], 1: [workers.SWITCH_INTERVAL]}
     assert sys.getswitchinterval() == before
 
 
@@ -200,7 +200,7 @@ def test_thread_that_cannot_start_aborts_the_barrier(monkeypatch):
 
     monkeypatch.setattr(threading.Thread, "start", start)
     (s,) = spec.resolve({"workers": 4, "timeout": 30}, spec.Settings())
-    outcome = runners.run(s, lambda: current_worker().index)
+    outcome = runners.run(runners.RunRequest(s, lambda: current_worker().index))
     monkeypatch.undo()
     assert [f.summary for f in outcome.failures] == ["RuntimeError: can't start new thread"]
     assert outcome.failures[0].workers == (2,)
@@ -234,12 +234,12 @@ def test_timeout_reports_stuck_threads_with_their_stacks(pytester):
 
 
 def test_start_jitter_is_seeded_and_bounded():
-    delays = [thread.jitter_ns(7, worker, iteration)
+    delays = [workers.jitter_ns(7, worker, iteration)
               for worker in range(4) for iteration in range(50)]
-    assert delays == [thread.jitter_ns(7, w, i) for w in range(4) for i in range(50)]
-    assert all(0 <= d < thread.JITTER_NS for d in delays)
+    assert delays == [workers.jitter_ns(7, w, i) for w in range(4) for i in range(50)]
+    assert all(0 <= d < workers.JITTER_NS for d in delays)
     assert len(set(delays)) > 150  # differs per worker and per iteration
-    assert delays != [thread.jitter_ns(8, w, i) for w in range(4) for i in range(50)]
+    assert delays != [workers.jitter_ns(8, w, i) for w in range(4) for i in range(50)]
 
 
 def test_failure_names_the_jitter_seed_to_repeat_it(pytester):

@@ -1,25 +1,28 @@
 """explore mode: the workers as threads under the deterministic scheduler.
 
-Every schedule runs the body once in each of ``spec.workers`` threads, one
-thread at a time, switching where the scheduler decides (see ``explore/``).
-The first failing schedule becomes the run's failure, with the interleaving
-and a command that replays it.
+Every schedule runs the body once in each of ``spec.workers`` threads (or, for
+``run_actors``, actor i in worker i), one thread at a time, switching where
+the scheduler decides (see ``explore/``).  The first failing schedule becomes
+the run's failure, with the interleaving and a command that replays it.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import random
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .. import context, outcomes
 from ..context import RunContext, WorkerInfo
-from . import RunOutcome
+from ..options import replay_command
+from ..spec import RunSpec
+from .request import ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
 
 
-class ExploreError(Exception):
+class ExploreError(RunError):
     """The run could not be explored as asked (a bad token, an unknown package)."""
 
 
@@ -27,30 +30,27 @@ class _Round:
     """What the workers of one schedule share: the barrier, and the body's
     keyword arguments (whole-body) or the state ``setup()`` made (actors)."""
 
-    def __init__(self, run: RunContext, data):
+    def __init__(self, run: RunContext, data: Any) -> None:
         self.run = run
         self.data = data
 
 
-def _actor(index: int, count: int, iterations: int, target, args, state: _Round):
-    """One worker of one schedule: the body, ``iterations`` times."""
+def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
+            state: _Round) -> list:
+    """One worker of one schedule: ``call(state.data)``, ``iterations`` times."""
     context.enter(WorkerInfo(index, count, "explore", 0, index, 0, os.getpid()), state.run)
     try:
         values = []
         for iteration in range(iterations):
             if iteration:
                 context.set_iteration(iteration)
-            values.append(target(*args, **state.data))
+            values.append(call(state.data))
         return values
     finally:
         context.leave()
 
 
-def replay_command(nodeid: str, token: str) -> str:
-    return f"pytest '{nodeid}' --concurrency-replay={token}"
-
-
-def summary(result, spec, seed: int) -> str:
+def summary(result: Any, spec: RunSpec, seed: int) -> str:
     """One line on what was explored, for the report's 'explore' section."""
     text = (f"{result.schedules_run} schedule{'s' if result.schedules_run != 1 else ''} "
             f"explored (strategy={spec.strategy}, seed={seed}, {spec.workers} workers, "
@@ -62,17 +62,18 @@ def summary(result, spec, seed: int) -> str:
     return text
 
 
-def explore_run(spec, setup, actors, *, replay: str | None, roots, nodeid: str,
-                observe=None):
-    """Explore ``actors`` under ``spec``; returns (result, seed) or raises ExploreError."""
+def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round],
+             workers: Sequence[Callable[[_Round], Any]],
+             observe: Callable[..., None]) -> tuple[Any, int]:
+    """Explore ``workers`` under ``spec``; returns (result, seed) or raises ExploreError."""
     # Imported here: the scheduler costs a pytest session nothing until explore runs.
     from ..explore import ReplayDiverged, explore
 
-    seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**32)
+    seed = seed_of(spec)
     try:
-        result = explore(setup, actors, schedules=spec.schedules, strategy=spec.strategy,
-                         seed=seed, instrument=spec.instrument, roots=roots, replay=replay,
-                         observe=observe)
+        result = explore(setup, workers, schedules=spec.schedules, strategy=spec.strategy,
+                         seed=seed, instrument=spec.instrument, roots=options.roots,
+                         replay=options.replay, observe=observe)
     except ReplayDiverged as exc:
         raise ExploreError(f"{exc}\nThe code, the Python version or the test changed since "
                            f"the token was recorded; run without --concurrency-replay "
@@ -82,7 +83,7 @@ def explore_run(spec, setup, actors, *, replay: str | None, roots, nodeid: str,
     return result, seed
 
 
-def finding_failure(finding, spec, nodeid: str) -> outcomes.Failure:
+def finding_failure(finding: Any, spec: RunSpec, nodeid: str) -> outcomes.Failure:
     """The run's Failure for the first failing schedule."""
     kind = "deadlock" if finding.kind == "deadlock" else "race"
     workers = (finding.worker,) if finding.worker is not None else tuple(range(spec.workers))
@@ -95,73 +96,66 @@ def finding_failure(finding, spec, nodeid: str) -> outcomes.Failure:
     )
 
 
-def run(spec, target, args, kwargs, *, replay=None, roots=(), nodeid="",
-        refresh=None) -> RunOutcome:
-    """Explore ``target(*args, **kwargs)`` in ``spec.workers`` threads.
-
-    ``refresh``, if given, returns fresh ``kwargs`` (the test's function-scoped
-    fixtures set up again) for every schedule after the first.
-    """
+def run(request: RunRequest) -> RunOutcome:
+    """Explore the request's body (or actors) in ``spec.workers`` threads."""
+    if request.actors is not None:
+        return _run_actors(request)
+    spec, options = request.spec, request.explore or ExploreOptions()
     n = spec.workers
-    actors = [functools.partial(_actor, i, n, spec.iterations, target, args)
-              for i in range(n)]
+    target, args = request.target, request.args
+    kwargs = dict(request.kwargs)
+
+    def body(data: Mapping[str, Any]) -> Any:
+        return target(*args, **data)
+
+    workers = [functools.partial(_worker, i, n, spec.iterations, body) for i in range(n)]
     schedules = iter(range(1 << 62))
 
-    def setup():
-        if next(schedules) and refresh is not None:
-            kwargs.update(refresh())
+    def setup() -> _Round:
+        if next(schedules) and options.fresh_kwargs is not None:
+            kwargs.update(options.fresh_kwargs())
         # Created while the scheduler's primitives are in place: a cooperative barrier.
         return _Round(RunContext(threading.Barrier(n)), dict(kwargs))
 
-    start = time.perf_counter()
-    last = {}
+    last: dict[str, Any] = {}
 
-    def observe(state, returns, token):
+    def observe(state: _Round, returns: list, token: Callable[[], str]) -> None:
         last["values"] = returns
 
-    result, seed = explore_run(spec, setup, actors, replay=replay, roots=roots,
-                               nodeid=nodeid, observe=observe)
+    start = time.perf_counter()
+    result, seed = _explore(spec, options, setup, workers, observe)
     wall = time.perf_counter() - start
-    failures = []
-    if result.failure is not None:
-        failures.append(finding_failure(result.failure, spec, nodeid))
+    failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
+        else []
     values = {i: list(v or []) for i, v in enumerate(last.get("values", [None] * n))}
     return RunOutcome(values, failures, [("explore", summary(result, spec, seed))], wall)
 
 
-def _role(index: int, count: int, actor, stateless: bool, state: _Round):
-    context.enter(WorkerInfo(index, count, "explore", 0, index, 0, os.getpid()), state.run)
-    try:
-        return [actor() if stateless else actor(state.data)]
-    finally:
-        context.leave()
+def _run_actors(request: RunRequest) -> RunOutcome:
+    """``run_actors``: one round per schedule, each outcome tallied with the command
+    that replays the first schedule that produced it (``tally.replays``)."""
+    spec, options, actors = request.spec, request.explore or ExploreOptions(), request.actors
+    n = len(actors.actors)
+    tally = actors.tally
 
-
-def run_actors(spec, actors, setup, arbiter, tally, *, replay=None, roots=(),
-               nodeid="") -> RunOutcome:
-    """``run_actors`` in explore mode: one round per schedule, tallied in ``tally``.
-
-    Each outcome in the tally keeps (in ``tally.replays``) the command that
-    replays the first schedule that produced it.
-    """
-    n = len(actors)
-
-    def setup_round():
+    def setup() -> _Round:
         return _Round(RunContext(threading.Barrier(n)),
-                      setup() if setup is not None else None)
+                      actors.setup() if actors.setup is not None else None)
 
-    def observe(state, returns, token):
-        outcome = arbiter(state.data) if arbiter is not None else \
+    def observe(state: _Round, returns: list, token: Callable[[], str]) -> None:
+        outcome = actors.arbiter(state.data) if actors.arbiter is not None else \
             tuple(r[0] if r else None for r in returns)
         tally[outcome] += 1
         if outcome not in tally.replays:
-            tally.replays[outcome] = replay_command(nodeid, token())
+            tally.replays[outcome] = replay_command(options.nodeid, token())
 
-    roles = [functools.partial(_role, i, n, actor, setup is None)
-             for i, actor in enumerate(actors)]
+    stateless = actors.setup is None
+    workers = [functools.partial(_worker, i, n, 1,
+                                 (lambda _data, a=actor: a()) if stateless else actor)
+               for i, actor in enumerate(actors.actors)]
     start = time.perf_counter()
-    result, seed = explore_run(spec, setup_round, roles, replay=replay, roots=roots,
-                               nodeid=nodeid, observe=observe)
-    failures = [finding_failure(result.failure, spec, nodeid)] if result.failure else []
+    result, seed = _explore(spec, options, setup, workers, observe)
+    failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
+        else []
     return RunOutcome({}, failures, [("explore", summary(result, spec, seed))],
                       time.perf_counter() - start)

@@ -1,204 +1,35 @@
-"""thread mode: N OS threads in the pytest process.
-
-:func:`run_workers` is the machinery every mode that runs threads shares: the
-process and hybrid runners call it inside each child.  It starts one named
-thread per worker, aligns every iteration on a barrier, records values and
-failures, and aborts the barriers as soon as a worker fails (or a thread
-cannot be started) so nobody waits forever.
-"""
+"""thread mode: N OS threads in the pytest process."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
 
-from .. import context, outcomes, watchdog
+from .. import outcomes, watchdog
 from ..context import RunContext, WorkerInfo
-from . import RunOutcome
-
-SWITCH_INTERVAL = 1e-6  # pytest-run-parallel uses the same: switch as often as possible
-JITTER_NS = 50_000  # each worker starts each iteration up to 50 µs after the barrier
-_MASK = (1 << 64) - 1
+from .request import RunOutcome, RunRequest, seed_of
+from .workers import Stop, run_workers
 
 
-def jitter_ns(seed: int, index: int, iteration: int) -> int:
-    """The start delay of a worker's iteration: a splitmix64 hash of its coordinates.
-
-    Free-running threads all leave the barrier at once; delays drawn from the
-    seed vary which thread gets ahead, differently on every iteration, and
-    the same seed gives the same delays.
-    """
-    x = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9
-         + iteration * 0x94D049BB133111EB) & _MASK
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
-    return (x ^ (x >> 31)) % JITTER_NS
-
-
-def _spin(ns: int) -> None:
-    end = time.perf_counter_ns() + ns
-    while time.perf_counter_ns() < end:
-        pass
-
-
-def new_seed(spec) -> int:
-    """The run's seed: the one asked for, or a fresh one (printed on failure)."""
-    return spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**32)
-
-
-@dataclasses.dataclass
-class WorkersReport:
-    values: dict[int, list]
-    raw: list  # (exception, WorkerInfo) pairs
-    stuck: list[threading.Thread]  # threads still running at the deadline
-
-
-def _abort(*barriers) -> None:
-    for barrier in barriers:
-        barrier.abort()
-
-
-class _Box:
-    value = 0
-
-
-class Stop:
-    """Lets every worker leave after the same iteration barrier once one failed.
-
-    A failing worker sets ``requested``; the iteration barrier's action (run
-    once, when every worker has arrived) copies it to ``decided``, which all
-    read after the barrier.  Aborting the barrier instead would break it
-    under workers that were released but not yet awake.  The process runner
-    passes shared ``multiprocessing`` values for both.
-    """
-
-    def __init__(self, requested=None, decided=None):
-        self.requested = _Box() if requested is None else requested
-        self.decided = _Box() if decided is None else decided
-
-    def __call__(self) -> None:
-        self.decided.value = self.requested.value
-
-
-class Progress:
-    """Where each worker is, readable by the parent after a crash or a hang.
-
-    ``iterations[i]`` is worker i's current iteration (-1 before the first);
-    ``idents[i]`` its thread's ident, which names it in faulthandler dumps.
-    The process runner passes shared ``multiprocessing`` arrays.
-    """
-
-    def __init__(self, iterations, idents):
-        self.iterations = iterations
-        self.idents = idents
-
-
-def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
-          iteration_barrier, run: RunContext, values: list, raw: list,
-          progress: Progress | None, stop, jitter: int | None) -> None:
-    context.enter(info, run)
-    if progress is not None:
-        progress.idents[info.index] = threading.get_ident()
-    try:
-        for iteration in range(iterations):
-            if iteration:
-                context.set_iteration(iteration)
-            if progress is not None:
-                progress.iterations[info.index] = iteration
-            try:
-                iteration_barrier.wait()
-            except threading.BrokenBarrierError:
-                return  # the run was stopped (a crash, a timeout, a thread not started)
-            if stop.decided.value:
-                return
-            if jitter is not None:
-                _spin(jitter_ns(jitter, info.index, iteration))
-            try:
-                values.append(call())
-            except BaseException as exc:  # noqa: BLE001 - every failure is reported
-                raw.append((exc, context.current_worker()))
-                stop.requested.value = 1
-                run.barrier.abort()  # nobody may wait in the body for this worker
-    finally:
-        context.leave()
-
-
-def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterations: int,
-                iteration_barrier, run: RunContext, *, deadline: float | None = None,
-                stop: Stop, progress: Progress | None = None,
-                jitter: int | None = None) -> WorkersReport:
-    """Run ``call`` in one thread per worker (in the caller's thread if only one).
-
-    ``iteration_barrier`` must have ``stop`` as its action; it and
-    ``run.barrier`` may be shared with workers in other processes.  With a
-    ``jitter`` seed each iteration starts after a seeded delay.  Returns when
-    every thread has finished, or at ``deadline`` (``time.monotonic()``
-    based) with the unfinished threads.
-    """
-    values = {info.index: [] for info in infos}
-    raw: list = []
-    if len(infos) == 1 and deadline is None:
-        info = infos[0]
-        _work(call, info, iterations, iteration_barrier, run, values[info.index], raw,
-              progress, stop, jitter)
-        return WorkersReport(values, raw, [])
-
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
-    threads = []
-    try:
-        for info in infos:
-            thread = threading.Thread(
-                target=_work, name=f"concurrency-worker-{info.index}", daemon=True,
-                args=(call, info, iterations, iteration_barrier, run, values[info.index],
-                      raw, progress, stop, jitter),
-            )
-            try:
-                thread.start()
-            except BaseException as exc:  # e.g. "can't start new thread"
-                raw.append((exc, info))
-                _abort(iteration_barrier, run.barrier)
-                break
-            threads.append(thread)
-        stuck = _join(threads, deadline)
-        if stuck:
-            _abort(iteration_barrier, run.barrier)
-    except BaseException:  # e.g. Ctrl-C, or pytest-timeout firing in the main thread
-        _abort(iteration_barrier, run.barrier)
-        raise
-    finally:
-        sys.setswitchinterval(previous)
-    return WorkersReport(values, raw, stuck)
-
-
-def _join(threads: Sequence[threading.Thread], deadline: float | None):
-    for thread in threads:
-        if deadline is None:
-            thread.join()
-        else:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    return [t for t in threads if t.is_alive()]
-
-
-def run(spec, call: Callable[[], object], tb_style: str) -> RunOutcome:
-    """thread mode in the pytest process."""
+def run(request: RunRequest) -> RunOutcome:
+    spec = request.spec
     n = spec.workers
     pid = os.getpid()
     infos = [WorkerInfo(i, n, spec.mode, 0, i, 0, pid) for i in range(n)]
-    run_ctx = RunContext(threading.Barrier(n))
+    target, args, kwargs = request.target, request.args, dict(request.kwargs)
+
+    def call() -> object:
+        return target(*args, **kwargs)
+
     stop = Stop()
-    seed = new_seed(spec)
+    seed = seed_of(spec)
     start = time.perf_counter()
     report = run_workers(call, infos, spec.iterations, threading.Barrier(n, action=stop),
-                         run_ctx, stop=stop, deadline=time.monotonic() + spec.timeout,
-                         jitter=seed)
+                         RunContext(threading.Barrier(n)), stop=stop,
+                         deadline=time.monotonic() + spec.timeout, jitter=seed)
     wall = time.perf_counter() - start
-    failures = outcomes.describe(report.raw, tb_style)
+    failures = outcomes.describe(report.raw, request.tb_style)
     if report.stuck:
         failures.append(outcomes.timeout(
             [watchdog.worker_index(t) for t in report.stuck], spec.mode, pid, spec.timeout,

@@ -1,0 +1,373 @@
+"""Child processes running threads of workers: what process mode (one worker per
+child) and hybrid mode (T per child) share.
+
+Each child runs its workers through :func:`workers.run_workers` and sends one
+message back over its own pipe.  The parent waits on the pipes *and* the
+process sentinels, so a child that dies is noticed at once and reported with
+its signal or exit status, the iteration it was in and the tail of its
+stderr (where faulthandler writes).  Children's stdout and stderr go to
+files that become sections of the test report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import faulthandler
+import gc
+import itertools
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import warnings
+from multiprocessing.connection import wait
+
+from .. import childcov, cleanup, outcomes, shipping, watchdog
+from ..context import RunContext, WorkerInfo
+from .request import RunOutcome, RunRequest, seed_of
+from .workers import Progress, Stop, run_workers
+
+STDERR_TAIL_LINES = 40  # of a crashed child's stderr, in its failure report
+TIMEOUT_TAIL_LINES = 400  # of a stuck child's stderr (its stack dump)
+CRASH_GRACE = 2.0  # seconds the other children get to finish after one crashed
+DUMP_GRACE = 0.5  # seconds for a child to write its stack dump before it is killed
+DUMP_SIGNAL = signal.SIGUSR1
+BACKSTOP = 30.0  # seconds past the timeout after which a child gives up by itself
+
+
+@dataclasses.dataclass
+class ChildJob:
+    """Everything one child needs; pickled for spawn/forkserver."""
+
+    process_index: int
+    parent_pid: int | None  # None: started by a forkserver, not by the parent
+    threads: int
+    workers: int
+    mode: str
+    iterations: int
+    timeout: float
+    tb_style: str
+    settings: dict  # pytest ini values and options, for assertion explanations
+    stdout_path: str
+    stderr_path: str
+    iteration_barrier: object
+    user_barrier: object
+    progress: Progress  # shared arrays: iteration and thread ident per worker
+    stop: object  # shared flag: a worker failed, stop after the next iteration
+    payload: object  # (target, args, kwargs), or bytes of it for spawn/forkserver
+    modules: dict  # modules to import with asserts rewritten (spawn/forkserver)
+    jitter: int  # start-jitter seed
+
+
+# ---------------------------------------------------------------- child
+
+
+def _redirect(stdout_path: str, stderr_path: str):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, path in ((1, stdout_path), (2, stderr_path)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
+    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
+    return sys.stderr
+
+
+def child_main(job: ChildJob, conn) -> None:
+    """Entry point of every child process."""
+    os.setpgid(0, 0)  # lead a process group: a timeout kills our descendants with us
+    cleanup.in_child()
+    err = _redirect(job.stdout_path, job.stderr_path)
+    watchdog.die_with_parent(job.parent_pid)
+    faulthandler.enable(file=err, all_threads=True)
+    faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
+    # Backstop if the parent is stuck: dump every thread and exit by ourselves.
+    faulthandler.dump_traceback_later(job.timeout + BACKSTOP, exit=True, file=err)
+    if isinstance(job.payload, bytes):
+        shipping.install_rewriting(job.modules, job.settings)
+        target, args, kwargs = shipping.unpack(job.payload)
+        cov = None
+    else:
+        target, args, kwargs = job.payload
+        cov = childcov.start()
+    pid = os.getpid()
+    first = job.process_index * job.threads
+    infos = [
+        WorkerInfo(first + t, job.workers, job.mode, job.process_index, t, 0, pid)
+        for t in range(job.threads)
+    ]
+
+    def call():
+        return target(*args, **kwargs)
+
+    report = run_workers(call, infos, job.iterations, job.iteration_barrier,
+                                RunContext(job.user_barrier), progress=job.progress,
+                                stop=job.stop, jitter=job.jitter)
+    faulthandler.cancel_dump_traceback_later()
+    failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
+    try:
+        conn.send((report.values, failures))
+    except Exception as exc:  # noqa: BLE001 - a return value that cannot be pickled
+        failures.append(_unpicklable_values(report.values, exc, infos[0]))
+        conn.send(({i: [] for i in report.values}, failures))
+    conn.close()
+    childcov.save(cov)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _unpicklable_values(values, exc, info) -> outcomes.Failure:
+    return outcomes.Failure(
+        kind="exception", workers=tuple(values), mode=info.mode, pid=info.pid,
+        iteration=None,
+        summary=f"a return value could not be sent to the parent: "
+                f"{type(exc).__name__}: {exc}",
+        text="Return picklable values from the body in process and hybrid mode.",
+        key=("unpicklable-return", type(exc).__name__),
+    )
+
+
+# ---------------------------------------------------------------- parent
+
+
+@dataclasses.dataclass
+class _Child:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    conn: object
+    workers: range
+    job: ChildJob
+    result: tuple | None = None
+    stderr_shown: int = 0  # lines of its stderr a failure report already shows
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _start(ctx, jobs, guardian: cleanup.Guardian | None):
+    children = []
+    # Objects frozen at fork time are never scanned by the children's garbage
+    # collector, so children do not copy every page of the parent's heap.
+    gc.freeze()
+    with contextlib.ExitStack() as stack, warnings.catch_warnings():
+        stack.callback(gc.unfreeze)
+        # Python 3.12+ warns when forking a process that has threads (pytest-xdist's
+        # execnet thread, pytest-timeout's timer...).  The child only runs the test
+        # body and our code, never touching locks those threads hold, so the
+        # warning is not actionable here; see README "Fork safety".
+        warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks",
+                                category=DeprecationWarning)
+        for job in jobs:
+            reader, writer = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=child_main, args=(job, writer),
+                                  name=f"concurrency-process-{job.process_index}")
+            first = job.process_index * job.threads
+            child = _Child(job.process_index, process, reader,
+                           range(first, first + job.threads), job)
+            children.append(child)
+            process.start()
+            if guardian is not None:
+                guardian.watch(process.pid)
+            writer.close()
+    return children
+
+
+def _tail(path: str, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last lines of a child's stderr, pytest's own frames folded away."""
+    try:
+        with open(path, errors="backslashreplace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    return "\n".join(outcomes.trim_dump(text.rstrip()).splitlines()[-lines:])
+
+
+def _iteration(child: _Child, progress: Progress) -> int | None:
+    seen = [progress.iterations[w] for w in child.workers]
+    return max(seen) if max(seen) >= 0 else None
+
+
+def _name_threads(dump: str, child: _Child, progress: Progress) -> str:
+    """Label faulthandler's 'Thread 0x7f...' headers with the worker they belong to."""
+    for worker in child.workers:
+        ident = progress.idents[worker]
+        if ident:
+            dump = dump.replace(f"hread 0x{ident:016x}",
+                                f"hread 0x{ident:016x} (worker {worker})")
+    return dump
+
+
+def _receive(child: _Child) -> bool:
+    try:
+        if child.conn.poll():
+            child.result = child.conn.recv()
+            return True
+    except (EOFError, OSError):
+        pass
+    return False
+
+
+def _crash_failure(spec, child: _Child, progress, elapsed: float) -> outcomes.Failure:
+    tail = _name_threads(_tail(child.job.stderr_path), child, progress)
+    child.stderr_shown = STDERR_TAIL_LINES
+    details = f"stderr of pid {child.pid} (last {STDERR_TAIL_LINES} lines):\n{tail}" \
+        if tail else f"pid {child.pid} wrote nothing to stderr"
+    who = outcomes.describe_workers(child.workers)
+    if spec.mode == "hybrid":
+        who = f"process {child.index} ({who})"
+    return outcomes.crash(list(child.workers), spec.mode, child.pid,
+                          _iteration(child, progress), child.process.exitcode, elapsed,
+                          details, who=who)
+
+
+def _dump_stacks(children) -> None:
+    """Ask each live child to write all its threads' stacks to its stderr file."""
+    alive = [c for c in children if c.process.is_alive()]
+    for child in alive:
+        try:
+            os.kill(child.pid, DUMP_SIGNAL)
+        except ProcessLookupError:
+            pass
+    if alive:
+        time.sleep(DUMP_GRACE)
+
+
+def _timeout_failure(spec, stuck, progress: Progress) -> outcomes.Failure:
+    parts = []
+    for child in stuck:
+        dump = _name_threads(_tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES),
+                             child, progress)
+        child.stderr_shown = TIMEOUT_TAIL_LINES
+        parts.append(
+            f"--- process {child.index} (pid {child.pid}, "
+            f"{outcomes.describe_workers(child.workers)}) ---\n{dump}"
+        )
+    workers = [w for c in stuck for w in c.workers]
+    pid = stuck[0].pid if len(stuck) == 1 else os.getpid()
+    return outcomes.timeout(workers, spec.mode, pid, spec.timeout, "\n\n".join(parts))
+
+
+def _wait(spec, children, progress, barriers, start: float) -> list:
+    """Wait for results and exits; returns crash/timeout failures."""
+    failures = []
+    deadline = start + spec.timeout
+    running = {c.process.sentinel: c for c in children}
+    readers = {c.conn: c for c in children}
+    while running:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        for ready in wait(list(readers) + list(running), timeout=remaining):
+            if ready in readers:
+                child = readers.pop(ready)
+                _receive(child)
+                continue
+            child = running.pop(ready, None)
+            if child is None:
+                continue
+            child.process.join()
+            readers.pop(child.conn, None)
+            if child.result is None and not _receive(child):
+                failures.append(
+                    _crash_failure(spec, child, progress, time.monotonic() - start)
+                )
+                for barrier in barriers:
+                    barrier.abort()
+                deadline = min(deadline, time.monotonic() + CRASH_GRACE)
+    stuck = [c for c in children if c.process.is_alive()]
+    if stuck:
+        if not failures:
+            _dump_stacks(stuck)
+            failures.append(_timeout_failure(spec, stuck, progress))
+        watchdog.kill_tree([c.pid for c in stuck], groups=True)
+    return failures
+
+
+def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcome:
+    """Run ``processes`` children with ``threads`` workers each."""
+    spec = request.spec
+    ctx = multiprocessing.get_context(spec.start_method)
+    n = processes * threads
+    target, args, kwargs = request.target, request.args, dict(request.kwargs)
+    if spec.start_method == "fork":
+        payload, modules, settings = (target, args, kwargs), {}, {}
+    else:
+        payload = shipping.pack(target, args, kwargs, spec.start_method, request.arg_kind)
+        modules = shipping.rewritten_modules()
+        settings = shipping.config_snapshot(request.config)
+    progress = Progress(ctx.RawArray("q", [-1] * n), ctx.RawArray("Q", n))
+    stop = Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
+    barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
+    prefix = os.path.join(cleanup.scratch_dir(), f"{next(_runs)}-")
+    guardian = cleanup.guardian()
+    seed = seed_of(spec)
+    jobs = [
+        ChildJob(
+            process_index=p, threads=threads, workers=n,
+            parent_pid=None if spec.start_method == "forkserver" else os.getpid(),
+            mode=spec.mode, iterations=spec.iterations, timeout=spec.timeout,
+            tb_style=request.tb_style, settings=settings,
+            stdout_path=f"{prefix}{p}.out", stderr_path=f"{prefix}{p}.err",
+            iteration_barrier=barriers[0], user_barrier=barriers[1], progress=progress,
+            stop=stop, payload=payload, modules=modules, jitter=seed,
+        )
+        for p in range(processes)
+    ]
+    start = time.monotonic()
+    children = []
+    try:
+        children = _start(ctx, jobs, guardian)
+        failures = _wait(spec, children, progress, barriers, start)
+        wall = time.monotonic() - start
+        values: dict[int, list] = {i: [] for i in range(n)}
+        reported = []
+        for child in children:
+            if child.result is not None:
+                child_values, child_failures = child.result
+                values.update(child_values)
+                reported.extend(child_failures)
+        outputs = _outputs(children)
+    finally:
+        if children:
+            watchdog.kill_tree([c.pid for c in children if c.process.is_alive()],
+                               groups=True)
+            for child in children:
+                child.process.join(timeout=5)
+                child.conn.close()
+                if guardian is not None and child.process.exitcode is not None:
+                    guardian.forget(child.pid)
+        for job in jobs:
+            for path in (job.stdout_path, job.stderr_path):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+    return RunOutcome(values, reported + failures, outputs, wall, seed)
+
+
+_runs = itertools.count()
+
+
+def _outputs(children) -> list[tuple[str, str]]:
+    sections = []
+    for child in children:
+        label = f"process {child.index} (pid {child.pid}, " \
+                f"{outcomes.describe_workers(child.workers)})"
+        for stream, path in (("stdout", child.job.stdout_path),
+                             ("stderr", child.job.stderr_path)):
+            try:
+                if not os.path.getsize(path):
+                    continue
+                with open(path, errors="backslashreplace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if stream == "stderr":
+                text = outcomes.trim_dump(text)
+                if len(text.splitlines()) <= child.stderr_shown:
+                    continue  # all of it is in the failure report already
+            if text:
+                sections.append((f"{label} {stream}", text))
+    return sections

@@ -1,0 +1,69 @@
+"""What every runner is given and hands back: one :class:`RunRequest` in, one
+:class:`RunOutcome` out, whatever the execution model."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..spec import RunSpec
+
+
+class RunError(Exception):
+    """The run could not be made as asked (a bad replay token, an unknown package to
+    instrument); the message says why, and is the test's failure."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExploreOptions:
+    """What explore mode needs beyond the spec (built only when exploring)."""
+
+    replay: str | None = None  # run exactly the schedule of this token
+    roots: tuple[str, ...] = ()  # directories of user code, whose steps are interleaved
+    nodeid: str = ""  # the item's, for the replay command
+    fresh_kwargs: Callable[[], Mapping[str, Any]] | None = None  # per schedule after the first
+
+
+@dataclasses.dataclass(frozen=True)
+class Actors:
+    """``run_actors`` in explore mode: one round per schedule, actor i in worker i,
+    each round's outcome counted in ``tally`` (an ``Outcomes``)."""
+
+    actors: tuple[Callable[..., Any], ...]
+    setup: Callable[[], Any] | None
+    arbiter: Callable[[Any], Any] | None
+    tally: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """One concurrent run: who runs what, how, and what to say when it fails."""
+
+    spec: RunSpec
+    target: Callable[..., Any] | None = None  # every worker calls target(*args, **kwargs)
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    arg_kind: str = "argument"  # what kwargs are, in error messages ("fixture")
+    tb_style: str = "long"  # pytest's --tb, for tracebacks formatted in workers
+    config: Any = None  # pytest's config: spawned children explain assertions with it
+    explore: ExploreOptions | None = None  # explore mode only
+    actors: Actors | None = None  # explore mode's run_actors, instead of a target
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """What a runner hands back: values, failures, captured output, wall time."""
+
+    values: dict[int, list]  # worker index -> one value per completed iteration
+    failures: list  # outcomes.Failure
+    outputs: list[tuple[str, str]]  # (report section title, text) from children
+    wall: float
+    seed: int | None = None  # start-jitter seed of thread/process/hybrid runs
+    measurement: Any = None  # metrics.Measurement, added by running.execute
+
+
+def seed_of(spec: RunSpec) -> int:
+    """The run's seed: the one asked for, or a fresh one (printed on failure)."""
+    return spec.seed if spec.seed is not None else random.SystemRandom().randrange(2**32)

@@ -1,9 +1,11 @@
 """Threads and processes a concurrent test started and left running.
 
-:func:`snapshot` before the test's setup, :func:`find` after its teardown:
+:func:`watch` before the test's setup, :func:`check` after its teardown:
 whatever is new and still alive after a short grace period is a leak.
 Leaked processes (zombies included) are killed after they are reported, so
-nothing is left running; a thread cannot be killed, only reported.
+nothing is left running; a thread cannot be killed, only reported.  In
+between, this process is the subreaper of orphaned descendants, so that a
+grandchild whose parent exited is still found.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 
 import psutil
+import pytest
 
 from . import cleanup, metrics, watchdog
 
@@ -165,3 +169,35 @@ def describe(leaks: Leaks, policy: str, grace: float = GRACE) -> str:
 
 def kill(leaks: Leaks) -> None:
     watchdog.kill_tree([p.pid for p in leaks.processes])
+
+
+_WATCH = pytest.StashKey[tuple]()  # (Snapshot, policy) of an item being watched
+
+
+def watch(item: pytest.Item, policy: str) -> None:
+    """Before ``item``'s setup: remember what runs now (nothing, with ``ignore``)."""
+    if policy != "ignore":
+        item.stash[_WATCH] = (snapshot(), policy)
+        watchdog.become_subreaper()
+
+
+def check(item: pytest.Item) -> str | None:
+    """After ``item``'s teardown: kill and report what it left running.  Returns
+    the failure message under ``leaks="fail"``; warns under ``"warn"``."""
+    watched = item.stash.get(_WATCH, None)
+    if watched is None:
+        return None
+    del item.stash[_WATCH]
+    before, policy = watched
+    try:
+        found = find(before)
+    finally:
+        watchdog.stop_being_subreaper()
+    if not found:
+        return None
+    message = describe(found, policy)
+    kill(found)
+    if policy == "fail":
+        return message
+    warnings.warn(pytest.PytestWarning(message), stacklevel=1)
+    return None

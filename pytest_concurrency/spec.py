@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from . import options
+from .explore.strategies import STRATEGIES
+
 MODES = ("thread", "process", "hybrid", "explore")
 START_METHODS = ("fork", "forkserver", "spawn")
-STRATEGIES = ("pct", "random", "dfs")
 LEAK_POLICIES = ("fail", "warn", "ignore")
 
 MARKER_ARGS = (
@@ -53,22 +55,12 @@ MAX_THREADS = 10_000  # threads in one process, unless the OS allows fewer
 PROCESSES_PER_CPU = 16  # child processes at once, per usable CPU ...
 MIN_PROCESS_LIMIT = 64  # ... and at least this many
 
-# name -> (help, ini type) for every CLI option / ini value that feeds a spec.
-OPTIONS = {
-    "workers": "default worker count: an integer or 'auto' (usable CPUs)",
-    "iterations": "default number of times each worker runs the body",
-    "timeout": "default seconds for a whole concurrent run",
-    "start_method": "process start method: fork, forkserver or spawn",
-    "schedules": "explore: default number of interleavings to try",
-    "strategy": "explore: default strategy (pct, random, dfs)",
-    "seed": "seed for explore schedules and start jitter",
-    "leaks": "what to do with threads/processes left behind: fail, warn, ignore",
-    "apply": "comma-separated modes: treat every unmarked test as marked with them",
-    "replay": "explore: run exactly the schedule of this replay token",
-}
+# the options whose values become Settings (see options.py)
+SETTINGS_OPTIONS = ("workers", "iterations", "timeout", "start_method", "schedules",
+                    "strategy", "seed", "leaks", "apply", "replay")
 
 
-class SpecError(ValueError):
+class SpecError(options.OptionError):
     """Invalid marker, option or ini input; the message names argument and value."""
 
 
@@ -249,7 +241,7 @@ def _parse_int_text(name: str, text: str, allow_auto: bool = False) -> int:
 def settings_from_values(values: Mapping[str, str | None]) -> Settings:
     """Build Settings from raw option strings (``None`` = not given).
 
-    ``values`` maps the option names in OPTIONS to the CLI value if given,
+    ``values`` maps the names in SETTINGS_OPTIONS to the CLI value if given,
     else the ini value if set, else None.
     """
     kwargs: dict[str, Any] = {}
@@ -358,6 +350,18 @@ def layout(mode: str, asked: int | None, workers: int, processes: int | None = N
     return 1, workers
 
 
+def for_workers(run_spec: RunSpec, n: int) -> RunSpec:
+    """``run_spec`` laid out for exactly ``n`` workers running once each (one per
+    actor of ``run_actors``); hybrid mode keeps its threads per process if they
+    divide ``n``, else runs one thread per process."""
+    threads = run_spec.threads if run_spec.mode == "hybrid" and n % run_spec.threads == 0 \
+        else 1 if run_spec.mode == "hybrid" else None
+    processes_, threads_ = layout(run_spec.mode, n, n, n // threads if threads else None,
+                                  threads)
+    return dataclasses.replace(run_spec, workers=processes_ * threads_, processes=processes_,
+                               threads=threads_, iterations=1)
+
+
 def _check_layouts(specs, kwargs: Mapping[str, Any]) -> None:
     """SpecError naming the argument when a layout asks for more threads or
     processes than can be run."""
@@ -380,16 +384,13 @@ def _check_layouts(specs, kwargs: Mapping[str, Any]) -> None:
 
 SETTINGS = pytest.StashKey[Settings]()
 
-SPEC_ARG = "_concurrency_spec"  # the parametrized argument holding each item's RunSpec
+SPEC_ARG = "_concurrency_spec"  # the parametrized argument that makes one item per mode
+SPEC = pytest.StashKey[RunSpec]()  # a concurrent item's RunSpec, stored at collection
 
 
-def spec_of(node) -> RunSpec | None:
+def spec_of(node: pytest.Item) -> RunSpec | None:
     """The RunSpec of a concurrent test item (None for any other item)."""
-    attrs = getattr(node, "__dict__", {})  # no AttributeError raised per ordinary test
-    callspec = attrs.get("callspec")
-    if callspec is not None:
-        return callspec.params.get(SPEC_ARG)
-    return attrs.get("concurrency_spec")  # a unittest method (testcase.py)
+    return node.stash.get(SPEC, None)
 
 
 def tb_style(config) -> str:
@@ -399,14 +400,9 @@ def tb_style(config) -> str:
 
 def read_settings(config) -> Settings:
     """CLI value if given, else ini value; raises SpecError naming the option."""
-    values = {}
-    for name in OPTIONS:
-        value = config.getoption(f"concurrency_{name}", None)
-        if value in (None, ""):
-            value = config.getini(f"concurrency_{name}") or None
-        values[name] = value
-    settings = settings_from_values(values)
-    return dataclasses.replace(settings, strict=_flag(config, "strict"))
+    settings = settings_from_values({name: options.value(config, name)
+                                     for name in SETTINGS_OPTIONS})
+    return dataclasses.replace(settings, strict=options.flag(config, "strict"))
 
 
 def parse_budget(markers) -> tuple:
@@ -440,100 +436,3 @@ def specs_for(markers, settings: Settings, budgets=()) -> tuple[RunSpec, ...] | 
         specs = resolve(marker_kwargs(markers), settings)
     return tuple(dataclasses.replace(s, budget=limits, strict=settings.strict)
                  for s in specs)
-
-
-# ---------------------------------------------------------------- reports
-
-REPORT_FORMATS = (".json", ".md", ".html")
-DEFAULT_BASELINE = "concurrency-baseline.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class ReportSettings:
-    """What the session reports, and what it compares against."""
-
-    reports: tuple[str, ...] = ()  # absolute paths; the format comes from the suffix
-    baseline: str | None = None  # the baseline file to compare with (None: no comparing)
-    save_baseline: str | None = None  # the baseline file to save this run into
-    compare_fail: float | None = None  # fail a test slower than its baseline by this
-    junit: bool = False  # key metrics as JUnit user_properties
-    step_summary: bool = True  # append Markdown to $GITHUB_STEP_SUMMARY when it is set
-
-    @property
-    def threshold(self) -> float:
-        from .report import compare
-
-        return self.compare_fail if self.compare_fail is not None else \
-            compare.DEFAULT_THRESHOLD
-
-
-REPORTS = pytest.StashKey[ReportSettings]()
-
-
-def _paths(config, name: str) -> list[str]:
-    """CLI paths (relative to where pytest was invoked), else ini paths (relative
-    to the ini file)."""
-    given = config.getoption(f"concurrency_{name}", None)
-    if given:
-        base = str(config.invocation_params.dir)
-        given = [given] if isinstance(given, str) else given
-    else:
-        given = config.getini(f"concurrency_{name}") or []
-        given = given.split() if isinstance(given, str) else given
-        base = str(config.inipath.parent) if config.inipath else str(config.rootpath)
-    return [os.path.normpath(os.path.join(base, os.path.expanduser(p))) for p in given]
-
-
-def _flag(config, name: str) -> bool:
-    """A boolean option: the CLI flag (or on/off), else the ini value."""
-    given = config.getoption(f"concurrency_{name}", False)
-    if given in ("on", "off"):
-        return given == "on"
-    if given:
-        return True
-    try:
-        return bool(config.getini(f"concurrency_{name}"))
-    except (ValueError, pytest.UsageError) as exc:  # "invalid truth value 'maybe'"
-        raise SpecError(f"concurrency_{name} in the ini file: {exc}; expected true or "
-                        "false") from None
-
-
-def read_report_settings(config) -> ReportSettings:
-    """The report options; raises SpecError naming a bad one."""
-    reports = _paths(config, "report")
-    for path in reports:
-        suffix = os.path.splitext(path)[1].lower()
-        if suffix not in REPORT_FORMATS:
-            raise SpecError(f"--concurrency-report={path!r}: unknown format "
-                            f"{suffix or '(none)'!r}; use a path ending in "
-                            f"{', '.join(REPORT_FORMATS)}")
-    text = config.getoption("concurrency_compare_fail", None) or \
-        config.getini("concurrency_compare_fail") or None
-    threshold = None
-    if text:
-        from .report import compare
-
-        try:
-            threshold = compare.parse_rule(text).threshold
-        except compare.CompareError as exc:
-            raise SpecError(str(exc)) from None
-    named = _paths(config, "baseline")
-    path = named[0] if named else os.path.join(str(config.rootpath), DEFAULT_BASELINE)
-    save = _flag(config, "save_baseline")
-    for option, target in [*(("--concurrency-report", p) for p in reports),
-                           *([("--concurrency-baseline", path)] if save else [])]:
-        from .report import files
-
-        problem = files.unwritable(target)
-        if problem:
-            raise SpecError(f"{option}={target!r}: {problem}")
-    return ReportSettings(
-        reports=tuple(reports),
-        baseline=path if (named or threshold is not None) else None,
-        save_baseline=path if save else None,
-        compare_fail=threshold,
-        junit=_flag(config, "junit"),
-        step_summary=_flag(config, "step_summary") and bool(os.environ.get(
-            "GITHUB_STEP_SUMMARY")),
-    )
-

@@ -105,22 +105,19 @@ def die_with_parent(parent_pid: int | None) -> None:
         os._exit(1)
 
 
-@contextlib.contextmanager
-def subreaper():
-    """Make this process the reaper of orphaned descendants while in the block.
-
-    A grandchild whose parent (one of our children) exits is re-parented to
-    us instead of init, so the leak check still finds and kills it.  Linux
-    only; elsewhere a no-op.
-    """
+def become_subreaper() -> bool:
+    """Make this process the reaper of orphaned descendants (Linux), until
+    :func:`stop_being_subreaper`: a grandchild whose parent (one of our children)
+    exits is re-parented to us instead of init, so the leak check still finds
+    and kills it.  Whether it took effect."""
     libc = _libc()
-    if libc is not None and libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        libc = None
-    try:
-        yield
-    finally:
-        if libc is not None:
-            libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+    return libc is not None and libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def stop_being_subreaper() -> None:
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 # ---------------------------------------------------------------- stuck main thread

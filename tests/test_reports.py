@@ -337,7 +337,12 @@ def test_plain_suites_do_not_load_the_runtime(pytester):
 
         def test_nothing_heavy_is_loaded(request):
             loaded = [m for m in ("psutil", "multiprocessing", "filelock",
-                                  "pytest_concurrency.runners", "pytest_concurrency.report")
+                                  "pytest_concurrency.runners", "pytest_concurrency.running",
+                                  "pytest_concurrency.report.collector",
+                                  "pytest_concurrency.report.files",
+                                  "pytest_concurrency.report.document",
+                                  "pytest_concurrency.report.html",
+                                  "pytest_concurrency.report.markdown")
                       if m in sys.modules]
             assert loaded == []
             manager = request.config.pluginmanager

@@ -11,6 +11,7 @@ import pytest
 
 from .. import spec
 from . import baseline, document, entry
+from .settings import ReportSettings
 
 MAX_ADVICE_LINES = 20  # in the terminal; the report files carry all of it
 
@@ -138,7 +139,7 @@ def render(path: str, report: dict) -> str:
 class Collector:
     """A plugin object registered by plugin.py for the whole session."""
 
-    def __init__(self, config, settings: spec.ReportSettings, stored: dict):
+    def __init__(self, config, settings: ReportSettings, stored: dict):
         self.config = config
         self.settings = settings
         self.stored = stored  # the baseline read at configure (empty without one)

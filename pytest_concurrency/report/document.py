@@ -76,7 +76,6 @@ OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed", "inter
 # Outcomes a reader must look at: an interrupted item did not finish (Ctrl-C,
 # SIGTERM, pytest.exit), so it proved nothing.
 BAD_OUTCOMES = ("failed", "error", "interrupted")
-FAILURE_KINDS = ("race", "deadlock", "crash", "timeout", "leak", "budget", "exception")
 
 
 class ReportError(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from .. import spec
+from ..options import replay_command
 from . import document
 
 REPORT_ATTR = "concurrency"  # TestReport attribute holding an item's data
@@ -79,11 +80,9 @@ def add_estimates(item, measured, verdicts) -> None:
 
 def failure(kind: str, summary: str, message: str, workers=(), iteration=None,
             replay: str | None = None, nodeid: str = "") -> dict:
-    from ..runners import explore
-
     return {"kind": kind, "summary": summary, "message": message, "workers": list(workers),
             "iteration": iteration, "replay": replay,
-            "replay_command": explore.replay_command(nodeid, replay) if replay else None}
+            "replay_command": replay_command(nodeid, replay) if replay else None}
 
 
 def failures_of(exc: BaseException, nodeid: str, data: dict) -> list[dict]:

@@ -1,0 +1,159 @@
+"""Setting up, running, tearing down and reporting concurrent items.
+
+These hooks, and the report collector, are registered only once a session has
+something concurrent to run (:func:`use_item_hooks`, :func:`use_collector`):
+a suite of ordinary tests pays next to nothing for the plugin.  Everything
+that runs, watches or reports concurrent work is imported here on first use.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+
+from . import spec
+from .report.settings import BASELINE, MACHINE, REPORTS
+from .spec import spec_of, tb_style
+
+ITEM_HOOKS = "concurrency-items"
+COLLECTOR = "concurrency-report"
+INVALID = pytest.StashKey[dict]()  # (parent nodeid, function name) -> the marker's problem
+
+
+def use_item_hooks(config: pytest.Config) -> None:
+    """Register the hooks that run concurrent items (once): only sessions that
+    have some pay for them on every test."""
+    if not config.pluginmanager.has_plugin(ITEM_HOOKS):
+        config.pluginmanager.register(ConcurrentItems(), ITEM_HOOKS)
+    use_collector(config)
+
+
+def use_collector(config: pytest.Config) -> None:
+    """Register the report collector (once); from then on SIGTERM stops the
+    session cleanly, like Ctrl-C, so that nothing is left running and the
+    reports are written."""
+    if not config.pluginmanager.has_plugin(COLLECTOR):
+        from . import cleanup
+        from .report import baseline, collector
+
+        cleanup.catch_sigterm()
+        stored = config.stash.get(BASELINE, None) or baseline.empty()
+        config.pluginmanager.register(
+            collector.Collector(config, config.stash[REPORTS], stored), COLLECTOR)
+
+
+def release(config: pytest.Config) -> None:
+    """At the end of the session: SIGTERM back to what it was."""
+    if config.pluginmanager.has_plugin(COLLECTOR):
+        from . import cleanup
+
+        cleanup.release_sigterm()
+
+
+class ConcurrentItems:
+    """Setting up, running, tearing down and reporting concurrent items."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        invalid = item.config.stash.get(INVALID, None)
+        if invalid:
+            problem = invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
+            if problem:
+                pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
+        run_spec = spec_of(item)
+        if run_spec is None:
+            return
+        from . import leaks
+        from .report import entry
+
+        entry.start(item, run_spec)
+        leaks.watch(item, run_spec.leaks)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None):
+        from . import leaks, watchdog
+
+        # What workers leave behind (tasks on an event loop they shared, a held
+        # lock, a thread a finalizer joins) must not hang the session: a teardown
+        # stuck past the timeout is interrupted and fails, saying where it was.
+        run_spec = spec_of(item)
+        seconds = (run_spec or item.config.stash[spec.SETTINGS]).timeout
+        with watchdog.main_thread_guard(seconds, seconds * spec.TIMEOUT_CAP_FACTOR,
+                                        f"the teardown of {item.nodeid}"):
+            result = yield
+        failure = leaks.check(item)
+        if failure:
+            from .report import entry
+
+            entry.leak(item, failure)
+            pytest.fail(failure, pytrace=False)
+        return result
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        run_spec = spec_of(pyfuncitem)
+        if run_spec is None or "concurrency" in pyfuncitem.fixturenames:
+            return None  # not concurrent, or a scenario test that drives the workers itself
+        if inspect.iscoroutinefunction(pyfuncitem.obj):
+            pytest.fail("pytest-concurrency cannot run async test functions concurrently",
+                        pytrace=False)
+        from . import compat, rounds
+        from .report import entry
+        from .running import execute, request_for
+
+        funcargs = {name: pyfuncitem.funcargs[name] for name in compat.argnames(pyfuncitem)}
+        limits, stored = _limits(pyfuncitem, run_spec)
+        saving = pyfuncitem.config.stash[REPORTS].save_baseline is not None
+        if (limits or saving) and run_spec.mode != "explore":  # explore's tracing is no benchmark
+            def record(measured: dict, verdicts: list) -> None:
+                entry.add_estimates(pyfuncitem, measured, verdicts)
+
+            rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, limits,
+                       run_spec.strict, record, baseline=stored)
+            return True
+        fresh = (lambda: compat.fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" \
+            else None
+        execute(request_for(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs,
+                            arg_kind="fixture", fresh_kwargs=fresh), pyfuncitem)
+        return True
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        from .report import entry
+
+        if entry.DATA in item.stash:  # a concurrent item
+            data = entry.for_report(item, report, call.excinfo)
+            setattr(report, entry.REPORT_ATTR, data)
+            if call.when == "call" and item.config.stash[REPORTS].junit:
+                item.user_properties.extend(entry.properties(data))  # junitxml reads teardown's
+        if call.excinfo is None:
+            return report
+        from . import outcomes
+
+        if isinstance(call.excinfo.value, outcomes.WorkerFailures):
+            style = tb_style(item.config)
+            if style not in ("no", "native"):
+                report.longrepr = outcomes.longrepr(call.excinfo.value, style, item.location)
+        return report
+
+
+def _limits(item: pytest.Item, run_spec: spec.RunSpec) -> tuple[tuple, dict[str, Any] | None]:
+    """The item's budget, with ``--concurrency-compare-fail`` as a regression limit
+    when the baseline has this test; and its baseline wall time, if any."""
+    reports = item.config.stash[REPORTS]
+    if reports.baseline is None:
+        return run_spec.budget, None
+    from . import budget
+    from .report import baseline, entry
+
+    stored = baseline.lookup(item.config.stash[BASELINE], item.config.stash[MACHINE], {
+        "test": entry.base_id(item.nodeid), "mode": run_spec.mode, "layout": run_spec.layout})
+    stored = stored and stored.get("wall")
+    limits = run_spec.budget
+    if stored and reports.compare_fail is not None \
+            and not any(limit.key == "regression" for limit in limits):
+        limits += budget.parse({"regression": reports.compare_fail})
+    return limits, stored

@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from pytest_concurrency.stats import Estimate
 
 KEYS = ("wall", "cpu", "memory", "speedup", "efficiency", "throughput", "regression")
-OPS = ("<=", "<", ">=", ">")
 
 _TIME_UNITS = {
     "": 1.0,

@@ -22,10 +22,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
-from _pytest._code import ExceptionInfo
-from _pytest._code.code import ReprFileLocation, TerminalRepr
-from _pytest._io import TerminalWriter
-from _pytest.outcomes import Failed, Skipped, XFailed
+
+from .compat import ReprFileLocation, TerminalRepr, TerminalWriter
+
+Failed, Skipped, XFailed = pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception
 
 _PACKAGE_DIR = str(Path(__file__).parent)
 # Each with a trailing separator: ".../pytest/" must not hide ".../pytest_asyncio/".
@@ -126,7 +126,7 @@ def trim_dump(text: str) -> str:
     return "\n".join(out)
 
 
-def _filter(excinfo: ExceptionInfo) -> object:
+def _filter(excinfo: pytest.ExceptionInfo) -> object:
     tb = excinfo.traceback.filter(excinfo)  # honours __tracebackhide__
     return tb.filter(_visible) or tb
 
@@ -141,7 +141,7 @@ def format_exception(exc: BaseException, style: str = "long") -> str:
         style = "long"
     if style in ("line", "no"):
         style = "short"
-    info = ExceptionInfo.from_exception(exc)
+    info = pytest.ExceptionInfo.from_exception(exc)
     out = io.StringIO()
     writer = TerminalWriter(file=out)
     writer.hasmarkup = False

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from . import compat
+
 
 class ShippingError(Exception):
     """Something the workers need cannot be pickled; the message names it."""
@@ -58,13 +60,10 @@ def unpack(data: bytes):
 
 def rewritten_modules() -> dict[str, str]:
     """name -> file of every module pytest imported with asserts rewritten."""
-    from _pytest.assertion.rewrite import AssertionRewritingHook
-
     return {
         name: module.__file__
         for name, module in list(sys.modules.items())
-        if isinstance(getattr(module, "__loader__", None), AssertionRewritingHook)
-        and getattr(module, "__file__", None)
+        if compat.rewritten_by_pytest(module) and getattr(module, "__file__", None)
     }
 
 
@@ -85,13 +84,11 @@ class _RewritingFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def exec_module(self, module) -> None:
-        from _pytest.assertion.rewrite import rewrite_asserts
-
         path = module.__spec__.origin
         with open(path, "rb") as f:
             source = f.read()
         tree = ast.parse(source, filename=path)
-        rewrite_asserts(tree, source, path)
+        compat.rewrite_asserts(tree, source, path)
         exec(compile(tree, path, "exec", dont_inherit=True), module.__dict__)
 
 
@@ -100,7 +97,7 @@ def config_snapshot(config) -> dict:
     if config is None:
         return {}
     ini, options = {}, {}
-    for name in getattr(config._parser, "_inidict", {}):
+    for name in compat.ini_names(config):
         try:
             value = config.getini(name)
             pickle.dumps(value)
@@ -149,21 +146,17 @@ class _ChildConfig:
         return verbose
 
     def get_terminal_writer(self):
-        from _pytest._io import TerminalWriter
-
-        return TerminalWriter(io.StringIO())
+        return compat.TerminalWriter(io.StringIO())
 
 
 def install_rewriting(modules: Mapping[str, str], settings: Mapping[str, Any]) -> None:
     """In a fresh child: rewrite asserts of ``modules`` and explain comparisons."""
     sys.meta_path.insert(0, _RewritingFinder(modules))
-    from _pytest.assertion import pytest_assertrepr_compare, util
-
     config = _ChildConfig(settings)
 
     def reprcompare(op, left, right):
         try:
-            lines = pytest_assertrepr_compare(config=config, op=op, left=left, right=right)
+            lines = compat.assertrepr_compare(config, op, left, right)
         except Exception:  # noqa: BLE001 - fall back to the plain "assert a == b"
             return None
         if not lines:
@@ -171,4 +164,4 @@ def install_rewriting(modules: Mapping[str, str], settings: Mapping[str, Any]) -
         text = "\n~".join(line.replace("\n", "\\n") for line in lines)
         return text.replace("%", "%%")
 
-    util._reprcompare = reprcompare
+    compat.install_reprcompare(reprcompare)

@@ -47,10 +47,6 @@ class ExploreResult:
     exhausted: bool
     stats: dict
 
-    @property
-    def ok(self):
-        return self.failure is None
-
 
 def _source_dir(obj):
     obj = getattr(obj, "func", obj)

@@ -1,30 +1,54 @@
-"""How the next runnable worker is picked: PCT, random walk, bounded DFS, replay."""
+"""How the next runnable worker is picked: PCT, random walk, bounded DFS, replay.
+
+This module imports nothing of the scheduler (``spec`` reads :data:`STRATEGIES`
+at every pytest start), so a strategy knows workers only as :class:`Indexed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
 import random
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 STRATEGIES = ("pct", "random", "dfs")
 
 
-def _rng(seed, index):
+class Indexed(Protocol):
+    """What a strategy sees of a worker (``scheduler.Worker``): its index."""
+
+    @property
+    def index(self) -> int: ...
+
+
+W = TypeVar("W", bound=Indexed)
+
+
+def _rng(seed: int, index: int) -> random.Random:
     return random.Random(seed * 1_000_003 + index)
 
 
 class Strategy:
+    """Picks, at every step of a schedule, which of the runnable workers goes next."""
+
     name = "?"
     exhausted = False
+    divergence: str | None = None  # set by Replay when the run departs from the recording
 
-    def begin(self, index, nworkers):
+    def begin(self, index: int, nworkers: int) -> None:
         """Called before schedule ``index``."""
 
-    def choose(self, enabled, current, step):
+    def choose(self, enabled: Sequence[W], current: W | None, step: int) -> W | None:
+        """The worker of ``enabled`` that runs next; None: none may (replay diverged)."""
         raise NotImplementedError
 
-    def end(self, steps):
+    def end(self, steps: int) -> None:
         """Called after a schedule with the number of decisions it took."""
 
-    def expects_detach(self):
+    def expects_detach(self) -> bool | None:
         return None  # None: no expectation (explore); True/False in replay
 
-    def retry(self):
+    def retry(self) -> None:
         pass
 
 
@@ -32,14 +56,15 @@ class RandomWalk(Strategy):
     """Uniform choice among runnable workers at every step."""
 
     name = "random"
+    rng: random.Random  # one per schedule, from begin()
 
-    def __init__(self, seed):
+    def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def begin(self, index, nworkers):
+    def begin(self, index: int, nworkers: int) -> None:
         self.rng = _rng(self.seed, index)
 
-    def choose(self, enabled, current, step):
+    def choose(self, enabled: Sequence[W], current: W | None, step: int) -> W | None:
         return enabled[self.rng.randrange(len(enabled))]
 
 
@@ -53,13 +78,17 @@ class PCT(Strategy):
     """
 
     name = "pct"
+    rng: random.Random  # one per schedule, from begin()
+    prio: dict[int, float]  # worker index -> priority; the highest runs
+    changes: dict[int, int]  # preemptible step count -> priority (over depth) it lowers to
+    count: int  # preemptible steps so far in this schedule
 
-    def __init__(self, seed, depth=3, k=8):
+    def __init__(self, seed: int, depth: int = 3, k: int = 8) -> None:
         self.seed, self.depth, self.k = seed, depth, k
         self.longest = 0
-        self.tried = set()
+        self.tried: set[tuple[int, tuple[int, ...], tuple[int, ...]]] = set()
 
-    def begin(self, index, nworkers):
+    def begin(self, index: int, nworkers: int) -> None:
         self.rng = _rng(self.seed, index)
         n = self.depth - 1
         span = max(self.k, n)
@@ -74,15 +103,15 @@ class PCT(Strategy):
         self.changes = dict(zip(points, range(1, n + 1), strict=True))
         self.count = 0
 
-    def _priority(self, w):
-        p = self.prio.get(w.index)
-        if p is None:
-            p = self.prio[w.index] = self.depth + self.rng.random()
-        return p
+    def _priority(self, worker: Indexed) -> float:
+        priority = self.prio.get(worker.index)
+        if priority is None:
+            priority = self.prio[worker.index] = self.depth + self.rng.random()
+        return priority
 
-    def choose(self, enabled, current, step):
-        for w in enabled:
-            self._priority(w)
+    def choose(self, enabled: Sequence[W], current: W | None, step: int) -> W | None:
+        for worker in enabled:
+            self._priority(worker)
         if current is not None and len(enabled) > 1 and current in enabled:
             self.count += 1
             low = self.changes.get(self.count)
@@ -90,9 +119,20 @@ class PCT(Strategy):
                 self.prio[current.index] = low / self.depth
         return max(enabled, key=self._priority)
 
-    def end(self, steps):
+    def end(self, steps: int) -> None:
         self.longest = max(self.longest, self.count)
         self.k = max(self.longest, 2)
+
+
+@dataclasses.dataclass(slots=True)
+class DfsFrame:
+    """One decision of the DFS path: who could run, who ran, who has been tried."""
+
+    enabled: list[int]  # indices of the runnable workers
+    current: int | None  # index of the worker that ran the step before, if any
+    chosen: int  # index of the worker this path runs here
+    tried: set[int]  # indices already run here, on this path or an earlier one
+    preemptions: int  # preemptions on the path before this decision
 
 
 class DFS(Strategy):
@@ -100,50 +140,51 @@ class DFS(Strategy):
 
     name = "dfs"
 
-    def __init__(self, seed=0, bound=2):
+    def __init__(self, seed: int = 0, bound: int = 2) -> None:
         self.bound = bound
-        self.stack = []  # frames: [enabled idx list, current idx or None, chosen, tried, pre]
+        self.stack: list[DfsFrame] = []  # the current path, one frame per decision
         self.pos = 0
 
-    def begin(self, index, nworkers):
+    def begin(self, index: int, nworkers: int) -> None:
         self.pos = 0
 
     @staticmethod
-    def _preempts(frame, choice):
-        return frame[1] is not None and frame[1] in frame[0] and choice != frame[1]
+    def _preempts(frame: DfsFrame, choice: int) -> bool:
+        return (frame.current is not None and frame.current in frame.enabled
+                and choice != frame.current)
 
-    def choose(self, enabled, current, step):
-        idx = [w.index for w in enabled]
-        by_idx = {w.index: w for w in enabled}
-        cur = current.index if current is not None else None
+    def choose(self, enabled: Sequence[W], current: W | None, step: int) -> W | None:
+        indices = [worker.index for worker in enabled]
+        by_index = {worker.index: worker for worker in enabled}
+        current_index = current.index if current is not None else None
         if self.pos < len(self.stack):
             frame = self.stack[self.pos]
-            if frame[2] in by_idx and frame[0] == idx:
+            if frame.chosen in by_index and frame.enabled == indices:
                 self.pos += 1
-                return by_idx[frame[2]]
+                return by_index[frame.chosen]
             del self.stack[self.pos:]  # diverged (timing): rebuild from here
-        pre = 0
+        preemptions = 0
         if self.stack:
             last = self.stack[-1]
-            pre = last[4] + (1 if self._preempts(last, last[2]) else 0)
-        default = cur if cur in by_idx else idx[0]
-        self.stack.append([idx, cur, default, {default}, pre])
+            preemptions = last.preemptions + (1 if self._preempts(last, last.chosen) else 0)
+        default = current_index if current_index in by_index else indices[0]
+        self.stack.append(DfsFrame(indices, current_index, default, {default}, preemptions))
         self.pos += 1
-        return by_idx[default]
+        return by_index[default]
 
-    def end(self, steps):
+    def end(self, steps: int) -> None:
         del self.stack[self.pos:]
         while self.stack:
             frame = self.stack[-1]
-            for alt in frame[0]:
-                if alt in frame[3]:
+            for alternative in frame.enabled:
+                if alternative in frame.tried:
                     continue
-                cost = frame[4] + (1 if self._preempts(frame, alt) else 0)
+                cost = frame.preemptions + (1 if self._preempts(frame, alternative) else 0)
                 if cost <= self.bound:
-                    frame[2] = alt
-                    frame[3].add(alt)
+                    frame.chosen = alternative
+                    frame.tried.add(alternative)
                     return
-                frame[3].add(alt)
+                frame.tried.add(alternative)
             self.stack.pop()
         self.exhausted = True
 
@@ -153,47 +194,48 @@ class Replay(Strategy):
 
     name = "replay"
 
-    def __init__(self, choices):
+    def __init__(self, choices: list[int]) -> None:
         self.events = choices
         self.pos = 0
         self.step = 0
         self.divergence = None
 
-    def choose(self, enabled, current, step):
+    def choose(self, enabled: Sequence[W], current: W | None, step: int) -> W | None:
         self.step = step + 1
         if self.pos >= len(self.events):
             self.divergence = (f"replay diverged at step {self.step}: the recorded schedule "
                                f"ended, but workers {_names(enabled)} still want to run")
             return None
         want = self.events[self.pos]
-        for w in enabled:
-            if w.index == want:
+        for worker in enabled:
+            if worker.index == want:
                 self.pos += 1
-                return w
+                return worker
         self.divergence = (f"replay diverged at step {self.step}: expected worker {want}, "
                            f"but only workers {_names(enabled)} are runnable")
         return None
 
-    def expects_detach(self):
-        nxt = self.events[self.pos] if self.pos < len(self.events) else 0
-        if nxt < 0:
+    def expects_detach(self) -> bool | None:
+        upcoming = self.events[self.pos] if self.pos < len(self.events) else 0
+        if upcoming < 0:
             self.pos += 1
             return True
         return False
 
-    def retry(self):
+    def retry(self) -> None:
         self.divergence = None
 
 
-def _names(ws):
-    return ", ".join(str(w.index) for w in ws) or "(none)"
+def _names(workers: Sequence[Indexed]) -> str:
+    return ", ".join(str(worker.index) for worker in workers) or "(none)"
 
 
-def make(name, seed, **opts):
+def make(name: str, seed: int, *, depth: int = 3, preemption_bound: int = 2) -> Strategy:
+    """The strategy called ``name`` (one of :data:`STRATEGIES`), seeded."""
     if name == "pct":
-        return PCT(seed, depth=opts.get("depth", 3))
+        return PCT(seed, depth=depth)
     if name == "random":
         return RandomWalk(seed)
     if name == "dfs":
-        return DFS(seed, bound=opts.get("preemption_bound", 2))
+        return DFS(seed, bound=preemption_bound)
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")

@@ -1,9 +1,14 @@
 """Which code is user code, and where its switch points are."""
+
+from __future__ import annotations
+
 import dis
 import importlib.util
 import os
 import sys
 import sysconfig
+from collections.abc import Iterable
+from types import CodeType
 
 _ACCESS_NAMES = (
     "LOAD_ATTR", "STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR",
@@ -18,8 +23,12 @@ USE_MONITORING = sys.version_info >= (3, 12)
 
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Of one code object: {offset: (lineno, what)} of its switch points.
+SwitchPoints = dict[int, tuple[int, str | None]]
 
-def _system_dirs():
+
+def _system_dirs() -> tuple[str, ...]:
+    """The standard library's and the installed packages' directories."""
     dirs = set()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(key)
@@ -31,9 +40,9 @@ def _system_dirs():
     return tuple(sorted(dirs))
 
 
-def package_dirs(names):
+def package_dirs(names: Iterable[str]) -> tuple[str, ...]:
     """Directories (or single files) of the named packages / modules."""
-    out = []
+    out: list[str] = []
     for name in names:
         spec = importlib.util.find_spec(name)
         if spec is None:
@@ -45,26 +54,26 @@ def package_dirs(names):
     return tuple(out)
 
 
-def _under(path, prefixes):
-    return any(path == p or path.startswith(p + os.sep) for p in prefixes)
+def _under(path: str, prefixes: Iterable[str]) -> bool:
+    return any(path == prefix or path.startswith(prefix + os.sep) for prefix in prefixes)
 
 
 class UserCode:
     """Decides per file whether its code gets switch points."""
 
-    def __init__(self, roots, instrument=()):
-        self.roots = tuple(os.path.realpath(r) for r in roots)
+    def __init__(self, roots: Iterable[str], instrument: Iterable[str] = ()) -> None:
+        self.roots = tuple(os.path.realpath(root) for root in roots)
         self.extra = package_dirs(instrument)
         self.system = _system_dirs()
-        self._cache = {}
+        self._cache: dict[str, bool] = {}  # filename -> is user code
 
-    def __call__(self, filename):
+    def __call__(self, filename: str) -> bool:
         hit = self._cache.get(filename)
         if hit is None:
             hit = self._cache[filename] = self._decide(filename)
         return hit
 
-    def _decide(self, filename):
+    def _decide(self, filename: str) -> bool:
         if not filename or filename.startswith("<"):
             return False
         path = os.path.realpath(filename)
@@ -75,13 +84,14 @@ class UserCode:
         return _under(path, self.roots)
 
 
-def own_file(filename):
+def own_file(filename: str) -> bool:
+    """Whether ``filename`` is part of this package."""
     return filename.startswith(_OWN_DIR)
 
 
-def access_text(ins):
+def access_text(instruction: dis.Instruction) -> str:
     """What an access instruction does, for the interleaving table: 'writes .value'."""
-    name = ins.opname
+    name = instruction.opname
     verb = "writes" if name.startswith("STORE") else \
         "deletes" if name.startswith("DELETE") else "reads"
     if "SUBSCR" in name or "SLICE" in name:
@@ -91,36 +101,36 @@ def access_text(ins):
     if name == "CONTAINS_OP":
         return "tests 'in'"
     if "ATTR" in name or name == "LOAD_METHOD":
-        return f"{verb} .{ins.argval}" if isinstance(ins.argval, str) else verb
-    return f"{verb} {ins.argval}" if isinstance(ins.argval, str) else verb
+        return f"{verb} .{instruction.argval}" if isinstance(instruction.argval, str) else verb
+    return f"{verb} {instruction.argval}" if isinstance(instruction.argval, str) else verb
 
 
 class CodeTable:
     """Per code object: {offset: (lineno, what)} of the instructions that are switch
     points; ``what`` says what an access does (None at other granularities)."""
 
-    def __init__(self, granularity):
+    def __init__(self, granularity: str) -> None:
         if granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
         self.granularity = granularity
-        self._points = {}
+        self._points: dict[CodeType, SwitchPoints] = {}
 
-    def points(self, code):
-        pts = self._points.get(code)
-        if pts is None:
-            pts = self._points[code] = self._compute(code)
-        return pts
+    def points(self, code: CodeType) -> SwitchPoints:
+        points = self._points.get(code)
+        if points is None:
+            points = self._points[code] = self._compute(code)
+        return points
 
-    def _compute(self, code):
-        pts = {}
+    def _compute(self, code: CodeType) -> SwitchPoints:
+        points: SwitchPoints = {}
         line = code.co_firstlineno
-        for ins in dis.get_instructions(code):
-            if ins.positions is not None and ins.positions.lineno is not None:
-                line = ins.positions.lineno
-            if ins.opname in ("CACHE", "RESUME", "EXTENDED_ARG"):
+        for instruction in dis.get_instructions(code):
+            if instruction.positions is not None and instruction.positions.lineno is not None:
+                line = instruction.positions.lineno
+            if instruction.opname in ("CACHE", "RESUME", "EXTENDED_ARG"):
                 continue
-            if self.granularity == "access" and ins.opcode in ACCESS_OPS:
-                pts[ins.offset] = (line, access_text(ins))
+            if self.granularity == "access" and instruction.opcode in ACCESS_OPS:
+                points[instruction.offset] = (line, access_text(instruction))
             elif self.granularity == "opcode":
-                pts[ins.offset] = (line, None)
-        return pts
+                points[instruction.offset] = (line, None)
+        return points

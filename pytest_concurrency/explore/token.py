@@ -1,31 +1,52 @@
 """Replay tokens: urlsafe base64 of zlib-compressed JSON, choices run-length encoded."""
+
+from __future__ import annotations
+
 import base64
 import json
 import sys
 import zlib
+from collections.abc import Sequence
+from typing import TypedDict
 
 PREFIX = "x1."
 
 
-def _rle(seq):
-    out = []
-    for v in seq:
-        if out and out[-1][0] == v:
-            out[-1][1] += 1
+class TokenData(TypedDict):
+    """What a token records: enough to run its schedule again."""
+
+    strategy: str
+    seed: int
+    index: int  # of the schedule
+    python: str  # "3.12": switch points differ between versions
+    granularity: str
+    workers: int  # the actors (threads they start are not counted)
+    choices: list[int]  # the schedule's choices (see Schedule.choices)
+
+
+def _rle(values: Sequence[int]) -> str:
+    """``[1, 1, 1, 0]`` -> ``"1*3.0"``."""
+    runs: list[list[int]] = []  # [value, count]
+    for value in values:
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
         else:
-            out.append([v, 1])
-    return ".".join(f"{v}*{n}" if n > 1 else str(v) for v, n in out)
+            runs.append([value, 1])
+    return ".".join(f"{value}*{count}" if count > 1 else str(value) for value, count in runs)
 
 
-def _unrle(text):
-    seq = []
+def _unrle(text: str) -> list[int]:
+    """``"1*3.0"`` -> ``[1, 1, 1, 0]``."""
+    values: list[int] = []
     for part in filter(None, text.split(".")):
-        v, _, n = part.partition("*")
-        seq.extend([int(v)] * (int(n) if n else 1))
-    return seq
+        value, _, count = part.partition("*")
+        values.extend([int(value)] * (int(count) if count else 1))
+    return values
 
 
-def encode(strategy, seed, index, granularity, workers, choices):
+def encode(strategy: str, seed: int, index: int, granularity: str, workers: int,
+           choices: Sequence[int]) -> str:
+    """The replay token of schedule ``index`` that made ``choices``."""
     data = {"s": strategy, "seed": seed, "i": index,
             "py": f"{sys.version_info[0]}.{sys.version_info[1]}",
             "g": granularity, "w": workers, "c": _rle(choices)}
@@ -33,7 +54,7 @@ def encode(strategy, seed, index, granularity, workers, choices):
     return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token):
+def decode(token: str) -> TokenData:
     """Token -> dict(strategy, seed, index, python, granularity, workers, choices)."""
     if not isinstance(token, str) or not token.startswith(PREFIX):
         raise ValueError(f"not an explore replay token: {token!r}")

@@ -1,4 +1,7 @@
 """``explore()``: run actors under many schedules until one fails."""
+
+from __future__ import annotations
+
 import dataclasses
 import functools
 import inspect
@@ -6,13 +9,16 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NotRequired, TypedDict
 
 from . import token as _token
 from .instrument import GRANULARITIES, USE_MONITORING, CodeTable, UserCode, own_file
 from .primitives import Patcher
-from .report import render_interleaving
-from .scheduler import Schedule
-from .strategies import STRATEGIES, Replay, make
+from .report import describe_deadlock, render_interleaving
+from .scheduler import Actor, Schedule, Step, TraceFunction, Worker
+from .strategies import PCT, STRATEGIES, Replay, Strategy, make
+from .token import TokenData
 from .tracing import Monitoring, make_settrace
 
 
@@ -22,8 +28,10 @@ class ReplayDiverged(Exception):
 
 @dataclasses.dataclass
 class Finding:
+    """The first failing schedule of an explore(): what failed, how, and its token."""
+
     kind: str  # "exception" | "deadlock" | "assertion"
-    worker: int | None
+    worker: int | None  # the worker that raised; None for a deadlock or a failed check
     exception: BaseException | None
     traceback: str
     schedule: int
@@ -33,45 +41,65 @@ class Finding:
     granularity: str
     message: str
     interleaving: str
-    steps: list
+    steps: list[Step]
     report: str = ""
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.report
+
+
+class ExploreStats(TypedDict):
+    """What an explore() measured."""
+
+    steps_total: int  # scheduling steps over all schedules
+    steps_max: int  # the most in one schedule
+    detaches: int  # steps whose worker did not come back in time
+    abandoned_threads: int  # worker threads still running after their schedule
+    elapsed: float  # seconds
+    step_timeout: float  # seconds, as adapted to this machine
+    false_detaches: int  # detaches that were the machine being slow
+    python: str  # "3.12"
+    switch_points: str  # "sys.monitoring" or "sys.settrace"
+    pct_k: NotRequired[int]  # PCT's k at the end (pct only)
 
 
 @dataclasses.dataclass
 class ExploreResult:
+    """What explore() did: the failure it found, if any, and how much it explored."""
+
     failure: Finding | None
     schedules_run: int
-    exhausted: bool
-    stats: dict
+    exhausted: bool  # DFS explored every schedule within its preemption bound
+    stats: ExploreStats
 
 
-def _source_dir(obj):
-    obj = getattr(obj, "func", obj)
-    obj = getattr(obj, "__func__", obj)
-    code = getattr(obj, "__code__", None)
+def _source_dir(obj: object) -> str | None:
+    """The directory of the file that defines ``obj`` (a function, partial or method)."""
+    function: Any = getattr(obj, "func", obj)  # a functools.partial's function
+    function = getattr(function, "__func__", function)  # a bound method's function
+    code = getattr(function, "__code__", None)
     if code is not None:
         return os.path.dirname(os.path.abspath(code.co_filename))
     try:
-        return os.path.dirname(os.path.abspath(inspect.getfile(obj)))
+        return os.path.dirname(os.path.abspath(inspect.getfile(function)))
     except TypeError:
         return None
 
 
-def _format_exc(exc):
-    te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
-    te.stack = traceback.StackSummary.from_list(
-        [f for f in te.stack if not own_file(f.filename)])
-    return "".join(te.format())
+def _format_exc(exc: BaseException) -> str:
+    """``exc``'s traceback without this package's frames."""
+    exception = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    exception.stack = traceback.StackSummary.from_list(
+        [entry for entry in exception.stack if not own_file(entry.filename)])
+    return "".join(exception.format())
 
 
 class Engine:
     """Configuration and instrumentation shared by the schedules of one explore()."""
 
-    def __init__(self, setup, actors, granularity, roots, instrument, step_timeout,
-                 hang_timeout):
+    def __init__(self, setup: Callable[[], Any], actors: Iterable[Actor], granularity: str,
+                 roots: tuple[str, ...], instrument: tuple[str, ...], step_timeout: float,
+                 hang_timeout: float) -> None:
         self.setup = setup
         self.actors = list(actors)
         self.is_user = UserCode(roots, instrument)
@@ -82,38 +110,50 @@ class Engine:
         self.join_timeout = 2.0
         self.false_detaches = 0
         self._patcher = Patcher()
-        self.settrace = None
-        self._monitor = None
+        self.settrace: TraceFunction | None = None  # set on 3.11, where it gives the points
+        self._monitor: Monitoring | None = None  # set on 3.12+
 
-    def false_detach(self):
+    def false_detach(self) -> None:
+        """A detached worker came back at once: the step timeout is too short here."""
         self.false_detaches += 1
         self.step_timeout = min(self.step_timeout * 2, 0.5)
 
-    def patch(self):
+    def patch(self) -> None:
         self._patcher.patch()
 
-    def unpatch(self):
+    def unpatch(self) -> None:
         self._patcher.unpatch()
 
-    def start(self):
+    def describe_deadlock(self, schedule: Schedule, live: list[Worker]) -> str:
+        """The deadlock text of ``schedule``, whose ``live`` workers cannot go on."""
+        return describe_deadlock(schedule, live)
+
+    def start(self) -> None:
         if USE_MONITORING:
             self._monitor = Monitoring(self.is_user, self.table)
             self._monitor.start()
         else:
             self.settrace = make_settrace(self.is_user, self.table)
 
-    def stop(self):
+    def stop(self) -> None:
         if self._monitor is not None:
             self._monitor.stop()
 
 
-def explore(setup, actors, check=None, *, schedules=200, strategy="pct", seed=0,
-            granularity="access", instrument=(), roots=None, replay=None,
-            step_timeout=0.02, hang_timeout=5.0, preemption_bound=2, depth=3,
-            report_steps=20, observe=None):
+def explore(setup: Callable[[], Any], actors: Iterable[Actor],
+            check: Callable[[Any, list[Any]], object] | None = None, *,
+            schedules: int = 200, strategy: str = "pct", seed: int = 0,
+            granularity: str = "access", instrument: str | Iterable[str] = (),
+            roots: Iterable[str] | None = None, replay: str | None = None,
+            step_timeout: float = 0.02, hang_timeout: float = 5.0, preemption_bound: int = 2,
+            depth: int = 3, report_steps: int = 20,
+            observe: Callable[[Any, list[Any], Callable[[], str]], object] | None = None,
+            ) -> ExploreResult:
     """Run ``actors`` (one per worker thread) on ``setup()`` state under up to
     ``schedules`` seeded interleavings; stop at the first failing one.
 
+    ``check(state, returns)``, if given, is called after every schedule in which
+    no worker raised; an exception or failed assertion in it is a finding.
     ``observe(state, returns, token)``, if given, is called after every schedule
     that did not fail, with a function that returns that schedule's replay token.
 
@@ -129,7 +169,7 @@ def explore(setup, actors, check=None, *, schedules=200, strategy="pct", seed=0,
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if isinstance(instrument, str):
         instrument = (instrument,)
-    recorded = None
+    recorded: TokenData | None = None
     if replay is not None:
         recorded = _token.decode(replay)
         if recorded["workers"] != len(actors):
@@ -138,64 +178,71 @@ def explore(setup, actors, check=None, *, schedules=200, strategy="pct", seed=0,
         strategy, seed = recorded["strategy"], recorded["seed"]
         granularity = recorded["granularity"]
     if roots is None:
-        roots = {d for d in map(_source_dir, [setup, check, *actors]) if d}
+        roots = {path for path in map(_source_dir, [setup, check, *actors]) if path}
     engine = Engine(setup, actors, granularity, tuple(roots), tuple(instrument),
                     step_timeout, hang_timeout)
+    replaying: Replay | None = None
+    chooser: Strategy  # the strategy object; ``strategy`` is its name
+    indices: Sequence[int]
     if recorded is not None:
-        strat = Replay(recorded["choices"])
+        chooser = replaying = Replay(recorded["choices"])
         indices = [recorded["index"]]
     else:
-        strat = make(strategy, seed, preemption_bound=preemption_bound, depth=depth)
+        chooser = make(strategy, seed, preemption_bound=preemption_bound, depth=depth)
         indices = range(schedules)
-    stats = {"steps_total": 0, "steps_max": 0, "detaches": 0, "abandoned_threads": 0}
+    steps_total = steps_max = detaches = abandoned_threads = 0
     started = time.perf_counter()
     failure, run = None, 0
     engine.start()
     try:
         for index in indices:
-            strat.begin(index, len(actors))
-            sch = Schedule(engine, strat)
-            sch.run()
+            chooser.begin(index, len(actors))
+            schedule = Schedule(engine, chooser)
+            schedule.run()
             run += 1
-            strat.end(sch.steps)
-            stats["steps_total"] += sch.steps
-            stats["steps_max"] = max(stats["steps_max"], sch.steps)
-            stats["detaches"] += sch.detaches
-            stats["abandoned_threads"] += len(sch.abandoned)
-            if sch.divergence:
-                raise ReplayDiverged(_diverged_text(sch.divergence, recorded))
-            if recorded is not None and strat.pos < len(recorded["choices"]) and \
-                    not (sch.error_worker or sch.deadlock):
+            chooser.end(schedule.steps)
+            steps_total += schedule.steps
+            steps_max = max(steps_max, schedule.steps)
+            detaches += schedule.detaches
+            abandoned_threads += len(schedule.abandoned)
+            if schedule.divergence:
+                raise ReplayDiverged(_diverged_text(schedule.divergence, recorded))
+            if replaying is not None and replaying.pos < len(replaying.events) and \
+                    not (schedule.error_worker or schedule.deadlock):
                 raise ReplayDiverged(
-                    f"replay diverged at step {sch.steps}: the run finished but the "
-                    f"recording has {len(recorded['choices']) - strat.pos} more steps")
-            failure = _evaluate(sch, check, index, strategy, seed, granularity,
+                    f"replay diverged at step {schedule.steps}: the run finished but the "
+                    f"recording has {len(replaying.events) - replaying.pos} more steps")
+            failure = _evaluate(schedule, check, index, strategy, seed, granularity,
                                 report_steps)
             if failure is None and observe is not None:
-                observe(sch.state, [x.ret for x in sch.workers],
+                observe(schedule.state, [worker.ret for worker in schedule.workers],
                         functools.partial(_token.encode, strategy, seed, index,
-                                          granularity, len(actors), sch.choices))
-            if failure is not None or strat.exhausted:
+                                          granularity, len(actors), schedule.choices))
+            if failure is not None or chooser.exhausted:
                 break
     finally:
         engine.stop()
-    stats.update(elapsed=time.perf_counter() - started, step_timeout=engine.step_timeout,
-                 false_detaches=engine.false_detaches,
-                 python=f"{sys.version_info[0]}.{sys.version_info[1]}",
-                 switch_points="sys.monitoring" if USE_MONITORING else "sys.settrace")
-    if hasattr(strat, "k"):
-        stats["pct_k"] = strat.k
-    return ExploreResult(failure, run, bool(strat.exhausted and failure is None), stats)
+    stats: ExploreStats = {
+        "steps_total": steps_total, "steps_max": steps_max, "detaches": detaches,
+        "abandoned_threads": abandoned_threads, "elapsed": time.perf_counter() - started,
+        "step_timeout": engine.step_timeout, "false_detaches": engine.false_detaches,
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "switch_points": "sys.monitoring" if USE_MONITORING else "sys.settrace",
+    }
+    if isinstance(chooser, PCT):
+        stats["pct_k"] = chooser.k
+    return ExploreResult(failure, run, bool(chooser.exhausted and failure is None), stats)
 
 
-def _diverged_text(text, recorded):
+def _diverged_text(text: str, recorded: TokenData | None) -> str:
+    """``text``, saying so when the token was recorded on another Python version."""
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if recorded is not None and recorded["python"] != here:
         text += f" (token recorded on Python {recorded['python']}, this is {here})"
     return text
 
 
-def _is_assertion(exc):
+def _is_assertion(exc: BaseException) -> bool:
     """AssertionError, or pytest.fail()'s exception (recognised without importing pytest)."""
     if isinstance(exc, AssertionError):
         return True
@@ -204,38 +251,46 @@ def _is_assertion(exc):
         c.__name__ == "OutcomeException" and c.__module__.startswith("_pytest") for c in mro)
 
 
-def _evaluate(sch, check, index, strategy, seed, granularity, report_steps):
-    w = sch.error_worker
-    kind = exc = worker = None
+def _evaluate(schedule: Schedule, check: Callable[[Any, list[Any]], object] | None,
+              index: int, strategy: str, seed: int, granularity: str,
+              report_steps: int) -> Finding | None:
+    """The finding of a schedule that ran: a worker's exception, a deadlock, a failed
+    ``check``; None if it passed."""
+    failed = schedule.error_worker
+    kind: str | None = None
+    exc: BaseException | None = None
+    worker: int | None = None
     tb = ""
-    if w is not None:
-        exc, worker, tb = w.error, w.index, _format_exc(w.error)
+    if failed is not None:
+        exc = failed.error
+        assert exc is not None  # error_worker is only ever a worker that raised
+        worker, tb = failed.index, _format_exc(exc)
         kind = "assertion" if _is_assertion(exc) else "exception"
-        message = f"worker {w.index} raised {type(exc).__name__}: {exc}"
-    elif sch.deadlock:
-        kind, message = "deadlock", sch.deadlock
+        message = f"worker {failed.index} raised {type(exc).__name__}: {exc}"
+    elif schedule.deadlock:
+        kind, message = "deadlock", schedule.deadlock
     elif check is not None:
-        returns = [x.ret for x in sch.workers]
+        returns = [each.ret for each in schedule.workers]
         try:
-            check(sch.state, returns)
-        except BaseException as e:  # noqa: BLE001 - a failing check is a finding
-            if not isinstance(e, Exception) and not _is_assertion(e):
+            check(schedule.state, returns)
+        except BaseException as error:  # noqa: BLE001 - a failing check is a finding
+            if not isinstance(error, Exception) and not _is_assertion(error):
                 raise  # KeyboardInterrupt, SystemExit, pytest.skip ...
-            kind = "assertion" if _is_assertion(e) else "exception"
-            exc, tb = e, _format_exc(e)
-            message = f"check failed: {type(e).__name__}: {e}"
+            kind = "assertion" if _is_assertion(error) else "exception"
+            exc, tb = error, _format_exc(error)
+            message = f"check failed: {type(error).__name__}: {error}"
     if kind is None:
         return None
-    tok = _token.encode(strategy, seed, index, granularity, len(sch.engine.actors),
-                        sch.choices)
-    table = render_interleaving(sch.trace, len(sch.workers), limit=report_steps)
+    token = _token.encode(strategy, seed, index, granularity, len(schedule.engine.actors),
+                          schedule.choices)
+    table = render_interleaving(schedule.trace, len(schedule.workers), limit=report_steps)
     report = "\n".join([
         f"explore found {'an' if kind[0] in 'ae' else 'a'} {kind} in schedule {index} "
         f"(strategy={strategy}, seed={seed}, granularity={granularity}, "
-        f"{len(sch.workers)} workers, {sch.steps} steps)",
+        f"{len(schedule.workers)} workers, {schedule.steps} steps)",
         message, "", "interleaving:", table, "",
-        *( [tb.rstrip(), ""] if tb else []),
-        f"replay token: {tok}",
+        *([tb.rstrip(), ""] if tb else []),
+        f"replay token: {token}",
     ])
-    return Finding(kind, worker, exc, tb, index, tok, strategy, seed, granularity, message,
-                   table, list(sch.trace), report)
+    return Finding(kind, worker, exc, tb, index, token, strategy, seed, granularity, message,
+                   table, list(schedule.trace), report)

@@ -3,50 +3,62 @@
 Inside a worker every operation is a switch point and blocking parks the worker in the
 scheduler; in any other thread they behave like the real thing (blocking by polling).
 """
+
+from __future__ import annotations
+
 import collections
 import itertools
 import queue as _queue
 import threading as _threading
+from collections.abc import Callable
+from types import ModuleType, TracebackType
+from typing import Any, Protocol, TypeVar
 
 from . import _orig
-from .scheduler import Wait, current_worker
+from .scheduler import DONE, Site, Worker, current_worker
+
+T = TypeVar("T")
 
 _serial = itertools.count(1)
 
 
-def _poll(pred, timeout):
+def _poll(ready: Callable[[], bool], timeout: float | None) -> bool:
+    """Outside a worker: poll ``ready()`` until it is true or ``timeout`` passed."""
     end = None if timeout is None or timeout < 0 else _orig.monotonic() + timeout
-    while not pred():
+    while not ready():
         if end is not None and _orig.monotonic() >= end:
             return False
         _orig.sleep(0.0005)
     return True
 
 
-def _wait(w, pred, resource, what, timeout=None):
-    """Wait until ``pred()``; False if ``timeout`` (virtual seconds in workers) passed."""
-    if pred():
+def _wait(worker: Worker | None, ready: Callable[[], bool], resource: object, what: str,
+          timeout: float | None = None) -> bool:
+    """Wait until ``ready()``; False if ``timeout`` (virtual seconds in workers) passed."""
+    if ready():
         return True
     if timeout is not None and timeout <= 0:
         return False
-    if w is None:
-        return _poll(pred, timeout)
-    sch = w.schedule
-    deadline = None if timeout is None else sch.now() + timeout
-    while not pred():
-        if not sch.block(w, Wait(pred, resource, what, deadline)):
-            return pred()
+    if worker is None:
+        return _poll(ready, timeout)
+    schedule = worker.schedule
+    deadline = None if timeout is None else schedule.now() + timeout
+    while not ready():
+        if not schedule.block(worker, ready, resource, what, deadline):
+            return ready()
     return True
 
 
-def _op(what):
-    w = current_worker()
-    if w is not None:
-        w.schedule.op_point(w, what)
-    return w
+def _op(what: str) -> Worker | None:
+    """A switch point for an operation, in a worker; returns the worker (None outside)."""
+    worker = current_worker()
+    if worker is not None:
+        worker.schedule.op_point(worker, what)
+    return worker
 
 
-def _timeout_arg(blocking, timeout):
+def _timeout_arg(blocking: bool, timeout: float | None) -> float | None:
+    """The timeout of a ``(blocking, timeout)`` call: 0 if not blocking, None for ever."""
     if not blocking:
         return 0
     return None if timeout is None or timeout < 0 else timeout
@@ -55,67 +67,69 @@ def _timeout_arg(blocking, timeout):
 class Lock:
     """A lock whose waits are visible to the scheduler."""
 
-    def __init__(self):
+    _outer: RLock  # set only on the Lock inside an RLock: the RLock, for report names
+
+    def __init__(self) -> None:
         self._real = _orig.allocate_lock()
-        self._owner = None
-        self._site = None
+        self._owner: Worker | None = None  # the worker that holds it, if a worker does
+        self._site: Site | None = None  # where that worker acquired it
         self._serial = next(_serial)
 
-    def _free(self):
+    def _free(self) -> bool:
         return not self._real.locked()
 
-    def acquire(self, blocking=True, timeout=-1):
-        w = current_worker()
-        if w is None:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        worker = current_worker()
+        if worker is None:
             return self._real.acquire(blocking, timeout)
-        site = w.schedule.op_point(w, "acquire")
+        site = worker.schedule.op_point(worker, "acquire")
         limit = _timeout_arg(blocking, timeout)
         while not self._real.acquire(False):
-            if not _wait(w, self._free, self, "lock", limit):
+            if not _wait(worker, self._free, self, "lock", limit):
                 return False
-        self._owner, self._site = w, site
-        w.held.append(self)
+        self._owner, self._site = worker, site
+        worker.held.append(self)
         return True
 
-    def release(self):
+    def release(self) -> None:
         self._real.release()
         owner, self._owner = self._owner, None
         if owner is not None and self in owner.held:
             owner.held.remove(self)
 
-    def locked(self):
+    def locked(self) -> bool:
         return self._real.locked()
 
-    def __enter__(self):
+    def __enter__(self) -> bool:
         return self.acquire()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def _is_owned(self):
+    def _is_owned(self) -> bool:
         return self._real.locked()
 
-    def _release_save(self):
+    def _release_save(self) -> None:
         self.release()
 
-    def _acquire_restore(self, _saved):
+    def _acquire_restore(self, _saved: object) -> None:
         self.acquire()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<explore Lock #{self._serial} {'locked' if self.locked() else 'unlocked'}>"
 
 
 class RLock:
     """Reentrant lock built on :class:`Lock`."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = Lock()
         self._lock._outer = self
-        self._owner_ident = None
+        self._owner_ident: int | None = None
         self._count = 0
         self._serial = self._lock._serial
 
-    def acquire(self, blocking=True, timeout=-1):
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = _orig.get_ident()
         if self._owner_ident == me:
             _op("acquire")
@@ -128,7 +142,7 @@ class RLock:
 
     __enter__ = acquire
 
-    def release(self):
+    def release(self) -> None:
         if self._owner_ident != _orig.get_ident():
             raise RuntimeError("cannot release un-acquired lock")
         self._count -= 1
@@ -136,46 +150,60 @@ class RLock:
             self._owner_ident = None
             self._lock.release()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def _is_owned(self):
+    def _is_owned(self) -> bool:
         return self._owner_ident == _orig.get_ident()
 
-    def _release_save(self):
+    def _release_save(self) -> tuple[int, int | None]:
         saved = (self._count, self._owner_ident)
         self._count, self._owner_ident = 0, None
         self._lock.release()
         return saved
 
-    def _acquire_restore(self, saved):
+    def _acquire_restore(self, saved: tuple[int, int | None]) -> None:
         self._lock.acquire()
         self._count, self._owner_ident = saved
 
-    def locked(self):
+    def locked(self) -> bool:
         return self._lock.locked()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<explore RLock #{self._serial} count={self._count}>"
+
+
+class _ConditionLock(Protocol):
+    """The lock a Condition is made with: ours, or a real one made before the run."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ..., /) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None, /) -> None: ...
 
 
 class Condition:
     """Condition variable; a waiter parks until notified (no spurious wakeups)."""
 
-    def __init__(self, lock=None):
-        self._lock = RLock() if lock is None else lock
+    def __init__(self, lock: _ConditionLock | None = None) -> None:
+        self._lock: _ConditionLock = RLock() if lock is None else lock
         self.acquire = self._lock.acquire
         self.release = self._lock.release
-        self._waiters = []
+        self._waiters: list[list[bool]] = []  # one [notified] box per waiting call
         self._serial = next(_serial)
 
-    def __enter__(self):
+    def __enter__(self) -> bool:
         return self._lock.__enter__()
 
-    def __exit__(self, *exc):
-        return self._lock.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        return self._lock.__exit__(exc_type, exc, traceback)
 
-    def _is_owned(self):
+    def _is_owned(self) -> bool:
         if hasattr(self._lock, "_is_owned"):
             return self._lock._is_owned()
         if self._lock.acquire(False):
@@ -183,34 +211,34 @@ class Condition:
             return False
         return True
 
-    def _release_save(self):
+    def _release_save(self) -> object:
         if hasattr(self._lock, "_release_save"):
             return self._lock._release_save()
         self._lock.release()
         return None
 
-    def _acquire_restore(self, saved):
+    def _acquire_restore(self, saved: object) -> None:
         if hasattr(self._lock, "_acquire_restore"):
             self._lock._acquire_restore(saved)
         else:
             self._lock.acquire()
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> bool:
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
-        w = current_worker()
-        rec = [False]
-        self._waiters.append(rec)
+        worker = current_worker()
+        notified = [False]
+        self._waiters.append(notified)
         saved = self._release_save()
         try:
-            _wait(w, lambda: rec[0], self, "notify", timeout)
-            return rec[0]
+            _wait(worker, lambda: notified[0], self, "notify", timeout)
+            return notified[0]
         finally:
-            if not rec[0] and rec in self._waiters:
-                self._waiters.remove(rec)
+            if not notified[0] and notified in self._waiters:
+                self._waiters.remove(notified)
             self._acquire_restore(saved)
 
-    def wait_for(self, predicate, timeout=None):
+    def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:
         result = predicate()
         while not result:
             if not self.wait(timeout):
@@ -218,227 +246,263 @@ class Condition:
             result = predicate()
         return result
 
-    def notify(self, n=1):
+    def notify(self, n: int = 1) -> None:
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
         _op("notify")
         woken, self._waiters[:n] = self._waiters[:n], []
-        for rec in woken:
-            rec[0] = True
+        for notified in woken:
+            notified[0] = True
 
-    def notify_all(self):
+    def notify_all(self) -> None:
         self.notify(len(self._waiters))
 
     notifyAll = notify_all
 
 
 class Semaphore:
-    def __init__(self, value=1):
+    """A counting semaphore whose waits are visible to the scheduler."""
+
+    def __init__(self, value: int = 1) -> None:
         if value < 0:
             raise ValueError("semaphore initial value must be >= 0")
         self._value = value
         self._serial = next(_serial)
 
-    def _positive(self):
+    def _positive(self) -> bool:
         return self._value > 0
 
-    def acquire(self, blocking=True, timeout=None):
-        w = _op("acquire")
-        if not _wait(w, self._positive, self, "semaphore", _timeout_arg(blocking, timeout)):
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        worker = _op("acquire")
+        if not _wait(worker, self._positive, self, "semaphore",
+                     _timeout_arg(blocking, timeout)):
             return False
         self._value -= 1
         return True
 
     __enter__ = acquire
 
-    def release(self, n=1):
+    def release(self, n: int = 1) -> None:
         if n < 1:
             raise ValueError("n must be one or more")
         self._value += n
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
 class BoundedSemaphore(Semaphore):
-    def __init__(self, value=1):
+    """A semaphore that may not be released above its initial value."""
+
+    def __init__(self, value: int = 1) -> None:
         super().__init__(value)
         self._initial = value
 
-    def release(self, n=1):
+    def release(self, n: int = 1) -> None:
         if self._value + n > self._initial:
             raise ValueError("Semaphore released too many times")
         super().release(n)
 
 
 class Event:
-    def __init__(self):
+    """An event flag whose waits are visible to the scheduler."""
+
+    def __init__(self) -> None:
         self._flag = False
         self._serial = next(_serial)
 
-    def _is_set(self):
+    def _is_set(self) -> bool:
         return self._flag
 
-    def is_set(self):
+    def is_set(self) -> bool:
         _op("is_set")
         return self._flag
 
     isSet = is_set
 
-    def set(self):
+    def set(self) -> None:
         _op("set")
         self._flag = True
 
-    def clear(self):
+    def clear(self) -> None:
         _op("clear")
         self._flag = False
 
-    def wait(self, timeout=None):
-        w = _op("wait")
-        return _wait(w, self._is_set, self, "event", timeout)
+    def wait(self, timeout: float | None = None) -> bool:
+        worker = _op("wait")
+        return _wait(worker, self._is_set, self, "event", timeout)
 
 
 class Barrier:
-    def __init__(self, parties, action=None, timeout=None):
+    """A barrier for ``parties`` threads whose waits are visible to the scheduler."""
+
+    def __init__(self, parties: int, action: Callable[[], object] | None = None,
+                 timeout: float | None = None) -> None:
         if parties < 1:
             raise ValueError("parties must be >= 1")
         self._parties, self._action, self._timeout = parties, action, timeout
         self._count = 0
-        self._gen = 0
+        self._generation = 0
         self._broken = False
         self._serial = next(_serial)
 
-    def wait(self, timeout=None):
-        w = _op("wait")
+    def wait(self, timeout: float | None = None) -> int:
+        worker = _op("wait")
         if self._broken:
             raise _threading.BrokenBarrierError
-        index, gen = self._count, self._gen
+        index, generation = self._count, self._generation
         self._count += 1
         if self._count == self._parties:
             if self._action is not None:
                 self._action()
-            self._count, self._gen = 0, self._gen + 1
+            self._count, self._generation = 0, self._generation + 1
             return index
         limit = self._timeout if timeout is None else timeout
-        ok = _wait(w, lambda: self._gen != gen or self._broken, self, "barrier", limit)
-        if not ok:
+        passed = _wait(worker, lambda: self._generation != generation or self._broken, self,
+                       "barrier", limit)
+        if not passed:
             self._broken = True
-        if self._gen == gen:
+        if self._generation == generation:
             raise _threading.BrokenBarrierError
         return index
 
-    def reset(self):
-        self._count, self._gen, self._broken = 0, self._gen + 1, False
+    def reset(self) -> None:
+        self._count, self._generation, self._broken = 0, self._generation + 1, False
 
-    def abort(self):
+    def abort(self) -> None:
         self._broken = True
 
-    parties = property(lambda self: self._parties)
-    n_waiting = property(lambda self: self._count)
-    broken = property(lambda self: self._broken)
+    @property
+    def parties(self) -> int:
+        return self._parties
+
+    @property
+    def n_waiting(self) -> int:
+        return self._count
+
+    @property
+    def broken(self) -> bool:
+        return self._broken
 
 
 class Queue:
     """FIFO queue whose blocking get/put park in the scheduler."""
 
-    def __init__(self, maxsize=0):
+    def __init__(self, maxsize: int = 0) -> None:
         self.maxsize = maxsize
-        self._items = collections.deque()
+        self._items: collections.deque[Any] = collections.deque()  # the user's items
         self._unfinished = 0
         self._serial = next(_serial)
 
-    __class_getitem__ = classmethod(lambda cls, item: cls)
+    @classmethod
+    def __class_getitem__(cls, item: object) -> type[Queue]:
+        return cls
 
-    def _take(self):
+    def _take(self) -> Any:
         return self._items.popleft()
 
-    def _has_item(self):
+    def _has_item(self) -> bool:
         return bool(self._items)
 
-    def _has_space(self):
+    def _has_space(self) -> bool:
         return self.maxsize <= 0 or len(self._items) < self.maxsize
 
-    def qsize(self):
+    def qsize(self) -> int:
         _op("qsize")
         return len(self._items)
 
-    def empty(self):
+    def empty(self) -> bool:
         _op("empty")
         return not self._items
 
-    def full(self):
+    def full(self) -> bool:
         _op("full")
         return 0 < self.maxsize <= len(self._items)
 
-    def put(self, item, block=True, timeout=None):
-        w = _op("put")
-        if not _wait(w, self._has_space, self, "space", _timeout_arg(block, timeout)):
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        worker = _op("put")
+        if not _wait(worker, self._has_space, self, "space", _timeout_arg(block, timeout)):
             raise _queue.Full
         self._items.append(item)
         self._unfinished += 1
 
-    def get(self, block=True, timeout=None):
-        w = _op("get")
-        if not _wait(w, self._has_item, self, "item", _timeout_arg(block, timeout)):
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        worker = _op("get")
+        if not _wait(worker, self._has_item, self, "item", _timeout_arg(block, timeout)):
             raise _queue.Empty
         return self._take()
 
-    def put_nowait(self, item):
+    def put_nowait(self, item: Any) -> None:
         return self.put(item, False)
 
-    def get_nowait(self):
+    def get_nowait(self) -> Any:
         return self.get(False)
 
-    def task_done(self):
+    def task_done(self) -> None:
         if self._unfinished <= 0:
             raise ValueError("task_done() called too many times")
         self._unfinished -= 1
 
-    def join(self):
-        w = _op("join")
-        _wait(w, lambda: self._unfinished == 0, self, "tasks")
+    def join(self) -> None:
+        worker = _op("join")
+        _wait(worker, lambda: self._unfinished == 0, self, "tasks")
 
 
 class LifoQueue(Queue):
-    def _take(self):
+    """LIFO queue: get() takes the item put last."""
+
+    def _take(self) -> Any:
         return self._items.pop()
 
 
 class SimpleQueue(Queue):
-    def __init__(self):
+    """Unbounded FIFO queue: put() never blocks."""
+
+    def __init__(self) -> None:
         super().__init__(0)
 
-    def put(self, item, block=True, timeout=None):
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         super().put(item)
 
 
-def sleep(secs):
-    w = current_worker()
-    if w is None:
+def _never() -> bool:
+    return False
+
+
+def sleep(secs: float) -> None:
+    """In a worker: a switch point (0) or a block until virtual time has passed."""
+    worker = current_worker()
+    if worker is None:
         return _orig.sleep(secs)
     if secs < 0:
         raise ValueError("sleep length must be non-negative")
-    sch = w.schedule
+    schedule = worker.schedule
     if secs == 0:
-        sch.op_point(w, "sleep(0)")
+        schedule.op_point(worker, "sleep(0)")
         return None
-    sch.block(w, Wait(lambda: False, None, "sleep", sch.now() + secs))
+    schedule.block(worker, _never, None, "sleep", schedule.now() + secs)
     return None
 
 
-def monotonic():
-    w = current_worker()
-    return _orig.monotonic() if w is None else w.schedule.mono0 + w.schedule.clock
+def monotonic() -> float:
+    """In a worker: the schedule's virtual clock, from the real monotonic() at its start."""
+    worker = current_worker()
+    return _orig.monotonic() if worker is None else \
+        worker.schedule.mono0 + worker.schedule.clock
 
 
-def perf_counter():
-    w = current_worker()
-    return _orig.perf_counter() if w is None else w.schedule.mono0 + w.schedule.clock
+def perf_counter() -> float:
+    """In a worker: the schedule's virtual clock, from the real monotonic() at its start."""
+    worker = current_worker()
+    return _orig.perf_counter() if worker is None else \
+        worker.schedule.mono0 + worker.schedule.clock
 
 
-def wall_time():
-    w = current_worker()
-    return _orig.wall_time() if w is None else w.schedule.wall0 + w.schedule.clock
+def wall_time() -> float:
+    """In a worker: the schedule's virtual clock, from the real time() at its start."""
+    worker = current_worker()
+    return _orig.wall_time() if worker is None else \
+        worker.schedule.wall0 + worker.schedule.clock
 
 
 class Thread(_orig.Thread):
@@ -449,38 +513,36 @@ class Thread(_orig.Thread):
     it is an ordinary thread.
     """
 
-    _explore_worker = None
+    _explore_worker: Worker | None = None
 
-    def start(self):
-        w = _op("start")
-        if w is None:
+    def start(self) -> None:
+        worker = _op("start")
+        if worker is None:
             return super().start()
-        self._explore_worker = w.schedule.spawn(self.run)
+        self._explore_worker = worker.schedule.spawn(self.run)
         return None
 
-    def _done(self):
-        return self._explore_worker.status == "done"
-
-    def join(self, timeout=None):
-        if self._explore_worker is None:
+    def join(self, timeout: float | None = None) -> None:
+        thread_worker = self._explore_worker
+        if thread_worker is None:
             return super().join(timeout)
-        w = _op("join")
-        _wait(w, self._done, self, "join", timeout)
+        worker = _op("join")
+        _wait(worker, lambda: thread_worker.status == DONE, self, "join", timeout)
         return None
 
-    def is_alive(self):
+    def is_alive(self) -> bool:
         if self._explore_worker is None:
             return super().is_alive()
-        return not self._done()
+        return self._explore_worker.status != DONE
 
     @property
-    def ident(self):
+    def ident(self) -> int | None:
         if self._explore_worker is None:
             return super().ident
         return self._explore_worker.ident
 
 
-REPLACEMENTS = {
+REPLACEMENTS: dict[str, object] = {
     "Thread": Thread, "Lock": Lock, "RLock": RLock, "Condition": Condition, "Semaphore": Semaphore,
     "BoundedSemaphore": BoundedSemaphore, "Event": Event, "Barrier": Barrier,
     "Queue": Queue, "SimpleQueue": SimpleQueue, "LifoQueue": LifoQueue,
@@ -491,18 +553,18 @@ REPLACEMENTS = {
 class Patcher:
     """Swap the module attributes in and out; restores what it found."""
 
-    def __init__(self):
-        self._saved = None
+    def __init__(self) -> None:
+        self._saved: dict[tuple[ModuleType, str], object] | None = None
 
-    def patch(self):
+    def patch(self) -> None:
         self._saved = {}
-        for mod, names in _orig.PATCH_TARGETS.items():
+        for module, names in _orig.PATCH_TARGETS.items():
             for name in names:
-                self._saved[(mod, name)] = getattr(mod, name)
-                setattr(mod, name, REPLACEMENTS[name])
+                self._saved[(module, name)] = getattr(module, name)
+                setattr(module, name, REPLACEMENTS[name])
 
-    def unpatch(self):
+    def unpatch(self) -> None:
         if self._saved:
-            for (mod, name), value in self._saved.items():
-                setattr(mod, name, value)
+            for (module, name), value in self._saved.items():
+                setattr(module, name, value)
         self._saved = None

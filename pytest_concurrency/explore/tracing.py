@@ -1,112 +1,132 @@
 """Switch points in user code: sys.monitoring on 3.12+, sys.settrace on 3.11."""
+
+from __future__ import annotations
+
 import sys
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
 
 from . import _orig
-from .scheduler import _CURRENT
+from .instrument import CodeTable
+from .scheduler import _CURRENT, TraceFunction
 
 TOOL_NAME = "pytest-concurrency-explore"
 
 
-def make_settrace(is_user, table):
+def make_settrace(is_user: Callable[[str], bool], table: CodeTable) -> TraceFunction:
     """A global trace function for worker threads (3.11)."""
     line_mode = table.granularity == "line"
     get_ident = _orig.get_ident
 
-    def global_trace(frame, event, arg):
+    def global_trace(frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
         code = frame.f_code
         if not is_user(code.co_filename):
             return None
-        w = _CURRENT.get(get_ident())
-        if w is None:
+        worker = _CURRENT.get(get_ident())
+        if worker is None:
             return None
-        point, fn, name = w.schedule.point, code.co_filename, code.co_name
+        point, filename, funcname = worker.schedule.point, code.co_filename, code.co_name
         if line_mode:
-            def local(frame, event, arg):
+            def line_trace(frame: FrameType, event: str, arg: Any) -> TraceFunction:
                 if event == "line":
-                    point(w, fn, frame.f_lineno, name)
-                return local
-            return local
-        pts = table.points(code)
+                    point(worker, filename, frame.f_lineno, funcname)
+                return line_trace
+            return line_trace
+        points = table.points(code)
         frame.f_trace_lines = False
         frame.f_trace_opcodes = True
 
-        def local(frame, event, arg):
+        def opcode_trace(frame: FrameType, event: str, arg: Any) -> TraceFunction:
             if event == "opcode":
-                hit = pts.get(frame.f_lasti)
+                hit = points.get(frame.f_lasti)
                 if hit is not None:
-                    point(w, fn, hit[0], name, hit[1])
-            return local
-        return local
+                    point(worker, filename, hit[0], funcname, hit[1])
+            return opcode_trace
+        return opcode_trace
 
     return global_trace
 
 
 class Monitoring:
-    """Own sys.monitoring tool: PY_START finds user code, local events give points."""
+    """Own sys.monitoring tool (3.12+): PY_START finds user code, local events give points."""
 
-    def __init__(self, is_user, table):
+    def __init__(self, is_user: Callable[[str], bool], table: CodeTable) -> None:
         self.is_user, self.table = is_user, table
-        self.tool = None
-        self.codes = set()
+        self.tool: int | None = None  # our tool id, while started
+        self.codes: set[CodeType] = set()  # user code objects given local events
 
-    def start(self):
-        mon = sys.monitoring
+    def start(self) -> None:
+        if sys.version_info < (3, 12):
+            raise RuntimeError("explore: sys.monitoring needs Python 3.12 or later")
+        monitoring = sys.monitoring
         for tool in (4, 3, 5, 2, 1, 0):
-            if mon.get_tool(tool) is None:
-                mon.use_tool_id(tool, TOOL_NAME)
+            if monitoring.get_tool(tool) is None:
+                monitoring.use_tool_id(tool, TOOL_NAME)
                 self.tool = tool
                 break
         else:
             raise RuntimeError("explore: every sys.monitoring tool id is in use")
-        ev = mon.events
-        local = ev.LINE if self.table.granularity == "line" else ev.INSTRUCTION
-        mon.register_callback(self.tool, ev.PY_START, self._make_on_start(local))
-        mon.register_callback(self.tool, ev.INSTRUCTION, self._make_on_instruction())
-        mon.register_callback(self.tool, ev.LINE, self._make_on_line())
-        mon.restart_events()
-        mon.set_events(self.tool, ev.PY_START)
+        events = monitoring.events
+        local = events.LINE if self.table.granularity == "line" else events.INSTRUCTION
+        on_start = self._make_on_start(tool, local, monitoring.set_local_events,
+                                       monitoring.DISABLE)
+        monitoring.register_callback(tool, events.PY_START, on_start)
+        monitoring.register_callback(tool, events.INSTRUCTION,
+                                     self._make_on_instruction(monitoring.DISABLE))
+        monitoring.register_callback(tool, events.LINE, self._make_on_line())
+        monitoring.restart_events()
+        monitoring.set_events(tool, events.PY_START)
 
-    def stop(self):
+    def stop(self) -> None:
         if self.tool is None:
             return
-        mon = sys.monitoring
-        mon.set_events(self.tool, 0)
+        if sys.version_info < (3, 12):  # not reached: only start() sets the tool
+            return
+        monitoring = sys.monitoring
+        monitoring.set_events(self.tool, 0)
         for code in self.codes:
-            mon.set_local_events(self.tool, code, 0)
-        for event in (mon.events.PY_START, mon.events.INSTRUCTION, mon.events.LINE):
-            mon.register_callback(self.tool, event, None)
-        mon.free_tool_id(self.tool)
+            monitoring.set_local_events(self.tool, code, 0)
+        events = monitoring.events
+        for event in (events.PY_START, events.INSTRUCTION, events.LINE):
+            monitoring.register_callback(self.tool, event, None)
+        monitoring.free_tool_id(self.tool)
         self.tool = None
         self.codes.clear()
 
-    def _make_on_start(self, local):
-        mon, is_user, codes = sys.monitoring, self.is_user, self.codes
+    def _make_on_start(self, tool: int, local_events: int,
+                       set_local_events: Callable[[int, CodeType, int], None],
+                       disable: object) -> Callable[[CodeType, int], object]:
+        """PY_START: turn on ``local_events`` in each user code object, once."""
+        is_user, codes = self.is_user, self.codes
 
-        def on_start(code, offset):
+        def on_start(code: CodeType, offset: int) -> object:
             if code not in codes and is_user(code.co_filename):
                 codes.add(code)
-                mon.set_local_events(self.tool, code, local)
-            return mon.DISABLE
+                set_local_events(tool, code, local_events)
+            return disable
         return on_start
 
-    def _make_on_instruction(self):
-        disable, points, get_ident = sys.monitoring.DISABLE, self.table.points, _orig.get_ident
+    def _make_on_instruction(self, disable: object) -> Callable[[CodeType, int], object]:
+        """INSTRUCTION: a switch point at every instruction of the code table."""
+        points, get_ident = self.table.points, _orig.get_ident
 
-        def on_instruction(code, offset):
+        def on_instruction(code: CodeType, offset: int) -> object:
             hit = points(code).get(offset)
             if hit is None:
                 return disable
-            w = _CURRENT.get(get_ident())
-            if w is not None:
-                w.schedule.point(w, code.co_filename, hit[0], code.co_name, hit[1])
+            worker = _CURRENT.get(get_ident())
+            if worker is not None:
+                worker.schedule.point(worker, code.co_filename, hit[0], code.co_name, hit[1])
             return None
         return on_instruction
 
-    def _make_on_line(self):
+    def _make_on_line(self) -> Callable[[CodeType, int], object]:
+        """LINE: a switch point at every line."""
         get_ident = _orig.get_ident
 
-        def on_line(code, line):
-            w = _CURRENT.get(get_ident())
-            if w is not None:
-                w.schedule.point(w, code.co_filename, line, code.co_name)
+        def on_line(code: CodeType, line: int) -> None:
+            worker = _CURRENT.get(get_ident())
+            if worker is not None:
+                worker.schedule.point(worker, code.co_filename, line, code.co_name)
         return on_line

@@ -129,7 +129,7 @@ def test_worker_exception_is_a_finding_with_its_traceback():
     f = result.failure
     assert f.kind == "exception" and f.worker == 1
     assert isinstance(f.exception, ValueError)
-    assert "test_explore.py" in f.traceback and "ValueError: bad value" in f.traceback
+    assert "test_engine.py" in f.traceback and "ValueError: bad value" in f.traceback
     assert "scheduler.py" not in f.traceback
     assert result.schedules_run == 1
 

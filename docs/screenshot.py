@@ -2,9 +2,10 @@
 
     python docs/screenshot.py REPORT.json OUT.png
 
-Used for ``docs/report-html.png`` (made from ``tests/data/sample_report.json``
-until a real run replaces it).  Needs Debian's ``chromium``; the browser
-helper lives with the tests, in ``tests/browser.py``.
+Used for ``docs/report-html.png``: the ``concurrency.json`` of the pull-request
+run in ``docs/reports.md`` (``tests/data/sample_report.json`` works too).  Needs
+Debian's ``chromium``; the browser helper lives with the tests, in
+``tests/browser.py``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,103 @@
+"""The README is a front page and the manual lives in docs/, built by Sphinx (tox -e docs).
+
+That every option reaches the options reference is the build's business: docs/conf.py
+fills the table from pytest_concurrency.options.OPTIONS while Sphinx reads the page.
+These tests check what the build relies on, and that no link between the pages is
+broken, without needing Sphinx.
+"""
+
+import importlib.util
+import pathlib
+import re
+
+import pytest
+
+from pytest_concurrency import options
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+
+PAGES = (
+    "index.md",  # the manual's front page and its toctree
+    "modes.md",  # modes and the two test styles
+    "failures.md",  # hangs, crashes, leaks and interrupts
+    "explore.md",
+    "budgets.md",  # budgets and advice
+    "reports.md",  # reports, baselines and CI
+    "options.md",  # options reference, generated
+    "migrating.md",  # from pytest-run-parallel
+    "works-with.md",
+    "limits.md",
+)
+OPTIONS_MARKER = "<!-- options-table: generated from pytest_concurrency.options.OPTIONS -->"
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_readme_is_a_front_page_of_at_most_300_lines():
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 300
+
+
+def test_readme_has_the_two_commands_and_the_pypi_name():
+    text = README.read_text(encoding="utf-8")
+    assert "python -m pip install -e . -e ./example_project && " \
+           "python -m pytest example_project/tests" in text
+    assert "python -m pip install tox && python -m tox" in text
+    assert "pytest-concurrency-harness" in text
+    assert "## Limits, stated honestly" in text
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_of_the_manual_exists_and_is_in_the_toctree(page):
+    assert (DOCS / page).is_file()
+    if page != "index.md":
+        toctree = (DOCS / "index.md").read_text(encoding="utf-8").split("```{toctree}")[1]
+        assert page.removesuffix(".md") in toctree.split()
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p != "index.md"])
+def test_the_readme_links_every_page(page):
+    assert f"(docs/{page})" in README.read_text(encoding="utf-8")
+
+
+def test_the_options_page_keeps_the_marker_the_build_replaces():
+    assert OPTIONS_MARKER in (DOCS / "options.md").read_text(encoding="utf-8")
+    conf = (DOCS / "conf.py").read_text(encoding="utf-8")
+    assert "from pytest_concurrency.options import OPTIONS" in conf
+    assert OPTIONS_MARKER in conf
+
+
+def _links(path):
+    for target in LINK.findall(path.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue  # a web address, or an anchor on the same page
+        yield target
+
+
+@pytest.mark.parametrize("path", [README, *(DOCS / p for p in PAGES)],
+                         ids=lambda p: p.name)
+def test_relative_links_point_at_files_that_exist(path):
+    for target in _links(path):
+        file = target.split("#")[0]
+        assert (path.parent / file).exists(), f"{path.name} links to missing {target}"
+
+
+def test_docs_link_no_file_outside_docs():
+    """Sphinx cannot resolve a link to a Markdown file it does not build: the pages
+    name files outside docs/ as code instead."""
+    for page in PAGES:
+        for target in _links(DOCS / page):
+            resolved = (DOCS / target.split("#")[0]).resolve()
+            assert DOCS in resolved.parents, f"{page} links outside docs/: {target}"
+
+
+def test_the_generated_table_has_a_row_for_every_option():
+    pytest.importorskip("sphinx")
+    spec = importlib.util.spec_from_file_location("docs_conf", DOCS / "conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    table = conf.options_table()
+    for option in options.OPTIONS:
+        assert f"`{option.flag}" in table
+        assert f"`{option.ini}`" in table
+    assert len(table.splitlines()) == 2 + len(options.OPTIONS)

@@ -22,7 +22,7 @@ from .spec import SETTINGS, RunSpec, tb_style
 
 
 def request_for(spec: RunSpec, node: pytest.Item, target: Callable[..., Any] | None = None,
-                args: tuple = (), kwargs: Mapping[str, Any] | None = None, *,
+                args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None, *,
                 arg_kind: str = "argument",
                 fresh_kwargs: Callable[[], Mapping[str, Any]] | None = None,
                 actors: runners.Actors | None = None) -> runners.RunRequest:
@@ -56,18 +56,17 @@ def execute(request: runners.RunRequest, node: pytest.Item,
     """Run ``request`` and measure it; attach its output; raise the test's outcome.
     ``memory`` samples the process tree's peak memory too."""
     __tracebackhide__ = True
+    problem: str | None = None
     try:
         with metrics.Meter(memory=memory) as meter:
             outcome = runners.run(request)
     except (shipping.ShippingError, runners.RunError) as exc:
         problem = str(exc)
-    else:
-        problem = None
-    if problem:
+    if problem is not None:  # an empty message too: there is no outcome to go on with
         pytest.fail(problem, pytrace=False)
-    outcome = dataclasses.replace(
-        outcome, measurement=meter.result(sum(map(len, outcome.values.values()))))
-    entry.add_run(node, outcome.measurement)
+    measurement = meter.result(sum(map(len, outcome.values.values())))
+    outcome = dataclasses.replace(outcome, measurement=measurement)
+    entry.add_run(node, measurement)
     show_live = node.config.getoption("capture", "fd") == "no"
     for title, text in outcome.outputs:
         if show_live:

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coverage import Coverage
 
 _COVERAGE_PATCHED = "_coverage$patched"  # set by coverage.multiproc when it measures children
 
 
-def start():
+def start() -> Coverage | None:
     """In a forked child: a started Coverage to :func:`save` at the end, or None."""
     module = sys.modules.get("coverage")
     if module is None or getattr(multiprocessing, _COVERAGE_PATCHED, False):
@@ -41,7 +45,7 @@ def start():
     return cov
 
 
-def save(cov) -> None:
+def save(cov: Coverage | None) -> None:
     if cov is None:
         return
     try:

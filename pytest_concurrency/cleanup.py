@@ -28,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
 
 PREFIX = "pytest-concurrency-"
 _NAME = re.compile(re.escape(PREFIX) + r"(\d+)-")
@@ -41,7 +43,8 @@ class SessionTerminated(KeyboardInterrupt):
     """SIGTERM, turned into pytest's clean stop for an interrupted session."""
 
 
-_previous_sigterm: object = None
+# what SIGTERM did before catch_sigterm() (None: not caught), as signal.signal() takes it
+_previous_sigterm: Callable[[int, FrameType | None], object] | int | signal.Handlers | None = None
 
 
 def catch_sigterm() -> None:
@@ -65,7 +68,7 @@ def release_sigterm() -> None:
     _previous_sigterm = None
 
 
-def _on_sigterm(signum, frame) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
     raise SessionTerminated("SIGTERM: the session was asked to stop")
 
@@ -80,13 +83,14 @@ def scratch_dir() -> str:
     """This session's scratch directory, made on first use (in shared memory
     where there is some: files on a disk cost milliseconds per run, more than
     forking the children).  Sweeps the directories of dead sessions first."""
-    global _scratch
-    if _scratch is None or os.getpid() != _owner:
+    scratch = _scratch
+    if scratch is None or os.getpid() != _owner:
         parent = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
             else tempfile.gettempdir()
         sweep(parent)
-        _set_scratch(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
-    return _scratch
+        scratch = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
+        _set_scratch(scratch)
+    return scratch
 
 
 _owner = -1
@@ -118,7 +122,7 @@ def _alive(pid: int) -> bool:
 def sweep(parent: str, now: float | None = None) -> list[str]:
     """Remove the scratch directories in ``parent`` of sessions that are gone
     (and ours only); returns what was removed."""
-    removed = []
+    removed: list[str] = []
     now = time.time() if now is None else now
     try:
         names = os.listdir(parent)
@@ -158,6 +162,7 @@ class Guardian:
              scratch_dir()],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
+        assert self.process.stdin is not None  # stdin=PIPE
         self.fd = self.process.stdin.fileno()
 
     @property

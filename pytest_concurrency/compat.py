@@ -17,7 +17,8 @@ import pytest
 
 # A test report's longrepr for a WorkerFailures group: pytest's own TerminalRepr
 # protocol, with a ReprFileLocation as ``reprcrash`` for the short summary and JUnit.
-from _pytest._code.code import ReprFileLocation, TerminalRepr
+# The types of a traceback filter given to ExceptionInfo.getrepr() (in workers).
+from _pytest._code.code import ReprFileLocation, TerminalRepr, Traceback, TracebackEntry
 
 # Formats ExceptionInfo.getrepr() to text in workers, as pytest would show it.
 from _pytest._io import TerminalWriter
@@ -26,8 +27,8 @@ from _pytest._io import TerminalWriter
 from _pytest.unittest import TestCaseFunction
 
 __all__ = ["ReprFileLocation", "TerminalRepr", "TerminalWriter", "TestCaseFunction",
-           "argnames", "assertrepr_compare", "fresh_funcargs", "ini_names",
-           "install_reprcompare", "rewrite_asserts", "rewritten_by_pytest"]
+           "Traceback", "TracebackEntry", "argnames", "assertrepr_compare", "fresh_funcargs",
+           "ini_names", "install_reprcompare", "rewrite_asserts", "rewritten_by_pytest"]
 
 
 def argnames(item: pytest.Function) -> tuple[str, ...]:
@@ -44,7 +45,9 @@ def fresh_funcargs(item: pytest.Function) -> dict[str, Any]:
     defs = request._fixture_defs
     fresh = [name for name, fixturedef in defs.items() if fixturedef.scope == "function"]
     for name in reversed(fresh):
-        defs[name].finish(request)
+        # finish() is typed for a SubRequest but reads only the request's node (pytest 8
+        # also hands the request to pytest_fixture_post_finalizer): the item's own serves
+        defs[name].finish(request)  # type: ignore[arg-type]
     for name in fresh:
         del defs[name]
         item.funcargs.pop(name, None)

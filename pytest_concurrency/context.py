@@ -9,8 +9,9 @@ from typing import NamedTuple
 class WorkerInfo(NamedTuple):
     """The calling worker of a concurrent run."""
 
-    index: int  # 0 .. count-1, unique over all processes and threads
-    count: int  # workers in the run
+    # index and count shadow tuple.index() and tuple.count(): public fields, kept so
+    index: int  # type: ignore[assignment]  # 0 .. count-1, unique over all processes and threads
+    count: int  # type: ignore[assignment]  # workers in the run
     mode: str
     process_index: int  # which child process (0 in thread/explore mode)
     thread_index: int  # which thread within its process
@@ -25,9 +26,10 @@ class WorkerInfo(NamedTuple):
 
 
 class RunContext(NamedTuple):
-    """What every worker of one run shares: the user-visible barrier."""
+    """What every worker of one run shares: the user-visible barrier (a
+    ``multiprocessing`` one across processes, a cooperative one under explore)."""
 
-    barrier: object
+    barrier: threading.Barrier
 
 
 _local = threading.local()

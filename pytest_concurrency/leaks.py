@@ -61,7 +61,8 @@ def _key(proc: psutil.Process) -> tuple[int, float] | None:
 def _session_helpers() -> set[int]:
     """multiprocessing's resource tracker and forkserver (started on first use of
     spawn/forkserver) and our guardian: meant to live as long as the session."""
-    pids = {cleanup.guardian_pid()} - {None}
+    guardian = cleanup.guardian_pid()
+    pids = {guardian} if guardian is not None else set()
     tracker = sys.modules.get("multiprocessing.resource_tracker")
     server = sys.modules.get("multiprocessing.forkserver")
     for owner, attr in ((getattr(tracker, "_resource_tracker", None), "_pid"),
@@ -155,7 +156,7 @@ def describe(leaks: Leaks, policy: str, grace: float = GRACE) -> str:
     for thread in leaks.threads:
         kind = "daemon thread" if thread.daemon else "thread"
         lines.append(f"\n{kind} {thread.name!r} (ident {thread.ident}):")
-        frame = frames.get(thread.ident)
+        frame = frames.get(thread.ident) if thread.ident is not None else None
         if frame is not None:
             lines.append("".join(traceback.format_stack(frame)).rstrip())
     if leaks.hidden_threads:
@@ -171,7 +172,7 @@ def kill(leaks: Leaks) -> None:
     watchdog.kill_tree([p.pid for p in leaks.processes])
 
 
-_WATCH = pytest.StashKey[tuple]()  # (Snapshot, policy) of an item being watched
+_WATCH = pytest.StashKey[tuple[Snapshot, str]]()  # (Snapshot, policy) of an item being watched
 
 
 def watch(item: pytest.Item, policy: str) -> None:

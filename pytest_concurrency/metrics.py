@@ -60,7 +60,7 @@ class _Sampler:
     every SAMPLE_INTERVAL seconds.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._gate = _thread.allocate_lock()
         self._gate.acquire()
         self.peak = 0
@@ -104,7 +104,7 @@ def _cpu_now() -> float:
 class Meter:
     """Measure the run inside ``with Meter(memory=...) as meter:``; then ``meter.result()``."""
 
-    def __init__(self, memory: bool = False):
+    def __init__(self, memory: bool = False) -> None:
         self.memory = memory
         self.peak_rss: int | None = None
 
@@ -115,7 +115,7 @@ class Meter:
         self._start = time.perf_counter()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._start
         self.cpu = _cpu_now() - self._cpu
         if self.memory:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import multiprocessing
 import os
 import pickle
 import signal
@@ -20,10 +21,13 @@ import traceback
 import unittest
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, Self
 
+import pluggy
 import pytest
 
-from .compat import ReprFileLocation, TerminalRepr, TerminalWriter
+from .compat import ReprFileLocation, TerminalRepr, TerminalWriter, Traceback, TracebackEntry
+from .context import WorkerInfo
 
 Failed, Skipped, XFailed = pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception
 
@@ -32,11 +36,11 @@ _PACKAGE_DIR = str(Path(__file__).parent)
 _HIDDEN_DIRS = tuple(os.path.join(path, "") for path in (
     _PACKAGE_DIR,
     str(Path(pytest.__file__).parent.parent / "_pytest"),
-    str(Path(__import__("pluggy").__file__).parent),
+    str(Path(pluggy.__file__).parent),
 ))
 # A child's stack dump also runs through multiprocessing and pytest's startup.
 _HARNESS_DIRS = _HIDDEN_DIRS + (
-    os.path.join(str(Path(__import__("multiprocessing").__file__).parent), ""),
+    os.path.join(str(Path(multiprocessing.__file__).parent), ""),
     os.path.join(str(Path(pytest.__file__).parent), ""),
     "<frozen runpy>",
 )
@@ -69,7 +73,7 @@ class Failure:
     iteration: int | None
     summary: str  # one line: "ValueError: boom", "killed by SIGSEGV (signal 11)"
     text: str  # formatted traceback or crash details
-    key: tuple = ()
+    key: tuple[Any, ...] = ()
     exc: BaseException | None = None
     replay: str | None = None  # explore: the replay token of the failing schedule
 
@@ -95,7 +99,7 @@ class Group:
 # ---------------------------------------------------------------- capture
 
 
-def _visible(entry) -> bool:
+def _visible(entry: TracebackEntry) -> bool:
     if entry.frame.f_globals.get("__unittest"):  # unittest's assert helpers, as pytest does
         return False
     return not str(entry.path).startswith(_HIDDEN_DIRS)
@@ -126,7 +130,7 @@ def trim_dump(text: str) -> str:
     return "\n".join(out)
 
 
-def _filter(excinfo: pytest.ExceptionInfo) -> object:
+def _filter(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
     tb = excinfo.traceback.filter(excinfo)  # honours __tracebackhide__
     return tb.filter(_visible) or tb
 
@@ -137,19 +141,18 @@ def format_exception(exc: BaseException, style: str = "long") -> str:
         return str(exc.msg)
     if style == "native":
         return "".join(traceback.format_exception(exc)).rstrip()
-    if style not in ("long", "short", "line", "no"):
-        style = "long"
-    if style in ("line", "no"):
-        style = "short"
+    # pytest's "line" and "no" are "short" here, any other style "long"
+    short = style in ("short", "line", "no")
     info = pytest.ExceptionInfo.from_exception(exc)
     out = io.StringIO()
     writer = TerminalWriter(file=out)
     writer.hasmarkup = False
-    info.getrepr(style=style, tbfilter=_filter, chain=True).toterminal(writer)
+    info.getrepr(style="short" if short else "long", tbfilter=_filter,
+                 chain=True).toterminal(writer)
     return out.getvalue().strip("\n").rstrip()  # keep the first line's indent
 
 
-def _key(exc: BaseException) -> tuple:
+def _key(exc: BaseException) -> tuple[Any, ...]:
     """Failures of one type raised along the same path fold together.
 
     Their messages may differ (an assertion's explanation shows each worker's
@@ -168,12 +171,12 @@ def _summary(exc: BaseException) -> str:
     return f"{name}: {first}" if first else name
 
 
-def describe(raw: Iterable[tuple[BaseException, object]], style: str) -> list[Failure]:
+def describe(raw: Iterable[tuple[BaseException, WorkerInfo]], style: str) -> list[Failure]:
     """Turn ``(exception, WorkerInfo)`` pairs into Failures.
 
     Tracebacks are formatted once per distinct failure.
     """
-    texts: dict[tuple, str] = {}
+    texts: dict[tuple[Any, ...], str] = {}
     failures = []
     for exc, info in raw:
         key = _key(exc)
@@ -279,7 +282,7 @@ def describe_workers(indices: Iterable[int]) -> str:
 
 
 def fold(failures: Iterable[Failure]) -> list[Group]:
-    groups: dict[tuple, Group] = {}
+    groups: dict[tuple[Any, ...], Group] = {}
     for failure in failures:
         group = groups.get(failure.key)
         if group is None:
@@ -344,16 +347,17 @@ class Rendered(TerminalRepr):
     and a one-line ``reprcrash.message`` (the headline) for the short test
     summary and JUnit, which otherwise repeat the whole text."""
 
-    def __init__(self, text: str, headline: str, path: str, lineno: int):
+    def __init__(self, text: str, headline: str, path: str, lineno: int) -> None:
         self.text = text
         self.reprcrash = ReprFileLocation(path, lineno, headline)
 
-    def toterminal(self, tw) -> None:
+    def toterminal(self, tw: TerminalWriter) -> None:
         for line in self.text.splitlines():
             tw.line(line)
 
 
-def longrepr(exc: WorkerFailures, style: str, location: tuple) -> Rendered:
+def longrepr(exc: WorkerFailures, style: str,
+             location: tuple[str, int | None, str]) -> Rendered:
     """``render(exc, style)`` for a report of the item at ``location``
     (pytest's ``(path, lineno, name)``)."""
     path, lineno, _ = location
@@ -385,14 +389,18 @@ class WorkerFailures(ExceptionGroup):
     naming the workers); ``.groups`` the folded :class:`Failure` records.
     """
 
-    def __new__(cls, message, exceptions, groups=()):
+    def __new__(cls, message: str, exceptions: Sequence[Exception],
+                groups: Iterable[Group] = ()) -> Self:
         return super().__new__(cls, message, exceptions)
 
-    def __init__(self, message, exceptions, groups=()):
+    def __init__(self, message: str, exceptions: Sequence[Exception],
+                 groups: Iterable[Group] = ()) -> None:
         super().__init__(message, exceptions)
         self.groups = list(groups)
 
-    def derive(self, excs):
+    # split() and subgroup() derive from parts of .exceptions, all of them Exceptions:
+    # not the generic pair of overloads typeshed gives BaseExceptionGroup.derive
+    def derive(self, excs: Sequence[Exception]) -> WorkerFailures:  # type: ignore[override]
         return WorkerFailures(self.message, excs, self.groups)
 
     def __str__(self) -> str:

@@ -24,7 +24,7 @@ class Sample:
 
     at: float
     cpu: float | None  # None where the OS does not tell
-    stack: tuple  # (filename, lineno) of every frame, innermost last
+    stack: tuple[tuple[str, int | None], ...]  # (filename, lineno) of every frame, innermost last
 
 
 def thread_cpu(native_id: int | None) -> float | None:
@@ -40,10 +40,10 @@ def thread_cpu(native_id: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime after the comm
 
 
-def stack_of(ident: int | None) -> tuple:
+def stack_of(ident: int | None) -> tuple[tuple[str, int | None], ...]:
     """Where thread ``ident`` is: (filename, lineno) per frame, outermost first."""
     frame = sys._current_frames().get(ident) if ident is not None else None
-    out = []
+    out: list[tuple[str, int | None]] = []
     while frame is not None:
         out.append((frame.f_code.co_filename, frame.f_lineno))
         frame = frame.f_back

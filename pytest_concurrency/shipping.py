@@ -15,18 +15,23 @@ import importlib.util
 import io
 import pickle
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from . import compat
+
+if TYPE_CHECKING:
+    import pytest
 
 
 class ShippingError(Exception):
     """Something the workers need cannot be pickled; the message names it."""
 
 
-def pack(target, args: tuple, kwargs: Mapping[str, Any], start_method: str,
-         arg_kind: str = "argument") -> bytes:
+def pack(target: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any],
+         start_method: str, arg_kind: str = "argument") -> bytes:
     """Pickle ``(target, args, kwargs)``, naming the culprit if that fails."""
     try:
         return pickle.dumps((target, args, dict(kwargs)))
@@ -48,42 +53,46 @@ def pack(target, args: tuple, kwargs: Mapping[str, Any], start_method: str,
     raise ShippingError(f"the test body cannot be pickled for start_method={start_method!r}")
 
 
-def _type_name(value) -> str:
+def _type_name(value: object) -> str:
     kind = type(value)
     return kind.__qualname__ if kind.__module__ == "builtins" else \
         f"{kind.__module__}.{kind.__qualname__}"
 
 
-def unpack(data: bytes):
+def unpack(data: bytes) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """The ``(target, args, kwargs)`` that :func:`pack` pickled."""
     return pickle.loads(data)
 
 
 def rewritten_modules() -> dict[str, str]:
     """name -> file of every module pytest imported with asserts rewritten."""
     return {
-        name: module.__file__
+        name: path
         for name, module in list(sys.modules.items())
-        if compat.rewritten_by_pytest(module) and getattr(module, "__file__", None)
+        if compat.rewritten_by_pytest(module) and (path := getattr(module, "__file__", None))
     }
 
 
 class _RewritingFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def __init__(self, modules: Mapping[str, str]):
+    def __init__(self, modules: Mapping[str, str]) -> None:
         self.modules = dict(modules)
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
         origin = self.modules.get(fullname)
         if origin is None:
             return None
         return importlib.util.spec_from_file_location(fullname, origin, loader=self)
 
-    def is_package(self, fullname) -> bool:
+    def is_package(self, fullname: str) -> bool:
         return self.modules[fullname].endswith("__init__.py")
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return None
 
-    def exec_module(self, module) -> None:
+    def exec_module(self, module: ModuleType) -> None:
+        # the module of a spec of find_spec(), which always has its file as origin
+        assert module.__spec__ is not None and module.__spec__.origin is not None
         path = module.__spec__.origin
         with open(path, "rb") as f:
             source = f.read()
@@ -92,11 +101,12 @@ class _RewritingFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         exec(compile(tree, path, "exec", dont_inherit=True), module.__dict__)
 
 
-def config_snapshot(config) -> dict:
+def config_snapshot(config: pytest.Config | None) -> dict[str, Any]:
     """The picklable ini values and options of ``config`` (empty without one)."""
     if config is None:
         return {}
-    ini, options = {}, {}
+    ini: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     for name in compat.ini_names(config):
         try:
             value = config.getini(name)
@@ -118,21 +128,21 @@ class _ChildConfig:
     falls back to the plain ``assert a == b`` explanation.
     """
 
-    def __init__(self, settings: Mapping[str, Any]):
+    def __init__(self, settings: Mapping[str, Any]) -> None:
         self._ini = settings.get("ini", {})
         self.option = type("Options", (), dict(settings.get("options", {})))()
 
         class _Plugins:
             @staticmethod
-            def has_plugin(_name) -> bool:
+            def has_plugin(_name: str) -> bool:
                 return False  # no terminal reporter: plain, uncoloured text
 
         self.pluginmanager = _Plugins()
 
-    def getini(self, name):
+    def getini(self, name: str) -> Any:
         return self._ini[name]
 
-    def getoption(self, name, default=None, skip=False):
+    def getoption(self, name: str, default: Any = None, skip: bool = False) -> Any:
         return getattr(self.option, name, default)
 
     getvalue = getoption
@@ -145,7 +155,7 @@ class _ChildConfig:
                 return int(level)
         return verbose
 
-    def get_terminal_writer(self):
+    def get_terminal_writer(self) -> compat.TerminalWriter:
         return compat.TerminalWriter(io.StringIO())
 
 
@@ -154,7 +164,7 @@ def install_rewriting(modules: Mapping[str, str], settings: Mapping[str, Any]) -
     sys.meta_path.insert(0, _RewritingFinder(modules))
     config = _ChildConfig(settings)
 
-    def reprcompare(op, left, right):
+    def reprcompare(op: str, left: object, right: object) -> str | None:
         try:
             lines = compat.assertrepr_compare(config, op, left, right)
         except Exception:  # noqa: BLE001 - fall back to the plain "assert a == b"

@@ -10,7 +10,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from types import FrameType
 
 import psutil
 
@@ -27,7 +28,7 @@ def worker_index(thread: threading.Thread) -> int:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def _user_frames(frame) -> traceback.StackSummary:
+def _user_frames(frame: FrameType) -> traceback.StackSummary:
     """The stack below the worker loop: thread bootstrap and plugin frames dropped."""
     frames = traceback.extract_stack(frame)
     for i in range(len(frames) - 1, -1, -1):
@@ -41,7 +42,7 @@ def thread_stacks(threads: Iterable[threading.Thread]) -> str:
     frames = sys._current_frames()
     parts = []
     for thread in threads:
-        frame = frames.get(thread.ident)
+        frame = frames.get(thread.ident) if thread.ident is not None else None
         if frame is None:
             continue
         stack = "".join(traceback.format_list(_user_frames(frame))).rstrip()
@@ -81,7 +82,7 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _libc():
+def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -135,7 +136,8 @@ class _MainThreadGuard:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._armed: tuple | None = None  # (token, deadline, cap, seconds, what)
+        # (token, deadline, cap, seconds, what) while armed
+        self._armed: tuple[int, float, float, float, str] | None = None
         self._token = 0
         self.fired: str | None = None  # the failure message, once interrupted
         self._thread: threading.Thread | None = None
@@ -179,13 +181,14 @@ class _MainThreadGuard:
                     continue  # slow, not stuck: look again after LOOK_AGAIN
                 self.fired = _stuck_message(what, seconds, first, second, main)
                 self._armed = None
+                assert main.ident is not None  # the main thread is running
                 signal.pthread_kill(main.ident, INTERRUPT_SIGNAL)
 
 
 _guard = _MainThreadGuard()
 
 
-def _interrupt(signum, frame) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     message = _guard.fired
     if message is not None:
         import pytest
@@ -194,7 +197,7 @@ def _interrupt(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def main_thread_guard(seconds: float, cap: float, what: str):
+def main_thread_guard(seconds: float, cap: float, what: str) -> Iterator[None]:
     """Interrupt the main thread if ``what`` (a teardown, say) is still stuck
     after ``seconds``: the block raises pytest's failure with where it was stuck
     and what it waited for.  A block that is still making progress goes on, up
@@ -212,8 +215,9 @@ def main_thread_guard(seconds: float, cap: float, what: str):
         signal.signal(INTERRUPT_SIGNAL, previous)
 
 
-def _stuck_message(what: str, seconds: float, first, second, main) -> str:
-    frame = sys._current_frames().get(main.ident)
+def _stuck_message(what: str, seconds: float, first: progress.Sample,
+                   second: progress.Sample, main: threading.Thread) -> str:
+    frame = sys._current_frames().get(main.ident) if main.ident is not None else None
     stack = "?"
     if frame is not None:
         from .outcomes import is_harness
@@ -234,7 +238,7 @@ def _stuck_message(what: str, seconds: float, first, second, main) -> str:
     return "\n".join(lines)
 
 
-def _pending_tasks(frame, limit: int = 10) -> list[str]:
+def _pending_tasks(frame: FrameType | None, limit: int = 10) -> list[str]:
     """The unfinished tasks of an asyncio event loop found running in ``frame``'s
     stack, each with where it is suspended."""
     asyncio = sys.modules.get("asyncio")
@@ -244,7 +248,7 @@ def _pending_tasks(frame, limit: int = 10) -> list[str]:
         if isinstance(candidate, asyncio.AbstractEventLoop):
             loop = candidate
         frame = frame.f_back
-    if loop is None:
+    if loop is None or asyncio is None:  # a loop is found only where asyncio is loaded
         return []
     try:
         tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]

@@ -19,13 +19,19 @@ def run(request: RunRequest) -> RunOutcome:
     """Run ``request`` under the execution model of its spec's mode."""
     mode = request.spec.mode
     if mode == "thread":
-        from . import thread as runner
-    elif mode == "process":
-        from . import process as runner
-    elif mode == "hybrid":
-        from . import hybrid as runner
-    elif mode == "explore":
-        from . import explore as runner
-    else:
-        raise NotImplementedError(f"{mode} mode is not available in this version")
-    return runner.run(request)
+        from . import thread
+
+        return thread.run(request)
+    if mode == "process":
+        from . import process
+
+        return process.run(request)
+    if mode == "hybrid":
+        from . import hybrid
+
+        return hybrid.run(request)
+    if mode == "explore":
+        from . import explore
+
+        return explore.run(request)
+    raise NotImplementedError(f"{mode} mode is not available in this version")

@@ -20,14 +20,21 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
-from multiprocessing.connection import wait
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from typing import Any, TextIO, TypeAlias, cast
 
 from .. import childcov, cleanup, outcomes, shipping, watchdog
 from ..context import RunContext, WorkerInfo
+from ..spec import RunSpec
 from .request import RunOutcome, RunRequest, seed_of
 from .workers import Progress, Stop, run_workers
+
+# What a child runs: (target, args, kwargs); pickled for spawn/forkserver.
+Payload: TypeAlias = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 STDERR_TAIL_LINES = 40  # of a crashed child's stderr, in its failure report
 TIMEOUT_TAIL_LINES = 400  # of a stuck child's stderr (its stack dump)
@@ -49,22 +56,22 @@ class ChildJob:
     iterations: int
     timeout: float
     tb_style: str
-    settings: dict  # pytest ini values and options, for assertion explanations
+    settings: dict[str, Any]  # pytest ini values and options, for assertion explanations
     stdout_path: str
     stderr_path: str
-    iteration_barrier: object
-    user_barrier: object
+    iteration_barrier: threading.Barrier
+    user_barrier: threading.Barrier
     progress: Progress  # shared arrays: iteration and thread ident per worker
-    stop: object  # shared flag: a worker failed, stop after the next iteration
-    payload: object  # (target, args, kwargs), or bytes of it for spawn/forkserver
-    modules: dict  # modules to import with asserts rewritten (spawn/forkserver)
+    stop: Stop  # shared flag: a worker failed, stop after the next iteration
+    payload: Payload | bytes  # (target, args, kwargs), or bytes of it for spawn/forkserver
+    modules: dict[str, str]  # modules to import with asserts rewritten (spawn/forkserver)
     jitter: int  # start-jitter seed
 
 
 # ---------------------------------------------------------------- child
 
 
-def _redirect(stdout_path: str, stderr_path: str):
+def _redirect(stdout_path: str, stderr_path: str) -> TextIO:
     sys.stdout.flush()
     sys.stderr.flush()
     for fd, path in ((1, stdout_path), (2, stderr_path)):
@@ -76,7 +83,7 @@ def _redirect(stdout_path: str, stderr_path: str):
     return sys.stderr
 
 
-def child_main(job: ChildJob, conn) -> None:
+def child_main(job: ChildJob, conn: Connection) -> None:
     """Entry point of every child process."""
     os.setpgid(0, 0)  # lead a process group: a timeout kills our descendants with us
     cleanup.in_child()
@@ -100,7 +107,7 @@ def child_main(job: ChildJob, conn) -> None:
         for t in range(job.threads)
     ]
 
-    def call():
+    def call() -> object:
         return target(*args, **kwargs)
 
     report = run_workers(call, infos, job.iterations, job.iteration_barrier,
@@ -119,7 +126,8 @@ def child_main(job: ChildJob, conn) -> None:
     sys.stderr.flush()
 
 
-def _unpicklable_values(values, exc, info) -> outcomes.Failure:
+def _unpicklable_values(values: dict[int, list[Any]], exc: Exception,
+                        info: WorkerInfo) -> outcomes.Failure:
     return outcomes.Failure(
         kind="exception", workers=tuple(values), mode=info.mode, pid=info.pid,
         iteration=None,
@@ -137,18 +145,21 @@ def _unpicklable_values(values, exc, info) -> outcomes.Failure:
 class _Child:
     index: int
     process: multiprocessing.process.BaseProcess
-    conn: object
+    conn: Connection
     workers: range
     job: ChildJob
-    result: tuple | None = None
+    result: tuple[dict[int, list[Any]], list[outcomes.Failure]] | None = None
     stderr_shown: int = 0  # lines of its stderr a failure report already shows
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        pid = self.process.pid
+        assert pid is not None, "the child is started before anyone asks for its pid"
+        return pid
 
 
-def _start(ctx, jobs, guardian: cleanup.Guardian | None):
+def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
+           guardian: cleanup.Guardian | None) -> list[_Child]:
     children = []
     # Objects frozen at fork time are never scanned by the children's garbage
     # collector, so children do not copy every page of the parent's heap.
@@ -163,7 +174,9 @@ def _start(ctx, jobs, guardian: cleanup.Guardian | None):
                                 category=DeprecationWarning)
         for job in jobs:
             reader, writer = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=child_main, args=(job, writer),
+            # every concrete context has Process; typeshed's BaseContext does not say so
+            process = ctx.Process(target=child_main,  # type: ignore[attr-defined]
+                                  args=(job, writer),
                                   name=f"concurrency-process-{job.process_index}")
             first = job.process_index * job.threads
             child = _Child(job.process_index, process, reader,
@@ -211,7 +224,8 @@ def _receive(child: _Child) -> bool:
     return False
 
 
-def _crash_failure(spec, child: _Child, progress, elapsed: float) -> outcomes.Failure:
+def _crash_failure(spec: RunSpec, child: _Child, progress: Progress,
+                   elapsed: float) -> outcomes.Failure:
     tail = _name_threads(_tail(child.job.stderr_path), child, progress)
     child.stderr_shown = STDERR_TAIL_LINES
     details = f"stderr of pid {child.pid} (last {STDERR_TAIL_LINES} lines):\n{tail}" \
@@ -219,12 +233,13 @@ def _crash_failure(spec, child: _Child, progress, elapsed: float) -> outcomes.Fa
     who = outcomes.describe_workers(child.workers)
     if spec.mode == "hybrid":
         who = f"process {child.index} ({who})"
+    exitcode = child.process.exitcode
+    assert exitcode is not None, "a crashed child was joined"
     return outcomes.crash(list(child.workers), spec.mode, child.pid,
-                          _iteration(child, progress), child.process.exitcode, elapsed,
-                          details, who=who)
+                          _iteration(child, progress), exitcode, elapsed, details, who=who)
 
 
-def _dump_stacks(children) -> None:
+def _dump_stacks(children: Sequence[_Child]) -> None:
     """Ask each live child to write all its threads' stacks to its stderr file."""
     alive = [c for c in children if c.process.is_alive()]
     for child in alive:
@@ -236,7 +251,8 @@ def _dump_stacks(children) -> None:
         time.sleep(DUMP_GRACE)
 
 
-def _timeout_failure(spec, stuck, progress: Progress) -> outcomes.Failure:
+def _timeout_failure(spec: RunSpec, stuck: Sequence[_Child],
+                     progress: Progress) -> outcomes.Failure:
     parts = []
     for child in stuck:
         dump = _name_threads(_tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES),
@@ -251,7 +267,8 @@ def _timeout_failure(spec, stuck, progress: Progress) -> outcomes.Failure:
     return outcomes.timeout(workers, spec.mode, pid, spec.timeout, "\n\n".join(parts))
 
 
-def _wait(spec, children, progress, barriers, start: float) -> list:
+def _wait(spec: RunSpec, children: Sequence[_Child], progress: Progress,
+          barriers: Sequence[threading.Barrier], start: float) -> list[outcomes.Failure]:
     """Wait for results and exits; returns crash/timeout failures."""
     failures = []
     deadline = start + spec.timeout
@@ -263,10 +280,11 @@ def _wait(spec, children, progress, barriers, start: float) -> list:
             break
         for ready in wait(list(readers) + list(running), timeout=remaining):
             if ready in readers:
-                child = readers.pop(ready)
-                _receive(child)
+                _receive(readers.pop(ready))
                 continue
-            child = running.pop(ready, None)
+            # a sentinel (an int), or a pipe whose child's exit was handled earlier
+            # in this round, so that it left readers
+            child = running.pop(ready, None) if isinstance(ready, int) else None
             if child is None:
                 continue
             child.process.join()
@@ -292,7 +310,13 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
     spec = request.spec
     ctx = multiprocessing.get_context(spec.start_method)
     n = processes * threads
-    target, args, kwargs = request.target, request.args, dict(request.kwargs)
+    # None only beside actors, which explore mode alone runs; whatever the target,
+    # calling it is the body, and what that raises is the workers' failure
+    target = cast("Callable[..., Any]", request.target)
+    args, kwargs = request.args, dict(request.kwargs)
+    payload: Payload | bytes
+    modules: dict[str, str]
+    settings: dict[str, Any]
     if spec.start_method == "fork":
         payload, modules, settings = (target, args, kwargs), {}, {}
     else:
@@ -318,13 +342,13 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
         for p in range(processes)
     ]
     start = time.monotonic()
-    children = []
+    children: list[_Child] = []
     try:
         children = _start(ctx, jobs, guardian)
         failures = _wait(spec, children, progress, barriers, start)
         wall = time.monotonic() - start
-        values: dict[int, list] = {i: [] for i in range(n)}
-        reported = []
+        values: dict[int, list[Any]] = {i: [] for i in range(n)}
+        reported: list[outcomes.Failure] = []
         for child in children:
             if child.result is not None:
                 child_values, child_failures = child.result
@@ -350,7 +374,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
 _runs = itertools.count()
 
 
-def _outputs(children) -> list[tuple[str, str]]:
+def _outputs(children: Sequence[_Child]) -> list[tuple[str, str]]:
     sections = []
     for child in children:
         label = f"process {child.index} (pid {child.pid}, " \

@@ -13,13 +13,16 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import context, outcomes
 from ..context import RunContext, WorkerInfo
 from ..options import replay_command
 from ..spec import RunSpec
-from .request import ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
+from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
+
+if TYPE_CHECKING:
+    from ..explore.engine import ExploreResult, Finding
 
 
 class ExploreError(RunError):
@@ -36,7 +39,7 @@ class _Round:
 
 
 def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
-            state: _Round) -> list:
+            state: _Round) -> list[Any]:
     """One worker of one schedule: ``call(state.data)``, ``iterations`` times."""
     context.enter(WorkerInfo(index, count, "explore", 0, index, 0, os.getpid()), state.run)
     try:
@@ -50,7 +53,7 @@ def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
         context.leave()
 
 
-def summary(result: Any, spec: RunSpec, seed: int) -> str:
+def summary(result: ExploreResult, spec: RunSpec, seed: int) -> str:
     """One line on what was explored, for the report's 'explore' section."""
     text = (f"{result.schedules_run} schedule{'s' if result.schedules_run != 1 else ''} "
             f"explored (strategy={spec.strategy}, seed={seed}, {spec.workers} workers, "
@@ -64,7 +67,7 @@ def summary(result: Any, spec: RunSpec, seed: int) -> str:
 
 def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round],
              workers: Sequence[Callable[[_Round], Any]],
-             observe: Callable[..., None]) -> tuple[Any, int]:
+             observe: Callable[..., None]) -> tuple[ExploreResult, int]:
     """Explore ``workers`` under ``spec``; returns (result, seed) or raises ExploreError."""
     # Imported here: the scheduler costs a pytest session nothing until explore runs.
     from ..explore import ReplayDiverged, explore
@@ -83,7 +86,7 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
     return result, seed
 
 
-def finding_failure(finding: Any, spec: RunSpec, nodeid: str) -> outcomes.Failure:
+def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Failure:
     """The run's Failure for the first failing schedule."""
     kind = "deadlock" if finding.kind == "deadlock" else "race"
     workers = (finding.worker,) if finding.worker is not None else tuple(range(spec.workers))
@@ -99,10 +102,11 @@ def finding_failure(finding: Any, spec: RunSpec, nodeid: str) -> outcomes.Failur
 def run(request: RunRequest) -> RunOutcome:
     """Explore the request's body (or actors) in ``spec.workers`` threads."""
     if request.actors is not None:
-        return _run_actors(request)
+        return _run_actors(request, request.actors)
     spec, options = request.spec, request.explore or ExploreOptions()
     n = spec.workers
-    target, args = request.target, request.args
+    # None only beside actors; whatever the target, calling it is the body
+    target, args = cast("Callable[..., Any]", request.target), request.args
     kwargs = dict(request.kwargs)
 
     def body(data: Mapping[str, Any]) -> Any:
@@ -119,7 +123,7 @@ def run(request: RunRequest) -> RunOutcome:
 
     last: dict[str, Any] = {}
 
-    def observe(state: _Round, returns: list, token: Callable[[], str]) -> None:
+    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> None:
         last["values"] = returns
 
     start = time.perf_counter()
@@ -131,10 +135,10 @@ def run(request: RunRequest) -> RunOutcome:
     return RunOutcome(values, failures, [("explore", summary(result, spec, seed))], wall)
 
 
-def _run_actors(request: RunRequest) -> RunOutcome:
+def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     """``run_actors``: one round per schedule, each outcome tallied with the command
     that replays the first schedule that produced it (``tally.replays``)."""
-    spec, options, actors = request.spec, request.explore or ExploreOptions(), request.actors
+    spec, options = request.spec, request.explore or ExploreOptions()
     n = len(actors.actors)
     tally = actors.tally
 
@@ -142,7 +146,7 @@ def _run_actors(request: RunRequest) -> RunOutcome:
         return _Round(RunContext(threading.Barrier(n)),
                       actors.setup() if actors.setup is not None else None)
 
-    def observe(state: _Round, returns: list, token: Callable[[], str]) -> None:
+    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> None:
         outcome = actors.arbiter(state.data) if actors.arbiter is not None else \
             tuple(r[0] if r else None for r in returns)
         tally[outcome] += 1
@@ -150,8 +154,12 @@ def _run_actors(request: RunRequest) -> RunOutcome:
             tally.replays[outcome] = replay_command(options.nodeid, token())
 
     stateless = actors.setup is None
-    workers = [functools.partial(_worker, i, n, 1,
-                                 (lambda _data, a=actor: a()) if stateless else actor)
+
+    def call_of(actor: Callable[..., Any]) -> Callable[[Any], Any]:
+        """What worker i calls with the round's state: actor i, given it unless stateless."""
+        return (lambda _data: actor()) if stateless else actor
+
+    workers = [functools.partial(_worker, i, n, 1, call_of(actor))
                for i, actor in enumerate(actors.actors)]
     start = time.perf_counter()
     result, seed = _explore(spec, options, setup, workers, observe)

@@ -6,9 +6,16 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..spec import RunSpec
+
+if TYPE_CHECKING:
+    import pytest
+
+    from ..metrics import Measurement
+    from ..outcomes import Failure
+    from ..results import Outcomes
 
 
 class RunError(Exception):
@@ -34,7 +41,7 @@ class Actors:
     actors: tuple[Callable[..., Any], ...]
     setup: Callable[[], Any] | None
     arbiter: Callable[[Any], Any] | None
-    tally: Any
+    tally: Outcomes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +54,7 @@ class RunRequest:
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     arg_kind: str = "argument"  # what kwargs are, in error messages ("fixture")
     tb_style: str = "long"  # pytest's --tb, for tracebacks formatted in workers
-    config: Any = None  # pytest's config: spawned children explain assertions with it
+    config: pytest.Config | None = None  # spawned children explain assertions with it
     explore: ExploreOptions | None = None  # explore mode only
     actors: Actors | None = None  # explore mode's run_actors, instead of a target
 
@@ -56,12 +63,12 @@ class RunRequest:
 class RunOutcome:
     """What a runner hands back: values, failures, captured output, wall time."""
 
-    values: dict[int, list]  # worker index -> one value per completed iteration
-    failures: list  # outcomes.Failure
+    values: dict[int, list[Any]]  # worker index -> one value per completed iteration
+    failures: list[Failure]
     outputs: list[tuple[str, str]]  # (report section title, text) from children
     wall: float
     seed: int | None = None  # start-jitter seed of thread/process/hybrid runs
-    measurement: Any = None  # metrics.Measurement, added by running.execute
+    measurement: Measurement | None = None  # added by running.execute
 
 
 def seed_of(spec: RunSpec) -> int:

@@ -13,7 +13,8 @@ import dataclasses
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableSequence, Sequence
+from typing import Any, Protocol
 
 from .. import context
 from ..context import RunContext, WorkerInfo
@@ -45,14 +46,21 @@ def _spin(ns: int) -> None:
 
 @dataclasses.dataclass
 class WorkersReport:
-    values: dict[int, list]
-    raw: list  # (exception, WorkerInfo) pairs
+    values: dict[int, list[Any]]
+    raw: list[tuple[BaseException, WorkerInfo]]
     stuck: list[threading.Thread]  # threads still running at the deadline
 
 
-def _abort(*barriers) -> None:
+def _abort(*barriers: threading.Barrier) -> None:
     for barrier in barriers:
         barrier.abort()
+
+
+class Flag(Protocol):
+    """An int flag: a plain box in one process, a shared ``multiprocessing``
+    value across processes."""
+
+    value: int
 
 
 class _Box:
@@ -69,9 +77,9 @@ class Stop:
     passes shared ``multiprocessing`` values for both.
     """
 
-    def __init__(self, requested=None, decided=None):
-        self.requested = _Box() if requested is None else requested
-        self.decided = _Box() if decided is None else decided
+    def __init__(self, requested: Flag | None = None, decided: Flag | None = None) -> None:
+        self.requested: Flag = _Box() if requested is None else requested
+        self.decided: Flag = _Box() if decided is None else decided
 
     def __call__(self) -> None:
         self.decided.value = self.requested.value
@@ -85,14 +93,15 @@ class Progress:
     The process runner passes shared ``multiprocessing`` arrays.
     """
 
-    def __init__(self, iterations, idents):
+    def __init__(self, iterations: MutableSequence[int], idents: MutableSequence[int]) -> None:
         self.iterations = iterations
         self.idents = idents
 
 
 def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
-          iteration_barrier, run: RunContext, values: list, raw: list,
-          progress: Progress | None, stop, jitter: int | None) -> None:
+          iteration_barrier: threading.Barrier, run: RunContext, values: list[Any],
+          raw: list[tuple[BaseException, WorkerInfo]], progress: Progress | None, stop: Stop,
+          jitter: int | None) -> None:
     context.enter(info, run)
     if progress is not None:
         progress.idents[info.index] = threading.get_ident()
@@ -121,8 +130,8 @@ def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
 
 
 def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterations: int,
-                iteration_barrier, run: RunContext, *, deadline: float | None = None,
-                stop: Stop, progress: Progress | None = None,
+                iteration_barrier: threading.Barrier, run: RunContext, *,
+                deadline: float | None = None, stop: Stop, progress: Progress | None = None,
                 jitter: int | None = None) -> WorkersReport:
     """Run ``call`` in one thread per worker (in the caller's thread if only one).
 
@@ -132,8 +141,8 @@ def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterati
     every thread has finished, or at ``deadline`` (``time.monotonic()``
     based) with the unfinished threads.
     """
-    values = {info.index: [] for info in infos}
-    raw: list = []
+    values: dict[int, list[Any]] = {info.index: [] for info in infos}
+    raw: list[tuple[BaseException, WorkerInfo]] = []
     if len(infos) == 1 and deadline is None:
         info = infos[0]
         _work(call, info, iterations, iteration_barrier, run, values[info.index], raw,
@@ -168,7 +177,8 @@ def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterati
     return WorkersReport(values, raw, stuck)
 
 
-def _join(threads: Sequence[threading.Thread], deadline: float | None):
+def _join(threads: Sequence[threading.Thread],
+          deadline: float | None) -> list[threading.Thread]:
     for thread in threads:
         if deadline is None:
             thread.join()

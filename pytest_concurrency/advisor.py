@@ -165,10 +165,10 @@ def _compare(ms: Sequence[ModeMeasurement], kind: str) -> str:
     by_speedup = all(m.speedup is not None for m in ms)
 
     def rate(m: ModeMeasurement) -> float:
-        return m.speedup if by_speedup else 1 / m.wall
+        return m.speedup if by_speedup and m.speedup is not None else 1 / m.wall
 
     best = max(ms, key=rate)  # the first, i.e. cheapest, of equals
-    if by_speedup and best.speedup < TIE:
+    if by_speedup and best.speedup is not None and best.speedup < TIE:
         return (
             f"{label}: no mode ran it faster than serial (best: {best.mode} mode, "
             f"{best.speedup:.1f}x with {_workers(best.workers)})"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ def _call_actor(actors: Sequence[Callable[..., Any]], state: Any, stateless: boo
 class ConcurrencyRunner:
     """The runner for the current test's mode (the ``concurrency`` fixture)."""
 
-    def __init__(self, spec: RunSpec, node):
+    def __init__(self, spec: RunSpec, node: pytest.Item) -> None:
         self.spec = spec
         self._node = node
 
@@ -34,12 +34,12 @@ class ConcurrencyRunner:
         return (f"<concurrency {self.mode} workers={self.workers} "
                 f"iterations={self.iterations}>")
 
-    def run(self, target, *args, **kwargs) -> Results:
+    def run(self, target: Callable[..., Any], *args: Any, **kwargs: Any) -> Results:
         """Every worker calls ``target(*args, **kwargs)`` ``iterations`` times."""
         __tracebackhide__ = True
         return self._run(self.spec, target, args, kwargs)
 
-    def _run(self, spec: RunSpec, target: Callable[..., Any], args: tuple,
+    def _run(self, spec: RunSpec, target: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Results:
         __tracebackhide__ = True
         from .running import execute, request_for
@@ -48,7 +48,8 @@ class ConcurrencyRunner:
         return Results(outcome.values, outcome.measurement, mode=spec.mode,
                        layout=spec.layout)
 
-    def run_actors(self, *actors, setup=None, arbiter=None, rounds: int = 1) -> Outcomes:
+    def run_actors(self, *actors: Callable[..., Any], setup: Callable[[], Any] | None = None,
+                   arbiter: Callable[[Any], Any] | None = None, rounds: int = 1) -> Outcomes:
         """jcstress-style: per round, fresh ``setup()`` state, actor i in worker i.
 
         Each round's outcome is ``arbiter(state)``, or without an arbiter the
@@ -70,7 +71,8 @@ class ConcurrencyRunner:
         return tally
 
 
-    def _explore_actors(self, spec: RunSpec, actors: tuple, setup: Callable[[], Any] | None,
+    def _explore_actors(self, spec: RunSpec, actors: tuple[Callable[..., Any], ...],
+                        setup: Callable[[], Any] | None,
                         arbiter: Callable[[Any], Any] | None) -> Outcomes:
         """explore: one round per schedule; each outcome keeps a replay command."""
         __tracebackhide__ = True
@@ -86,10 +88,10 @@ class ConcurrencyRunner:
 class CurrentWorker:
     """The ``worker`` fixture: resolves to the calling worker's WorkerInfo."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(context.current_worker(), name)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int | str]:
         return iter(context.current_worker())
 
     def __repr__(self) -> str:
@@ -98,7 +100,7 @@ class CurrentWorker:
         except RuntimeError:
             return "<worker: not inside a concurrency worker>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[CurrentWorker], tuple[()]]:
         return (CurrentWorker, ())
 
 
@@ -115,14 +117,14 @@ class SharedBarrier:
     def abort(self) -> None:
         context.current_run().barrier.abort()
 
-    def __getattr__(self, name):  # parties, n_waiting, broken
+    def __getattr__(self, name: str) -> Any:  # parties, n_waiting, broken
         return getattr(context.current_run().barrier, name)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[SharedBarrier], tuple[()]]:
         return (SharedBarrier, ())
 
 
-def _fixture_spec(request) -> RunSpec:
+def _fixture_spec(request: pytest.FixtureRequest) -> RunSpec:
     spec = spec_of(request.node)
     if spec is None:  # requested by a test that is not marked: thread mode defaults
         spec = resolve({}, request.config.stash[SETTINGS])[0]
@@ -130,7 +132,7 @@ def _fixture_spec(request) -> RunSpec:
 
 
 @pytest.fixture
-def concurrency(request) -> ConcurrencyRunner:
+def concurrency(request: pytest.FixtureRequest) -> ConcurrencyRunner:
     """Drive the workers of the current mode: ``.run()`` and ``.run_actors()``."""
     from .items import use_item_hooks
 

@@ -9,7 +9,8 @@ that runs, watches or reports concurrent work is imported here on first use.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,9 +18,14 @@ from . import spec
 from .report.settings import BASELINE, MACHINE, REPORTS
 from .spec import spec_of, tb_style
 
+if TYPE_CHECKING:
+    from .budget import Limit, Verdict
+    from .stats import Estimate
+
 ITEM_HOOKS = "concurrency-items"
 COLLECTOR = "concurrency-report"
-INVALID = pytest.StashKey[dict]()  # (parent nodeid, function name) -> the marker's problem
+# (parent nodeid, function name) -> the marker's problem
+INVALID = pytest.StashKey[dict[tuple[str, str], str]]()
 
 
 def use_item_hooks(config: pytest.Config) -> None:
@@ -59,6 +65,7 @@ class ConcurrentItems:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         invalid = item.config.stash.get(INVALID, None)
         if invalid:
+            assert item.parent is not None  # the test's module or class
             problem = invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
             if problem:
                 pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
@@ -72,7 +79,8 @@ class ConcurrentItems:
         leaks.watch(item, run_spec.leaks)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None):
+    def pytest_runtest_teardown(self, item: pytest.Item,
+                                nextitem: pytest.Item | None) -> Generator[None, object, object]:
         from . import leaks, watchdog
 
         # What workers leave behind (tasks on an event loop they shared, a held
@@ -107,7 +115,7 @@ class ConcurrentItems:
         limits, stored = _limits(pyfuncitem, run_spec)
         saving = pyfuncitem.config.stash[REPORTS].save_baseline is not None
         if (limits or saving) and run_spec.mode != "explore":  # explore's tracing is no benchmark
-            def record(measured: dict, verdicts: list) -> None:
+            def record(measured: dict[str, Estimate], verdicts: list[Verdict]) -> None:
                 entry.add_estimates(pyfuncitem, measured, verdicts)
 
             rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, limits,
@@ -120,14 +128,16 @@ class ConcurrentItems:
         return True
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+    def pytest_runtest_makereport(
+            self, item: pytest.Item, call: pytest.CallInfo[None],
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         from .report import entry
 
         if entry.DATA in item.stash:  # a concurrent item
             data = entry.for_report(item, report, call.excinfo)
             setattr(report, entry.REPORT_ATTR, data)
-            if call.when == "call" and item.config.stash[REPORTS].junit:
+            if data is not None and call.when == "call" and item.config.stash[REPORTS].junit:
                 item.user_properties.extend(entry.properties(data))  # junitxml reads teardown's
         if call.excinfo is None:
             return report
@@ -140,7 +150,8 @@ class ConcurrentItems:
         return report
 
 
-def _limits(item: pytest.Item, run_spec: spec.RunSpec) -> tuple[tuple, dict[str, Any] | None]:
+def _limits(item: pytest.Item,
+            run_spec: spec.RunSpec) -> tuple[tuple[Limit, ...], dict[str, Any] | None]:
     """The item's budget, with ``--concurrency-compare-fail`` as a regression limit
     when the baseline has this test; and its baseline wall time, if any."""
     reports = item.config.stash[REPORTS]

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +90,7 @@ class OptionError(ValueError):
     """A command-line or ini value that cannot be used; the message names it."""
 
 
-def value(config: Any, name: str) -> str | None:
+def value(config: pytest.Config, name: str) -> str | None:
     """The command-line value of option ``name`` if given, else its ini value, else None."""
     given = config.getoption(BY_NAME[name].dest, None)
     if given in (None, ""):
@@ -95,7 +98,7 @@ def value(config: Any, name: str) -> str | None:
     return given
 
 
-def flag(config: Any, name: str) -> bool:
+def flag(config: pytest.Config, name: str) -> bool:
     """A boolean option: the command-line flag (or on/off), else the ini value."""
     option = BY_NAME[name]
     given = config.getoption(option.dest, False)
@@ -110,7 +113,7 @@ def flag(config: Any, name: str) -> bool:
                           "false") from None
 
 
-def paths(config: Any, name: str) -> list[str]:
+def paths(config: pytest.Config, name: str) -> list[str]:
     """Absolute paths: from the command line (relative to where pytest was
     invoked), else from the ini file (relative to it)."""
     option = BY_NAME[name]

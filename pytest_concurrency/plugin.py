@@ -82,7 +82,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _MARKERS = frozenset(("concurrency", "concurrency_budget"))
-_MARKED_PARENTS = pytest.StashKey[dict]()  # parent node id -> a parent carries our markers
+_MARKED_PARENTS = pytest.StashKey[dict[str, bool]]()  # parent node id -> carries our markers
 
 
 def _marked(definition: pytest.Function, config: pytest.Config) -> bool:
@@ -92,6 +92,7 @@ def _marked(definition: pytest.Function, config: pytest.Config) -> bool:
         if mark.name in _MARKERS:
             return True
     parent = definition.parent
+    assert parent is not None  # a function's module or class
     known = config.stash.setdefault(_MARKED_PARENTS, {})
     found = known.get(parent.nodeid)
     if found is None:
@@ -111,6 +112,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                                definition.iter_markers("concurrency_budget"))
     except spec.SpecError as exc:
         # Reported when this test is set up, so the module's other tests still run.
+        assert definition.parent is not None  # a function's module or class
         key = (definition.parent.nodeid, definition.originalname)
         metafunc.config.stash.setdefault(item_hooks.INVALID, {})[key] = str(exc)
         return

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Container, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .metrics import Measurement
 
 
-class Results(Sequence):
+class Results(Sequence[Any]):
     """Return values of every worker, ordered by (worker index, iteration).
 
     ``by_worker`` maps worker index -> list of values (one per iteration);
@@ -16,8 +19,8 @@ class Results(Sequence):
     ``throughput`` (body calls per second).
     """
 
-    def __init__(self, by_worker: Mapping[int, list[Any]], measurement=None,
-                 mode: str = "", layout: str = ""):
+    def __init__(self, by_worker: Mapping[int, list[Any]], measurement: Measurement | None = None,
+                 mode: str = "", layout: str = "") -> None:
         self.by_worker = {i: list(by_worker[i]) for i in sorted(by_worker)}
         self._values = [v for values in self.by_worker.values() for v in values]
         self.measurement = measurement
@@ -29,13 +32,13 @@ class Results(Sequence):
     peak_rss = property(lambda self: self.measurement.peak_rss)
     throughput = property(lambda self: self.measurement.throughput)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int | slice) -> Any:
         return self._values[index]
 
     def __len__(self) -> int:
         return len(self._values)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, Results):
             return self._values == other._values
         if isinstance(other, (list, tuple)):
@@ -46,7 +49,8 @@ class Results(Sequence):
         return f"Results({self._values!r}, mode={self.mode!r}, wall={self.wall:.4f}s)"
 
 
-def tally_table(counts: Mapping[Any, int], acceptable=None, forbidden=None) -> str:
+def tally_table(counts: Mapping[Any, int], acceptable: Container[Any] | None = None,
+                forbidden: Container[Any] | None = None) -> str:
     """A plain-text tally, most frequent outcome first, verdict per row."""
     total = sum(counts.values())
     rows = []
@@ -61,7 +65,7 @@ def tally_table(counts: Mapping[Any, int], acceptable=None, forbidden=None) -> s
     header = ("outcome", "count", "share", "verdict")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
 
-    def line(cells):
+    def line(cells: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
@@ -74,16 +78,16 @@ class Outcomes(collections.Counter):
     the first schedule that produced it.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.replays: dict = {}
+        self.replays: dict[Any, str] = {}  # outcome -> the command that replays it
 
-    def _replay_lines(self, outcomes) -> str:
+    def _replay_lines(self, outcomes: Iterable[Any]) -> str:
         lines = [f"replay a schedule that produced {o!r}:\n  {self.replays[o]}"
                  for o in outcomes if o in self.replays]
         return "\n" + "\n".join(lines) if lines else ""
 
-    def expect(self, *acceptable) -> None:
+    def expect(self, *acceptable: Any) -> None:
         """Fail, showing the whole tally, if any round saw something else."""
         __tracebackhide__ = True
         bad = {o: n for o, n in self.items() if o not in acceptable}
@@ -94,7 +98,7 @@ class Outcomes(collections.Counter):
                 + tally_table(self, acceptable=acceptable) + self._replay_lines(bad)
             )
 
-    def forbid(self, *outcomes) -> None:
+    def forbid(self, *outcomes: Any) -> None:
         """Fail, showing the whole tally, if any round saw one of ``outcomes``."""
         __tracebackhide__ = True
         bad = {o: n for o, n in self.items() if o in outcomes}

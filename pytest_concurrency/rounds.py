@@ -15,6 +15,8 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +24,9 @@ from . import budget, context, spec
 from .report import compare
 from .running import execute, request_for
 from .stats import Estimate
+
+if TYPE_CHECKING:
+    from .metrics import Measurement
 
 ROUNDS = 5  # paired rounds per batch
 MAX_ROUNDS = 15
@@ -31,10 +36,11 @@ WALL_CLOCK = ("wall", "throughput", "speedup", "efficiency", "regression")
 @dataclasses.dataclass
 class Samples:
     serial: list[float] = dataclasses.field(default_factory=list)
-    concurrent: list = dataclasses.field(default_factory=list)  # metrics.Measurement
+    concurrent: list[Measurement] = dataclasses.field(default_factory=list)
 
 
-def _serial_time(run_spec, target, kwargs) -> float:
+def _serial_time(run_spec: spec.RunSpec, target: Callable[..., Any],
+                 kwargs: Mapping[str, Any]) -> float:
     """Seconds for the same work as one concurrent run, done in this thread: the
     body once per worker and iteration, each call seeing that worker's
     ``worker`` fixture values, and a ``barrier`` of one party (nobody else is
@@ -55,7 +61,8 @@ def _serial_time(run_spec, target, kwargs) -> float:
     return time.perf_counter() - start
 
 
-def estimates(samples: Samples, run_spec, baseline: dict | None = None) -> dict[str, Estimate]:
+def estimates(samples: Samples, run_spec: spec.RunSpec,
+              baseline: dict[str, Any] | None = None) -> dict[str, Estimate]:
     """What the rounds measured, per budget key.  ``baseline`` (a report's wall
     metric from an earlier run) adds ``regression``: the slowdown against it."""
     runs = samples.concurrent
@@ -64,8 +71,9 @@ def estimates(samples: Samples, run_spec, baseline: dict | None = None) -> dict[
         "cpu": Estimate.of([m.cpu for m in runs]),
         "throughput": Estimate.of([m.throughput for m in runs]),
     }
-    if all(m.peak_rss is not None for m in runs):
-        measured["memory"] = Estimate.of([m.peak_rss for m in runs])
+    peaks = [m.peak_rss for m in runs if m.peak_rss is not None]
+    if len(peaks) == len(runs):  # sampled in every round
+        measured["memory"] = Estimate.of(peaks)
     if baseline and baseline.get("value"):
         wall = measured["wall"]
         median, low, high = compare.regression(baseline, wall.median, wall.low, wall.high)
@@ -84,8 +92,10 @@ def under_xdist() -> bool:
     return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1) > 1
 
 
-def run(run_spec, item, target, kwargs, limits, strict: bool, record,
-        baseline: dict | None = None) -> None:
+def run(run_spec: spec.RunSpec, item: pytest.Item, target: Callable[..., Any],
+        kwargs: Mapping[str, Any], limits: Sequence[budget.Limit], strict: bool,
+        record: Callable[[dict[str, Estimate], list[budget.Verdict]], None],
+        baseline: dict[str, Any] | None = None) -> None:
     """Run the budgeted body in paired rounds and enforce ``limits``.
 
     ``record(estimates, verdicts)`` gets what was measured, also when a limit is then
@@ -102,6 +112,7 @@ def run(run_spec, item, target, kwargs, limits, strict: bool, record,
             if serial:
                 samples.serial.append(_serial_time(run_spec, target, kwargs))
             outcome = execute(request, item, memory="memory" in keys)
+            assert outcome.measurement is not None  # execute() measures every run
             samples.concurrent.append(outcome.measurement)
         measured = estimates(samples, run_spec, baseline)
         verdicts = budget.check(limits, measured)
@@ -112,7 +123,7 @@ def run(run_spec, item, target, kwargs, limits, strict: bool, record,
     _enforce(verdicts, strict)
 
 
-def _enforce(verdicts, strict: bool) -> None:
+def _enforce(verdicts: Iterable[budget.Verdict], strict: bool) -> None:
     __tracebackhide__ = True
     failed, doubtful = [], []
     for verdict in verdicts:

@@ -11,13 +11,18 @@ import math
 import os
 import resource
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from . import options
 from .explore.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from .budget import Limit
+
+_T = TypeVar("_T")
 
 MODES = ("thread", "process", "hybrid", "explore")
 START_METHODS = ("fork", "forkserver", "spawn")
@@ -38,7 +43,7 @@ MARKER_ARGS = (
     "leaks",
 )
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "workers": 4,
     "iterations": 1,
     "timeout": 60.0,
@@ -80,7 +85,7 @@ class RunSpec:
     seed: int | None = None
     instrument: tuple[str, ...] = ()
     leaks: str = "fail"
-    budget: tuple = ()  # budget.Limit from @pytest.mark.concurrency_budget
+    budget: tuple[Limit, ...] = ()  # from @pytest.mark.concurrency_budget
     strict: bool = False  # inconclusive budget verdicts fail instead of warning
 
     @property
@@ -104,7 +109,7 @@ def usable_cpus() -> int:
 # ---------------------------------------------------------------- checks
 
 
-def _choices(values) -> str:
+def _choices(values: Iterable[object]) -> str:
     return ", ".join(repr(v) for v in values)
 
 
@@ -168,7 +173,7 @@ def _within(name: str, value: int, what: str, limit: tuple[int, str]) -> None:
                         f"(at most {most}: {why})")
 
 
-def _choice(name: str, value: Any, choices) -> str:
+def _choice(name: str, value: Any, choices: Collection[str]) -> str:
     if value not in choices:
         raise SpecError(f"{name}={value!r}: valid choices are {_choices(choices)}")
     return value
@@ -282,7 +287,7 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
 # ---------------------------------------------------------------- resolve
 
 
-def marker_kwargs(markers) -> dict[str, Any]:
+def marker_kwargs(markers: Iterable[pytest.Mark]) -> dict[str, Any]:
     """Merge ``concurrency`` markers, closest (function) last so it wins."""
     merged: dict[str, Any] = {}
     for mark in reversed(list(markers)):
@@ -305,7 +310,7 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings) -> tuple[RunSpec, ...
         )
     modes = check_modes(kwargs.get("modes", ("thread",)))
 
-    def given(name, check, fallback):
+    def given(name: str, check: Callable[[str, Any], _T], fallback: _T) -> _T:
         value = kwargs.get(name)
         return fallback if value is None else check(name, value)
 
@@ -324,10 +329,10 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings) -> tuple[RunSpec, ...
     instrument = _instrument(kwargs.get("instrument", ()))
     leaks = given("leaks", lambda n, v: _choice(n, v, LEAK_POLICIES), settings.leaks)
 
-    common = dict(iterations=iterations, timeout=timeout, start_method=start_method,
-                  schedules=schedules, strategy=strategy, seed=seed,
-                  instrument=instrument, leaks=leaks)
-    specs = []
+    common: dict[str, Any] = dict(
+        iterations=iterations, timeout=timeout, start_method=start_method,
+        schedules=schedules, strategy=strategy, seed=seed, instrument=instrument, leaks=leaks)
+    specs: list[RunSpec] = []
     for mode in modes:
         processes_, threads_ = layout(mode, kwargs.get("workers") or None, workers,
                                       processes, threads)
@@ -362,7 +367,7 @@ def for_workers(run_spec: RunSpec, n: int) -> RunSpec:
                                threads=threads_, iterations=1)
 
 
-def _check_layouts(specs, kwargs: Mapping[str, Any]) -> None:
+def _check_layouts(specs: Sequence[RunSpec], kwargs: Mapping[str, Any]) -> None:
     """SpecError naming the argument when a layout asks for more threads or
     processes than can be run."""
     threads, processes = thread_limit(), process_limit()
@@ -393,19 +398,19 @@ def spec_of(node: pytest.Item) -> RunSpec | None:
     return node.stash.get(SPEC, None)
 
 
-def tb_style(config) -> str:
+def tb_style(config: pytest.Config) -> str:
     style = config.getoption("tbstyle", "auto")
     return "long" if style == "auto" else style
 
 
-def read_settings(config) -> Settings:
+def read_settings(config: pytest.Config) -> Settings:
     """CLI value if given, else ini value; raises SpecError naming the option."""
     settings = settings_from_values({name: options.value(config, name)
                                      for name in SETTINGS_OPTIONS})
     return dataclasses.replace(settings, strict=options.flag(config, "strict"))
 
 
-def parse_budget(markers) -> tuple:
+def parse_budget(markers: Iterable[pytest.Mark]) -> tuple[Limit, ...]:
     """The limits of ``concurrency_budget`` markers, closest marker winning per key."""
     merged: dict[str, Any] = {}
     for mark in reversed(list(markers)):
@@ -424,7 +429,8 @@ def parse_budget(markers) -> tuple:
         raise SpecError(str(exc)) from None
 
 
-def specs_for(markers, settings: Settings, budgets=()) -> tuple[RunSpec, ...] | None:
+def specs_for(markers: Iterable[pytest.Mark], settings: Settings,
+              budgets: Iterable[pytest.Mark] = ()) -> tuple[RunSpec, ...] | None:
     """The specs of a test with these ``concurrency`` markers (None: not concurrent)."""
     limits = parse_budget(budgets)
     markers = list(markers)

@@ -31,6 +31,7 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
         self.stash[spec.SPEC] = concurrency_spec
 
     def _getinstance(self) -> Any:
+        assert isinstance(self.parent, pytest.Class)  # its TestCase (pytest asserts so too)
         return self.parent.obj(self.method_name)
 
     def _getobj(self) -> Any:
@@ -55,7 +56,7 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
 
 
 def expand(items: Iterable[pytest.Item], settings: spec.Settings,
-           invalid: dict) -> Iterator[pytest.Item]:
+           invalid: dict[tuple[str, str], str]) -> Iterator[pytest.Item]:
     """Yield ``items`` with each concurrent TestCase method split by mode.
 
     A method whose marker is invalid is kept as is, its problem recorded in
@@ -69,6 +70,7 @@ def expand(items: Iterable[pytest.Item], settings: spec.Settings,
             specs = spec.specs_for(item.iter_markers("concurrency"), settings,
                                    item.iter_markers("concurrency_budget"))
         except spec.SpecError as exc:
+            assert item.parent is not None  # the method's TestCase class
             invalid[(item.parent.nodeid, item.originalname)] = str(exc)
             specs = None
         if not specs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .report import compare, diff, document, files, merge, terminal
 from .report.compare import CompareError
@@ -117,7 +118,7 @@ def merge_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def load(path: str) -> dict:
+def load(path: str) -> dict[str, Any]:
     """A schema-1 report (checked field by field); a ReportError otherwise."""
     return document.load(path)
 

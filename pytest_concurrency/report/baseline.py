@@ -17,28 +17,30 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 from . import compare, document
 
 
-def empty() -> dict:
+def empty() -> dict[str, Any]:
     return {"schema": document.SCHEMA, "kind": "baseline", "machines": {}}
 
 
-def load(path: str) -> dict:
+def load(path: str) -> dict[str, Any]:
     """The baseline at ``path``; an empty one if there is no file yet."""
     if not os.path.exists(path):
         return empty()
     return document.load(path, kind="baseline")
 
 
-def lookup(baseline: dict, machine: str, entry: dict) -> dict | None:
+def lookup(baseline: dict[str, Any], machine: str, entry: dict[str, Any]) -> dict[str, Any] | None:
     """The stored metrics of the same test, mode and layout on this machine kind."""
     stored = baseline["machines"].get(machine, {}).get(compare.key(entry))
     return stored["metrics"] if stored else None
 
 
-def judge(tests: list[dict], baseline: dict, machine: str, threshold: float) -> None:
+def judge(tests: list[dict[str, Any]], baseline: dict[str, Any], machine: str,
+          threshold: float) -> None:
     """Give every entry its ``baseline`` verdict (wall time) against ``baseline``."""
     for entry in tests:
         if entry["mode"] not in compare.MODES:
@@ -48,7 +50,8 @@ def judge(tests: list[dict], baseline: dict, machine: str, threshold: float) -> 
                                           entry["metrics"].get("wall"), threshold)
 
 
-def merged(text: str | None, path: str, run: dict, created: str, tests: list[dict]) -> str:
+def merged(text: str | None, path: str, run: dict[str, Any], created: str,
+           tests: list[dict[str, Any]]) -> str:
     """The baseline file's new text: ``text`` with this run's passing entries."""
     data = empty() if text is None else document.check(_parse(text, path), path, "baseline")
     machine = data["machines"].setdefault(run["machine"], {})
@@ -60,7 +63,7 @@ def merged(text: str | None, path: str, run: dict, created: str, tests: list[dic
     return document.dumps(data)
 
 
-def save(path: str, report: dict) -> None:
+def save(path: str, report: dict[str, Any]) -> None:
     from . import files
 
     files.update(path, lambda text: merged(text, path, report["run"], report["created"],

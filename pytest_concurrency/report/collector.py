@@ -6,6 +6,8 @@ baseline.  Only the controller (or a plain session) writes anything."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -16,7 +18,7 @@ from .settings import ReportSettings
 MAX_ADVICE_LINES = 20  # in the terminal; the report files carry all of it
 
 
-def new_entry(nodeid: str, data: dict | None) -> dict:
+def new_entry(nodeid: str, data: dict[str, Any] | None) -> dict[str, Any]:
     """A fresh entry.  Its outcome is "interrupted" until a report says how the
     item ended: an item set up and never called (Ctrl-C, SIGTERM, pytest.exit
     during its run) proved nothing and must never read as passed."""
@@ -30,7 +32,7 @@ def new_entry(nodeid: str, data: dict | None) -> dict:
     }
 
 
-def outcome_of(report, current: str) -> str:
+def outcome_of(report: pytest.TestReport, current: str) -> str:
     """The entry's outcome after ``report``, pytest's way of counting."""
     xfail = hasattr(report, "wasxfail")
     if report.when == "call":
@@ -46,13 +48,13 @@ def outcome_of(report, current: str) -> str:
     return current
 
 
-def _died_running(report) -> bool:
+def _died_running(report: pytest.TestReport) -> bool:
     """A report pytest-xdist made up for a concurrent item whose worker died."""
     return report.failed and entry.mode_of(report.nodeid) is not None \
         and "crashed while running" in report.longreprtext
 
 
-def add(entries: dict, report) -> None:
+def add(entries: dict[str, dict[str, Any]], report: pytest.TestReport) -> None:
     """Fold one test report into the entry of its item."""
     data = getattr(report, entry.REPORT_ATTR, None)
     if data is None and not (report.nodeid in entries or _died_running(report)):
@@ -75,7 +77,7 @@ def add(entries: dict, report) -> None:
     item["failures"].extend(data["failures"])
 
 
-def advise(tests: list[dict]) -> None:
+def advise(tests: list[dict[str, Any]]) -> None:
     """Give each test run in two or more of thread/process/hybrid the advisor's
     note, on each of its modes: from paired rounds where every mode was
     measured in them (budgeted tests), else from the single runs (what their
@@ -83,7 +85,7 @@ def advise(tests: list[dict]) -> None:
     measurement broke does not make the measurement wrong."""
     from .. import advisor
 
-    by_test: dict[str, dict[str, dict]] = {}
+    by_test: dict[str, dict[str, dict[str, Any]]] = {}
     for e in tests:
         measured_only = all(f["kind"] == "budget" for f in e["failures"])
         if e["mode"] in advisor.COST_ORDER and measured_only \
@@ -107,12 +109,12 @@ def advise(tests: list[dict]) -> None:
             e["advice"] = text
 
 
-def _budgeted(e: dict) -> bool:
+def _budgeted(e: dict[str, Any]) -> bool:
     """A budget of the test's own (not compare-fail's regression limit)."""
     return any(b["key"] != "regression" for b in e["budget"])
 
 
-def advice_lines(tests: list[dict], limit: int = MAX_ADVICE_LINES) -> list[str]:
+def advice_lines(tests: list[dict[str, Any]], limit: int = MAX_ADVICE_LINES) -> list[str]:
     """``<test>: <advice>`` once per test, at most ``limit`` lines and a last
     one saying how many more the report files hold."""
     advice = sorted({(e["test"], e["advice"]) for e in tests if e.get("advice")})
@@ -123,7 +125,7 @@ def advice_lines(tests: list[dict], limit: int = MAX_ADVICE_LINES) -> list[str]:
     return lines
 
 
-def render(path: str, report: dict) -> str:
+def render(path: str, report: dict[str, Any]) -> str:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
         return document.dumps(report)
@@ -139,20 +141,21 @@ def render(path: str, report: dict) -> str:
 class Collector:
     """A plugin object registered by plugin.py for the whole session."""
 
-    def __init__(self, config, settings: ReportSettings, stored: dict):
+    def __init__(self, config: pytest.Config, settings: ReportSettings,
+                 stored: dict[str, Any]) -> None:
         self.config = config
         self.settings = settings
         self.stored = stored  # the baseline read at configure (empty without one)
-        self.entries: dict[str, dict] = {}
-        self.report: dict | None = None
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.report: dict[str, Any] | None = None
         self.written: list[str] = []  # what was written, for the terminal summary
         self.problems: list[str] = []  # what could not be, one line each
 
-    def pytest_runtest_logreport(self, report) -> None:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if entry.REPORT_ATTR in report.__dict__ or report.outcome == "failed":
             add(self.entries, report)
 
-    def pytest_sessionfinish(self, session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # a pytest-xdist worker: its controller reports
         if not self.entries and not self.settings.reports:
@@ -166,7 +169,7 @@ class Collector:
         if self.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
-    def _attempt(self, what: str, action) -> bool:
+    def _attempt(self, what: str, action: Callable[[], object]) -> bool:
         """Run ``action``; a failure is one line at the end of the session, never a
         traceback that would cost the other reports (or JUnit's)."""
         try:
@@ -180,24 +183,29 @@ class Collector:
 
     def write(self) -> None:
         """Every report file, the step summary and the baseline, each on its own."""
+        report = self.report
+        if report is None:  # not built: nothing to write
+            return
         from . import files
 
         for path in self.settings.reports:
-            if self._attempt(f"write {path}",
-                             lambda path=path: files.write(path, render(path, self.report))):
+            def write_file(path: str = path) -> None:
+                files.write(path, render(path, report))
+
+            if self._attempt(f"write {path}", write_file):
                 self.written.append(f"concurrency report written to {path}")
         if self.settings.step_summary and self.entries:
             from . import markdown
 
             self._attempt("append to $GITHUB_STEP_SUMMARY",
-                          lambda: markdown.write_step_summary(markdown.render(self.report)))
+                          lambda: markdown.write_step_summary(markdown.render(report)))
         if self.settings.save_baseline:
             target = self.settings.save_baseline
             if self._attempt(f"save the baseline {target}",
-                             lambda: baseline.save(target, self.report)):
+                             lambda: baseline.save(target, report)):
                 self.written.append(f"concurrency baseline saved to {target}")
 
-    def build(self, interrupted: bool = False) -> dict:
+    def build(self, interrupted: bool = False) -> dict[str, Any]:
         workers = getattr(self.config.option, "numprocesses", None) or 0
         run = document.run_metadata(str(self.config.rootpath), int(workers))
         run["interrupted"] = interrupted
@@ -209,7 +217,7 @@ class Collector:
             e.pop("measured_in_rounds", None)
         return document.new(run, tests)
 
-    def pytest_terminal_summary(self, terminalreporter) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         for line in self.problems:
             terminalreporter.write_line(line, red=True)
         if self.report is None:

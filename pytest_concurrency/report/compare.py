@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 DEFAULT_THRESHOLD = 0.10
 MODES = ("thread", "process", "hybrid")  # compared; explore's tracing is no benchmark
@@ -52,14 +53,15 @@ def parse_rule(text: str, what: str = "--concurrency-compare-fail") -> Rule:
     return Rule(stat, threshold)
 
 
-def key(entry: dict) -> str:
+def key(entry: dict[str, Any]) -> str:
     """What identifies the same measurement across runs: test, mode and layout."""
     return f"{entry['test']}|{entry['mode']}|{entry['layout']}"
 
 
-def judge(old: dict | None, new: dict | None, threshold: float, metric: str = "wall") -> dict:
+def judge(old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: float,
+          metric: str = "wall") -> dict[str, Any]:
     """The baseline verdict of metric ``new`` (a document metric) against ``old``."""
-    verdict = {"status": "new", "metric": metric, "ratio": None, "baseline": None,
+    verdict: dict[str, Any] = {"status": "new", "metric": metric, "ratio": None, "baseline": None,
                "threshold": threshold}
     if old is None or new is None or not old.get("value"):
         return verdict
@@ -78,7 +80,8 @@ def judge(old: dict | None, new: dict | None, threshold: float, metric: str = "w
     return verdict
 
 
-def regression(old: dict, new_value: float, new_low: float, new_high: float) -> tuple:
+def regression(old: dict[str, Any], new_value: float, new_low: float,
+               new_high: float) -> tuple[float, float, float]:
     """Slowdown of a lower-is-better metric as fractions (median, low, high):
     0.25 means 25% slower than ``old``'s median."""
     base = old["value"]

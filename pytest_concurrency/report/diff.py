@@ -9,13 +9,16 @@ run's time is no benchmark.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..budget import format_value
 from . import compare, terminal
 
 STATUSES = ("regressed", "improved", "unchanged", "unmeasured", "new", "removed")
 
 
-def diff(old: dict, new: dict, threshold: float, metric: str = "wall") -> list[dict]:
+def diff(old: dict[str, Any], new: dict[str, Any], threshold: float,
+         metric: str = "wall") -> list[dict[str, Any]]:
     """One row per entry of either document, regressions first.  A row is
     ``{"key", "test", "mode", "layout", "metric", "old", "new", "ratio",
     "status"}`` with ``old``/``new`` the metric's values (None if absent)."""
@@ -27,9 +30,11 @@ def diff(old: dict, new: dict, threshold: float, metric: str = "wall") -> list[d
     return sorted(rows, key=lambda r: (STATUSES.index(r["status"]), r["key"]))
 
 
-def row(old: dict | None, new: dict | None, threshold: float, metric: str = "wall") -> dict:
+def row(old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: float,
+        metric: str = "wall") -> dict[str, Any]:
     """The comparison of one pair of entries (either may be None, not both)."""
     entry = new if new is not None else old
+    assert entry is not None, "row() needs an old or a new entry"
     old_metric, new_metric = _metric(old, metric), _metric(new, metric)
     result = {"key": compare.key(entry), "test": entry["test"], "mode": entry["mode"],
               "layout": entry["layout"], "metric": metric,
@@ -45,7 +50,7 @@ def row(old: dict | None, new: dict | None, threshold: float, metric: str = "wal
     return result
 
 
-def table(rows: list[dict]) -> list[str]:
+def table(rows: list[dict[str, Any]]) -> list[str]:
     """The aligned lines of ``rows`` (from ``diff``): test, mode, layout, old,
     new, change, status."""
     if not rows:
@@ -58,7 +63,7 @@ def table(rows: list[dict]) -> list[str]:
     return terminal.aligned([header, *cells], right={3, 4, 5})
 
 
-def summary(rows: list[dict], rule: compare.Rule) -> str:
+def summary(rows: list[dict[str, Any]], rule: compare.Rule) -> str:
     """``wall, median:10%: 1 regressed, 3 unchanged, 1 new``."""
     metric = rows[0]["metric"] if rows else "wall"
     counts = [f"{sum(r['status'] == s for r in rows)} {s}" for s in STATUSES
@@ -66,11 +71,11 @@ def summary(rows: list[dict], rule: compare.Rule) -> str:
     return f"{metric}, {rule}: {', '.join(counts) or 'no entries'}"
 
 
-def regressed(rows: list[dict]) -> bool:
+def regressed(rows: list[dict[str, Any]]) -> bool:
     return any(r["status"] == "regressed" for r in rows)
 
 
-def _metric(entry: dict | None, metric: str) -> dict | None:
+def _metric(entry: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
     if entry is None:
         return None
     measured = (entry.get("metrics") or {}).get(metric)

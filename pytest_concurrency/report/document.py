@@ -60,6 +60,7 @@ import os
 import platform
 import subprocess
 import sys
+from typing import Any
 
 SCHEMA = 1
 
@@ -84,7 +85,7 @@ class ReportError(Exception):
 
 
 def metric(key: str, value: float, low: float | None = None, high: float | None = None,
-           rounds: int = 1) -> dict:
+           rounds: int = 1) -> dict[str, Any]:
     unit, better = METRICS[key]
     return {"value": value, "low": value if low is None else low,
             "high": value if high is None else high, "rounds": rounds,
@@ -100,14 +101,14 @@ def _git_commit(cwd: str) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def machine_key(run: dict) -> str:
+def machine_key(run: dict[str, Any]) -> str:
     """Coarse enough to match the same CI runner kind, fine enough not to compare
     a laptop with a server: OS, architecture, Python, usable CPUs."""
     version = ".".join(run["python"].split(".")[:2])
     return f"{run['os']}-{run['arch']}-{run['implementation']}{version}-{run['usable_cpus']}cpu"
 
 
-def platform_info() -> dict:
+def platform_info() -> dict[str, Any]:
     """Where this runs, without the git commit (cheap)."""
     try:
         affinity = sorted(os.sched_getaffinity(0))
@@ -127,14 +128,14 @@ def platform_info() -> dict:
     return run
 
 
-def run_metadata(rootdir: str, xdist_workers: int = 0) -> dict:
+def run_metadata(rootdir: str, xdist_workers: int = 0) -> dict[str, Any]:
     run = platform_info()
     run["git_commit"] = _git_commit(rootdir)
     run["xdist_workers"] = xdist_workers
     return run
 
 
-def new(run: dict, tests: list[dict]) -> dict:
+def new(run: dict[str, Any], tests: list[dict[str, Any]]) -> dict[str, Any]:
     from .. import __version__
 
     return {
@@ -146,7 +147,7 @@ def new(run: dict, tests: list[dict]) -> dict:
     }
 
 
-def check(data: object, path: str, kind: str = "report") -> dict:
+def check(data: object, path: str, kind: str = "report") -> dict[str, Any]:
     """``data`` if it is a schema-1 document of ``kind`` whose every field the
     readers rely on has its type, else a ReportError naming the file and the
     first bad field, e.g. ``malformed report: r.json: tests[0].metrics.wall.value
@@ -175,7 +176,7 @@ class _Malformed(Exception):
     """The first field of a document that is not as the schema says."""
 
 
-def _object(value: object, where: str) -> dict:
+def _object(value: object, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Malformed(f"{where} is not an object")
     return value
@@ -194,7 +195,7 @@ def _check_metrics(metrics: object, where: str) -> None:
                 raise _Malformed(f"{where}.{key}.{field} is not a number")
 
 
-def _check_report(data: dict) -> None:
+def _check_report(data: dict[str, Any]) -> None:
     if not isinstance(data.setdefault("run", {}), dict):
         raise _Malformed("run is not an object")
     for index, entry in enumerate(data["tests"]):
@@ -206,7 +207,7 @@ def _check_report(data: dict) -> None:
         _check_metrics(entry.get("metrics", {}), f"{where}.metrics")
 
 
-def _check_baseline(data: dict) -> None:
+def _check_baseline(data: dict[str, Any]) -> None:
     for machine, entries in data["machines"].items():
         where = f"machines[{machine!r}]"
         for key, stored in _object(entries, where).items():
@@ -214,7 +215,7 @@ def _check_baseline(data: dict) -> None:
                            f"{where}[{key!r}].metrics")
 
 
-def load(path: str, kind: str = "report") -> dict:
+def load(path: str, kind: str = "report") -> dict[str, Any]:
     """Read and check a schema-1 file; every problem is one ReportError naming it."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -228,13 +229,13 @@ def load(path: str, kind: str = "report") -> dict:
     return check(data, path, kind)
 
 
-def dumps(data: dict) -> str:
+def dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def regressions_first(tests: list[dict]) -> list[dict]:
+def regressions_first(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Entries ordered for a reader: what got worse or failed first, then by node id."""
-    def rank(entry: dict) -> int:
+    def rank(entry: dict[str, Any]) -> int:
         baseline = entry.get("baseline") or {}
         if baseline.get("status") == "regressed":
             return 0

@@ -5,14 +5,22 @@ verdicts and every failure with its kind."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from .. import spec
 from ..options import replay_command
 from . import document
 
+if TYPE_CHECKING:
+    from ..budget import Verdict
+    from ..metrics import Measurement
+    from ..stats import Estimate
+
 REPORT_ATTR = "concurrency"  # TestReport attribute holding an item's data
-DATA = pytest.StashKey[dict]()  # the item's data while it runs
+DATA = pytest.StashKey[dict[str, Any]]()  # the item's data while it runs
 
 
 def base_id(nodeid: str) -> str:
@@ -33,7 +41,7 @@ def mode_of(nodeid: str) -> str | None:
     return first if first in spec.MODES else None
 
 
-def start(item, run_spec) -> dict:
+def start(item: pytest.Item, run_spec: spec.RunSpec) -> dict[str, Any]:
     """Fresh data for ``item`` (a rerun starts over), kept in its stash until its
     reports are made."""
     data = item.stash[DATA] = {
@@ -44,7 +52,7 @@ def start(item, run_spec) -> dict:
     return data
 
 
-def add_run(item, measurement) -> None:
+def add_run(item: pytest.Item, measurement: Measurement) -> None:
     """Count one run's measurement (a test may call ``concurrency.run`` often)."""
     data = item.stash.get(DATA, None)
     if data is None or data["measured_in_rounds"]:
@@ -63,7 +71,8 @@ def add_run(item, measurement) -> None:
     data["metrics"] = metrics
 
 
-def add_estimates(item, measured, verdicts) -> None:
+def add_estimates(item: pytest.Item, measured: Mapping[str, Estimate],
+                  verdicts: Iterable[Verdict]) -> None:
     """What a budgeted test's rounds measured (medians and intervals) and decided."""
     data = item.stash[DATA]
     data["measured_in_rounds"] = True
@@ -78,14 +87,15 @@ def add_estimates(item, measured, verdicts) -> None:
     ]
 
 
-def failure(kind: str, summary: str, message: str, workers=(), iteration=None,
-            replay: str | None = None, nodeid: str = "") -> dict:
+def failure(kind: str, summary: str, message: str, workers: Iterable[int] = (),
+            iteration: int | None = None, replay: str | None = None,
+            nodeid: str = "") -> dict[str, Any]:
     return {"kind": kind, "summary": summary, "message": message, "workers": list(workers),
             "iteration": iteration, "replay": replay,
             "replay_command": replay_command(nodeid, replay) if replay else None}
 
 
-def failures_of(exc: BaseException, nodeid: str, data: dict) -> list[dict]:
+def failures_of(exc: BaseException, nodeid: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The failures an exception stands for, each with its kind."""
     from .. import outcomes
 
@@ -108,7 +118,7 @@ def failures_of(exc: BaseException, nodeid: str, data: dict) -> list[dict]:
     return [failure("exception", summary, text)]
 
 
-def leak(item, message: str) -> None:
+def leak(item: pytest.Item, message: str) -> None:
     """A teardown that found threads or processes left running."""
     data = item.stash.get(DATA, None)
     if data is not None:
@@ -116,7 +126,8 @@ def leak(item, message: str) -> None:
         data["failures"].append(failure("leak", first, message))
 
 
-def for_report(item, report, excinfo) -> dict | None:
+def for_report(item: pytest.Item, report: pytest.TestReport,
+               excinfo: pytest.ExceptionInfo[BaseException] | None) -> dict[str, Any] | None:
     """The data a report of ``item`` carries: after its call, everything so far
     plus the call's failures; after setup or teardown, their failures."""
     data = item.stash.get(DATA, None)
@@ -137,7 +148,7 @@ def for_report(item, report, excinfo) -> dict | None:
     return out
 
 
-def properties(data: dict) -> list[tuple[str, object]]:
+def properties(data: dict[str, Any]) -> list[tuple[str, object]]:
     """Key metrics as JUnit ``user_properties``: ``concurrency.wall`` etc."""
     props = [("concurrency.mode", data["mode"]), ("concurrency.layout", data["layout"])]
     for key, value in data["metrics"].items():

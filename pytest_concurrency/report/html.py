@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from html import escape
+from typing import Any
 
 from ..budget import format_value
 from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
@@ -95,7 +96,7 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def render(document: dict) -> str:
+def render(document: dict[str, Any]) -> str:
     """The whole report page for a schema-1 ``document``, as one HTML string."""
     tests = regressions_first(document.get("tests") or [])
     run = document.get("run") or {}
@@ -121,7 +122,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _header(document: dict, run: dict) -> str:
+def _header(document: dict[str, Any], run: dict[str, Any]) -> str:
     python = " ".join(str(p) for p in (run.get("implementation"), run.get("python")) if p)
     fields = [("Python", python), ("Platform", run.get("platform")),
               ("Machine", run.get("machine")),
@@ -135,7 +136,7 @@ def _header(document: dict, run: dict) -> str:
             f'{_e(document.get("generator", ""))}</div><dl class="run">{items}</dl></header>')
 
 
-def _summary(tests: list[dict]) -> str:
+def _summary(tests: list[dict[str, Any]]) -> str:
     outcomes = Counter(entry.get("outcome") for entry in tests)
     statuses = Counter((entry.get("baseline") or {}).get("status") for entry in tests)
     failures = sum(len(entry.get("failures") or ()) for entry in tests)
@@ -153,7 +154,7 @@ def _count_badge(count: int, text: str, tone: str) -> str:
     return f'<span class="badge {tone if count else "muted"}">{_e(text)}</span>'
 
 
-def _table(tests: list[dict]) -> str:
+def _table(tests: list[dict[str, Any]]) -> str:
     heads = ["Test", "Mode", "Layout", "Outcome", *METRIC_COLUMNS, "Budget", "Baseline", "Advice"]
     head = "".join(f"<th>{_e(h)}</th>" for h in heads)
     rows = "\n".join(_row(entry) for entry in tests)
@@ -161,7 +162,7 @@ def _table(tests: list[dict]) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>\n{rows}\n</tbody></table></div></section>")
 
 
-def _row(entry: dict) -> str:
+def _row(entry: dict[str, Any]) -> str:
     metrics = entry.get("metrics") or {}
     cells = [f'<td class="nodeid">{_e(entry.get("nodeid"))}</td>',
              f"<td>{_e(entry.get('mode'))}</td>", f"<td>{_e(entry.get('layout'))}</td>",
@@ -175,7 +176,7 @@ def _row(entry: dict) -> str:
     return f'<tr class="row-{_tone(entry)}">{"".join(cells)}</tr>'
 
 
-def _tone(entry: dict) -> str:
+def _tone(entry: dict[str, Any]) -> str:
     """How a row is flagged: bad for regressions and failures, warn for doubtful budgets."""
     if ((entry.get("baseline") or {}).get("status") == "regressed"
             or entry.get("outcome") in BAD_OUTCOMES):
@@ -184,7 +185,7 @@ def _tone(entry: dict) -> str:
     return "bad" if "fail" in verdicts else "warn" if "inconclusive" in verdicts else "ok"
 
 
-def _metric_cell(key: str, metric: dict | None) -> str:
+def _metric_cell(key: str, metric: dict[str, Any] | None) -> str:
     if not metric:
         return f'<td class="num">{_e(None)}</td>'
     spread = (f"{format_value(key, metric['low'])} to {format_value(key, metric['high'])}, "
@@ -192,20 +193,20 @@ def _metric_cell(key: str, metric: dict | None) -> str:
     return f'<td class="num" title="{_e(spread)}">{_e(format_value(key, metric["value"]))}</td>'
 
 
-def _baseline(baseline: dict | None) -> str:
+def _baseline(baseline: dict[str, Any] | None) -> str:
     if not baseline:
         return _e(None)
     ratio = baseline.get("ratio")
     return _badge(str(baseline.get("status"))) + (f" {_e(f'{ratio:.2f}x')}" if ratio else "")
 
 
-def _failures(tests: list[dict]) -> str:
+def _failures(tests: list[dict[str, Any]]) -> str:
     items = [_failure(entry, failure) for entry in tests for failure in entry.get("failures") or ()]
     body = "\n".join(items) or '<p class="nodata">No failures.</p>'
     return f'<section id="failures"><h2>Failures</h2>\n{body}\n</section>'
 
 
-def _failure(entry: dict, failure: dict) -> str:
+def _failure(entry: dict[str, Any], failure: dict[str, Any]) -> str:
     facts = []
     if failure.get("workers"):
         facts.append("workers " + ", ".join(str(w) for w in failure["workers"]))
@@ -224,7 +225,7 @@ def _failure(entry: dict, failure: dict) -> str:
 # -- charts ------------------------------------------------------------------------------
 
 
-def _charts(tests: list[dict]) -> str:
+def _charts(tests: list[dict[str, Any]]) -> str:
     figures = [("chart-wall", "Wall time by mode", "wall time was measured", _wall_chart(tests)),
                ("chart-speedup", "Speedup by workers and mode", "speedup was measured",
                 _speedup_chart(tests)),
@@ -285,22 +286,23 @@ def _legend(items: list[tuple[str, str]]) -> list[str]:
     return parts
 
 
-def _mode_legend(entries: list[dict]) -> list[str]:
+def _mode_legend(entries: list[dict[str, Any]]) -> list[str]:
     modes = sorted({entry.get("mode", "?") for entry in entries}, key=_mode_order)
     return _legend([(mode, MODE_COLOURS.get(mode, OTHER_COLOUR)) for mode in modes])
 
 
-def _mode_order(mode: str) -> tuple:
+def _mode_order(mode: str | None) -> tuple[int, str | None]:
     return (list(MODE_COLOURS).index(mode) if mode in MODE_COLOURS else len(MODE_COLOURS), mode)
 
 
-def _who(entry: dict) -> str:
+def _who(entry: dict[str, Any]) -> str:
     name = str(entry.get("test") or entry.get("nodeid")).rpartition("::")[2]
     name = name if len(name) <= 26 else name[:25] + "\u2026"
     return f"{name} \u00b7 {entry.get('mode')}, {entry.get('layout')} workers"
 
 
-def _bar(key: str, entry: dict, metric: dict, y: float, span: float, limit: float) -> list[str]:
+def _bar(key: str, entry: dict[str, Any], metric: dict[str, Any], y: float, span: float,
+         limit: float) -> list[str]:
     """One value bar from the axis origin, its low..high whisker and its label."""
     def at(value: float) -> float:
         return LABEL + span * value / limit
@@ -309,7 +311,7 @@ def _bar(key: str, entry: dict, metric: dict, y: float, span: float, limit: floa
     outline = ' stroke="#c5221f" stroke-width="2"' if failed else ""
     tip = f"{entry.get('nodeid')}: {format_value(key, metric['value'])} ({entry.get('outcome')})"
     parts = [_rect(LABEL, y + 4, at(metric["value"]) - LABEL, ROW - 8,
-                   MODE_COLOURS.get(entry.get("mode"), OTHER_COLOUR), tip, outline)]
+                   MODE_COLOURS.get(entry.get("mode", ""), OTHER_COLOUR), tip, outline)]
     if metric.get("high", metric["value"]) > metric.get("low", metric["value"]):
         parts.append(_line(at(metric["low"]), y + ROW / 2, at(metric["high"]), y + ROW / 2,
                            "#1f2328", ' stroke-width="1.5"'))
@@ -317,8 +319,8 @@ def _bar(key: str, entry: dict, metric: dict, y: float, span: float, limit: floa
     return parts + [_text(end + 6, y + 14, format_value(key, metric["value"]), cls="value")]
 
 
-def _wall_chart(tests: list[dict]) -> str | None:
-    groups: dict[str, list[tuple[dict, dict]]] = {}
+def _wall_chart(tests: list[dict[str, Any]]) -> str | None:
+    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for entry in tests:
         if wall := (entry.get("metrics") or {}).get("wall"):
             groups.setdefault(entry.get("test") or entry["nodeid"], []).append((entry, wall))
@@ -342,7 +344,7 @@ def _wall_chart(tests: list[dict]) -> str | None:
     return _svg("chart-wall", "Wall time of each test by mode", y + 44, body)
 
 
-def _speedup_chart(tests: list[dict]) -> str | None:
+def _speedup_chart(tests: list[dict[str, Any]]) -> str | None:
     rows = [(e, m) for e in tests if (m := (e.get("metrics") or {}).get("speedup"))]
     if not rows:
         return None
@@ -363,7 +365,7 @@ def _speedup_chart(tests: list[dict]) -> str | None:
                 y + 44, body)
 
 
-def _baseline_chart(tests: list[dict]) -> str | None:
+def _baseline_chart(tests: list[dict[str, Any]]) -> str | None:
     rows = []
     for entry in tests:
         baseline = entry.get("baseline") or {}
@@ -386,7 +388,7 @@ def _baseline_chart(tests: list[dict]) -> str | None:
                 y + 32, body)
 
 
-def _pair(entry: dict, baseline: dict, new: float, y: float) -> list[str]:
+def _pair(entry: dict[str, Any], baseline: dict[str, Any], new: float, y: float) -> list[str]:
     """A baseline bar over a current one, both scaled to the larger, and the verdict."""
     key, status = baseline.get("metric") or "wall", str(baseline.get("status"))
     old = baseline["baseline"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from ..budget import format_value
 from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
@@ -58,20 +60,20 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _verdicts(entry: dict, verdict: str) -> int:
+def _verdicts(entry: dict[str, Any], verdict: str) -> int:
     return sum(b.get("verdict") == verdict for b in entry.get("budget") or ())
 
 
-def _regressed(entry: dict) -> bool:
+def _regressed(entry: dict[str, Any]) -> bool:
     return (entry.get("baseline") or {}).get("status") == "regressed"
 
 
-def _needs_attention(entry: dict) -> bool:
+def _needs_attention(entry: dict[str, Any]) -> bool:
     return (_regressed(entry) or entry.get("outcome") in BAD_OUTCOMES
             or _verdicts(entry, "fail") > 0 or _verdicts(entry, "inconclusive") > 0)
 
 
-def _summary(document: dict) -> str:
+def _summary(document: dict[str, Any]) -> str:
     tests = document["tests"]
     outcomes = [entry.get("outcome") for entry in tests]
     counts = [f"{outcomes.count(outcome)} {outcome}" for outcome in OUTCOMES
@@ -94,14 +96,14 @@ def _summary(document: dict) -> str:
     return line
 
 
-def _metric(entry: dict, key: str) -> str:
+def _metric(entry: dict[str, Any], key: str) -> str:
     measured = (entry.get("metrics") or {}).get(key)
     if not measured or measured.get("value") is None:
         return MISSING
     return format_value(key, measured["value"])
 
 
-def _baseline(entry: dict) -> str:
+def _baseline(entry: dict[str, Any]) -> str:
     baseline = entry.get("baseline")
     if not baseline:
         return MISSING
@@ -111,7 +113,7 @@ def _baseline(entry: dict) -> str:
     return f"{_text(baseline.get('status'))}: {_text(baseline.get('metric'))} {change}"
 
 
-def _budget(entry: dict) -> str:
+def _budget(entry: dict[str, Any]) -> str:
     verdicts = [f"{_code(b.get('limit'))} {_text(b.get('verdict'))}"
                 for b in entry.get("budget") or ()]
     return ", ".join(verdicts) or MISSING
@@ -123,12 +125,12 @@ def _table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _attention_row(entry: dict) -> list[str]:
+def _attention_row(entry: dict[str, Any]) -> list[str]:
     return [_code(entry["nodeid"]), _text(entry.get("mode")), _text(entry.get("outcome")),
             _metric(entry, "wall"), _baseline(entry), _budget(entry)]
 
 
-def _full_row(entry: dict) -> list[str]:
+def _full_row(entry: dict[str, Any]) -> list[str]:
     return [_code(entry["nodeid"]), _text(entry.get("mode")), _text(entry.get("layout")),
             _text(entry.get("outcome")), _metric(entry, "wall"), _metric(entry, "cpu"),
             _metric(entry, "memory"), _metric(entry, "throughput"),
@@ -136,7 +138,7 @@ def _full_row(entry: dict) -> list[str]:
             _text(entry.get("advice"))]
 
 
-def _failure(entry: dict, failure: dict) -> list[str]:
+def _failure(entry: dict[str, Any], failure: dict[str, Any]) -> list[str]:
     lines = [f"- {_code(entry['nodeid'], cell=False)} **{_text(failure.get('kind'))}**: "
              f"{_text(failure.get('summary'))}"]
     command = failure.get("replay_command")
@@ -146,7 +148,7 @@ def _failure(entry: dict, failure: dict) -> list[str]:
     return lines
 
 
-def _attention(tests: list[dict]) -> list[str]:
+def _attention(tests: list[dict[str, Any]]) -> list[str]:
     entries = [e for e in regressions_first(tests) if _needs_attention(e)]
     if not entries:
         return ["Nothing regressed or failed."]
@@ -156,7 +158,7 @@ def _attention(tests: list[dict]) -> list[str]:
     return lines + ([""] + failures if failures else [])
 
 
-def render(document: dict) -> str:
+def render(document: dict[str, Any]) -> str:
     """The Markdown job summary of a schema-1 report document."""
     tests = document.get("tests") or []
     if not tests:
@@ -172,7 +174,7 @@ def render(document: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_step_summary(text: str, environ=os.environ) -> bool:
+def write_step_summary(text: str, environ: Mapping[str, str] = os.environ) -> bool:
     """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` if it is set; whether it was."""
     path = environ.get("GITHUB_STEP_SUMMARY")
     if not path:

@@ -10,24 +10,25 @@ is in several inputs, the entry of the last one wins.
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from . import document
 
 
-def merge(documents: list[dict]) -> dict:
+def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
     """One new document holding the tests of all ``documents`` (at least one)."""
     if not documents:
         raise ValueError("merge() needs at least one document")
     run = copy.deepcopy(documents[0].get("run") or {})
     run["merged_from"] = [source for data in documents for source in sources(data)]
-    tests: dict[str, dict] = {}
+    tests: dict[str, dict[str, Any]] = {}
     for data in documents:
         for entry in data["tests"]:
             tests[entry["nodeid"]] = copy.deepcopy(entry)
     return document.new(run, list(tests.values()))
 
 
-def sources(data: dict) -> list[dict]:
+def sources(data: dict[str, Any]) -> list[dict[str, Any]]:
     """What ``data`` was made from: itself, or what it was merged from."""
     run = data.get("run") or {}
     if run.get("merged_from"):
@@ -36,7 +37,7 @@ def sources(data: dict) -> list[dict]:
              "git_commit": run.get("git_commit")}]
 
 
-def duplicates(documents: list[dict]) -> dict[str, list[int]]:
+def duplicates(documents: list[dict[str, Any]]) -> dict[str, list[int]]:
     """Node ids found more than once -> the indexes of the documents holding them."""
     found: dict[str, list[int]] = {}
     for index, data in enumerate(documents):

@@ -34,11 +34,11 @@ class ReportSettings:
 
 
 REPORTS = pytest.StashKey[ReportSettings]()
-BASELINE = pytest.StashKey[dict]()  # the baseline read at configure
+BASELINE = pytest.StashKey[dict[str, Any]]()  # the baseline read at configure
 MACHINE = pytest.StashKey[str]()  # this machine's baseline key, worked out once
 
 
-def read(config: Any) -> ReportSettings:
+def read(config: pytest.Config) -> ReportSettings:
     """The report options; raises OptionError naming a bad one."""
     reports = options.paths(config, "report")
     for path in reports:
@@ -79,11 +79,12 @@ def configure(config: pytest.Config) -> ReportSettings:
     """Read the report options and the baseline they name into the config's stash
     (a bad file stops the session now, not after its last test)."""
     settings = config.stash[REPORTS] = read(config)
-    if settings.baseline or settings.save_baseline:
+    path = settings.baseline or settings.save_baseline
+    if path:
         from . import baseline, document
 
         try:
-            stored = baseline.load(settings.baseline or settings.save_baseline)
+            stored = baseline.load(path)
         except document.ReportError as exc:
             raise options.OptionError(str(exc)) from None
         if settings.baseline:

@@ -9,6 +9,7 @@ measured or recorded prints as ``-``.
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
+from typing import Any
 
 from ..budget import format_value
 from . import document
@@ -24,14 +25,15 @@ _NUMERIC = frozenset(("workers", "iterations", *document.METRICS))
 _VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "unmeasured": 2}
 
 
-def table(tests: list[dict], verbose: bool = False, width: int = MAX_TEST_WIDTH) -> list[str]:
+def table(tests: list[dict[str, Any]], verbose: bool = False,
+          width: int = MAX_TEST_WIDTH) -> list[str]:
     """The lines of a table of ``tests`` (document entries), regressions first;
     no lines at all when there are no entries.  A compact table cuts node ids
     to ``width`` characters and leaves out columns with nothing in them (no
     test had a budget, a baseline or a speedup)."""
     if not tests:
         return []
-    columns = VERBOSE if verbose else COMPACT
+    columns: tuple[str, ...] = VERBOSE if verbose else COMPACT
     entries = document.regressions_first(tests)
     rows = [[_cell(entry, column, verbose, width) for column in columns] for entry in entries]
     if not verbose:
@@ -49,7 +51,7 @@ def table(tests: list[dict], verbose: bool = False, width: int = MAX_TEST_WIDTH)
     return lines
 
 
-def failures(tests: list[dict]) -> list[str]:
+def failures(tests: list[dict[str, Any]]) -> list[str]:
     """``<nodeid>: <kind>: <summary>`` per failure, each followed by an indented
     ``replay: <command>`` line when the failure can be replayed."""
     lines = []
@@ -63,7 +65,7 @@ def failures(tests: list[dict]) -> list[str]:
     return lines
 
 
-def run_line(data: dict) -> str:
+def run_line(data: dict[str, Any]) -> str:
     """Where a document's run happened: Python, machine key, git commit, when."""
     run = data.get("run") or {}
     python = " ".join(str(run[k]) for k in ("implementation", "python") if run.get(k))
@@ -76,7 +78,7 @@ def run_line(data: dict) -> str:
     return ", ".join(parts)
 
 
-def totals(tests: list[dict]) -> str:
+def totals(tests: list[dict[str, Any]]) -> str:
     """``12 entries: 5 passed, 5 failed, 1 skipped; 1 regressed``."""
     counts: dict[str, int] = {}
     for entry in tests:
@@ -111,19 +113,19 @@ def change(ratio: float | None) -> str:
     return "=" if percent == 0 else f"{percent:+d}%"
 
 
-def budget_text(checks: list[dict] | None) -> str:
+def budget_text(checks: list[dict[str, Any]] | None) -> str:
     """``pass`` when every limit passed, else what did not: ``FAIL memory``,
     ``inconclusive wall``; ``-`` without a budget."""
     if not checks:
         return MISSING
     unmet = sorted((c for c in checks if c.get("verdict") != "pass"),
-                   key=lambda c: _VERDICT_ORDER.get(c.get("verdict"), 3))
+                   key=lambda c: _VERDICT_ORDER.get(c.get("verdict", ""), 3))
     notes = [f"{'FAIL' if c.get('verdict') == 'fail' else c.get('verdict') or MISSING} "
              f"{c.get('key') or MISSING}" for c in unmet]
     return ", ".join(notes) or "pass"
 
 
-def baseline_text(baseline: dict | None) -> str:
+def baseline_text(baseline: dict[str, Any] | None) -> str:
     """``+31% regressed``, ``-19% improved``, ``+2%`` or ``=`` (unchanged), ``new``;
     ``-`` without a baseline.  A metric other than wall is named."""
     if not baseline:
@@ -139,14 +141,14 @@ def baseline_text(baseline: dict | None) -> str:
     return " ".join(words)
 
 
-def metric_text(entry: dict, key: str) -> str:
+def metric_text(entry: dict[str, Any], key: str) -> str:
     measured = (entry.get("metrics") or {}).get(key)
     if not isinstance(measured, dict) or measured.get("value") is None:
         return MISSING
     return format_value(key, measured["value"])
 
 
-def _cell(entry: dict, column: str, verbose: bool, width: int) -> str:
+def _cell(entry: dict[str, Any], column: str, verbose: bool, width: int) -> str:
     if column == "test":
         return entry["nodeid"] if verbose else _shorten(entry["nodeid"], width)
     if column == "workers":

@@ -234,8 +234,8 @@ class Condition:
             _wait(worker, lambda: notified[0], self, "notify", timeout)
             return notified[0]
         finally:
-            if not notified[0] and notified in self._waiters:
-                self._waiters.remove(notified)
+            if not notified[0]:  # timed out: forget this call's box, and only this one
+                self._waiters = [box for box in self._waiters if box is not notified]
             self._acquire_restore(saved)
 
     def wait_for(self, predicate: Callable[[], T], timeout: float | None = None) -> T:

@@ -229,6 +229,35 @@ def test_event_barrier_semaphore_programs_pass():
     assert result.failure is None, result.failure and result.failure.report
 
 
+def test_a_timed_out_condition_wait_does_not_swallow_another_waiters_notify():
+    """Every waiter's box is [False]: removing the timed-out one by equality took the
+    first waiter's instead, and the later notify() woke nobody."""
+    def setup():
+        return K._state(cond=threading.Condition(), woken=False)
+
+    def waits(s):
+        with s.cond:
+            s.cond.wait()
+            s.woken = True
+
+    def times_out(s):
+        time.sleep(0.001)
+        with s.cond:
+            s.cond.wait(0.01)
+
+    def notifies(s):
+        time.sleep(1)
+        with s.cond:
+            s.cond.notify()
+
+    def check(s, _):
+        assert s.woken
+
+    result = explore(setup, [waits, times_out, notifies], check, schedules=50,
+                     strategy="random", seed=0)
+    assert result.failure is None, result.failure and result.failure.report
+
+
 def test_real_blocking_outside_the_scheduler_does_not_hang():
     def setup():
         r, w = os.pipe()

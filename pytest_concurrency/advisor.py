@@ -54,7 +54,8 @@ class ModeMeasurement:
 
     ``wall`` and ``cpu`` in seconds (``cpu`` counts all threads and child
     processes); ``peak_rss`` in bytes; ``speedup`` is serial time / concurrent
-    time, None if not measured.
+    time, None if not measured; ``availability`` the share of one CPU a thread
+    got while it was measured (None if not measured; 1.0 on an idle machine).
     """
 
     mode: str
@@ -63,6 +64,7 @@ class ModeMeasurement:
     cpu: float
     peak_rss: int | None
     speedup: float | None
+    availability: float | None = None
 
 
 def _busy(m: ModeMeasurement) -> float:
@@ -72,7 +74,10 @@ def _busy(m: ModeMeasurement) -> float:
 
 def _classify(m: ModeMeasurement, usable_cpus: int) -> str:
     ceiling = 1 if m.mode == "thread" else max(1, min(m.workers, usable_cpus))
-    load = _busy(m) / ceiling
+    # On a busy machine a CPU-bound body gets only part of each CPU: measure the
+    # load against what was there to be had, not against idle CPUs.
+    share = min(1.0, max(m.availability or 1.0, 0.1))
+    load = _busy(m) / (ceiling * share)
     if load >= CPU_BOUND:
         return "cpu"
     if load <= IO_BOUND:

@@ -95,6 +95,21 @@ def sampler_running() -> bool:
     return _sampler._started
 
 
+AVAILABILITY_PROBE = 0.01  # seconds of spinning to see how much of a CPU a thread gets
+
+
+def cpu_availability(seconds: float = AVAILABILITY_PROBE) -> float:
+    """The share of one CPU a thread of this process gets right now (1.0 on an
+    idle machine, about 0.5 when two busy programs share a core with it): a
+    short spin, CPU time over wall time.  What a busy machine cannot fake."""
+    cpu0, wall0 = time.thread_time(), time.perf_counter()
+    end = wall0 + seconds
+    while time.perf_counter() < end:
+        pass
+    wall = time.perf_counter() - wall0
+    return min(1.0, (time.thread_time() - cpu0) / wall) if wall > 0 else 1.0
+
+
 def _cpu_now() -> float:
     """CPU seconds of this process (all threads) and of its reaped children."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -440,5 +440,11 @@ def raise_for(failures: Sequence[Failure], mode: str, workers: int,
         )
     for kind, outcome in (("skip", pytest.skip), ("xfail", pytest.xfail)):
         found = [f for f in failures if f.kind == kind]
-        if found:
-            outcome(f"{found[0].text} ({found[0].label})")
+        if not found:
+            continue
+        exc = found[0].exc
+        if kind == "skip" and exc is not None and exc.__traceback__ is not None:
+            # The worker's own exception: pytest reports the skip where the test
+            # called it, not here.
+            raise exc
+        outcome(f"{found[0].text} ({found[0].label})")

@@ -266,3 +266,18 @@ def test_a_test_in_two_modes_gets_advice_without_a_budget(pytester):
     assert advice["test_waits[thread]"] == advice["test_waits[process]"]
     assert advice["test_waits[thread]"].endswith("use threads")
     assert advice["test_one_mode[thread]"] is None  # one mode: nothing to choose between
+
+
+def test_cpu_bound_work_on_a_busy_machine_is_still_cpu_bound():
+    """Two busy programs share the CPUs: the GIL-bound body gets 60% of a CPU, and
+    so does any thread; measured against what was there, it kept its CPU busy."""
+    thread = ModeMeasurement("thread", 2, wall=2.0, cpu=1.2, peak_rss=None, speedup=1.0,
+                             availability=0.62)
+    process = ModeMeasurement("process", 2, wall=1.9, cpu=1.3, peak_rss=None, speedup=1.05,
+                              availability=0.62)
+    busy = advise({"thread": thread, "process": process}, usable_cpus=2)
+    assert busy.startswith("CPU-bound: no mode ran it faster than serial")
+    idle_reading = advise({"thread": ModeMeasurement("thread", 2, 2.0, 1.2, None, 1.0),
+                           "process": ModeMeasurement("process", 2, 1.9, 1.3, None, 1.05)},
+                          usable_cpus=2)
+    assert idle_reading.startswith("Mixed CPU and I/O")  # what it said before

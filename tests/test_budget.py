@@ -228,3 +228,35 @@ def test_limit_is_a_frozen_value():
     assert limit == one("wall", "250ms")
     with pytest.raises(AttributeError):
         limit.value = 1.0
+
+
+def test_every_run_of_a_budgeted_body_gets_fresh_fixtures(pytester):
+    """A body keeping state in a function-scoped fixture passes with a budget as it
+    does without one: every serial and concurrent run starts on fresh fixtures."""
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.fixture
+        def seen():
+            return []
+
+        @pytest.mark.concurrency_budget(wall="10s", speedup=">=0.01")
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_counts(seen, worker):
+            seen.append(worker.index)
+            assert len(seen) <= 2  # one run: two calls, serial or concurrent
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_budget_failure_is_summed_up_by_the_verdict_that_failed():
+    from pytest_concurrency.report import entry
+
+    data = {"budget": [
+        {"key": "wall", "verdict": "inconclusive", "message": "wall <= 1s: inconclusive"},
+        {"key": "speedup", "verdict": "fail", "message": "speedup >= 2x: below the limit"}]}
+    exc = pytest.fail.Exception("concurrency budget exceeded:\nspeedup >= 2x: below",
+                                pytrace=False)
+    (found,) = entry.failures_of(exc, "t.py::t[thread]", data)
+    assert (found["kind"], found["summary"]) == ("budget", "speedup >= 2x: below the limit")

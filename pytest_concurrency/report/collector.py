@@ -101,7 +101,7 @@ def advise(tests: list[dict[str, Any]]) -> None:
             measured[mode] = advisor.ModeMeasurement(
                 mode=mode, workers=e["workers"], wall=value["wall"], cpu=value.get("cpu", 0.0),
                 peak_rss=int(memory) if memory is not None else None,
-                speedup=value.get("speedup"))
+                speedup=value.get("speedup"), availability=value.get("availability"))
         in_rounds = all(e.get("measured_in_rounds") for e in modes.values())
         how = advisor.advise if in_rounds else advisor.advise_from_runs
         text = how(measured, spec.usable_cpus())

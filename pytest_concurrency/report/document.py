@@ -72,6 +72,9 @@ METRICS = {
     "throughput": ("calls/s", "higher"),
     "speedup": ("x", "higher"),
     "efficiency": ("ratio", "higher"),
+    # the share of one CPU a thread got during a budgeted test's rounds: below
+    # rounds.BUSY the machine was too busy for wall-clock limits to be enforced
+    "availability": ("ratio", "higher"),
 }
 OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed", "interrupted")
 # Outcomes a reader must look at: an interrupted item did not finish (Ctrl-C,

@@ -111,8 +111,10 @@ def failures_of(exc: BaseException, nodeid: str, data: dict[str, Any]) -> list[d
     summary = text.splitlines()[0] if text else type(exc).__name__
     if any(v["verdict"] in ("fail", "inconclusive") for v in data.get("budget", ())) \
             and text.startswith("concurrency budget"):
-        failed = [v["message"] for v in data["budget"] if v["verdict"] != "pass"]
-        return [failure("budget", failed[0] if failed else summary, text)]
+        # the verdict that failed the test, before one that only stayed inconclusive
+        unmet = sorted((v for v in data["budget"] if v["verdict"] != "pass"),
+                       key=lambda v: v["verdict"] != "fail")
+        return [failure("budget", unmet[0]["message"] if unmet else summary, text)]
     if not isinstance(exc, pytest.fail.Exception):
         summary = f"{type(exc).__name__}: {summary}"
     return [failure("exception", summary, text)]

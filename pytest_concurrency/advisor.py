@@ -86,6 +86,12 @@ def _classify(m: ModeMeasurement, usable_cpus: int) -> str:
 
 
 def _kind(ms: Sequence[ModeMeasurement], usable_cpus: int) -> str:
+    # Threads measure the body alone; processes' CPU time also counts starting and
+    # ending every child, which can make waiting look like work: a body that waits
+    # in thread mode waits.
+    thread = next((m for m in ms if m.mode == "thread"), None)
+    if thread is not None and _classify(thread, usable_cpus) == "io":
+        return "io"
     definite = {_classify(m, usable_cpus) for m in ms} - {"mixed"}
     return definite.pop() if len(definite) == 1 else "mixed"
 

@@ -66,6 +66,19 @@ OPTIONS: tuple[Option, ...] = (
            marker="modes", metavar="MODES"),
     Option("replay", "explore: run exactly the schedule of this replay token",
            metavar="TOKEN"),
+    Option("fixtures", "shared (one set of function-scoped fixtures for all workers) or "
+           "per-worker (fresh ones for every call of the body: each worker, each iteration)",
+           default="shared for marked tests, per-worker under --concurrency-apply",
+           marker="fixtures", metavar="MODE"),
+    Option("timeout_cap", "how long a run still making progress at its timeout may go on: "
+           "off (fail there, as too slow), seconds, or a multiple of the timeout like 10x",
+           default="10x under --concurrency-apply, off for marked tests",
+           metavar="CAP"),
+    Option("detect_unsafe", "on or off: run tests that use thread-unsafe techniques "
+           "(capfd, monkeypatch, recwarn, mock.patch, warnings.catch_warnings, pytest.warns) "
+           "or carry @pytest.mark.thread_unsafe once, serially, in thread, hybrid and explore "
+           "mode; off runs them concurrently anyway (the marker still counts)",
+           kind="switch", default="on"),
     Option("strict", "fail, instead of warning, when a budget verdict stays inconclusive or "
            "a wall-clock budget is exceeded under pytest-xdist", kind="flag", default="off"),
     Option("report", "write a report of concurrent runs; the format comes from the suffix: "

@@ -21,13 +21,16 @@ import traceback
 import unittest
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pluggy
 import pytest
 
 from .compat import ReprFileLocation, TerminalRepr, TerminalWriter, Traceback, TracebackEntry
 from .context import WorkerInfo
+
+if TYPE_CHECKING:
+    from . import progress
 
 Failed, Skipped, XFailed = pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception
 
@@ -255,10 +258,21 @@ def crash(workers: Sequence[int], mode: str, pid: int, iteration: int | None,
 
 
 def timeout(workers: Sequence[int], mode: str, pid: int, seconds: float,
-            details: str) -> Failure:
+            details: str, verdict: progress.Verdict | None = None,
+            elapsed: float | None = None) -> Failure:
+    """A run given up: stuck at its timeout ("timed out after 5s: stuck (...)"),
+    or still making progress at its cap ("still running after 50s, making
+    progress (...)"), which is never called a hang."""
+    if verdict is not None and verdict.progressing:
+        summary = (f"still running after {elapsed or seconds:.0f}s, {verdict.describe()}; "
+                   f"stopped at the timeout cap (timeout {seconds:g}s, see "
+                   "--concurrency-timeout-cap)")
+    elif verdict is not None:
+        summary = f"timed out after {seconds:g}s: {verdict.describe()}"
+    else:
+        summary = f"timed out after {seconds:g}s"
     return Failure(kind="timeout", workers=tuple(workers), mode=mode, pid=pid,
-                   iteration=None, summary=f"timed out after {seconds:g}s",
-                   text=details, key=("timeout",))
+                   iteration=None, summary=summary, text=details, key=("timeout",))
 
 
 # ---------------------------------------------------------------- report

@@ -27,8 +27,13 @@ __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 MARKER_HELP = (
     "concurrency(modes=('thread',), workers=None, processes=None, threads=None, "
     "iterations=1, timeout=None, start_method=None, schedules=None, strategy=None, "
-    "seed=None, instrument=(), leaks=None): run the test body concurrently, one test "
-    "item per mode (thread, process, hybrid, explore). See pytest-concurrency's manual."
+    "seed=None, instrument=(), leaks=None, fixtures=None): run the test body concurrently, "
+    "one test item per mode (thread, process, hybrid, explore). See pytest-concurrency's "
+    "manual."
+)
+THREAD_UNSAFE_HELP = (
+    "thread_unsafe(reason=None): run this test once, serially, in thread, hybrid and "
+    "explore mode (pytest-run-parallel's marker, honoured by pytest-concurrency)."
 )
 BUDGET_HELP = (
     "concurrency_budget(wall=, cpu=, memory=, speedup=, efficiency=, throughput=, "
@@ -67,6 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.addinivalue_line("markers", BUDGET_HELP)
+    config.addinivalue_line("markers", THREAD_UNSAFE_HELP)
     try:
         config.stash[spec.SETTINGS] = spec.read_settings(config)
         reports = report_settings.configure(config)

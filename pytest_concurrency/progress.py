@@ -66,3 +66,44 @@ def cpu_used(before: Sample, after: Sample) -> float:
     if before.cpu is None or after.cpu is None:
         return 0.0
     return max(0.0, after.cpu - before.cpu)
+
+
+LOOK = 1.0  # seconds a run past its deadline is watched before it is judged
+SAMPLES = 5  # looks at each thread in that time
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """How the threads (or processes) of a run past its deadline are doing."""
+
+    progressing: bool  # some used CPU or changed their stack while watched
+    cpu: float  # CPU seconds they used while watched
+    distinct: int  # distinct stacks seen while watched
+    seconds: float  # how long they were watched
+
+    def describe(self) -> str:
+        if self.progressing:
+            return (f"making progress (CPU +{self.cpu:.2f} s, {self.distinct} distinct "
+                    f"stack{'s' if self.distinct != 1 else ''} in the last "
+                    f"{'second' if abs(self.seconds - 1) < 0.05 else f'{self.seconds:.1f} s'})")
+        return (f"stuck (no CPU used and the same stacks for {self.seconds:.1f} s: "
+                "blocked in a lock, a wait or a call that does not return)")
+
+
+def watch(threads: list[threading.Thread], seconds: float = LOOK,
+          samples: int = SAMPLES) -> Verdict:
+    """Watch ``threads`` for ``seconds``: are they making progress or stuck?"""
+    start = time.monotonic()
+    first = [sample(t) for t in threads]
+    seen = [{s.stack} for s in first]
+    last = first
+    for step in range(1, samples + 1):
+        time.sleep(max(0.0, start + seconds * step / samples - time.monotonic()))
+        last = [sample(t) for t in threads]
+        for stacks, now in zip(seen, last, strict=True):
+            stacks.add(now.stack)
+    return Verdict(
+        progressing=any(progressed(a, b) or len(stacks) > 1
+                        for a, b, stacks in zip(first, last, seen, strict=True)),
+        cpu=sum(cpu_used(a, b) for a, b in zip(first, last, strict=True)),
+        distinct=sum(len(stacks) for stacks in seen), seconds=time.monotonic() - start)

@@ -27,6 +27,7 @@ _T = TypeVar("_T")
 MODES = ("thread", "process", "hybrid", "explore")
 START_METHODS = ("fork", "forkserver", "spawn")
 LEAK_POLICIES = ("fail", "warn", "ignore")
+FIXTURE_MODES = ("shared", "per-worker")
 
 MARKER_ARGS = (
     "modes",
@@ -41,6 +42,7 @@ MARKER_ARGS = (
     "seed",
     "instrument",
     "leaks",
+    "fixtures",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -62,7 +64,8 @@ MIN_PROCESS_LIMIT = 64  # ... and at least this many
 
 # the options whose values become Settings (see options.py)
 SETTINGS_OPTIONS = ("workers", "iterations", "timeout", "start_method", "schedules",
-                    "strategy", "seed", "leaks", "apply", "replay")
+                    "strategy", "seed", "leaks", "apply", "replay", "fixtures",
+                    "timeout_cap")
 
 
 class SpecError(options.OptionError):
@@ -87,6 +90,10 @@ class RunSpec:
     leaks: str = "fail"
     budget: tuple[Limit, ...] = ()  # from @pytest.mark.concurrency_budget
     strict: bool = False  # inconclusive budget verdicts fail instead of warning
+    fixtures: str = "shared"  # or "per-worker": fresh function-scoped fixtures per call
+    # a run still making progress at its timeout may go on until this many seconds
+    # (equal to timeout: it fails there, "still running, making progress")
+    timeout_cap: float = 60.0
 
     @property
     def layout(self) -> str:
@@ -230,6 +237,9 @@ class Settings:
     apply: tuple[str, ...] = ()
     replay: str | None = None
     strict: bool = False
+    fixtures: str | None = None  # None: shared for marked tests, per-worker under apply
+    timeout_cap: str | None = None  # "off", seconds or "<n>x"; None: 10x under apply
+    detect_unsafe: bool = True  # run thread-unsafe tests serially in thread-like modes
 
 
 def _parse_int_text(name: str, text: str, allow_auto: bool = False) -> int:
@@ -281,7 +291,36 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
     text = values.get("replay")
     if text:
         kwargs["replay"] = text.strip()
+    text = values.get("fixtures")
+    if text:
+        kwargs["fixtures"] = _choice("--concurrency-fixtures", text.strip(), FIXTURE_MODES)
+    text = values.get("timeout_cap")
+    if text:
+        timeout_cap(text.strip(), 1.0, "--concurrency-timeout-cap")  # checked once, here
+        kwargs["timeout_cap"] = text.strip()
     return Settings(**kwargs)
+
+
+def timeout_cap(text: str | None, timeout: float, name: str = "--concurrency-timeout-cap",
+                applied: bool = False) -> float:
+    """Seconds a run still making progress at ``timeout`` may go on until: ``off``
+    (fail at the timeout), a number of seconds, or a multiple of the timeout
+    (``10x``); without a value, 10x for tests run by --concurrency-apply and
+    ``off`` for marked ones, whose timeout was chosen for them."""
+    if text is None:
+        return min(MAX_TIMEOUT, timeout * (TIMEOUT_CAP_FACTOR if applied else 1))
+    if text == "off":
+        return timeout
+    try:
+        if text.endswith("x"):
+            factor = float(text[:-1])
+            if not factor >= 1:
+                raise ValueError
+            return min(MAX_TIMEOUT, timeout * factor)
+        return max(timeout, _seconds(name, float(text)))
+    except ValueError:
+        raise SpecError(f"{name}={text!r}: expected 'off', seconds, or a multiple of the "
+                        "timeout such as '10x'") from None
 
 
 # ---------------------------------------------------------------- resolve
@@ -300,8 +339,10 @@ def marker_kwargs(markers: Iterable[pytest.Mark]) -> dict[str, Any]:
     return merged
 
 
-def resolve(kwargs: Mapping[str, Any], settings: Settings) -> tuple[RunSpec, ...]:
-    """One RunSpec per requested mode, or SpecError naming the bad argument."""
+def resolve(kwargs: Mapping[str, Any], settings: Settings,
+            applied: bool = False) -> tuple[RunSpec, ...]:
+    """One RunSpec per requested mode, or SpecError naming the bad argument.
+    ``applied``: the test is concurrent by --concurrency-apply, not by a marker."""
     unknown = sorted(set(kwargs) - set(MARKER_ARGS))
     if unknown:
         raise SpecError(
@@ -328,10 +369,14 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings) -> tuple[RunSpec, ...
     seed = _seed("seed", kwargs["seed"]) if kwargs.get("seed") is not None else settings.seed
     instrument = _instrument(kwargs.get("instrument", ()))
     leaks = given("leaks", lambda n, v: _choice(n, v, LEAK_POLICIES), settings.leaks)
+    fixtures = given("fixtures", lambda n, v: _choice(n, v, FIXTURE_MODES),
+                     settings.fixtures or ("per-worker" if applied else "shared"))
 
     common: dict[str, Any] = dict(
         iterations=iterations, timeout=timeout, start_method=start_method,
-        schedules=schedules, strategy=strategy, seed=seed, instrument=instrument, leaks=leaks)
+        schedules=schedules, strategy=strategy, seed=seed, instrument=instrument, leaks=leaks,
+        fixtures=fixtures, timeout_cap=timeout_cap(settings.timeout_cap, timeout,
+                                                   applied=applied))
     specs: list[RunSpec] = []
     for mode in modes:
         processes_, threads_ = layout(mode, kwargs.get("workers") or None, workers,
@@ -407,7 +452,8 @@ def read_settings(config: pytest.Config) -> Settings:
     """CLI value if given, else ini value; raises SpecError naming the option."""
     settings = settings_from_values({name: options.value(config, name)
                                      for name in SETTINGS_OPTIONS})
-    return dataclasses.replace(settings, strict=options.flag(config, "strict"))
+    return dataclasses.replace(settings, strict=options.flag(config, "strict"),
+                               detect_unsafe=options.flag(config, "detect_unsafe"))
 
 
 def parse_budget(markers: Iterable[pytest.Mark]) -> tuple[Limit, ...]:
@@ -437,7 +483,7 @@ def specs_for(markers: Iterable[pytest.Mark], settings: Settings,
     if not markers:
         if not settings.apply:
             return None
-        specs = resolve({"modes": settings.apply}, settings)
+        specs = resolve({"modes": settings.apply}, settings, applied=True)
     else:
         specs = resolve(marker_kwargs(markers), settings)
     return tuple(dataclasses.replace(s, budget=limits, strict=settings.strict)

@@ -21,8 +21,9 @@ WORKER_PREFIX = "concurrency-worker-"
 
 
 def worker_index(thread: threading.Thread) -> int:
-    name = thread.name
-    return int(name[len(WORKER_PREFIX):]) if name.startswith(WORKER_PREFIX) else -1
+    """The worker a pool thread is running (-1 for any other thread)."""
+    suffix = thread.name[len(WORKER_PREFIX):] if thread.name.startswith(WORKER_PREFIX) else ""
+    return int(suffix) if suffix.isdigit() else -1
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -1,9 +1,20 @@
+import importlib
+import pkgutil
+
 import psutil  # noqa: F401 - see below
 import pytest
 
+import pytest_concurrency
+
 # pytester's in-process runs drop the modules first imported during the run from
-# sys.modules afterwards; psutil looks itself up there at run time, so it must be
-# imported before the first such run, as it is in any real session.
+# sys.modules afterwards, so that a later run imports them afresh beside old
+# copies still referenced (pickling then finds two classes of one name, and
+# psutil, which looks itself up in sys.modules, breaks): import psutil and every
+# module of the plugin (most of which it loads only when a session needs them)
+# before the first such run, as a real session would have them.
+for _module in pkgutil.walk_packages(pytest_concurrency.__path__, "pytest_concurrency."):
+    if not _module.name.endswith("__main__"):
+        importlib.import_module(_module.name)
 
 pytest_plugins = ["pytester"]
 

@@ -281,3 +281,10 @@ def test_cpu_bound_work_on_a_busy_machine_is_still_cpu_bound():
                            "process": ModeMeasurement("process", 2, 1.9, 1.3, None, 1.05)},
                           usable_cpus=2)
     assert idle_reading.startswith("Mixed CPU and I/O")  # what it said before
+
+
+def test_waiting_in_thread_mode_is_io_bound_whatever_process_start_up_costs():
+    """Eight children's start and end cost CPU that the waiting body does not."""
+    process = ModeMeasurement("process", 8, wall=0.27, cpu=0.4, peak_rss=None, speedup=1.6)
+    advice = advise({"thread": IO_THREAD, "process": process}, usable_cpus=2)
+    assert advice.startswith("I/O-bound: threads reach 7.6x with 8 workers")

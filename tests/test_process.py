@@ -255,7 +255,8 @@ def test_process_timeout_kills_children_and_dumps_their_stacks(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
-        "*timed out after 1s*",
+        # spinning is progress, never called a hang: stopped as too slow at its timeout
+        "still running after *s, making progress (CPU +*; stopped at the timeout cap*",
         "*process 0 (pid *, worker 0)*",
         "*in spin_forever*",
     ])

@@ -201,6 +201,7 @@ def test_thread_that_cannot_start_aborts_the_barrier(monkeypatch):
         real_start(self)
 
     monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(workers, "POOL", workers.Pool())  # no idle threads to reuse
     (s,) = spec.resolve({"workers": 4, "timeout": 30}, spec.Settings())
     outcome = runners.run(runners.RunRequest(s, lambda: current_worker().index))
     monkeypatch.undo()

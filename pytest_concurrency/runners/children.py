@@ -23,15 +23,18 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TextIO, TypeAlias, cast
 
+import psutil
+
 from .. import childcov, cleanup, outcomes, shipping, watchdog
+from .. import progress as progress_
 from ..context import RunContext, WorkerInfo
 from ..spec import RunSpec
-from .request import RunOutcome, RunRequest, seed_of
-from .workers import Progress, Stop, run_workers
+from .request import Calls, RunOutcome, RunRequest, seed_of
+from .workers import RECHECK, Progress, Stop, run_workers
 
 # What a child runs: (target, args, kwargs); pickled for spawn/forkserver.
 Payload: TypeAlias = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -66,6 +69,8 @@ class ChildJob:
     payload: Payload | bytes  # (target, args, kwargs), or bytes of it for spawn/forkserver
     modules: dict[str, str]  # modules to import with asserts rewritten (spawn/forkserver)
     jitter: int  # start-jitter seed
+    timeout_cap: float = 0.0  # a child still making progress may go on until then
+    calls: Calls | None = None  # per-worker fixtures, set up in the child (fork only)
 
 
 # ---------------------------------------------------------------- child
@@ -92,7 +97,8 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     faulthandler.enable(file=err, all_threads=True)
     faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
     # Backstop if the parent is stuck: dump every thread and exit by ourselves.
-    faulthandler.dump_traceback_later(job.timeout + BACKSTOP, exit=True, file=err)
+    faulthandler.dump_traceback_later(max(job.timeout, job.timeout_cap) + BACKSTOP,
+                                      exit=True, file=err)
     if isinstance(job.payload, bytes):
         shipping.install_rewriting(job.modules, job.settings)
         target, args, kwargs = shipping.unpack(job.payload)
@@ -107,12 +113,12 @@ def child_main(job: ChildJob, conn: Connection) -> None:
         for t in range(job.threads)
     ]
 
-    def call() -> object:
-        return target(*args, **kwargs)
+    def body(call_kwargs: Mapping[str, Any]) -> object:
+        return target(*args, **call_kwargs)
 
-    report = run_workers(call, infos, job.iterations, job.iteration_barrier,
-                                RunContext(job.user_barrier), progress=job.progress,
-                                stop=job.stop, jitter=job.jitter)
+    report = run_workers(body, infos, job.iterations, job.iteration_barrier,
+                         RunContext(job.user_barrier), progress=job.progress, stop=job.stop,
+                         jitter=job.jitter, kwargs=kwargs, calls=job.calls)
     faulthandler.cancel_dump_traceback_later()
     failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
     try:
@@ -150,6 +156,7 @@ class _Child:
     job: ChildJob
     result: tuple[dict[int, list[Any]], list[outcomes.Failure]] | None = None
     stderr_shown: int = 0  # lines of its stderr a failure report already shows
+    dump_from: int = 0  # where in its stderr the stack dump of its timeout starts
 
     @property
     def pid(self) -> int:
@@ -189,10 +196,12 @@ def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
     return children
 
 
-def _tail(path: str, lines: int = STDERR_TAIL_LINES) -> str:
-    """The last lines of a child's stderr, pytest's own frames folded away."""
+def _tail(path: str, lines: int = STDERR_TAIL_LINES, offset: int = 0) -> str:
+    """The last lines of a child's stderr (from ``offset``), pytest's own frames
+    folded away."""
     try:
         with open(path, errors="backslashreplace") as f:
+            f.seek(offset)
             text = f.read()
     except OSError:
         return ""
@@ -251,12 +260,66 @@ def _dump_stacks(children: Sequence[_Child]) -> None:
         time.sleep(DUMP_GRACE)
 
 
-def _timeout_failure(spec: RunSpec, stuck: Sequence[_Child],
-                     progress: Progress) -> outcomes.Failure:
+def _watch(children: Sequence[_Child]) -> progress_.Verdict:
+    """Are children past their deadline stuck or making progress?  Their CPU time
+    (with their descendants') over a second, and two stack dumps a second apart."""
+    procs = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(child.pid)
+            procs += [proc, *proc.children(recursive=True)]
+
+    def cpu() -> float:
+        total = 0.0
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def dumps() -> list[str]:
+        sizes = [_size(c.job.stderr_path) for c in children]
+        _dump_stacks(children)
+        return [_read_from(c.job.stderr_path, size) for c, size in zip(children, sizes,
+                                                                      strict=True)]
+
+    start, before = time.monotonic(), cpu()
+    first = dumps()
+    time.sleep(max(0.0, start + progress_.LOOK - time.monotonic()))
+    second = dumps()
+    used = max(0.0, cpu() - before)
+    changed = sum(a != b for a, b in zip(first, second, strict=True))
+    return progress_.Verdict(progressing=used > progress_.CPU_EPSILON or changed > 0,
+                             cpu=used, distinct=len(children) + changed,
+                             seconds=time.monotonic() - start)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _read_from(path: str, offset: int) -> str:
+    """What a child wrote to ``path`` past ``offset``, thread ids aside (they do
+    not change between two dumps of the same stacks)."""
+    try:
+        with open(path, errors="backslashreplace") as f:
+            f.seek(offset)
+            return "\n".join(line for line in f.read().splitlines()
+                             if not line.startswith(("Thread 0x", "Current thread 0x")))
+    except OSError:
+        return ""
+
+
+def _timeout_failure(spec: RunSpec, stuck: Sequence[_Child], progress: Progress,
+                     verdict: progress_.Verdict | None = None,
+                     elapsed: float | None = None) -> outcomes.Failure:
     parts = []
     for child in stuck:
-        dump = _name_threads(_tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES),
-                             child, progress)
+        dump = _name_threads(_tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES,
+                                   offset=child.dump_from), child, progress)
         child.stderr_shown = TIMEOUT_TAIL_LINES
         parts.append(
             f"--- process {child.index} (pid {child.pid}, "
@@ -264,20 +327,32 @@ def _timeout_failure(spec: RunSpec, stuck: Sequence[_Child],
         )
     workers = [w for c in stuck for w in c.workers]
     pid = stuck[0].pid if len(stuck) == 1 else os.getpid()
-    return outcomes.timeout(workers, spec.mode, pid, spec.timeout, "\n\n".join(parts))
+    return outcomes.timeout(workers, spec.mode, pid, spec.timeout, "\n\n".join(parts),
+                            verdict, elapsed)
 
 
 def _wait(spec: RunSpec, children: Sequence[_Child], progress: Progress,
           barriers: Sequence[threading.Barrier], start: float) -> list[outcomes.Failure]:
-    """Wait for results and exits; returns crash/timeout failures."""
+    """Wait for results and exits; returns crash/timeout failures.  Past the
+    timeout, children still making progress may go on until the timeout cap."""
     failures = []
     deadline = start + spec.timeout
+    cap = start + spec.timeout_cap
+    crashed = False
+    verdict = None
     running = {c.process.sentinel: c for c in children}
     readers = {c.conn: c for c in children}
     while running:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            break
+            late = [c for c in children if c.process.is_alive()]
+            if crashed or not late:
+                break
+            verdict = _watch(late)
+            if not verdict.progressing or time.monotonic() >= cap:
+                break
+            deadline = min(cap, time.monotonic() + RECHECK)
+            continue
         for ready in wait(list(readers) + list(running), timeout=remaining):
             if ready in readers:
                 _receive(readers.pop(ready))
@@ -295,12 +370,16 @@ def _wait(spec: RunSpec, children: Sequence[_Child], progress: Progress,
                 )
                 for barrier in barriers:
                     barrier.abort()
+                crashed = True
                 deadline = min(deadline, time.monotonic() + CRASH_GRACE)
     stuck = [c for c in children if c.process.is_alive()]
     if stuck:
         if not failures:
+            for child in stuck:  # the report shows this last dump, not the watching ones
+                child.dump_from = _size(child.job.stderr_path)
             _dump_stacks(stuck)
-            failures.append(_timeout_failure(spec, stuck, progress))
+            failures.append(_timeout_failure(spec, stuck, progress, verdict,
+                                             time.monotonic() - start))
         watchdog.kill_tree([c.pid for c in stuck], groups=True)
     return failures
 
@@ -338,6 +417,8 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
             stdout_path=f"{prefix}{p}.out", stderr_path=f"{prefix}{p}.err",
             iteration_barrier=barriers[0], user_barrier=barriers[1], progress=progress,
             stop=stop, payload=payload, modules=modules, jitter=seed,
+            timeout_cap=spec.timeout_cap,
+            calls=request.calls if spec.start_method == "fork" else None,
         )
         for p in range(processes)
     ]

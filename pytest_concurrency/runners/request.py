@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..context import WorkerInfo
 from ..spec import RunSpec
 
 if TYPE_CHECKING:
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
     from ..metrics import Measurement
     from ..outcomes import Failure
     from ..results import Outcomes
+
+
+class Calls(Protocol):
+    """Per-call setup (per-worker fixtures): the keyword arguments of one call of
+    the body, set up fresh for it, and their teardown after it.  ``setup`` raises
+    naming what failed; both run in the thread (or child process) that runs the
+    workers, never in two threads at once."""
+
+    def setup(self, info: WorkerInfo) -> Mapping[str, Any]: ...
+
+    def teardown(self, info: WorkerInfo) -> None: ...
 
 
 class RunError(Exception):
@@ -57,6 +69,7 @@ class RunRequest:
     config: pytest.Config | None = None  # spawned children explain assertions with it
     explore: ExploreOptions | None = None  # explore mode only
     actors: Actors | None = None  # explore mode's run_actors, instead of a target
+    calls: Calls | None = None  # per-worker fixtures: every call's own kwargs
 
 
 @dataclasses.dataclass(frozen=True)

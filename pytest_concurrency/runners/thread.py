@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from .. import outcomes, watchdog
@@ -22,22 +22,23 @@ def run(request: RunRequest) -> RunOutcome:
     # None only beside actors, which explore mode alone runs; whatever the target,
     # calling it is the body, and what that raises is the workers' failure
     target = cast("Callable[..., Any]", request.target)
-    args, kwargs = request.args, dict(request.kwargs)
+    args = request.args
 
-    def call() -> object:
+    def body(kwargs: Mapping[str, Any]) -> object:
         return target(*args, **kwargs)
 
     stop = Stop()
     seed = seed_of(spec)
     start = time.perf_counter()
-    report = run_workers(call, infos, spec.iterations, threading.Barrier(n, action=stop),
+    begun = time.monotonic()
+    report = run_workers(body, infos, spec.iterations, threading.Barrier(n, action=stop),
                          RunContext(threading.Barrier(n)), stop=stop,
-                         deadline=time.monotonic() + spec.timeout, jitter=seed)
+                         deadline=begun + spec.timeout, cap=begun + spec.timeout_cap,
+                         jitter=seed, kwargs=request.kwargs, calls=request.calls)
     wall = time.perf_counter() - start
     failures = outcomes.describe(report.raw, request.tb_style)
     if report.stuck:
         failures.append(outcomes.timeout(
             [watchdog.worker_index(t) for t in report.stuck], spec.mode, pid, spec.timeout,
-            watchdog.thread_stacks(report.stuck),
-        ))
+            watchdog.thread_stacks(report.stuck), report.verdict, time.monotonic() - begun))
     return RunOutcome(report.values, failures, [], wall, seed)

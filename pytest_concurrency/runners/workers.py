@@ -1,27 +1,42 @@
 """Threads running a body: the machinery every mode that runs threads shares.
 
 :func:`run_workers` is called by the thread runner in the pytest process and
-by every child of the process and hybrid runners.  It starts one named thread
-per worker, aligns every iteration on a barrier, records values and failures,
-and aborts the barriers as soon as a worker fails (or a thread cannot be
-started) so nobody waits forever.
+by every child of the process and hybrid runners.  Workers run on threads of
+a pool that lives as long as the process (named ``concurrency-worker-<i>``
+while they run worker *i*), so a test pays for no thread start.  Every
+iteration is aligned on a barrier; values and failures are recorded, and the
+barriers are aborted as soon as a worker fails so nobody waits forever.
+
+With per-call setup (``calls``: fresh fixtures for every call of the body),
+the calling thread sets up each worker's arguments before every iteration and
+tears them down after it, while the workers wait: pytest's fixture machinery
+is never used from two threads at once, and setting up never delays one
+worker against another inside the race.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, MutableSequence, Sequence
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import Any, Protocol
 
-from .. import context
+from .. import context, progress
 from ..context import RunContext, WorkerInfo
+from ..watchdog import WORKER_PREFIX
+from .request import Calls
 
 SWITCH_INTERVAL = 1e-6  # pytest-run-parallel uses the same: switch as often as possible
 JITTER_NS = 50_000  # each worker starts each iteration up to 50 µs after the barrier
 _MASK = (1 << 64) - 1
+
+Body = Callable[[Mapping[str, Any]], object]  # one call of the body, with its arguments
+Raw = list[tuple[BaseException, WorkerInfo]]
 
 
 def jitter_ns(seed: int, index: int, iteration: int) -> int:
@@ -42,18 +57,6 @@ def _spin(ns: int) -> None:
     end = time.perf_counter_ns() + ns
     while time.perf_counter_ns() < end:
         pass
-
-
-@dataclasses.dataclass
-class WorkersReport:
-    values: dict[int, list[Any]]
-    raw: list[tuple[BaseException, WorkerInfo]]
-    stuck: list[threading.Thread]  # threads still running at the deadline
-
-
-def _abort(*barriers: threading.Barrier) -> None:
-    for barrier in barriers:
-        barrier.abort()
 
 
 class Flag(Protocol):
@@ -98,90 +101,319 @@ class Progress:
         self.idents = idents
 
 
-def _work(call: Callable[[], object], info: WorkerInfo, iterations: int,
-          iteration_barrier: threading.Barrier, run: RunContext, values: list[Any],
-          raw: list[tuple[BaseException, WorkerInfo]], progress: Progress | None, stop: Stop,
-          jitter: int | None) -> None:
-    context.enter(info, run)
-    if progress is not None:
-        progress.idents[info.index] = threading.get_ident()
+# ---------------------------------------------------------------- the pool
+
+
+class _Slot:
+    """One pool thread: runs the tasks it is given, one at a time."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, args=(pool,), daemon=True,
+                                       name=f"{WORKER_PREFIX}idle")
+        self.thread.start()
+
+    def _serve(self, pool: Pool) -> None:
+        while True:
+            task = self.tasks.get()
+            if task is None:
+                return
+            try:
+                task()
+            finally:
+                self.thread.name = f"{WORKER_PREFIX}idle"
+                self.done.set()
+                pool.release(self)
+
+
+class Pool:
+    """Worker threads kept between runs.  A thread a run abandoned (stuck past
+    its timeout) rejoins the pool only if its task ever returns."""
+
+    def __init__(self) -> None:
+        self._free: list[_Slot] = []
+        self._lock = threading.Lock()
+
+    def acquire(self, count: int) -> tuple[list[_Slot], BaseException | None]:
+        """``count`` idle threads, starting what is missing; fewer, and why, when
+        a thread could not be started ("can't start new thread")."""
+        with self._lock:
+            taken, self._free = self._free[:count], self._free[count:]
+        while len(taken) < count:
+            try:
+                taken.append(_Slot(self))
+            except BaseException as exc:  # noqa: BLE001 - the caller reports it
+                for slot in taken:
+                    self.release(slot)
+                return taken, exc
+        return taken, None
+
+    def release(self, slot: _Slot) -> None:
+        with self._lock:
+            self._free.append(slot)
+
+    def forget(self) -> None:
+        """After fork: the parent's pool threads do not exist in the child."""
+        self._free = []
+        self._lock = threading.Lock()
+
+
+POOL = Pool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=POOL.forget)
+
+
+# ---------------------------------------------------------------- one run
+
+RECHECK = 5.0  # seconds between looks at a run that is past its deadline but progressing
+
+
+@dataclasses.dataclass
+class WorkersReport:
+    values: dict[int, list[Any]]
+    raw: Raw
+    stuck: list[threading.Thread]  # threads still running when the run was given up
+    verdict: progress.Verdict | None = None  # how those threads were doing then
+
+
+def _abort(*barriers: threading.Barrier) -> None:
+    for barrier in barriers:
+        barrier.abort()
+
+
+class _Countdown:
+    """Calls finished so far, for the caller to wait on without breaking anything
+    when its wait times out (a barrier would break)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.count = 0
+
+    def arrive(self) -> None:
+        with self._cond:
+            self.count += 1
+            self._cond.notify_all()
+
+    def reach(self, target: int, timeout: float | None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.count >= target, timeout)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the workers of one run in this process share."""
+
+    body: Body
+    iterations: int
+    iteration_barrier: threading.Barrier
+    run: RunContext
+    stop: Stop
+    progress: Progress | None
+    jitter: int | None
+    values: dict[int, list[Any]]
+    raw: Raw
+    kwargs: dict[int, Mapping[str, Any]]  # each worker's arguments for this iteration
+    # per-call setup only: set when an iteration's arguments are ready; calls finished
+    ready: list[threading.Event] | None = None
+    finished: _Countdown = dataclasses.field(default_factory=_Countdown)
+    done: dict[int, int] = dataclasses.field(default_factory=dict)  # worker -> calls made
+    aborted: bool = False
+
+    def abort(self) -> None:
+        """Stop every worker wherever it waits."""
+        self.aborted = True
+        for event in self.ready or ():
+            event.set()
+        _abort(self.iteration_barrier, self.run.barrier)
+
+
+def _work(state: _Run, info: WorkerInfo) -> None:
+    context.enter(info, state.run)
+    if state.progress is not None:
+        state.progress.idents[info.index] = threading.get_ident()
+    values = state.values[info.index]
     try:
-        for iteration in range(iterations):
+        for iteration in range(state.iterations):
             if iteration:
                 context.set_iteration(iteration)
-            if progress is not None:
-                progress.iterations[info.index] = iteration
+            if state.progress is not None:
+                state.progress.iterations[info.index] = iteration
+            if state.ready is not None:
+                state.ready[iteration].wait()  # this iteration's arguments are set up
+                if state.aborted:
+                    return
             try:
-                iteration_barrier.wait()
+                state.iteration_barrier.wait()
             except threading.BrokenBarrierError:
-                return  # the run was stopped (a crash, a timeout, a thread not started)
-            if stop.decided.value:
+                return  # the run was stopped (a crash, a timeout, a failed setup)
+            if state.stop.decided.value:
                 return
-            if jitter is not None:
-                _spin(jitter_ns(jitter, info.index, iteration))
+            if state.jitter is not None:
+                _spin(jitter_ns(state.jitter, info.index, iteration))
             try:
-                values.append(call())
+                values.append(state.body(state.kwargs[info.index]))
             except BaseException as exc:  # noqa: BLE001 - every failure is reported
-                raw.append((exc, context.current_worker()))
-                stop.requested.value = 1
-                run.barrier.abort()  # nobody may wait in the body for this worker
+                state.raw.append((exc, context.current_worker()))
+                state.stop.requested.value = 1
+                state.run.barrier.abort()  # nobody may wait in the body for this worker
+            state.done[info.index] = iteration + 1
+            state.finished.arrive()
     finally:
         context.leave()
 
 
-def run_workers(call: Callable[[], object], infos: Sequence[WorkerInfo], iterations: int,
+def run_workers(body: Body, infos: Sequence[WorkerInfo], iterations: int,
                 iteration_barrier: threading.Barrier, run: RunContext, *,
-                deadline: float | None = None, stop: Stop, progress: Progress | None = None,
-                jitter: int | None = None) -> WorkersReport:
-    """Run ``call`` in one thread per worker (in the caller's thread if only one).
+                deadline: float | None = None, cap: float | None = None, stop: Stop,
+                progress: Progress | None = None, jitter: int | None = None,
+                kwargs: Mapping[str, Any] | None = None,
+                calls: Calls | None = None) -> WorkersReport:
+    """Run ``body(kwargs)`` in one pool thread per worker (in the caller's thread
+    if there is only one, no deadline and no per-call setup).
 
     ``iteration_barrier`` must have ``stop`` as its action; it and
     ``run.barrier`` may be shared with workers in other processes.  With a
-    ``jitter`` seed each iteration starts after a seeded delay.  Returns when
-    every thread has finished, or at ``deadline`` (``time.monotonic()``
-    based) with the unfinished threads.
+    ``jitter`` seed each iteration starts after a seeded delay.  ``calls``
+    sets up every call's own arguments instead of ``kwargs``.  Returns when
+    every worker has finished, or at ``deadline`` (``time.monotonic()``
+    based) with the unfinished threads, unless they are still making progress
+    then: those may go on until ``cap``.
     """
-    values: dict[int, list[Any]] = {info.index: [] for info in infos}
-    raw: list[tuple[BaseException, WorkerInfo]] = []
-    if len(infos) == 1 and deadline is None:
-        info = infos[0]
-        _work(call, info, iterations, iteration_barrier, run, values[info.index], raw,
-              progress, stop, jitter)
-        return WorkersReport(values, raw, [])
+    state = _Run(body, iterations, iteration_barrier, run, stop, progress, jitter,
+                 values={info.index: [] for info in infos}, raw=[],
+                 kwargs={info.index: kwargs or {} for info in infos},
+                 ready=None if calls is None else [threading.Event()
+                                                   for _ in range(iterations)])
+    if len(infos) == 1 and deadline is None and calls is None:
+        _work(state, infos[0])
+        return WorkersReport(state.values, state.raw, [])
 
     previous = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
-    threads = []
     try:
-        for info in infos:
-            thread = threading.Thread(
-                target=_work, name=f"concurrency-worker-{info.index}", daemon=True,
-                args=(call, info, iterations, iteration_barrier, run, values[info.index],
-                      raw, progress, stop, jitter),
-            )
-            try:
-                thread.start()
-            except BaseException as exc:  # e.g. "can't start new thread"
-                raw.append((exc, info))
-                _abort(iteration_barrier, run.barrier)
-                break
-            threads.append(thread)
-        stuck = _join(threads, deadline)
-        if stuck:
-            _abort(iteration_barrier, run.barrier)
+        slots, error = POOL.acquire(len(infos))
+        if error is not None:  # the first worker without a thread says why
+            state.raw.append((error, infos[len(slots)]))
+            state.abort()
+            return WorkersReport(state.values, state.raw, [])
+        for slot, info in zip(slots, infos, strict=True):
+            slot.done.clear()
+            slot.thread.name = f"{WORKER_PREFIX}{info.index}"
+            slot.tasks.put(functools.partial(_work, state, info))
+        if calls is not None:
+            report = _step(state, infos, slots, calls, deadline, cap)
+            if report is not None:
+                return report
+        return _finish(state, slots, deadline, cap)
     except BaseException:  # e.g. Ctrl-C, or pytest-timeout firing in the main thread
-        _abort(iteration_barrier, run.barrier)
+        state.abort()
         raise
     finally:
         sys.setswitchinterval(previous)
-    return WorkersReport(values, raw, stuck)
 
 
-def _join(threads: Sequence[threading.Thread],
-          deadline: float | None) -> list[threading.Thread]:
-    for thread in threads:
-        if deadline is None:
-            thread.join()
+def _step(state: _Run, infos: Sequence[WorkerInfo], slots: Sequence[_Slot], calls: Calls,
+          deadline: float | None, cap: float | None) -> WorkersReport | None:
+    """Per-call setup: before every iteration set up each worker's arguments, let
+    the workers go, wait for them, tear the arguments down.  A report if the run
+    ended past its deadline (the arguments of stuck workers are left to the
+    caller, who tears everything down after the run)."""
+    assert state.ready is not None
+    for iteration in range(state.iterations):
+        if iteration and (state.stop.requested.value or state.aborted):
+            state.abort()  # the workers leave where they wait for the next iteration
+            return None
+        if not _setup_calls(state, infos, calls, iteration):
+            state.abort()
+            return None
+        state.ready[iteration].set()
+        target = len(infos) * (iteration + 1)
+        stuck, verdict, deadline = _until(
+            functools.partial(state.finished.reach, target),
+            functools.partial(_busy, state, slots, infos, iteration), deadline, cap)
+        if stuck:
+            state.abort()
+            return WorkersReport(state.values, state.raw, stuck, verdict)
+        _teardown_calls(state, infos, calls, iteration)
+    return None
+
+
+def _busy(state: _Run, slots: Sequence[_Slot], infos: Sequence[WorkerInfo],
+          iteration: int) -> list[threading.Thread]:
+    """The threads of workers still in the body of ``iteration``."""
+    return [slot.thread for slot, info in zip(slots, infos, strict=True)
+            if state.done.get(info.index, 0) <= iteration and not slot.done.is_set()]
+
+
+def _setup_calls(state: _Run, infos: Sequence[WorkerInfo], calls: Calls,
+                 iteration: int) -> bool:
+    """Set up every local worker's arguments for ``iteration``; False (and the
+    failure recorded) if one could not be."""
+    for position, info in enumerate(infos):
+        at = info._replace(iteration=iteration)
+        try:
+            state.kwargs[info.index] = calls.setup(at)
+        except BaseException as exc:  # noqa: BLE001 - reported as the worker's failure
+            state.raw.append((exc, at))
+            state.stop.requested.value = 1
+            _teardown_calls(state, infos[:position], calls, iteration)
+            return False
+    return True
+
+
+def _teardown_calls(state: _Run, infos: Sequence[WorkerInfo], calls: Calls,
+                    iteration: int) -> None:
+    for info in infos:
+        at = info._replace(iteration=iteration)
+        try:
+            calls.teardown(at)
+        except BaseException as exc:  # noqa: BLE001 - a teardown error is a failure too
+            state.raw.append((exc, at))
+            state.stop.requested.value = 1
+
+
+def _finish(state: _Run, slots: Sequence[_Slot], deadline: float | None,
+            cap: float | None) -> WorkersReport:
+    """Wait for the workers to finish, past the deadline only while they make
+    progress, and never past ``cap``."""
+
+    def all_done(timeout: float | None) -> bool:
+        end = None if timeout is None else time.monotonic() + timeout
+        return all(slot.done.wait(_remaining(end)) for slot in slots)
+
+    stuck, verdict, _ = _until(
+        all_done, lambda: [slot.thread for slot in slots if not slot.done.is_set()],
+        deadline, cap)
+    if stuck:
+        state.abort()
+    return WorkersReport(state.values, state.raw, stuck, verdict)
+
+
+def _until(done: Callable[[float | None], bool], busy: Callable[[], list[threading.Thread]],
+           deadline: float | None, cap: float | None,
+           ) -> tuple[list[threading.Thread], progress.Verdict | None, float | None]:
+    """Wait until ``done(timeout)``; past ``deadline`` go on waiting only while the
+    ``busy`` threads make progress, until ``cap``.  Returns the threads given up
+    (none if done), how they were doing, and the deadline to use next."""
+    while True:
+        if done(_remaining(deadline)):
+            return [], None, deadline
+        threads = busy()
+        if not threads:  # nothing running here: others (another process) are late
+            if cap is not None and time.monotonic() >= cap:
+                return [], None, deadline
         else:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    return [t for t in threads if t.is_alive()]
+            verdict = progress.watch(threads)
+            if done(0):
+                return [], None, deadline
+            if not (verdict.progressing and cap is not None and time.monotonic() < cap):
+                return threads, verdict, deadline
+        deadline = time.monotonic() + RECHECK if cap is None else \
+            min(cap, time.monotonic() + RECHECK)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+

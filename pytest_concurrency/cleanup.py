@@ -164,6 +164,21 @@ class Guardian:
             start_new_session=True, close_fds=True)
         assert self.process.stdin is not None  # stdin=PIPE
         self.fd = self.process.stdin.fileno()
+        import atexit
+
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """At the session's end: the guardian sees its pipe close, finds nothing
+        left to kill (everything was cleaned up), removes the scratch directory
+        and exits."""
+        if os.getpid() != self.owner or self.process.stdin is None:
+            return  # a forked child exiting: the session is not over
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     @property
     def pid(self) -> int:

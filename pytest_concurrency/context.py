@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 
 
@@ -44,6 +46,23 @@ def current_worker() -> WorkerInfo:
             "value inside a body run by @pytest.mark.concurrency or concurrency.run()"
         )
     return info
+
+
+def worker_or_none() -> WorkerInfo | None:
+    """The calling worker's WorkerInfo, or None outside a worker (never raises)."""
+    return getattr(_local, "info", None)
+
+
+@contextlib.contextmanager
+def preparing(info: WorkerInfo) -> Iterator[None]:
+    """While a call's fixtures are set up or torn down (by the thread that runs
+    the workers), ``current_worker()`` is the worker they are for."""
+    saved = getattr(_local, "info", None), getattr(_local, "run", None)
+    _local.info, _local.run = info, None
+    try:
+        yield
+    finally:
+        _local.info, _local.run = saved
 
 
 def current_run() -> RunContext:

@@ -114,6 +114,14 @@ class SharedBarrier:
     def wait(self, timeout: float | None = None) -> int:
         return context.current_run().barrier.wait(timeout)
 
+    async def wait_async(self, timeout: float | None = None) -> int:
+        """``wait()`` for a coroutine: the worker's event loop is not blocked while
+        it waits (the wait happens in a helper thread)."""
+        import asyncio
+
+        barrier = context.current_run().barrier
+        return await asyncio.get_running_loop().run_in_executor(None, barrier.wait, timeout)
+
     def abort(self) -> None:
         context.current_run().barrier.abort()
 

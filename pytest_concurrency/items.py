@@ -8,24 +8,28 @@ that runs, watches or reports concurrent work is imported here on first use.
 
 from __future__ import annotations
 
-import inspect
+import os
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import spec
+from . import spec, unsafe
 from .report.settings import BASELINE, MACHINE, REPORTS
 from .spec import spec_of, tb_style
 
 if TYPE_CHECKING:
     from .budget import Limit, Verdict
+    from .context import WorkerInfo
+    from .percall import FixtureSets
     from .stats import Estimate
 
 ITEM_HOOKS = "concurrency-items"
 COLLECTOR = "concurrency-report"
 # (parent nodeid, function name) -> the marker's problem
 INVALID = pytest.StashKey[dict[tuple[str, str], str]]()
+SERIAL = unsafe.SERIAL  # why an item runs once, serially (decided at collection)
+SETS: pytest.StashKey[FixtureSets] = pytest.StashKey()  # per-worker fixtures while it runs
 
 
 def use_item_hooks(config: pytest.Config) -> None:
@@ -61,22 +65,43 @@ def release(config: pytest.Config) -> None:
 class ConcurrentItems:
     """Setting up, running, tearing down and reporting concurrent items."""
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
         invalid = item.config.stash.get(INVALID, None)
+        problem = None
         if invalid:
             assert item.parent is not None  # the test's module or class
             problem = invalid.get((item.parent.nodeid, getattr(item, "originalname", "")))
-            if problem:
-                pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
+        if problem:  # after the other plugins' setup, which their teardown relies on
+            result = yield
+            pytest.fail(f"@pytest.mark.concurrency on {item.name}: {problem}", pytrace=False)
         run_spec = spec_of(item)
-        if run_spec is None:
-            return
-        from . import leaks
-        from .report import entry
+        if run_spec is not None:
+            from . import leaks
+            from .report import entry
 
-        entry.start(item, run_spec)
-        leaks.watch(item, run_spec.leaks)
+            entry.start(item, run_spec, item.stash.get(SERIAL, None))
+            leaks.watch(item, run_spec.leaks)
+        per_worker = run_spec is not None and _per_worker(item, run_spec)
+        if per_worker and run_spec is not None and run_spec.mode in ("process", "hybrid"):
+            # The children set up every call's fixtures: the parent sets up only the
+            # wider-scoped ones, so that no instance is made that no call uses.
+            from . import compat
+
+            assert isinstance(item, pytest.Function)
+            with compat.without_function_fixtures(item):
+                result = yield
+        elif per_worker and run_spec is not None:
+            from . import context
+
+            # pytest's own setup makes the fixtures of worker 0's first call
+            with context.preparing(_infos(run_spec)[0]):
+                result = yield
+        else:
+            result = yield  # pytest sets the item's fixtures up
+        if per_worker and run_spec is not None:
+            _prepare_fixture_sets(item, run_spec)
+        return result
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item: pytest.Item,
@@ -104,28 +129,39 @@ class ConcurrentItems:
         run_spec = spec_of(pyfuncitem)
         if run_spec is None or "concurrency" in pyfuncitem.fixturenames:
             return None  # not concurrent, or a scenario test that drives the workers itself
-        if inspect.iscoroutinefunction(pyfuncitem.obj):
-            pytest.fail("pytest-concurrency cannot run async test functions concurrently",
-                        pytrace=False)
-        from . import compat, rounds
+        if SERIAL in pyfuncitem.stash:
+            return None  # pytest (and its async plugins) run it once, as usual
+        from . import compat, coroutines, rounds
         from .report import entry
         from .running import execute, request_for
 
-        funcargs = {name: pyfuncitem.funcargs[name] for name in compat.argnames(pyfuncitem)}
-        limits, stored = _limits(pyfuncitem, run_spec)
-        saving = pyfuncitem.config.stash[REPORTS].save_baseline is not None
-        if (limits or saving) and run_spec.mode != "explore":  # explore's tracing is no benchmark
-            def record(measured: dict[str, Estimate], verdicts: list[Verdict]) -> None:
-                entry.add_estimates(pyfuncitem, measured, verdicts)
+        sets = pyfuncitem.stash.get(SETS, None)
+        # with per-worker fixtures every call gets its own arguments from ``sets``
+        funcargs = {} if sets is not None else \
+            {name: pyfuncitem.funcargs[name] for name in compat.argnames(pyfuncitem)}
+        target = pyfuncitem.obj
+        if coroutines.is_coroutine(target):
+            target = coroutines.body(target, pyfuncitem.funcargs)
+        try:
+            limits, stored = _limits(pyfuncitem, run_spec)
+            saving = pyfuncitem.config.stash[REPORTS].save_baseline is not None
+            if (limits or saving) and run_spec.mode != "explore":  # tracing is no benchmark
+                def record(measured: dict[str, Estimate], verdicts: list[Verdict]) -> None:
+                    entry.add_estimates(pyfuncitem, measured, verdicts)
 
-            rounds.run(run_spec, pyfuncitem, pyfuncitem.obj, funcargs, limits,
-                       run_spec.strict, record, baseline=stored)
+                rounds.run(run_spec, pyfuncitem, target, funcargs, limits,
+                           run_spec.strict, record, baseline=stored, calls=sets)
+                return True
+            fresh = (lambda: compat.fresh_funcargs(pyfuncitem)) \
+                if run_spec.mode == "explore" and sets is None else None
+            execute(request_for(run_spec, pyfuncitem, target, (), funcargs,
+                                arg_kind="fixture", fresh_kwargs=fresh, calls=sets),
+                    pyfuncitem)
             return True
-        fresh = (lambda: compat.fresh_funcargs(pyfuncitem)) if run_spec.mode == "explore" \
-            else None
-        execute(request_for(run_spec, pyfuncitem, pyfuncitem.obj, (), funcargs,
-                            arg_kind="fixture", fresh_kwargs=fresh), pyfuncitem)
-        return True
+        finally:
+            if sets is not None:
+                del pyfuncitem.stash[SETS]
+                sets.close()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -148,6 +184,49 @@ class ConcurrentItems:
             if style not in ("no", "native"):
                 report.longrepr = outcomes.longrepr(call.excinfo.value, style, item.location)
         return report
+
+
+def _per_worker(item: pytest.Item, run_spec: spec.RunSpec) -> bool:
+    """Whether the item's body gets per-worker fixtures: asked for, a whole-body
+    pytest function (not a scenario test, not a unittest method) that runs
+    concurrently, and, in process and hybrid mode, children that can set
+    fixtures up (forked, with a copy of the session)."""
+    from .testcase import ConcurrentTestCaseFunction
+
+    return (run_spec.fixtures == "per-worker" and isinstance(item, pytest.Function)
+            and not isinstance(item, ConcurrentTestCaseFunction)
+            and "concurrency" not in item.fixturenames and SERIAL not in item.stash
+            and (run_spec.mode in ("thread", "explore") or run_spec.start_method == "fork"))
+
+
+def _infos(run_spec: spec.RunSpec) -> list[WorkerInfo]:
+    """The first call of each worker of a thread or explore run."""
+    from .context import WorkerInfo
+
+    return [WorkerInfo(i, run_spec.workers, run_spec.mode, 0, i, 0, os.getpid())
+            for i in range(run_spec.workers)]
+
+
+def _prepare_fixture_sets(item: pytest.Item, run_spec: spec.RunSpec) -> None:
+    """Take over the fixtures pytest set up for the item, and set up the first
+    call of every other worker now: a fixture that cannot be set up is an error
+    at setup, naming itself and the worker."""
+    from .percall import FixtureSets
+
+    assert isinstance(item, pytest.Function)
+    sets = item.stash[SETS] = FixtureSets(item, run_spec.threads)
+    if run_spec.mode in ("process", "hybrid"):
+        sets.drop()  # the children set up every call's fixtures themselves
+        return
+    infos = _infos(run_spec)
+    sets.adopt(infos[0])
+    try:
+        for info in infos[1:]:
+            sets.prepare(info)
+    except BaseException:
+        del item.stash[SETS]
+        sets.close()
+        raise
 
 
 def _limits(item: pytest.Item,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -44,6 +45,56 @@ class Leaks:
         return bool(self.threads or self.hidden_threads or self.processes)
 
 
+def _children(pid: int) -> list[int]:
+    """The children of ``pid``, from ``/proc/<pid>/task/*/children``: one small
+    read per thread, where psutil would scan every process on the machine."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found  # gone meanwhile
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                found += map(int, f.read().split())
+        except OSError:
+            continue  # a thread that ended meanwhile
+    return found
+
+
+def _proc_children() -> bool:
+    """Whether this kernel tells a thread's children (CONFIG_PROC_CHILDREN)."""
+    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+
+
+def _start_time(pid: int) -> float | None:
+    """When ``pid`` started (clock ticks since boot): with the pid, it names a
+    process that no later one with a reused pid can be mistaken for."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return float(f.read().rpartition(b")")[2].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_PROC_CHILDREN = _proc_children()
+
+
+def _descendant_keys() -> set[tuple[int, float]]:
+    """(pid, start time) of every descendant of this process: from /proc, walking
+    the children of each; without it, psutil (which scans every process)."""
+    if not _PROC_CHILDREN:
+        return {k for k in map(_key, _descendants()) if k is not None}
+    keys, todo = set(), [os.getpid()]
+    while todo:
+        for child in _children(todo.pop()):
+            start = _start_time(child)
+            if start is not None:
+                keys.add((child, start))
+                todo.append(child)
+    return keys
+
+
 def _descendants() -> list[psutil.Process]:
     try:
         return psutil.Process().children(recursive=True)
@@ -52,6 +103,9 @@ def _descendants() -> list[psutil.Process]:
 
 
 def _key(proc: psutil.Process) -> tuple[int, float] | None:
+    start = _start_time(proc.pid)
+    if start is not None:
+        return (proc.pid, start)
     try:
         return (proc.pid, proc.create_time())
     except psutil.Error:
@@ -85,7 +139,7 @@ def snapshot() -> Snapshot:
         threads=set(threading.enumerate()),
         thread_count=_thread._count(),
         sampler=metrics.sampler_running(),
-        processes={k for k in map(_key, _descendants()) if k is not None},
+        processes=_descendant_keys(),
     )
 
 
@@ -112,8 +166,13 @@ def find(before: Snapshot, grace: float = GRACE) -> Leaks:
         thread.join(max(0.0, deadline - time.monotonic()))
     threads = [t for t in threads if t.is_alive()]
     helpers = _session_helpers()
-    new = [p for p in _descendants()
-           if _key(p) not in before.processes and p.pid not in helpers]
+    new = []
+    for pid, _start in _descendant_keys() - before.processes:
+        if pid not in helpers:
+            try:
+                new.append(psutil.Process(pid))
+            except psutil.Error:
+                pass  # gone already
     zombies = [p for p in new if _status(p) == psutil.STATUS_ZOMBIE]
     running = [p for p in new if p not in zombies]
     if running:

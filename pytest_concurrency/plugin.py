@@ -128,6 +128,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(SPEC_ARG, specs, ids=[s.mode for s in specs])
 
 
+def _mark_serial(items: list[pytest.Item], settings: spec.Settings) -> None:
+    """Record, for each concurrent whole-body item that cannot run concurrently in
+    its mode, why (it then runs once, serially, and is reported as such)."""
+    from . import unsafe
+
+    for item in items:
+        run_spec = item.stash.get(SPEC, None)
+        if run_spec is None or "concurrency" in getattr(item, "fixturenames", ()):
+            continue  # not concurrent, or a scenario test: it runs its workers itself
+        shared = run_spec.fixtures == "shared" or (
+            run_spec.mode in ("process", "hybrid") and run_spec.start_method != "fork")
+        reason = unsafe.serial_reason(item, run_spec.mode, settings.detect_unsafe, shared)
+        if reason:
+            item.stash[item_hooks.SERIAL] = reason
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[spec.SETTINGS]
     invalid = config.stash.setdefault(item_hooks.INVALID, {})
@@ -138,6 +154,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             callspec = getattr(item, "callspec", None)
             if callspec is not None and SPEC_ARG in callspec.params:
                 item.stash[SPEC] = callspec.params[SPEC_ARG]
+    if found or any(isinstance(item, testcase.ConcurrentTestCaseFunction) for item in items):
+        _mark_serial(items, settings)
     if invalid or found or any(isinstance(item, testcase.ConcurrentTestCaseFunction)
                                for item in items):
         item_hooks.use_item_hooks(config)

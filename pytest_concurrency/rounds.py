@@ -33,6 +33,7 @@ from .stats import Estimate
 
 if TYPE_CHECKING:
     from .metrics import Measurement
+    from .runners import Calls
 
 ROUNDS = 5  # paired rounds per batch
 MAX_ROUNDS = 15
@@ -48,25 +49,35 @@ class Samples:
 
 
 def _serial_time(run_spec: spec.RunSpec, target: Callable[..., Any],
-                 kwargs: Mapping[str, Any]) -> float:
+                 kwargs: Mapping[str, Any], calls: Calls | None = None) -> float:
     """Seconds for the same work as one concurrent run, done in this thread: the
     body once per worker and iteration, each call seeing that worker's
     ``worker`` fixture values, and a ``barrier`` of one party (nobody else is
-    there to wait for)."""
+    there to wait for).  With per-worker fixtures each call gets its own, set up
+    and torn down outside the timing."""
     run = context.RunContext(threading.Barrier(1))
     threads = max(1, run_spec.threads)
-    start = time.perf_counter()
+    spent = 0.0
     try:
         for index in range(run_spec.workers):
             for iteration in range(run_spec.iterations):
-                context.enter(context.WorkerInfo(
+                info = context.WorkerInfo(
                     index=index, count=run_spec.workers, mode=run_spec.mode,
                     process_index=index // threads, thread_index=index % threads,
-                    iteration=iteration, pid=os.getpid()), run)
-                target(**kwargs)
+                    iteration=iteration, pid=os.getpid())
+                call_kwargs = calls.setup(info) if calls is not None else kwargs
+                context.enter(info, run)
+                start = time.perf_counter()
+                try:
+                    target(**call_kwargs)
+                finally:
+                    spent += time.perf_counter() - start
+                    context.leave()
+                    if calls is not None:
+                        calls.teardown(info)
     finally:
         context.leave()
-    return time.perf_counter() - start
+    return spent
 
 
 def estimates(samples: Samples, run_spec: spec.RunSpec,
@@ -105,7 +116,7 @@ def under_xdist() -> bool:
 def run(run_spec: spec.RunSpec, item: pytest.Function, target: Callable[..., Any],
         kwargs: Mapping[str, Any], limits: Sequence[budget.Limit], strict: bool,
         record: Callable[[dict[str, Estimate], list[budget.Verdict]], None],
-        baseline: dict[str, Any] | None = None) -> None:
+        baseline: dict[str, Any] | None = None, calls: Calls | None = None) -> None:
     """Run the budgeted body in paired rounds and enforce ``limits``.
 
     ``record(estimates, verdicts)`` gets what was measured, also when a limit is then
@@ -119,17 +130,19 @@ def run(run_spec: spec.RunSpec, item: pytest.Function, target: Callable[..., Any
     runs = 0
 
     def fresh() -> Mapping[str, Any]:
-        """The body's fixtures, set up afresh for every run after the first."""
+        """The body's fixtures, set up afresh for every run after the first (with
+        per-worker fixtures, every call gets its own anyway)."""
         nonlocal runs
         runs += 1
-        return kwargs if runs == 1 else compat.fresh_funcargs(item)
+        return kwargs if runs == 1 or calls is not None else compat.fresh_funcargs(item)
 
     while True:
         for _ in range(ROUNDS):
             samples.availability.append(metrics.cpu_availability())
             if serial:
-                samples.serial.append(_serial_time(run_spec, target, fresh()))
-            request = request_for(run_spec, item, target, (), fresh(), arg_kind="fixture")
+                samples.serial.append(_serial_time(run_spec, target, fresh(), calls))
+            request = request_for(run_spec, item, target, (), fresh(), arg_kind="fixture",
+                                  calls=calls)
             outcome = execute(request, item, memory="memory" in keys)
             assert outcome.measurement is not None  # execute() measures every run
             samples.concurrent.append(outcome.measurement)

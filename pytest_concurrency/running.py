@@ -25,7 +25,8 @@ def request_for(spec: RunSpec, node: pytest.Item, target: Callable[..., Any] | N
                 args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None, *,
                 arg_kind: str = "argument",
                 fresh_kwargs: Callable[[], Mapping[str, Any]] | None = None,
-                actors: runners.Actors | None = None) -> runners.RunRequest:
+                actors: runners.Actors | None = None,
+                calls: runners.Calls | None = None) -> runners.RunRequest:
     """The request for running ``target(*args, **kwargs)`` in every worker (or, in
     explore mode, ``actors``) for the test item ``node``.  ``fresh_kwargs`` gives
     the body fresh keyword arguments for every explore schedule after the first."""
@@ -36,7 +37,7 @@ def request_for(spec: RunSpec, node: pytest.Item, target: Callable[..., Any] | N
             replay=node.config.stash[SETTINGS].replay, roots=_roots(node, code_of),
             nodeid=node.nodeid, fresh_kwargs=fresh_kwargs)
     return runners.RunRequest(spec, target, tuple(args), dict(kwargs or {}), arg_kind,
-                              tb_style(node.config), node.config, explore, actors)
+                              tb_style(node.config), node.config, explore, actors, calls)
 
 
 def _roots(node: pytest.Item, target: object) -> tuple[str, ...]:

@@ -38,8 +38,13 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
         return getattr(self.instance, self.method_name)
 
     def runtest(self) -> None:
+        from .unsafe import SERIAL
+
         testcase = self.instance
         method = getattr(testcase, self.method_name)
+        if SERIAL in self.stash:  # runs once, as unittest would run it
+            testcase(result=self)
+            return
         from .running import execute, request_for
 
         request = request_for(self.stash[spec.SPEC], self, method)

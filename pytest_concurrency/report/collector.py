@@ -29,6 +29,7 @@ def new_entry(nodeid: str, data: dict[str, Any] | None) -> dict[str, Any]:
         "layout": data.get("layout", "?"), "workers": data.get("workers"),
         "iterations": data.get("iterations"), "outcome": "interrupted", "duration": 0.0,
         "metrics": {}, "budget": [], "baseline": None, "advice": None, "failures": [],
+        "serial": data.get("serial"),
     }
 
 
@@ -64,6 +65,8 @@ def add(entries: dict[str, dict[str, Any]], report: pytest.TestReport) -> None:
         item = entries[report.nodeid] = new_entry(report.nodeid, data)
     if item["outcome"] not in ("failed", "error") or report.when == "call":
         item["outcome"] = outcome_of(report, item["outcome"])
+        if item["outcome"] == "passed" and item.get("serial"):
+            item["outcome"] = "serial"  # it passed, but ran once: never a concurrent pass
     if data is None:
         if _died_running(report):
             text = report.longreprtext.strip()
@@ -112,6 +115,20 @@ def advise(tests: list[dict[str, Any]]) -> None:
 def _budgeted(e: dict[str, Any]) -> bool:
     """A budget of the test's own (not compare-fail's regression limit)."""
     return any(b["key"] != "regression" for b in e["budget"])
+
+
+def serial_lines(tests: list[dict[str, Any]], verbose: bool = False) -> list[str]:
+    """How many items ran once, serially, and (with -v) why each did."""
+    serial = [e for e in tests if e.get("serial")]
+    if not serial:
+        return []
+    count = f"{len(serial)} item{'s' if len(serial) != 1 else ''}"
+    lines = [f"{count} ran serially, once, not concurrently: they use thread-unsafe "
+             "techniques or async fixtures bound to one event loop"
+             + ("" if verbose else " (-v lists why)")]
+    if verbose:
+        lines += [f"  {e['nodeid']}: serial: {e['serial']}" for e in serial]
+    return lines
 
 
 def advice_lines(tests: list[dict[str, Any]], limit: int = MAX_ADVICE_LINES) -> list[str]:
@@ -236,6 +253,8 @@ class Collector:
                 e["outcome"] == "interrupted" for e in self.report["tests"]):
             terminalreporter.write_line("the session was interrupted: items marked "
                                         "'interrupted' never finished and proved nothing")
+        for line in serial_lines(self.report["tests"], verbose):
+            terminalreporter.write_line(line)
         advice = advice_lines(self.report["tests"])
         if advice:
             terminalreporter.section("concurrency advice")

@@ -22,6 +22,8 @@ A document is plain JSON-able data::
           "workers": 4, "iterations": 1,
           "outcome": "passed",       # passed failed skipped error xfailed xpassed
                                      # interrupted (set up, never finished)
+                                     # serial (passed, run once: see "serial")
+          "serial": null or "uses monkeypatch",  # why it ran once, serially
           "duration": 0.12,          # seconds pytest spent on the call
           "metrics": {               # only what was measured
             "wall": {"value": 0.0123, "low": 0.0120, "high": 0.0130, "rounds": 5,
@@ -76,7 +78,8 @@ METRICS = {
     # rounds.BUSY the machine was too busy for wall-clock limits to be enforced
     "availability": ("ratio", "higher"),
 }
-OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed", "interrupted")
+OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed", "interrupted",
+            "serial")
 # Outcomes a reader must look at: an interrupted item did not finish (Ctrl-C,
 # SIGTERM, pytest.exit), so it proved nothing.
 BAD_OUTCOMES = ("failed", "error", "interrupted")

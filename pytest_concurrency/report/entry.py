@@ -41,13 +41,14 @@ def mode_of(nodeid: str) -> str | None:
     return first if first in spec.MODES else None
 
 
-def start(item: pytest.Item, run_spec: spec.RunSpec) -> dict[str, Any]:
+def start(item: pytest.Item, run_spec: spec.RunSpec,
+          serial: str | None = None) -> dict[str, Any]:
     """Fresh data for ``item`` (a rerun starts over), kept in its stash until its
-    reports are made."""
+    reports are made.  ``serial``: why it runs once, serially, instead."""
     data = item.stash[DATA] = {
         "mode": run_spec.mode, "layout": run_spec.layout, "workers": run_spec.workers,
         "iterations": run_spec.iterations, "metrics": {}, "budget": [],
-        "failures": [], "measured_in_rounds": False,
+        "failures": [], "measured_in_rounds": False, "serial": serial,
     }
     return data
 

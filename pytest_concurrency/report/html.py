@@ -23,7 +23,7 @@ MODE_COLOURS = {"thread": "#3b6fd4", "process": "#8e44c9", "hybrid": "#16897a",
 OTHER_COLOUR = "#6b7280"
 TONES = {"passed": "good", "pass": "good", "improved": "good", "failed": "bad",
          "error": "bad", "interrupted": "bad", "fail": "bad", "regressed": "bad",
-         "inconclusive": "warn", "xpassed": "warn"}
+         "inconclusive": "warn", "xpassed": "warn", "serial": "warn"}
 MUTED = "#8c959f"
 BASELINE_COLOURS = {"regressed": "#c5221f", "improved": "#1e8e3e", "unchanged": "#3b6fd4"}
 WIDTH = 1160  # viewBox width of every chart
@@ -166,7 +166,7 @@ def _row(entry: dict[str, Any]) -> str:
     metrics = entry.get("metrics") or {}
     cells = [f'<td class="nodeid">{_e(entry.get("nodeid"))}</td>',
              f"<td>{_e(entry.get('mode'))}</td>", f"<td>{_e(entry.get('layout'))}</td>",
-             f"<td>{_badge(str(entry.get('outcome')))}</td>"]
+             f"<td>{_badge(str(entry.get('outcome')), entry.get('serial'))}</td>"]
     cells += [_metric_cell(key, metrics.get(key)) for key in METRIC_COLUMNS]
     verdicts = "".join(f'<div>{_badge(b.get("verdict", "?"), b.get("message"))}'
                        f' {_e(b.get("limit"))}</div>' for b in entry.get("budget") or ())

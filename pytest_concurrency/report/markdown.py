@@ -167,6 +167,11 @@ def render(document: dict[str, Any]) -> str:
     if (document.get("run") or {}).get("interrupted"):
         lines += [INTERRUPTED, ""]
     lines += _attention(tests)
+    serial = [e for e in tests if e.get("serial")]
+    if serial:
+        lines += ["", "### Ran serially", "",
+                  "Once each, not concurrently, so they proved nothing about concurrency:", ""]
+        lines += [f"- {_code(e['nodeid'], cell=False)}: {_text(e['serial'])}" for e in serial]
     title = "The 1 entry" if len(tests) == 1 else f"All {len(tests)} entries"
     lines += ["", f"<details><summary>{title}</summary>", ""]
     lines += _table(_ALL, [_full_row(e) for e in tests])

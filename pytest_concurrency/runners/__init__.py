@@ -9,9 +9,9 @@ request and the outcome.  A runner module is imported only when a run needs it.
 
 from __future__ import annotations
 
-from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
+from .request import Actors, Calls, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
 
-__all__ = ["Actors", "ExploreOptions", "RunError", "RunOutcome", "RunRequest", "run",
+__all__ = ["Actors", "Calls", "ExploreOptions", "RunError", "RunOutcome", "RunRequest", "run",
            "seed_of"]
 
 

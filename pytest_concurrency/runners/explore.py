@@ -108,18 +108,36 @@ def run(request: RunRequest) -> RunOutcome:
     # None only beside actors; whatever the target, calling it is the body
     target, args = cast("Callable[..., Any]", request.target), request.args
     kwargs = dict(request.kwargs)
+    calls = request.calls
+    infos = [WorkerInfo(i, n, "explore", 0, i, 0, os.getpid()) for i in range(n)]
+    live: list[WorkerInfo] = []  # workers whose per-worker fixtures are set up
 
-    def body(data: Mapping[str, Any]) -> Any:
+    def body(data: Mapping[Any, Any]) -> Any:
+        if calls is not None:  # per-worker fixtures: this worker's own
+            data = data[context.current_worker().index]
         return target(*args, **data)
 
     workers = [functools.partial(_worker, i, n, spec.iterations, body) for i in range(n)]
     schedules = iter(range(1 << 62))
 
+    def teardown() -> None:
+        while live and calls is not None:
+            calls.teardown(live.pop())
+
     def setup() -> _Round:
-        if next(schedules) and options.fresh_kwargs is not None:
-            kwargs.update(options.fresh_kwargs())
+        first = not next(schedules)
+        if calls is not None:  # each worker of each schedule on fresh fixtures of its own
+            teardown()
+            data: dict[Any, Any] = {}
+            for info in infos:
+                data[info.index] = calls.setup(info)
+                live.append(info)
+        else:
+            if not first and options.fresh_kwargs is not None:
+                kwargs.update(options.fresh_kwargs())
+            data = dict(kwargs)
         # Created while the scheduler's primitives are in place: a cooperative barrier.
-        return _Round(RunContext(threading.Barrier(n)), dict(kwargs))
+        return _Round(RunContext(threading.Barrier(n)), data)
 
     last: dict[str, Any] = {}
 
@@ -127,7 +145,10 @@ def run(request: RunRequest) -> RunOutcome:
         last["values"] = returns
 
     start = time.perf_counter()
-    result, seed = _explore(spec, options, setup, workers, observe)
+    try:
+        result, seed = _explore(spec, options, setup, workers, observe)
+    finally:
+        teardown()
     wall = time.perf_counter() - start
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []

@@ -1,0 +1,55 @@
+"""Coroutine test bodies: each worker runs the test on an event loop of its own.
+
+A plain ``async def`` test and a pytest-asyncio one run on a fresh
+``asyncio.Runner`` per call, or, with per-worker fixtures under pytest-asyncio,
+on the runner its own fixtures were set up on (pytest-asyncio's
+function-scoped ``_function_scoped_runner``, set up afresh for every call).
+An anyio test runs with ``anyio.run`` on the backend its ``anyio_backend``
+fixture names.  pytest-asyncio and anyio are never imported here unless the
+test uses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+RUNNER = "_function_scoped_runner"  # pytest-asyncio's fixture: a function-scoped Runner
+
+
+def is_coroutine(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` (unwrapped from whatever plugin wrapped it) is a coroutine
+    function."""
+    return inspect.iscoroutinefunction(inspect.unwrap(function))
+
+
+def body(function: Callable[..., Any], funcargs: Mapping[str, Any]) -> Callable[..., Any]:
+    """A synchronous body that runs the coroutine test ``function`` (possibly wrapped
+    by pytest-asyncio) on the calling worker's own event loop.  ``funcargs`` are the
+    test's fixture values, which tell an anyio test's backend."""
+    coroutine = inspect.unwrap(function)
+    backend = funcargs.get("anyio_backend")
+    if backend is not None:
+        name, options = (backend, {}) if isinstance(backend, str) else backend
+        return functools.partial(_run_anyio, coroutine, name, dict(options))
+    return functools.partial(_run_asyncio, coroutine)
+
+
+def _run_asyncio(coroutine: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    runner = kwargs.pop(RUNNER, None)
+    if isinstance(runner, asyncio.Runner):  # per-worker: where its fixtures live
+        return runner.run(coroutine(*args, **kwargs))
+    with asyncio.Runner() as own:
+        return own.run(coroutine(*args, **kwargs))
+
+
+def _run_anyio(coroutine: Callable[..., Any], backend: str, options: dict[str, Any],
+               *args: Any, **kwargs: Any) -> Any:
+    import anyio
+
+    kwargs.pop(RUNNER, None)
+    return anyio.run(functools.partial(coroutine, *args, **kwargs), backend=backend,
+                     backend_options=options)

@@ -1,0 +1,329 @@
+"""Per-worker fixtures: every call of the body (each worker, each iteration) gets
+its own instance of every function-scoped fixture the test requests, as in a
+plain run; wider scopes (class, module, session) stay shared, since that is
+where the state under test lives.
+
+Where the setups run: pytest's fixture machinery is not thread-safe, so each
+call's fixtures are set up by the thread that runs the workers (the pytest
+process's main thread; in process and hybrid mode the child's), one call at a
+time, *before* the iteration's barrier, and torn down after every worker has
+finished the iteration.  No fixture runs while the workers race, so setting up
+never changes the timing of the race under test.
+
+Two fixtures are process-global by nature and are routed per worker instead of
+set up again: ``caplog`` (every record is stamped with the call that logged it,
+and each worker's ``caplog`` sees only its own) and, where a process runs
+several workers, ``capsys`` (writes to ``sys.stdout``/``sys.stderr`` from a
+worker go to that worker's buffer, read by its own ``readouterr()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TextIO, cast
+
+import pytest
+
+from . import compat, context, coroutines
+from .context import WorkerInfo
+
+CallKey = tuple[int, int]  # (worker index, iteration)
+_STAMP = "_concurrency_call"  # LogRecord attribute: the call that logged it
+
+
+class FixtureSetupError(Exception):
+    """A fixture could not be set up for one call of the body."""
+
+
+class FixtureTeardownError(Exception):
+    """A fixture's teardown failed after one call of the body."""
+
+
+def _call_key() -> CallKey | None:
+    info = context.worker_or_none()
+    return None if info is None else (info.index, info.iteration)
+
+
+# ---------------------------------------------------------------- caplog
+
+
+class _Stamping:
+    """A LogRecord factory that stamps each record with the worker call that made it."""
+
+    def __init__(self, previous: Callable[..., logging.LogRecord]) -> None:
+        self.previous = previous
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.previous(*args, **kwargs)
+        setattr(record, _STAMP, _call_key())
+        return record
+
+
+class WorkerCaplog:
+    """The ``caplog`` of one call: pytest's ``caplog``, seeing only the records
+    that call logged."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, key: CallKey) -> None:
+        self._caplog = caplog
+        self._key = key
+
+    def _mine(self, records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+        return [r for r in records if getattr(r, _STAMP, None) == self._key]
+
+    @property
+    def handler(self) -> Any:  # pytest's LogCaptureHandler
+        return self._caplog.handler
+
+    @property
+    def records(self) -> list[logging.LogRecord]:
+        return self._mine(self._caplog.records)
+
+    def get_records(self, when: str) -> list[logging.LogRecord]:
+        return self._mine(self._caplog.get_records(when))  # type: ignore[arg-type,unused-ignore]
+
+    @property
+    def text(self) -> str:
+        handler = self._caplog.handler
+        return "".join(handler.format(record) + "\n" for record in self.records)
+
+    @property
+    def record_tuples(self) -> list[tuple[str, int, str]]:
+        return [(r.name, r.levelno, r.getMessage()) for r in self.records]
+
+    @property
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+    def clear(self) -> None:
+        """Forget this call's records (the other workers' stay)."""
+        handler = self._caplog.handler
+        with handler.lock or contextlib.nullcontext():
+            handler.records[:] = [r for r in handler.records
+                                  if getattr(r, _STAMP, None) != self._key]
+
+    def __getattr__(self, name: str) -> Any:  # set_level, at_level, filtering...
+        return getattr(self._caplog, name)
+
+
+# ---------------------------------------------------------------- capsys
+
+
+class _Routed:
+    """``sys.stdout`` or ``sys.stderr`` while workers capture: a worker's writes go
+    to its own buffer, anything else's to the stream underneath."""
+
+    def __init__(self, underlying: TextIO, buffers: dict[CallKey, io.StringIO]) -> None:
+        self._underlying = underlying
+        self._buffers = buffers
+
+    def write(self, text: str) -> int:
+        key = _call_key()
+        buffer = self._buffers.get(key) if key is not None else None
+        return (buffer if buffer is not None else self._underlying).write(text)
+
+    def writelines(self, lines: Iterator[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._underlying.flush()
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno...
+        return getattr(self._underlying, name)
+
+
+class _Router:
+    """Routes writes of workers to ``sys.stdout`` and ``sys.stderr`` per call."""
+
+    def __init__(self) -> None:
+        self.out: dict[CallKey, io.StringIO] = {}
+        self.err: dict[CallKey, io.StringIO] = {}
+        self._saved: tuple[TextIO, TextIO] | None = None
+
+    def install(self) -> None:
+        if self._saved is None:
+            self._saved = (sys.stdout, sys.stderr)
+            # a TextIO in all but name: it writes, flushes and delegates the rest
+            sys.stdout = cast(TextIO, _Routed(sys.stdout, self.out))
+            sys.stderr = cast(TextIO, _Routed(sys.stderr, self.err))
+
+    def uninstall(self) -> None:
+        if self._saved is not None:
+            if isinstance(sys.stdout, _Routed):
+                sys.stdout = self._saved[0]
+            if isinstance(sys.stderr, _Routed):
+                sys.stderr = self._saved[1]
+            self._saved = None
+
+    def open(self, key: CallKey) -> None:
+        self.out[key], self.err[key] = io.StringIO(), io.StringIO()
+
+    def take(self, key: CallKey) -> tuple[str, str]:
+        """What the call wrote since it last read, and forget it."""
+        out, err = self.out[key], self.err[key]
+        text = out.getvalue(), err.getvalue()
+        for buffer in (out, err):
+            buffer.seek(0)
+            buffer.truncate()
+        return text
+
+    def close(self, key: CallKey) -> None:
+        """The call is over: what it wrote and did not read goes to the stream
+        underneath (pytest's capture shows it with the test's report)."""
+        out, err = self.take(key) if key in self.out else ("", "")
+        self.out.pop(key, None)
+        self.err.pop(key, None)
+        if self._saved is not None:
+            if out:
+                self._saved[0].write(out)
+            if err:
+                self._saved[1].write(err)
+
+
+class WorkerCapsys:
+    """The ``capsys`` of one call: ``readouterr()`` returns what that call wrote."""
+
+    def __init__(self, router: _Router, key: CallKey) -> None:
+        self._router = router
+        self._key = key
+
+    def readouterr(self) -> compat.CaptureResult[str]:
+        return compat.CaptureResult(*self._router.take(self._key))
+
+    @contextlib.contextmanager
+    def disabled(self) -> Iterator[None]:
+        """Write through to the terminal inside the block, as pytest's does."""
+        out, err = self._router.out.pop(self._key), self._router.err.pop(self._key)
+        try:
+            yield
+        finally:
+            self._router.out[self._key], self._router.err[self._key] = out, err
+
+
+# ---------------------------------------------------------------- fixture sets
+
+
+class FixtureSets:
+    """Fresh function-scoped fixtures for every call of one test item's body.
+
+    ``threads_per_process`` above 1 routes ``capsys`` per worker; ``caplog`` is
+    always routed.  Implements ``runners.Calls``: ``setup(info)`` gives the
+    keyword arguments of one call, ``teardown(info)`` tears them down.
+    """
+
+    ROUTED = ("caplog", "capsys")
+
+    def __init__(self, item: pytest.Function, threads_per_process: int) -> None:
+        self.item = item
+        self.argnames = compat.argnames(item)
+        fixtures = set(item.fixturenames)
+        self.keep = {name for name in self.ROUTED if name in fixtures
+                     and (name == "caplog" or threads_per_process > 1)}
+        self.live: dict[CallKey, compat.FixtureSet] = {}
+        self.ready: dict[CallKey, compat.FixtureSet] = {}  # set up ahead of their call
+        self.router = _Router() if "capsys" in self.keep else None
+        self._factory: Callable[..., logging.LogRecord] | None = None
+        if "caplog" in self.keep:
+            self._factory = logging.getLogRecordFactory()
+            logging.setLogRecordFactory(_Stamping(self._factory))
+
+    # -- the set pytest made at setup
+
+    def adopt(self, info: WorkerInfo) -> None:
+        """Keep the fixtures pytest set up for the item as ``info``'s (its first call)."""
+        self.ready[(info.index, info.iteration)] = compat.detach_fixtures(self.item, self.keep)
+
+    def drop(self) -> None:
+        """Tear down the fixtures pytest set up for the item: every call makes its
+        own (process mode, where the children set them up).  What the children
+        would each make lazily, for all of them, is made now: pytest's base
+        temporary directory (made by one child, it is emptied by the next)."""
+        factory = self.item.funcargs.get("tmp_path_factory")
+        if isinstance(factory, pytest.TempPathFactory):
+            factory.getbasetemp()
+        self._raise_teardown(compat.teardown_fixtures(
+            compat.detach_fixtures(self.item, self.keep), self.item), None)
+
+    def prepare(self, info: WorkerInfo) -> None:
+        """Set up ``info``'s fixtures now, ahead of its call (in pytest's setup
+        phase, so that a failing fixture is an error at setup)."""
+        key = (info.index, info.iteration)
+        if key not in self.ready:
+            self.ready[key] = self._make(info)
+
+    # -- runners.Calls
+
+    def setup(self, info: WorkerInfo) -> Mapping[str, Any]:
+        key = (info.index, info.iteration)
+        fixtures = self.ready.pop(key, None) or self._make(info)
+        self.live[key] = fixtures
+        kwargs = {name: fixtures.values[name] if name in fixtures.values
+                  else self.item.funcargs[name] for name in self.argnames}
+        if "caplog" in self.keep and "caplog" in kwargs:
+            caplog = self.item.funcargs["caplog"]
+            assert isinstance(caplog, pytest.LogCaptureFixture)
+            kwargs["caplog"] = WorkerCaplog(caplog, key)
+        if coroutines.RUNNER in fixtures.values:  # a pytest-asyncio test's own event loop
+            kwargs[coroutines.RUNNER] = fixtures.values[coroutines.RUNNER]
+        if self.router is not None and "capsys" in kwargs:
+            self.router.install()
+            self.router.open(key)
+            kwargs["capsys"] = WorkerCapsys(self.router, key)
+        return kwargs
+
+    def teardown(self, info: WorkerInfo) -> None:
+        key = (info.index, info.iteration)
+        if self.router is not None:
+            self.router.close(key)
+        fixtures = self.live.pop(key, None)
+        if fixtures is not None:
+            with context.preparing(info):
+                errors = compat.teardown_fixtures(fixtures, self.item)
+            self._raise_teardown(errors, info)
+
+    def close(self) -> None:
+        """After the run: tear down whatever is still set up (calls the run never
+        reached, or left behind when it stopped), put back what was routed."""
+        errors = []
+        for key in list(self.live) + list(self.ready):
+            fixtures = self.live.pop(key, None) or self.ready.pop(key)
+            errors += compat.teardown_fixtures(fixtures, self.item)
+        if self.router is not None:
+            for key in list(self.router.out):
+                self.router.close(key)
+            self.router.uninstall()
+        if self._factory is not None:
+            logging.setLogRecordFactory(self._factory)
+            self._factory = None
+        self._raise_teardown(errors, None)
+
+    # -- helpers
+
+    def _make(self, info: WorkerInfo) -> compat.FixtureSet:
+        try:
+            with context.preparing(info):
+                compat.fill_fixtures(self.item)
+        except BaseException as exc:
+            name = compat.failed_fixture(self.item)
+            compat.teardown_fixtures(compat.detach_fixtures(self.item, self.keep), self.item)
+            what = f"fixture {name!r}" if name else "a fixture"
+            raise FixtureSetupError(
+                f"{what} failed to set up for worker {info.index} in iteration "
+                f"{info.iteration}: {type(exc).__name__}: {exc}") from exc
+        return compat.detach_fixtures(self.item, self.keep)
+
+    @staticmethod
+    def _raise_teardown(errors: list[tuple[str, BaseException]],
+                        info: WorkerInfo | None) -> None:
+        if not errors:
+            return
+        name, exc = errors[0]
+        whose = f" after worker {info.index}'s call in iteration {info.iteration}" \
+            if info is not None else ""
+        raise FixtureTeardownError(
+            f"fixture {name!r} failed to tear down{whose}: {type(exc).__name__}: "
+            f"{exc}") from exc

@@ -1,0 +1,219 @@
+"""Tests that cannot run concurrently in a mode, and why: they run once, serially,
+and are reported as such ("serial: uses monkeypatch"), never as a concurrent pass.
+
+Thread-unsafe test techniques change what the whole process shares: fixtures
+such as ``monkeypatch``, ``capfd`` or ``recwarn``, and, read from the test's
+source (and the functions it calls in its own module, two levels deep),
+``unittest.mock.patch``, ``warnings.catch_warnings``, ``pytest.warns`` and
+``pytest.deprecated_call``.  ``@pytest.mark.thread_unsafe(reason=...)`` (the
+marker of pytest-run-parallel) says so explicitly.  Process mode isolates
+memory, so a test that is only thread-unsafe runs normally there.
+
+Async tests whose async fixtures are bound to an event loop that the workers
+cannot share (pytest-asyncio fixtures on a class-, module- or session-scoped
+loop; anyio's fixtures, which all run on its one test runner) also run
+serially, in every mode.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import textwrap
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+THREAD_LIKE = ("thread", "hybrid", "explore")  # modes whose workers share a process
+SERIAL = pytest.StashKey[str]()  # why an item runs once, serially (set at collection)
+
+# Fixtures whose effect is process-global: one worker's changes are every worker's.
+# (capsys and caplog are routed per worker instead: see percall.py.)
+UNSAFE_FIXTURES = ("capfd", "capfdbinary", "capsysbinary", "capteesys", "monkeypatch",
+                   "recwarn", "mocker", "class_mocker", "module_mocker", "package_mocker",
+                   "session_mocker")
+# (module, name) of calls that patch or catch process-wide; "*" is any name.
+UNSAFE_CALLS = frozenset({
+    ("unittest.mock", "*"), ("mock", "*"), ("warnings", "catch_warnings"),
+    ("pytest", "warns"), ("pytest", "deprecated_call"), ("_pytest.recwarn", "warns"),
+    ("_pytest.recwarn", "deprecated_call"),
+})
+_PATCHERS = ("patch", "patch.object", "patch.dict", "patch.multiple")
+DEPTH = 2  # called functions of the test's module looked into
+
+
+def serial_reason(item: pytest.Item, mode: str, detect: bool = True,
+                  shared_fixtures: bool = False) -> str | None:
+    """Why ``item`` must run serially in ``mode`` (None: it may run concurrently).
+    ``shared_fixtures``: all workers get the same function-scoped fixtures."""
+    if mode in THREAD_LIKE:
+        marker = item.get_closest_marker("thread_unsafe")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else None)
+            return f"marked thread_unsafe: {reason}" if reason else "marked thread_unsafe"
+        if detect:
+            found = unsafe_fixture(getattr(item, "fixturenames", ()))
+            if found:
+                return f"uses {found}"
+            call = unsafe_call(_function_of(item))
+            if call:
+                return f"uses {call}"
+    return shared_loop(item, shared_fixtures)
+
+
+def _function_of(item: pytest.Item) -> Callable[..., Any] | None:
+    """The test's function, without making a unittest TestCase for it."""
+    method = getattr(item, "method_name", None)
+    if method is not None and item.parent is not None:
+        return getattr(getattr(item.parent, "obj", None), method, None)
+    return getattr(item, "obj", None)
+
+
+def unsafe_fixture(fixturenames: Iterable[str]) -> str | None:
+    names = set(fixturenames)
+    return next((name for name in UNSAFE_FIXTURES if name in names), None)
+
+
+# ---------------------------------------------------------------- the test's source
+
+
+def unsafe_call(function: Callable[..., Any] | None) -> str | None:
+    """The first thread-unsafe technique ``function`` uses ('unittest.mock.patch',
+    'pytest.warns'...), looking into the functions it calls from its own module."""
+    if function is None:
+        return None
+    try:
+        return _scan(inspect.unwrap(function), 0)
+    except Exception:  # noqa: BLE001 - an unreadable source is no reason to run serially
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _scan(function: Callable[..., Any], depth: int) -> str | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+    names = _Names(getattr(function, "__globals__", {}))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            found = names.unsafe(node.func)
+            if found:
+                return found
+            if depth < DEPTH:
+                callee = names.local_function(node.func, function)
+                if callee is not None and callee is not function:
+                    found = _scan(callee, depth + 1)
+                    if found:
+                        return found
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for decorator in node.decorator_list:  # @mock.patch(...) on the test
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                found = names.unsafe(target)
+                if found:
+                    return found
+    return None
+
+
+class _Names:
+    """Resolves the names a function's source uses through its module's globals."""
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self.namespace = namespace
+
+    def _dotted(self, node: ast.expr) -> list[str] | None:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(node.id)
+        return parts[::-1]
+
+    def unsafe(self, node: ast.expr) -> str | None:
+        parts = self._dotted(node)
+        if not parts:
+            return None
+        value = self.namespace.get(parts[0])
+        if value is None:
+            return None
+        if inspect.ismodule(value):
+            module, rest = value.__name__, parts[1:]
+        else:
+            module = getattr(value, "__module__", None) or ""
+            rest = [getattr(value, "__name__", parts[0]), *parts[1:]]
+        if not rest:
+            return None
+        for depth in range(len(rest)):  # unittest.mock + patch.object, or mock + patch
+            prefix = ".".join([module, *rest[:depth]]) if depth else module
+            name = rest[depth]
+            if (prefix, name) in UNSAFE_CALLS or (prefix, "*") in UNSAFE_CALLS:
+                shown = ".".join([prefix, *rest[depth:]])
+                return shown if not shown.startswith("_pytest.recwarn") else \
+                    "pytest." + rest[-1]
+        return None
+
+    def local_function(self, node: ast.expr,
+                       caller: Callable[..., Any]) -> Callable[..., Any] | None:
+        """A plain function of the caller's own module that ``node`` names."""
+        if not isinstance(node, ast.Name):
+            return None
+        value = self.namespace.get(node.id)
+        if inspect.isfunction(value) and value.__module__ == getattr(caller, "__module__", None):
+            return value
+        return None
+
+
+# ---------------------------------------------------------------- event loops
+
+
+def shared_loop(item: pytest.Item, shared_fixtures: bool = False) -> str | None:
+    """Why the item's async fixtures tie all its workers to one event loop, if they
+    do: pytest-asyncio fixtures on a loop wider than the function, any anyio
+    async fixture (anyio runs them all on its one test runner), and any async
+    fixture at all when the workers share their fixtures."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None or not is_coroutine_test(item):
+        return None
+    config = item.config
+    default = _ini(config, "asyncio_default_fixture_loop_scope")
+    names = list(getattr(item, "fixturenames", ()))
+    for name in names:
+        for fixturedef in info.name2fixturedefs.get(name, ())[-1:]:
+            func = fixturedef.func
+            if not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
+                continue
+            if "anyio_backend" in names and not _asyncio_fixture(func):
+                return (f"async fixture {name!r} runs on anyio's test runner, one event "
+                        "loop the workers cannot share")
+            if shared_fixtures:
+                return (f"async fixture {name!r} is shared by all workers and bound to one "
+                        "event loop (fixtures='per-worker' gives each worker its own)")
+            scope = getattr(func, "_loop_scope", None) or \
+                (fixturedef.scope if default in (None, "", "fixture-scope") else default)
+            if scope != "function":
+                return (f"async fixture {name!r} runs on a {scope}-scoped event loop "
+                        "that the workers cannot share")
+    return None
+
+
+def _asyncio_fixture(func: Callable[..., Any]) -> bool:
+    return bool(getattr(func, "_force_asyncio_fixture", False))
+
+
+def _ini(config: pytest.Config, name: str) -> Any:
+    try:
+        return config.getini(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def is_coroutine_test(item: pytest.Item) -> bool:
+    """Whether the item's test function is a coroutine function (whatever plugin
+    wrapped it)."""
+    function = getattr(item, "obj", None)
+    return function is not None and inspect.iscoroutinefunction(inspect.unwrap(function))

@@ -1,0 +1,115 @@
+"""Tests that cannot run concurrently in a mode run once, serially, and say why:
+pytest-run-parallel's thread_unsafe marker, and thread-unsafe techniques found in
+the test's fixtures and source.  Process mode isolates memory and runs them."""
+
+import json
+import unittest.mock as um
+import warnings as w
+
+import pytest
+
+from pytest_concurrency import unsafe
+
+SUITE = """
+import os
+import warnings
+from unittest import mock
+import pytest
+
+def test_monkeypatch(monkeypatch):
+    monkeypatch.setenv("X", "1")
+    assert os.environ["X"] == "1"
+
+def test_capfd(capfd):
+    os.write(1, b"x")
+    assert capfd.readouterr().out == "x"
+
+def test_mock_patch():
+    with mock.patch("os.getcwd", return_value="/nowhere"):
+        assert os.getcwd() == "/nowhere"
+
+@mock.patch("os.getcwd", return_value="/elsewhere")
+def test_mock_decorator(getcwd):
+    assert os.getcwd() == "/elsewhere"
+
+def helper():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+def test_calls_a_helper_that_catches_warnings():
+    helper()
+
+def test_pytest_warns():
+    with pytest.warns(UserWarning):
+        warnings.warn("w", UserWarning)
+
+@pytest.mark.thread_unsafe(reason="uses a global registry")
+def test_marked():
+    pass
+
+def test_plain():
+    pass
+"""
+
+REASONS = {
+    "test_monkeypatch": "uses monkeypatch",
+    "test_capfd": "uses capfd",
+    "test_mock_patch": "uses unittest.mock.patch",
+    "test_mock_decorator": "uses unittest.mock.patch",
+    "test_calls_a_helper_that_catches_warnings": "uses warnings.catch_warnings",
+    "test_pytest_warns": "uses pytest.warns",
+    "test_marked": "marked thread_unsafe: uses a global registry",
+}
+
+
+def test_thread_unsafe_tests_run_serially_and_say_why(pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--concurrency-apply=thread,process", "-v",
+        "--concurrency-report=r.json", "--strict-markers")
+    result.assert_outcomes(passed=16)
+    entries = {e["nodeid"].split("::")[1]: e
+               for e in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    for name, reason in REASONS.items():
+        assert (entries[f"{name}[thread]"]["outcome"], entries[f"{name}[thread]"]["serial"]) \
+            == ("serial", reason)
+        assert entries[f"{name}[process]"]["outcome"] == "passed"  # memory is isolated
+    assert entries["test_plain[thread]"]["outcome"] == "passed"
+    result.stdout.fnmatch_lines([
+        "7 items ran serially, once, not concurrently:*",
+        "  test_suite.py::test_marked[[]thread[]]: serial: marked thread_unsafe: uses a "
+        "global registry"])
+
+
+def test_detection_can_be_turned_off_but_the_marker_still_counts(pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--concurrency-apply=thread", "--concurrency-workers=1",
+        "--concurrency-detect-unsafe=off", "--concurrency-report=r.json")
+    entries = {e["nodeid"].split("::")[1]: e
+               for e in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    assert entries["test_monkeypatch[thread]"]["serial"] is None
+    assert entries["test_marked[thread]"]["serial"] == \
+        "marked thread_unsafe: uses a global registry"
+
+
+def test_the_markdown_lists_what_ran_serially(pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--concurrency-apply=thread",
+                                  "--concurrency-report=r.md")
+    markdown = (pytester.path / "r.md").read_text()
+    assert "### Ran serially" in markdown
+    assert "`test_suite.py::test_monkeypatch[thread]`: uses monkeypatch" in markdown
+
+
+def test_source_detection_resolves_aliases():
+    def aliased():
+        with um.patch.object(w, "warn"):
+            pass
+
+    def clean():
+        return 1
+
+    assert unsafe.unsafe_call(aliased) == "unittest.mock.patch.object"
+    assert unsafe.unsafe_call(clean) is None
+    assert unsafe.unsafe_call(print) is None  # no source: assumed safe

@@ -72,8 +72,10 @@ def _busy(m: ModeMeasurement) -> float:
     return m.cpu / m.wall
 
 
-def _classify(m: ModeMeasurement, usable_cpus: int) -> str:
-    ceiling = 1 if m.mode == "thread" else max(1, min(m.workers, usable_cpus))
+def _classify(m: ModeMeasurement, usable_cpus: int, free_threaded: bool = False) -> str:
+    # Under the GIL threads keep at most one CPU busy; free-threaded, as many as processes.
+    ceiling = 1 if m.mode == "thread" and not free_threaded else \
+        max(1, min(m.workers, usable_cpus))
     # On a busy machine a CPU-bound body gets only part of each CPU: measure the
     # load against what was there to be had, not against idle CPUs.
     share = min(1.0, max(m.availability or 1.0, 0.1))
@@ -85,14 +87,14 @@ def _classify(m: ModeMeasurement, usable_cpus: int) -> str:
     return "mixed"
 
 
-def _kind(ms: Sequence[ModeMeasurement], usable_cpus: int) -> str:
+def _kind(ms: Sequence[ModeMeasurement], usable_cpus: int, free_threaded: bool = False) -> str:
     # Threads measure the body alone; processes' CPU time also counts starting and
     # ending every child, which can make waiting look like work: a body that waits
     # in thread mode waits.
     thread = next((m for m in ms if m.mode == "thread"), None)
-    if thread is not None and _classify(thread, usable_cpus) == "io":
+    if thread is not None and _classify(thread, usable_cpus, free_threaded) == "io":
         return "io"
-    definite = {_classify(m, usable_cpus) for m in ms} - {"mixed"}
+    definite = {_classify(m, usable_cpus, free_threaded) for m in ms} - {"mixed"}
     return definite.pop() if len(definite) == 1 else "mixed"
 
 
@@ -146,7 +148,8 @@ def _memory_note(chosen: ModeMeasurement, ms: Sequence[ModeMeasurement]) -> str:
     return ""
 
 
-def _single(m: ModeMeasurement, kind: str, usable_cpus: int) -> str:
+def _single(m: ModeMeasurement, kind: str, usable_cpus: int,
+            free_threaded: bool = False) -> str:
     head = f"{_LABELS[kind]} ({_evidence(m)})"
     threads = m.mode == "thread"
     if kind == "cpu" and threads:
@@ -154,6 +157,9 @@ def _single(m: ModeMeasurement, kind: str, usable_cpus: int) -> str:
             return f"{head}: threads run it in parallel, the GIL is released or absent"
         if usable_cpus <= 1:
             return f"{head}: with 1 usable CPU no mode can run it in parallel"
+        if free_threaded:
+            return (f"{head}: the GIL is off, yet threads kept about one CPU busy: the body "
+                    "serializes on something else (a lock?)")
         return f"{head}: threads cannot run it in parallel under the GIL; try process mode"
     if kind == "cpu":
         if m.speedup is None:
@@ -210,8 +216,10 @@ def _order(mode: str) -> tuple[int, str]:
     return (COST_ORDER.index(mode) if mode in COST_ORDER else len(COST_ORDER), mode)
 
 
-def advise(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int) -> str | None:
-    """One sentence recommending a mode for a test, or None with nothing to go on."""
+def advise(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int,
+           free_threaded: bool = False) -> str | None:
+    """One sentence recommending a mode for a test, or None with nothing to go on.
+    ``free_threaded``: the GIL was off, so threads could run the body in parallel."""
     ms = sorted(
         (m for m in by_mode.values() if m.mode != "explore" and m.wall > 0 and m.cpu >= 0),
         key=lambda m: _order(m.mode),
@@ -219,13 +227,14 @@ def advise(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int) -> str | No
     if not ms:
         return None
     usable_cpus = max(1, usable_cpus)
-    kind = _kind(ms, usable_cpus)
+    kind = _kind(ms, usable_cpus, free_threaded)
     if len(ms) == 1:
-        return _single(ms[0], kind, usable_cpus)
+        return _single(ms[0], kind, usable_cpus, free_threaded)
     return _compare(ms, kind)
 
 
-def advise_from_runs(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int) -> str | None:
+def advise_from_runs(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int,
+                     free_threaded: bool = False) -> str | None:
     """One sentence from a single run per mode (no speedups): I/O-bound work
     gets threads; GIL-bound computing that another mode ran in parallel gets
     that mode; anything else is ``not enough evidence``, saying what would
@@ -240,7 +249,7 @@ def advise_from_runs(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int) -
         return (f"{NOT_ENOUGH}: a run of {shortest.wall * 1000:.1f} ms in {shortest.mode} mode "
                 f"is too short to tell computing from waiting; {budget}")
     usable_cpus = max(1, usable_cpus)
-    kind = _kind(ms, usable_cpus)
+    kind = _kind(ms, usable_cpus, free_threaded)
     thread = next((m for m in ms if m.mode == "thread"), None)
     first = thread or ms[0]
     if kind == "io":
@@ -249,6 +258,10 @@ def advise_from_runs(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int) -
         return (f"{_LABELS['cpu']} ({_evidence(thread)}): threads run it in parallel, the "
                 "GIL is released or absent; use threads")
     parallel = [m for m in ms if m.mode != "thread" and _busy(m) >= PARALLEL]
+    if kind == "cpu" and thread is not None and parallel and free_threaded:
+        return (f"{NOT_ENOUGH}: CPU-bound ({_evidence(thread)}) on a free-threaded build, "
+                "where threads could run it in parallel but did not in this run; "
+                f"{budget}")
     if kind == "cpu" and thread is not None and parallel:
         best = max(parallel, key=_busy)
         return (f"{_LABELS['cpu']} ({_evidence(thread)}; {best.mode} mode kept "

@@ -78,9 +78,18 @@ def pytest_configure(config: pytest.Config) -> None:
         reports = report_settings.configure(config)
     except options.OptionError as exc:
         raise pytest.UsageError(f"pytest-concurrency: {exc}") from None
+    from . import gil
+
+    gil.watch(config)  # a free-threaded build: which import re-enables the GIL, if any
     controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
     if controller or reports.reports:  # xdist's controller: its workers collect, it reports
         item_hooks.use_collector(config)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    from . import gil
+
+    return gil.header()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .. import spec
+from .. import gil, spec
 from . import baseline, document, entry
 from .settings import ReportSettings
 
@@ -80,7 +80,7 @@ def add(entries: dict[str, dict[str, Any]], report: pytest.TestReport) -> None:
     item["failures"].extend(data["failures"])
 
 
-def advise(tests: list[dict[str, Any]]) -> None:
+def advise(tests: list[dict[str, Any]], free_threaded: bool = False) -> None:
     """Give each test run in two or more of thread/process/hybrid the advisor's
     note, on each of its modes: from paired rounds where every mode was
     measured in them (budgeted tests), else from the single runs (what their
@@ -107,7 +107,7 @@ def advise(tests: list[dict[str, Any]]) -> None:
                 speedup=value.get("speedup"), availability=value.get("availability"))
         in_rounds = all(e.get("measured_in_rounds") for e in modes.values())
         how = advisor.advise if in_rounds else advisor.advise_from_runs
-        text = how(measured, spec.usable_cpus())
+        text = how(measured, spec.usable_cpus(), free_threaded=free_threaded)
         for e in modes.values():
             e["advice"] = text
 
@@ -226,8 +226,9 @@ class Collector:
         workers = getattr(self.config.option, "numprocesses", None) or 0
         run = document.run_metadata(str(self.config.rootpath), int(workers))
         run["interrupted"] = interrupted
+        run.update(gil.state(self.config))
         tests = sorted(self.entries.values(), key=lambda e: e["nodeid"])
-        advise(tests)
+        advise(tests, free_threaded=run["gil_disabled_build"] and not run["gil_enabled"])
         if self.settings.baseline:
             baseline.judge(tests, self.stored, run["machine"], self.settings.threshold)
         for e in tests:
@@ -255,6 +256,9 @@ class Collector:
                                         "'interrupted' never finished and proved nothing")
         for line in serial_lines(self.report["tests"], verbose):
             terminalreporter.write_line(line)
+        if self.report["run"].get("gil_reenabled_by"):
+            terminalreporter.write_line(gil.describe(self.report["run"]["gil_reenabled_by"]),
+                                        yellow=True)
         advice = advice_lines(self.report["tests"])
         if advice:
             terminalreporter.section("concurrency advice")

@@ -12,6 +12,10 @@ A document is plain JSON-able data::
         "arch": "x86_64", "cpu_count": 2, "cpu_affinity": [0, 1], "usable_cpus": 2,
         "git_commit": "3e3dd8f..." or null, "xdist_workers": 0,
         "interrupted": false,          # the session was stopped (Ctrl-C, SIGTERM)
+        "gil_disabled_build": false,   # free-threaded CPython (Py_GIL_DISABLED)
+        "gil_enabled": true,           # the GIL at the end of the session
+        "gil_reenabled_by": [{"module": "ext", "during": "<nodeid>"}],  # imports that
+                                       # turned the GIL back on (free-threaded builds)
         "machine": "Linux-x86_64-CPython3.11-2cpu"      # the coarse machine key
       },
       "tests": [                       # one entry per test item (test × mode)

@@ -129,11 +129,23 @@ def _header(document: dict[str, Any], run: dict[str, Any]) -> str:
               ("CPUs", f"{run.get('usable_cpus', '?')} usable of {run.get('cpu_count', '?')}"),
               ("Git commit", run.get("git_commit")), ("xdist workers", run.get("xdist_workers")),
               ("Created", document.get("created"))]
+    fields.append(("GIL", _gil(run)))
     if run.get("interrupted"):
         fields.append(("Session", "interrupted: some entries never finished"))
     items = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in fields)
     return (f'<header><h1>pytest-concurrency report</h1><div class="generator">'
             f'{_e(document.get("generator", ""))}</div><dl class="run">{items}</dl></header>')
+
+
+def _gil(run: dict[str, Any]) -> str:
+    """The GIL, as the header shows it."""
+    if not run.get("gil_disabled_build"):
+        return "enabled (a build with the GIL)"
+    if run.get("gil_reenabled_by"):
+        modules = ", ".join(repr(e.get("module")) for e in run["gil_reenabled_by"])
+        return f"re-enabled at run time by importing {modules} (free-threaded build)"
+    return "disabled (free-threaded build)" if not run.get("gil_enabled", True) else \
+        "enabled (free-threaded build)"
 
 
 def _summary(tests: list[dict[str, Any]]) -> str:

@@ -93,6 +93,10 @@ def _summary(document: dict[str, Any]) -> str:
         line += f" \u00b7 {_code(run['machine'], cell=False)}"
     if run.get("git_commit"):
         line += f" \u00b7 commit {_code(run['git_commit'][:7], cell=False)}"
+    if run.get("gil_disabled_build"):
+        line += " \u00b7 free-threaded, GIL " + (
+            "re-enabled at run time" if run.get("gil_reenabled_by") else
+            "disabled" if not run.get("gil_enabled", True) else "enabled")
     return line
 
 

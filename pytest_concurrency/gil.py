@@ -1,0 +1,79 @@
+"""Free-threaded CPython (3.13t, 3.14t): whether this build can run without the
+GIL, whether it really does, and which import brought the GIL back.
+
+A free-threaded build sets ``Py_GIL_DISABLED``; it turns the GIL back on when it
+imports an extension module that has not declared it can run without it, and
+warns (a RuntimeWarning naming the module).  From then on threads run one at a
+time again, and a thread-mode measurement says nothing about free-threading:
+the reports say so, as pytest-run-parallel does.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import sysconfig
+import warnings
+from typing import Any
+
+import pytest
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+_REENABLED = re.compile(r"The global interpreter lock \(GIL\) has been enabled to load "
+                        r"module '(?P<module>[^']*)'")
+EVENTS = pytest.StashKey[list[dict[str, str]]]()  # imports that re-enabled the GIL
+WATCHER = "concurrency-gil"
+
+
+def enabled() -> bool:
+    """Whether the GIL is on now (always, on a build that has one)."""
+    is_enabled = getattr(sys, "_is_gil_enabled", None)
+    return bool(is_enabled()) if is_enabled is not None else True
+
+
+def reenabled_by(message: str) -> str | None:
+    """The module named by CPython's warning that it re-enabled the GIL, or None."""
+    match = _REENABLED.search(message)
+    return match["module"] if match else None
+
+
+def state(config: pytest.Config | None = None) -> dict[str, Any]:
+    """What the reports record: the build, the GIL now, and what re-enabled it."""
+    events = config.stash.get(EVENTS, []) if config is not None else []
+    return {"gil_disabled_build": FREE_THREADED, "gil_enabled": enabled(),
+            "gil_reenabled_by": list(events)}
+
+
+def header() -> str | None:
+    """The terminal header line on a free-threaded build (None on any other)."""
+    if not FREE_THREADED:
+        return None
+    now = "enabled (an import turned it back on)" if enabled() else "disabled"
+    return f"concurrency: free-threaded CPython (Py_GIL_DISABLED); the GIL is {now}"
+
+
+class Watcher:
+    """Records the warnings of imports that re-enable the GIL, in any phase."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.events = config.stash[EVENTS] = []
+
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str,
+                                nodeid: str, location: tuple[str, int, str] | None) -> None:
+        module = reenabled_by(str(warning_message.message))
+        if module:
+            self.events.append({"module": module, "during": nodeid or when})
+
+
+def watch(config: pytest.Config) -> None:
+    """On a free-threaded build, watch for imports that re-enable the GIL."""
+    if FREE_THREADED and not config.pluginmanager.has_plugin(WATCHER):
+        config.pluginmanager.register(Watcher(config), WATCHER)
+
+
+def describe(events: list[dict[str, str]]) -> str:
+    """One sentence for the terminal and the report files."""
+    shown = ", ".join(f"importing {e['module']!r} (during {e['during']})" for e in events[:3])
+    more = f" and {len(events) - 3} more" if len(events) > 3 else ""
+    return (f"the GIL was re-enabled at run time by {shown}{more}: threads ran one at a "
+            "time from then on, and thread-mode results say nothing about free-threading")

@@ -6,8 +6,6 @@ import json
 import unittest.mock as um
 import warnings as w
 
-import pytest
-
 from pytest_concurrency import unsafe
 
 SUITE = """
@@ -86,6 +84,7 @@ def test_detection_can_be_turned_off_but_the_marker_still_counts(pytester):
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--concurrency-apply=thread", "--concurrency-workers=1",
         "--concurrency-detect-unsafe=off", "--concurrency-report=r.json")
+    result.assert_outcomes(passed=8)  # one worker each: nothing to race with
     entries = {e["nodeid"].split("::")[1]: e
                for e in json.loads((pytester.path / "r.json").read_text())["tests"]}
     assert entries["test_monkeypatch[thread]"]["serial"] is None

@@ -68,6 +68,8 @@ def execute(request: runners.RunRequest, node: pytest.Item,
     measurement = meter.result(sum(map(len, outcome.values.values())))
     outcome = dataclasses.replace(outcome, measurement=measurement)
     entry.add_run(node, measurement)
+    if outcome.exploration is not None:
+        entry.add_exploration(node, outcome.exploration)
     show_live = node.config.getoption("capture", "fd") == "no"
     for title, text in outcome.outputs:
         if show_live:

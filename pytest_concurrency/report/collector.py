@@ -29,7 +29,7 @@ def new_entry(nodeid: str, data: dict[str, Any] | None) -> dict[str, Any]:
         "layout": data.get("layout", "?"), "workers": data.get("workers"),
         "iterations": data.get("iterations"), "outcome": "interrupted", "duration": 0.0,
         "metrics": {}, "budget": [], "baseline": None, "advice": None, "failures": [],
-        "serial": data.get("serial"),
+        "serial": data.get("serial"), "exploration": None,
     }
 
 
@@ -77,6 +77,8 @@ def add(entries: dict[str, dict[str, Any]], report: pytest.TestReport) -> None:
         item["metrics"] = data["metrics"]
         item["budget"] = data["budget"]
         item["measured_in_rounds"] = data["measured_in_rounds"]
+        if data.get("exploration") is not None:
+            item["exploration"] = data["exploration"]
     item["failures"].extend(data["failures"])
 
 

@@ -28,6 +28,18 @@ A document is plain JSON-able data::
                                      # interrupted (set up, never finished)
                                      # serial (passed, run once: see "serial")
           "serial": null or "uses monkeypatch",  # why it ran once, serially
+          "exploration": null or {     # explore items: what was explored
+            "strategy": "pct", "seed": 3, "workers": 2, "schedules": 10, "budget": 200,
+            "complete": false,         # every distinct interleaving was explored
+            "verdict": "10 schedules explored (...)",   # one line
+            "outcomes": 2, "outcome_counts": {"[[1], [2]]": 9, ...},
+            "schedules_per_second": 160.2, "switch_points": "sys.monitoring",
+            "python": "3.12",
+            "interleaving": null or {  # the failing schedule, its last 200 steps
+              "schedule": 9, "kind": "assertion", "worker": 1, "message": "...",
+              "total_steps": 28, "steps": [{"worker": 0, "file": "/path/test_x.py",
+                "line": 19, "function": "increment", "what": "reads .value",
+                "source": "self.value += 1"}, ...]}},
           "duration": 0.12,          # seconds pytest spent on the call
           "metrics": {               # only what was measured
             "wall": {"value": 0.0123, "low": 0.0120, "high": 0.0130, "rounds": 5,

@@ -53,6 +53,13 @@ def start(item: pytest.Item, run_spec: spec.RunSpec,
     return data
 
 
+def add_exploration(item: pytest.Item, exploration: dict[str, Any]) -> None:
+    """What an explore run explored (the last one, if a test explores several times)."""
+    data = item.stash.get(DATA, None)
+    if data is not None:
+        data["exploration"] = exploration
+
+
 def add_run(item: pytest.Item, measurement: Measurement) -> None:
     """Count one run's measurement (a test may call ``concurrency.run`` often)."""
     data = item.stash.get(DATA, None)

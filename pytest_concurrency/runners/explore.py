@@ -53,6 +53,42 @@ def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
         context.leave()
 
 
+STEPS_SHOWN = 200  # of a failing schedule, in the reports' interleaving
+
+
+def exploration(result: ExploreResult, spec: RunSpec, seed: int,
+                outcomes: Mapping[str, int]) -> dict[str, Any]:
+    """What an exploration found, as plain data for the reports (JSON, HTML, JUnit):
+    strategy, seed, schedules explored of those allowed, whether the search was
+    complete, the distinct outcomes, and the failing schedule's interleaving."""
+    elapsed = result.stats.get("elapsed") or 0.0
+    failure = result.failure
+    data: dict[str, Any] = {
+        "strategy": spec.strategy, "seed": seed, "workers": spec.workers,
+        "schedules": result.schedules_run, "budget": spec.schedules,
+        "complete": bool(result.exhausted), "verdict": summary(result, spec, seed),
+        "outcomes": len(outcomes), "outcome_counts": dict(list(outcomes.items())[:20]),
+        "schedules_per_second": result.schedules_run / elapsed if elapsed > 0 else None,
+        "switch_points": result.stats.get("switch_points"),
+        "python": result.stats.get("python"), "interleaving": None,
+    }
+    if failure is not None:
+        steps = failure.steps[-STEPS_SHOWN:]
+        data["interleaving"] = {
+            "schedule": failure.schedule, "kind": failure.kind, "worker": failure.worker,
+            "message": failure.message, "total_steps": len(failure.steps),
+            "steps": [{"worker": worker, "file": filename, "line": lineno, "function": func,
+                       "what": what, "source": _source(filename, lineno)}
+                      for worker, filename, lineno, func, what in steps]}
+    return data
+
+
+def _source(filename: str, lineno: int) -> str:
+    import linecache
+
+    return linecache.getline(filename, lineno).strip() if lineno else ""
+
+
 def summary(result: ExploreResult, spec: RunSpec, seed: int) -> str:
     """One line on what was explored, for the report's 'explore' section."""
     text = (f"{result.schedules_run} schedule{'s' if result.schedules_run != 1 else ''} "
@@ -67,23 +103,37 @@ def summary(result: ExploreResult, spec: RunSpec, seed: int) -> str:
 
 def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round],
              workers: Sequence[Callable[[_Round], Any]],
-             observe: Callable[..., None]) -> tuple[ExploreResult, int]:
-    """Explore ``workers`` under ``spec``; returns (result, seed) or raises ExploreError."""
+             observe: Callable[[_Round, list[Any], Callable[[], str]], str],
+             ) -> tuple[ExploreResult, int, dict[str, int]]:
+    """Explore ``workers`` under ``spec``; returns (result, seed, distinct outcomes
+    with their counts) or raises ExploreError.  ``observe`` names each passing
+    schedule's outcome."""
     # Imported here: the scheduler costs a pytest session nothing until explore runs.
     from ..explore import ReplayDiverged, explore
 
     seed = seed_of(spec)
+    outcomes: dict[str, int] = {}
+    done = 0
+
+    def observed(state: _Round, returns: list[Any], token: Callable[[], str]) -> None:
+        nonlocal done
+        outcome = observe(state, returns, token)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        done += 1
+        if options.progress is not None:
+            options.progress(done, spec.schedules, len(outcomes))
+
     try:
         result = explore(setup, workers, schedules=spec.schedules, strategy=spec.strategy,
                          seed=seed, instrument=spec.instrument, roots=options.roots,
-                         replay=options.replay, observe=observe)
+                         replay=options.replay, observe=observed)
     except ReplayDiverged as exc:
         raise ExploreError(f"{exc}\nThe code, the Python version or the test changed since "
                            f"the token was recorded; run without --concurrency-replay "
                            f"to explore afresh.") from None
     except ValueError as exc:  # a bad token or an uninstalled instrument= package
         raise ExploreError(str(exc)) from None
-    return result, seed
+    return result, seed, outcomes
 
 
 def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Failure:
@@ -141,19 +191,27 @@ def run(request: RunRequest) -> RunOutcome:
 
     last: dict[str, Any] = {}
 
-    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> None:
+    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> str:
         last["values"] = returns
+        return _outcome(returns)
 
     start = time.perf_counter()
     try:
-        result, seed = _explore(spec, options, setup, workers, observe)
+        result, seed, outcomes = _explore(spec, options, setup, workers, observe)
     finally:
         teardown()
     wall = time.perf_counter() - start
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []
     values = {i: list(v or []) for i, v in enumerate(last.get("values", [None] * n))}
-    return RunOutcome(values, failures, [("explore", summary(result, spec, seed))], wall)
+    return RunOutcome(values, failures, [("explore", summary(result, spec, seed))], wall,
+                      exploration=exploration(result, spec, seed, outcomes))
+
+
+def _outcome(values: object) -> str:
+    """A schedule's outcome as the reports name it: what the workers returned."""
+    text = repr(values)
+    return text if len(text) <= 200 else text[:199] + "\u2026"
 
 
 def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
@@ -167,12 +225,13 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
         return _Round(RunContext(threading.Barrier(n)),
                       actors.setup() if actors.setup is not None else None)
 
-    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> None:
+    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> str:
         outcome = actors.arbiter(state.data) if actors.arbiter is not None else \
             tuple(r[0] if r else None for r in returns)
         tally[outcome] += 1
         if outcome not in tally.replays:
             tally.replays[outcome] = replay_command(options.nodeid, token())
+        return _outcome(outcome)
 
     stateless = actors.setup is None
 
@@ -183,8 +242,9 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     workers = [functools.partial(_worker, i, n, 1, call_of(actor))
                for i, actor in enumerate(actors.actors)]
     start = time.perf_counter()
-    result, seed = _explore(spec, options, setup, workers, observe)
+    result, seed, outcomes = _explore(spec, options, setup, workers, observe)
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []
     return RunOutcome({}, failures, [("explore", summary(result, spec, seed))],
-                      time.perf_counter() - start)
+                      time.perf_counter() - start,
+                      exploration=exploration(result, spec, seed, outcomes))

@@ -43,6 +43,8 @@ class ExploreOptions:
     roots: tuple[str, ...] = ()  # directories of user code, whose steps are interleaved
     nodeid: str = ""  # the item's, for the replay command
     fresh_kwargs: Callable[[], Mapping[str, Any]] | None = None  # per schedule after the first
+    # called after each schedule: (schedules done, schedules allowed, distinct outcomes)
+    progress: Callable[[int, int, int], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +83,7 @@ class RunOutcome:
     outputs: list[tuple[str, str]]  # (report section title, text) from children
     wall: float
     seed: int | None = None  # start-jitter seed of thread/process/hybrid runs
+    exploration: dict[str, Any] | None = None  # explore mode: what was explored (see explore.py)
     measurement: Measurement | None = None  # added by running.execute
 
 

@@ -49,6 +49,14 @@ def _wait(worker: Worker | None, ready: Callable[[], bool], resource: object, wh
     return True
 
 
+def _touch() -> None:
+    """A primitive changed so that a waiting worker may go on: the scheduler's next
+    decision looks again at who can run."""
+    worker = current_worker()
+    if worker is not None:
+        worker.schedule.dirty = True
+
+
 def _op(what: str) -> Worker | None:
     """A switch point for an operation, in a worker; returns the worker (None outside)."""
     worker = current_worker()
@@ -96,6 +104,7 @@ class Lock:
         owner, self._owner = self._owner, None
         if owner is not None and self in owner.held:
             owner.held.remove(self)
+        _touch()
 
     def locked(self) -> bool:
         return self._real.locked()
@@ -286,6 +295,7 @@ class Semaphore:
         if n < 1:
             raise ValueError("n must be one or more")
         self._value += n
+        _touch()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
@@ -368,9 +378,11 @@ class Barrier:
 
     def reset(self) -> None:
         self._count, self._generation, self._broken = 0, self._generation + 1, False
+        _touch()
 
     def abort(self) -> None:
         self._broken = True
+        _touch()
 
     @property
     def parties(self) -> int:
@@ -442,6 +454,7 @@ class Queue:
         if self._unfinished <= 0:
             raise ValueError("task_done() called too many times")
         self._unfinished -= 1
+        _touch()
 
     def join(self) -> None:
         worker = _op("join")

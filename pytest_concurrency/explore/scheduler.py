@@ -1,7 +1,8 @@
 """One schedule: N worker threads of which exactly one runs at a time.
 
-The controller (the thread that calls ``Schedule.run``) makes every decision; a worker
-reaching a switch point posts an arrival and parks on its own baton lock until granted.
+The running worker decides at each of its switch points who runs next; it hands
+the turn over (by releasing the chosen worker's baton) only when the schedule
+switches.  The controller watches for workers that block outside the scheduler.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from . import _orig
 from .instrument import own_file
 from .strategies import Strategy
 
-# A worker's status, as the controller sees it:
+# A worker's status:
+STARTING = "starting"  # its thread has not reached its first switch point yet
 PARKED = "parked"  # at a switch point, waiting to be granted its next step
-RUNNING = "running"  # granted a step (or starting); the controller waits for its next arrival
+RUNNING = "running"  # holds the turn: runs until its next switch point
 BLOCKED = "blocked"  # parked in a patched primitive until its Wait is ready
-DETACHED = "detached"  # granted a step but not back in time: blocked outside the scheduler
+DETACHED = "detached"  # held the turn but did not come back: blocked outside the scheduler
 DONE = "done"  # its actor returned or raised
 CLOCK_TICK = 1e-6  # virtual seconds per scheduling step
 
@@ -116,7 +118,7 @@ class Worker:
     schedule: Schedule
     index: int  # position in schedule.workers: the actors first, then the threads they start
     actor: Actor
-    # Held by the controller; released to grant the worker one step.
+    # Held while the worker waits for the turn; released to give it the turn.
     baton: _thread.LockType = dataclasses.field(init=False)
     # Set before the thread starts: a real Thread for an actor, a RawThread for a spawned one.
     thread: threading.Thread | RawThread = dataclasses.field(init=False)
@@ -128,6 +130,7 @@ class Worker:
     error: BaseException | None = None  # what the actor raised, unless it was aborted
     held: list[HeldLock] = dataclasses.field(default_factory=list)  # Locks it holds now
     ident: int | None = None  # its thread's ident, once the thread runs
+    detached_at: int = -1  # the step count when it was last detached
 
     def __post_init__(self) -> None:
         self.baton = _orig.allocate_lock()
@@ -158,7 +161,17 @@ def user_site(skip: int = 2) -> Site:
 
 
 class Schedule:
-    """Runs the actors once under ``strategy``; fills trace, choices and findings."""
+    """Runs the actors once under ``strategy``; fills trace, choices and findings.
+
+    One worker holds the turn at a time.  At a switch point the running worker
+    itself asks the strategy who goes next: if it is itself, it goes on at once
+    (a function call, no thread hand-off); otherwise it hands the turn straight
+    to the chosen worker and parks on its baton.  The controller (the thread that
+    calls :meth:`run`) only watches: it takes the turn from a worker that has
+    not reached a switch point within the step timeout (blocked outside the
+    scheduler: *detached*), waits for detached workers when nobody else can run,
+    and ends the schedule.
+    """
 
     def __init__(self, engine: EngineView, strategy: Strategy) -> None:
         self.engine = engine
@@ -171,47 +184,41 @@ class Schedule:
         self.choices: list[int] = []
         self.steps = 0
         self.clock = 0.0
-        self.current: Worker | None = None
+        self.current: Worker | None = None  # the worker holding the turn
+        self.last: Worker | None = None  # the worker that ran the last step
         self.aborting = False
+        self.finished = False
         self.error_worker: Worker | None = None
         self.deadlock: str | None = None
         self.divergence: str | None = None
         self.detaches = 0
         self.abandoned: list[Worker] = []
-        self._inbox: list[Worker] = []
-        self._signal = _orig.allocate_lock()
-        self._signal.acquire()
-        self._arrivals = 0
-        self._detach_mark = -10
+        self.expect_detach: bool | None = None  # replay: the running step should detach
+        self._replaying = strategy.name == "replay"
+        # Who could run at the last full decision.  Between two switch points of the
+        # running worker only it changes what others wait for, and only through the
+        # primitives, which mark the set ``dirty``: until then it is still right.
+        self._enabled_cache: list[Worker] = []
+        self.dirty = True
+        self._open = False  # the controller made the first decision
+        self._lock = _orig.allocate_lock()  # guards everything above, held briefly
+        self._wake = _orig.allocate_lock()  # released to wake the controller
+        self._wake.acquire()
         self.mono0 = _orig.monotonic()
         self.wall0 = _orig.wall_time()
 
     # ---- worker side -------------------------------------------------------------
-    def _post(self, worker: Worker, arrival: Arrival) -> None:
-        worker.arrival = arrival
-        self._inbox.append(worker)
-        try:
-            self._signal.release()
-        except RuntimeError:
-            pass
-
-    def _arrive(self, worker: Worker, arrival: Arrival) -> None:
-        if self.aborting:
-            raise Abort()
-        self._post(worker, arrival)
-        worker.baton.acquire()
-        if self.aborting:
-            raise Abort()
-
     def point(self, worker: Worker, filename: str, lineno: int, funcname: str,
               what: str | None = None) -> None:
-        """A switch point: let the scheduler decide who runs next."""
-        self._arrive(worker, ("point", (filename, lineno, funcname, what)))
+        """A switch point: decide who runs next (usually: go on)."""
+        self._switch(worker, ("point", (filename, lineno, funcname, what)))
 
     def op_point(self, worker: Worker, what: str) -> Site:
-        """A switch point at an operation on a primitive; returns its user site."""
+        """A switch point at an operation on a primitive; returns its user site.  The
+        operation follows: it may change who can run, so the next decision looks."""
         site = user_site(3)
-        self._arrive(worker, ("point", site + (what,)))
+        self._switch(worker, ("point", site + (what,)))
+        self.dirty = True
         return site
 
     def block(self, worker: Worker, ready: Callable[[], bool], resource: object, what: str,
@@ -219,8 +226,45 @@ class Schedule:
         """Park until ``ready()`` (or the virtual ``deadline``); False on timeout."""
         wait = Wait(ready, resource, what, deadline, user_site(3))
         worker.timed_out = False
-        self._arrive(worker, ("block", wait))
+        self._switch(worker, ("block", wait))
         return not worker.timed_out
+
+    def _switch(self, worker: Worker, arrival: Arrival) -> None:
+        """``worker`` reached a switch point (or blocked): if the turn is its own
+        (or nobody's), decide; go on at once if chosen, else park until granted."""
+        with self._lock:
+            if self.aborting:
+                raise Abort()
+            returning = worker.status == DETACHED
+            if returning or arrival[0] != "point":
+                self.dirty = True
+            worker.arrival = arrival
+            if arrival[0] == "point":
+                worker.status = PARKED
+            elif arrival[0] == "block":
+                wait = arrival[1]
+                worker.status, worker.wait = BLOCKED, wait
+                self.trace.append((worker.index, *wait.site, "blocks: " + wait.what))
+            if returning and worker.detached_at == self.steps and self.current is None:
+                self.engine.false_detach()  # back before anyone else ran: just slow
+            if self.current is worker and not self.dirty and arrival[0] == "point" and \
+                    not self._replaying:
+                # The fast path: the same workers can run as at the last decision.
+                choice = self.strategy.choose(self._enabled_cache, worker, self.steps)
+                if choice is not None:
+                    self._grant(choice)
+                    if choice is worker:
+                        return  # its own turn again: go on
+            elif self._open and (self.current is worker or self.current is None):
+                if self.current is worker and self.expect_detach:
+                    self._diverge(f"replay diverged at step {self.steps}: expected worker "
+                                  f"{worker.index} to block outside the scheduler, but it "
+                                  "reached a switch point")
+                elif self._decide() is worker:
+                    return  # its own turn again: go on
+        worker.baton.acquire()
+        if self.aborting:
+            raise Abort()
 
     def now(self) -> float:
         return self.clock
@@ -228,12 +272,15 @@ class Schedule:
     def spawn(self, run: Callable[[], object]) -> Worker:
         """A worker starts a thread: it becomes one more worker of this schedule.
 
-        Returns once the new worker has posted its first arrival, so the
-        controller sees it before it sees the spawning worker again.
+        Returns once the new worker has reached its first switch point (and
+        parked there: the spawning worker holds the turn), so the next decision
+        sees it.
         """
         worker = Worker(self, len(self.workers), lambda _state: run())
-        worker.status = RUNNING
-        self.workers.append(worker)
+        worker.status = STARTING
+        with self._lock:
+            self.workers.append(worker)
+            self.dirty = True
         # Not threading.Thread: it would wait for its start on a (patched) Event.
         thread = worker.thread = RawThread(self._bootstrap, worker)
         thread.start()
@@ -246,7 +293,7 @@ class Schedule:
         _CURRENT[worker.ident] = worker
         engine = self.engine
         try:
-            self._arrive(worker, ("point", ("<start>", 0, "<start>", "start")))
+            self._switch(worker, ("point", ("<start>", 0, "<start>", "start")))
             if engine.settrace is not None:
                 sys.settrace(engine.settrace)
             try:
@@ -261,162 +308,211 @@ class Schedule:
                 worker.error = exc
         finally:
             _CURRENT.pop(worker.ident, None)
-            self._post(worker, ("done", None))
+            self._finish_worker(worker)
 
-    # ---- controller side ---------------------------------------------------------
-    def _drain(self) -> None:
-        while self._inbox:
-            worker = self._inbox.pop(0)
-            arrival = worker.arrival
-            self._arrivals += 1
-            if worker.status == DETACHED:
-                if self._arrivals == self._detach_mark + 1 and self.current is not worker:
-                    self.engine.false_detach()
-            if arrival[0] == "point":
-                worker.status = PARKED
-            elif arrival[0] == "block":
-                wait = arrival[1]
-                worker.status = BLOCKED
-                worker.wait = wait
-                filename, lineno, funcname = wait.site
-                self.trace.append((worker.index, filename, lineno, funcname,
-                                   "blocks: " + wait.what))
-            else:
-                worker.status = DONE
-                worker.wait = NOT_WAITING
-                if worker.error is not None and self.error_worker is None and \
-                        not self.aborting:
-                    self.error_worker = worker
-            if self.aborting and arrival[0] != "done":
-                worker.baton.release()
+    def _finish_worker(self, worker: Worker) -> None:
+        """``worker``'s actor returned or raised: hand the turn on, or end."""
+        with self._lock:
+            worker.status, worker.wait = DONE, NOT_WAITING
+            worker.arrival = ("done", None)
+            self.dirty = True
+            if worker.error is not None and self.error_worker is None and not self.aborting:
+                self.error_worker = worker
+            if self._open and not self.aborting and \
+                    (self.current is worker or self.current is None):
+                self.current = None
+                self._decide()
+            elif self.aborting:
+                self._signal()
 
-    def _wait_arrival(self, timeout: float) -> bool:
-        self._drain()
-        got = self._signal.acquire(True, timeout)
-        self._drain()
-        return got
-
-    def _wait_for(self, worker: Worker, timeout: float) -> bool:
-        deadline = _orig.monotonic() + timeout
-        while True:
-            self._drain()
-            if worker.status != RUNNING:
-                return True
-            remaining = deadline - _orig.monotonic()
-            if remaining <= 0:
-                return False
-            self._signal.acquire(True, remaining)
-
+    # ---- deciding (under the lock) ---------------------------------------------
     def _enabled(self) -> list[Worker]:
         out = []
         for worker in self.workers:
-            if worker.status == PARKED:
-                out.append(worker)
-            elif worker.status == BLOCKED and worker.wait.ready():
+            status = worker.status
+            if status == PARKED or (status == BLOCKED and worker.wait.ready()):
                 out.append(worker)
         return out
 
+    def _decide(self) -> Worker | None:
+        """Give the turn to the worker the strategy picks, and return it; None when
+        the schedule is over or nobody can run now (the controller then waits for
+        detached workers)."""
+        engine = self.engine
+        while True:
+            if self.error_worker is not None or self.divergence or self.finished or \
+                    all(worker.status == DONE for worker in self.workers[:len(engine.actors)]):
+                self._end()  # threads the actors started and left running are stopped
+                return None
+            enabled = self._enabled_cache = self._enabled()
+            self.dirty = False
+            if not enabled:
+                if self._advance_timers():
+                    continue
+                live = [worker for worker in self.workers if worker.status != DONE]
+                if any(worker.status in (DETACHED, STARTING) for worker in live):
+                    self.current = None
+                    self._signal()  # the controller waits for them to come back
+                    return None
+                self.deadlock = engine.describe_deadlock(self, live)
+                self._end()
+                return None
+            choice = self.strategy.choose(enabled, self.last, self.steps)
+            if choice is None:  # replay: the expected worker is not runnable (yet)
+                if any(worker.status == DETACHED for worker in self.workers):
+                    self.current = None
+                    self._signal()
+                    return None
+                self._diverge(self.strategy.divergence or "replay diverged")
+                return None
+            self._grant(choice)
+            return choice
+
+    def _grant(self, worker: Worker) -> None:
+        self.steps += 1
+        self.clock += CLOCK_TICK
+        self.choices.append(worker.index)
+        arrival = worker.arrival  # trace the step it is about to execute
+        if arrival[0] == "point":
+            if arrival[1][3] != "start":
+                self.trace.append((worker.index, *arrival[1]))
+        elif arrival[0] == "block":
+            self.trace.append((worker.index, *arrival[1].site, "wakes"))
+        waiting = worker is not self.current and worker.status in (PARKED, BLOCKED)
+        if worker.status == BLOCKED:
+            self.dirty = True  # it leaves its wait: the set changes
+        self.current = self.last = worker
+        worker.status, worker.wait = RUNNING, NOT_WAITING
+        if self._replaying:
+            self.expect_detach = self.strategy.expects_detach()
+        if waiting and worker.ident != _orig.get_ident():
+            worker.baton.release()
+
+    def _advance_timers(self) -> bool:
+        """Nobody can run: let virtual time pass to the first timed wait's end."""
+        timed = [worker for worker in self.workers
+                 if worker.status == BLOCKED and worker.wait.deadline is not None]
+        if not timed:
+            return False
+        first = min(worker.wait.deadline for worker in timed if worker.wait.deadline)
+        self.clock = max(self.clock, first)
+        for worker in timed:
+            deadline = worker.wait.deadline
+            if deadline is not None and deadline <= self.clock:
+                worker.timed_out = True
+                worker.wait.ready = _true
+        return True
+
+    def _diverge(self, text: str) -> None:
+        self.divergence = text
+        self._end()
+
+    def _end(self) -> None:
+        self.finished = True
+        self.current = None
+        self._signal()
+
+    def _signal(self) -> None:
+        try:
+            self._wake.release()
+        except RuntimeError:
+            pass  # already signalled
+
+    # ---- controller side ---------------------------------------------------------
     def run(self) -> None:
         engine = self.engine
         for worker in self.workers:
+            worker.status = STARTING
             worker.thread = _orig.Thread(target=self._bootstrap, args=(worker,), daemon=True,
                                          name=f"explore-worker-{worker.index}")
         engine.patch()
         try:
             self.state = engine.setup()
             for worker in self.workers:
-                worker.status = RUNNING
                 worker.thread.start()
-                if not self._wait_for(worker, engine.hang_timeout):
+                if not self._arrived(worker, engine.hang_timeout):
                     raise RuntimeError(f"explore: worker {worker.index} did not start")
-            self._loop()
+            with self._lock:
+                self._open = True
+                self._decide()
+            self._watch()
         finally:
             self._stop()
             engine.unpatch()
 
-    def _loop(self) -> None:
-        engine = self.engine
-        while True:
-            if self.error_worker is not None or self.divergence:
-                return
-            enabled = self._enabled()
-            if all(worker.status == DONE for worker in self.workers[:len(engine.actors)]):
-                return  # threads the actors started and left running are stopped
-            if not enabled:
-                live = [worker for worker in self.workers if worker.status != DONE]
-                timed = [(worker, worker.wait.deadline) for worker in live
-                         if worker.status == BLOCKED and worker.wait.deadline is not None]
-                if timed:
-                    first = min(deadline for _worker, deadline in timed)
-                    self.clock = max(self.clock, first)
-                    for worker, deadline in timed:
-                        if deadline <= self.clock:
-                            worker.timed_out = True
-                            worker.wait.ready = _true
-                    continue
-                if any(worker.status == DETACHED for worker in live):
-                    if not self._wait_arrival(engine.hang_timeout):
-                        self.deadlock = engine.describe_deadlock(self, live)
-                        return
-                    continue
-                self.deadlock = engine.describe_deadlock(self, live)
-                return
-            choice = self.strategy.choose(enabled, self.current, self.steps)
-            if choice is None:  # replay: expected worker not runnable
-                if any(worker.status == DETACHED for worker in self.workers) and \
-                        self._wait_arrival(engine.patience):
-                    self.strategy.retry()
-                    continue
-                self.divergence = self.strategy.divergence
-                return
-            self.steps += 1
-            self.clock += CLOCK_TICK
-            self.choices.append(choice.index)
-            self._record_grant(choice)
-            self.current = choice
-            choice.status = RUNNING
-            choice.wait = NOT_WAITING
-            choice.baton.release()
-            expect_detach = self.strategy.expects_detach()
-            timeout = engine.step_timeout if expect_detach is not False else engine.patience
-            if not self._wait_for(choice, timeout):
-                choice.status = DETACHED
-                self.detaches += 1
-                self._detach_mark = self._arrivals
-                self.choices.append(-(choice.index + 1))
-                self.current = None
-                if expect_detach is False:
-                    self.divergence = (f"replay diverged at step {self.steps}: worker "
-                                       f"{choice.index} did not reach a switch point")
-                    return
-            elif expect_detach:
-                self.divergence = (f"replay diverged at step {self.steps}: expected worker "
-                                   f"{choice.index} to block outside the scheduler, but it "
-                                   f"reached a switch point")
-                return
+    def _arrived(self, worker: Worker, timeout: float) -> bool:
+        deadline = _orig.monotonic() + timeout
+        while worker.arrival is NOT_ARRIVED and worker.status != DONE:
+            if _orig.monotonic() > deadline:
+                return False
+            _orig.sleep(0.0001)
+        return True
 
-    def _record_grant(self, worker: Worker) -> None:
-        """Trace the step ``worker`` is about to execute (steps are shown when they run)."""
-        arrival = worker.arrival
-        if arrival[0] == "point":
-            if arrival[1][3] != "start":
-                self.trace.append((worker.index,) + arrival[1])
-        elif arrival[0] == "block":
-            self.trace.append((worker.index,) + arrival[1].site + ("wakes",))
+    def _watch(self) -> None:
+        """Until the schedule ends: take the turn from a worker that does not reach
+        a switch point in time, and give up on detached workers that never return."""
+        engine = self.engine
+        seen: tuple[Worker | None, int] = (None, -1)
+        since = _orig.monotonic()
+        while True:
+            replaying = self.expect_detach is not None
+            timeout = engine.step_timeout if not replaying or self.expect_detach else \
+                engine.patience
+            self._wake.acquire(True, timeout)
+            with self._lock:
+                if self.finished:
+                    return
+                now = _orig.monotonic()
+                if (self.current, self.steps) != seen:
+                    seen, since = (self.current, self.steps), now
+                    continue
+                if self.current is None:  # waiting for detached workers to come back
+                    if now - since >= (engine.patience if replaying else engine.hang_timeout):
+                        if self.strategy.divergence is not None or replaying:
+                            self.strategy.retry()
+                            if self._decide() is None and not self.finished and \
+                                    now - since >= engine.hang_timeout:
+                                self._hang()
+                        else:
+                            self._hang()
+                    continue
+                if now - since >= timeout and self.current.status == RUNNING:
+                    self._detach(self.current)
+                    seen, since = (self.current, self.steps), now
+
+    def _detach(self, worker: Worker) -> None:
+        """``worker`` did not come back in time: blocked outside the scheduler."""
+        worker.status = DETACHED
+        self.dirty = True
+        worker.detached_at = self.steps
+        self.detaches += 1
+        self.choices.append(-(worker.index + 1))
+        self.current = None
+        expected, self.expect_detach = self.expect_detach, None
+        if expected is False:
+            self._diverge(f"replay diverged at step {self.steps}: worker {worker.index} "
+                          "did not reach a switch point")
+            return
+        self._decide()
+
+    def _hang(self) -> None:
+        live = [worker for worker in self.workers if worker.status != DONE]
+        self.deadlock = self.engine.describe_deadlock(self, live)
+        self._end()
 
     def _stop(self) -> None:
         """Unwind every worker still inside the schedule and join all threads."""
-        self.aborting = True
-        for worker in self.workers:
-            if worker.status in (PARKED, BLOCKED):
-                worker.status = RUNNING
-                worker.baton.release()
+        with self._lock:
+            self.aborting = True
+            self.finished = True
+            for worker in self.workers:
+                if worker.status in (PARKED, BLOCKED) and worker is not self.current:
+                    worker.baton.release()
+                    worker.status = RUNNING
         deadline = _orig.monotonic() + self.engine.join_timeout
         for worker in self.workers:
             while worker.thread.is_alive() and _orig.monotonic() < deadline:
-                self._wait_arrival(0.005)
-                worker.thread.join(0.001)
-        self._drain()
+                worker.thread.join(0.005)
         self.abandoned = [worker for worker in self.workers if worker.thread.is_alive()]
         for worker in self.abandoned:
             if worker.ident is not None:

@@ -110,14 +110,21 @@ class PCT(Strategy):
         return priority
 
     def choose(self, enabled: Sequence[W], current: W | None, step: int) -> W | None:
-        for worker in enabled:
-            self._priority(worker)
+        # Called at every switch point: one pass, no calls per worker.
+        prio = self.prio
         if current is not None and len(enabled) > 1 and current in enabled:
             self.count += 1
             low = self.changes.get(self.count)
             if low is not None:
-                self.prio[current.index] = low / self.depth
-        return max(enabled, key=self._priority)
+                prio[current.index] = low / self.depth
+        best, best_priority = None, -1.0
+        for worker in enabled:
+            priority = prio.get(worker.index)
+            if priority is None:
+                priority = prio[worker.index] = self.depth + self.rng.random()
+            if priority > best_priority:
+                best, best_priority = worker, priority
+        return best
 
     def end(self, steps: int) -> None:
         self.longest = max(self.longest, self.count)

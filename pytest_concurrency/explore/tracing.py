@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _orig
 from .instrument import CodeTable
-from .scheduler import _CURRENT, TraceFunction
+from .scheduler import _CURRENT, Arrival, TraceFunction
 
 TOOL_NAME = "pytest-concurrency-explore"
 
@@ -108,16 +108,25 @@ class Monitoring:
         return on_start
 
     def _make_on_instruction(self, disable: object) -> Callable[[CodeType, int], object]:
-        """INSTRUCTION: a switch point at every instruction of the code table."""
+        """INSTRUCTION: a switch point at every instruction of the code table (each
+        with its arrival made once per code object, not once per step)."""
         points, get_ident = self.table.points, _orig.get_ident
+        arrivals: dict[CodeType, dict[int, Arrival]] = {}
+
+        def arrivals_of(code: CodeType) -> dict[int, Arrival]:
+            found = arrivals[code] = {
+                offset: ("point", (code.co_filename, line, code.co_name, what))
+                for offset, (line, what) in points(code).items()}
+            return found
 
         def on_instruction(code: CodeType, offset: int) -> object:
-            hit = points(code).get(offset)
-            if hit is None:
+            table = arrivals.get(code)
+            arrival = (table if table is not None else arrivals_of(code)).get(offset)
+            if arrival is None:
                 return disable
             worker = _CURRENT.get(get_ident())
             if worker is not None:
-                worker.schedule.point(worker, code.co_filename, hit[0], code.co_name, hit[1])
+                worker.schedule._switch(worker, arrival)
             return None
         return on_instruction
 

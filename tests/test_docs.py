@@ -32,6 +32,9 @@ PAGES = (
 )
 OPTIONS_MARKER = "<!-- options-table: generated from pytest_concurrency.options.OPTIONS -->"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^(#{1,6}) (.+)$")
+SLUG_DROP = re.compile(r"[^\w\u4e00-\u9fff\- ]")  # myst-parser's (and GitHub's) slugs
+ANCHOR_LEVELS = 3  # docs/conf.py: myst_heading_anchors
 
 
 def test_readme_is_a_front_page_of_at_most_300_lines():
@@ -101,3 +104,30 @@ def test_the_generated_table_has_a_row_for_every_option():
         assert f"`{option.flag}" in table
         assert f"`{option.ini}`" in table
     assert len(table.splitlines()) == 2 + len(options.OPTIONS)
+
+
+def _anchors(path, levels=6):
+    """The heading anchors of a Markdown file, as GitHub and myst-parser make them."""
+    anchors, fenced = set(), False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+            continue
+        match = None if fenced else HEADING.match(line)
+        if match and len(match[1]) <= levels:
+            anchors.add(SLUG_DROP.sub("", match[2].strip().lower().replace(" ", "-")))
+    return anchors
+
+
+@pytest.mark.parametrize("path", [README, *(DOCS / p for p in PAGES)],
+                         ids=lambda p: p.name)
+def test_links_to_a_heading_find_it(path):
+    """``page.md#anchor`` and ``#anchor``: a renamed heading breaks the Sphinx build
+    (docs/) or the link on GitHub (README), so it is caught here first."""
+    for target in LINK.findall(path.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target) or "#" not in target:
+            continue
+        file, anchor = target.split("#", 1)
+        page = (path.parent / file) if file else path
+        levels = ANCHOR_LEVELS if DOCS in page.resolve().parents else 6
+        assert anchor in _anchors(page, levels), f"{path.name} links to missing {target}"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import metrics, outcomes, runners, shipping
-from .report import entry
+from .report import entry, terminal
 from .spec import SETTINGS, RunSpec, tb_style
 
 
@@ -35,7 +35,8 @@ def request_for(spec: RunSpec, node: pytest.Item, target: Callable[..., Any] | N
         code_of = target if target is not None else actors.actors[0] if actors else None
         explore = runners.ExploreOptions(
             replay=node.config.stash[SETTINGS].replay, roots=_roots(node, code_of),
-            nodeid=node.nodeid, fresh_kwargs=fresh_kwargs)
+            nodeid=node.nodeid, fresh_kwargs=fresh_kwargs,
+            progress=terminal.progress(node.config))  # None off a terminal
     return runners.RunRequest(spec, target, tuple(args), dict(kwargs or {}), arg_kind,
                               tb_style(node.config), node.config, explore, actors, calls)
 

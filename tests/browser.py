@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -77,3 +78,14 @@ def screenshot(page: pathlib.Path, png: pathlib.Path, size: tuple[int, int] = (1
     if not png.is_file():
         raise RuntimeError(f"chromium wrote no screenshot to {png}")
     return png
+
+
+def chart_sizes(dom: str) -> dict[str, tuple[int, int, int]]:
+    """What the report page's script measured after layout, per chart id: (laid-out
+    width, height, how many of its rects were drawn with a visible width); an empty
+    dict if the script did not run."""
+    found = re.search(r'data-chart-sizes="([^"]*)"', dom)
+    if found is None:
+        return {}
+    return {ident: (int(w), int(h), int(n)) for ident, w, h, n in
+            re.findall(r"([\w-]+)=(\d+)x(\d+):(\d+)", found.group(1))}

@@ -10,7 +10,7 @@ import struct
 import xml.etree.ElementTree as ET
 
 import pytest
-from browser import dump_dom, find_chromium, screenshot
+from browser import chart_sizes, dump_dom, find_chromium, screenshot
 
 from pytest_concurrency.report import html as report_html
 from pytest_concurrency.report.document import regressions_first
@@ -217,3 +217,192 @@ def test_chromium_renders_an_empty_report(chromium, tmp_path, sample):
     dom = dump_dom(path, chromium=chromium)
     assert "Nothing to report" in dom
     assert 'data-chart-sizes=""' in dom
+
+
+# -- explore: the failing schedule as a swimlane ------------------------------------------
+
+
+def step(worker, line, what, source, file="/src/ledger.py", function="transfer"):
+    return {"worker": worker, "file": file, "line": line, "function": function,
+            "what": what, "source": source}
+
+
+TEST_FILE = "/src/tests/test_ledger.py"
+RACE_STEPS = [  # a lost update of .balance; .count is written by both, .log by one
+    step(0, 14, "reads .balance", "total = self.balance + amount"),
+    step(1, 14, "reads .balance", "total = self.balance + amount"),
+    step(1, 15, "writes .balance", "self.balance = total"),
+    step(1, 16, "reads .count", "self.count += 1"),
+    step(1, 16, "writes .count", "self.count += 1"),
+    step(1, 17, "reads .log", 'self.log.append("<b>&</b>")'),
+    step(0, 15, "writes .balance", "self.balance = total"),
+    step(0, 16, "reads .count", "self.count += 1"),
+    step(0, 16, "writes .count", "self.count += 1"),
+    step(0, 30, "reads .balance", "assert ledger.balance == 200", TEST_FILE, "test_transfer"),
+    step(0, 30, "reads @pytest_ar", "assert ledger.balance == 200", TEST_FILE, "test_transfer"),
+]
+DEADLOCK_STEPS = [
+    step(0, 40, "acquire", "with self.lock_a:"),
+    step(1, 50, "acquire", "with self.lock_b:"),
+    step(0, 41, "blocks: lock", "with self.lock_b:"),
+    step(1, 51, "blocks: lock", "with self.lock_a:"),
+]
+
+
+def exploration(steps, worker, **fields):
+    data = {"strategy": "pct", "seed": 3, "workers": 2, "schedules": 5, "budget": 200,
+            "complete": False, "verdict": "5 schedules explored (strategy=pct, seed=3, 2 "
+            "workers, Python 3.12, sys.monitoring)", "outcomes": 1,
+            "outcome_counts": {"[[None], [None]]": 4}, "schedules_per_second": 160.2,
+            "switch_points": "sys.monitoring", "python": "3.12",
+            "interleaving": {"schedule": 4, "kind": "assertion", "worker": worker,
+                             "message": "worker 0 raised AssertionError: assert 150 == 200",
+                             "total_steps": 240, "steps": [dict(s) for s in steps]}}
+    data.update(fields)
+    return data
+
+
+@pytest.fixture
+def explored(sample):
+    """The sample with its two explore failures' explorations: a race and a deadlock."""
+    entries = {e["nodeid"]: e for e in sample["tests"]}
+    entries["tests/test_ledger.py::test_transfer[explore]"]["exploration"] = \
+        exploration(RACE_STEPS, 0)
+    entries["tests/test_ledger.py::test_lock_order[explore]"]["exploration"] = \
+        exploration(DEADLOCK_STEPS, None, schedules_per_second=None)
+    return sample
+
+
+@pytest.fixture
+def explored_page(explored):
+    return report_html.render(explored)
+
+
+def swimlanes(page):
+    return {ident: chart(page, ident) for ident in re.findall(r'<svg id="(swimlane-\d+)"', page)}
+
+
+def failure_of(page, test):
+    """The failure's <article> of the test named ``test`` (``test_transfer[explore]``)."""
+    start = page.index(f"{test}</span></h3>")
+    return page[start:page.index("</article>", start)]
+
+
+def swimlane(page, test):
+    (ident,) = re.findall(r'<svg id="(swimlane-\d+)"', failure_of(page, test))
+    return chart(page, ident)
+
+
+def steps_of(svg):
+    """(worker, classes, the step's two lines of text) per drawn step, in order."""
+    found, texts = [], list(svg.iter("text"))
+    for rect in svg.iter("rect"):
+        if "step" in (rect.get("class") or "").split():
+            at = float(rect.get("y"))
+            lines = [t.text for t in texts if t.get("class") in ("code", "what")
+                     and at < float(t.get("y")) < at + float(rect.get("height"))
+                     and float(rect.get("x")) < float(t.get("x"))
+                     < float(rect.get("x")) + float(rect.get("width"))]
+            found.append((int(rect.get("data-worker")), set(rect.get("class").split()), lines))
+    return found
+
+
+def test_an_explore_failure_has_a_swimlane_with_a_lane_per_worker(explored_page):
+    lanes = swimlanes(explored_page)
+    assert sorted(lanes) == ["swimlane-1", "swimlane-2"]  # the race and the deadlock
+    race = failure_of(explored_page, "test_transfer[explore]")
+    svg = swimlane(explored_page, "test_transfer[explore]")
+    assert svg.get("role") == "img" and "failing schedule 4" in svg.get("aria-label")
+    headers = [t.text for t in svg.iter("text") if t.get("class") == "group"]
+    assert headers == ["worker 0", "worker 1"]
+    drawn = steps_of(svg)
+    assert {worker for worker, _, _ in drawn} == {0, 1}
+    # consecutive steps of a worker on one line are one row, in the schedule's order
+    assert [(w, lines[0].split()[0]) for w, _, lines in drawn] == [
+        (0, "ledger.py:14"), (1, "ledger.py:14"), (1, "ledger.py:15"), (1, "ledger.py:16"),
+        (1, "ledger.py:17"), (0, "ledger.py:15"), (0, "ledger.py:16"),
+        (0, "test_ledger.py:30")]
+    assert drawn[0][2] == ["ledger.py:14 total = self.balance + amount", "reads .balance"]
+    numbers = [t.text for t in svg.iter("text") if t.get("class") == "axis-title"][1:]
+    assert numbers[:3] == ["230", "231", "232"]  # the last 11 of 240 steps
+    assert "the last 11 of 240 steps" in race
+    assert "5 schedules explored (strategy=pct, seed=3" in race
+
+
+def test_the_racing_names_reads_and_writes_are_highlighted(explored_page):
+    drawn = steps_of(swimlane(explored_page, "test_transfer[explore]"))
+    marks = [("step-write" in classes, "step-read" in classes) for _, classes, _ in drawn]
+    # .balance: written by both workers and read by the failing assert -> highlighted;
+    # .count: written by both, but not what the failing step saw; .log: one worker's
+    assert marks == [(False, True), (False, True), (True, False), (False, False),
+                     (False, False), (True, False), (False, False), (False, True)]
+    assert "reads and writes of .balance highlighted" in explored_page
+    assert drawn[-1][2][1] == "reads .balance, +1 other access"
+
+
+def test_the_failing_step_is_marked(explored_page):
+    svg = swimlane(explored_page, "test_transfer[explore]")
+    race = steps_of(svg)
+    failing = [(worker, lines[0]) for worker, classes, lines in race if "step-failing" in classes]
+    assert failing == [(0, "test_ledger.py:30 assert ledger.balance == 200")]
+    assert [t.text for t in svg.iter("text") if t.get("class") == "mark"] == ["\u2717 fails"]
+    # a deadlock has no failing worker: each worker's last step, where it blocked
+    deadlock = steps_of(swimlane(explored_page, "test_lock_order[explore]"))
+    assert [(w, "step-failing" in c) for w, c, _ in deadlock] == [
+        (0, False), (1, False), (0, True), (1, True)]
+
+
+def test_swimlane_text_is_escaped_and_cut_to_its_lane(explored):
+    entry = next(e for e in explored["tests"] if e["nodeid"].endswith("test_transfer[explore]"))
+    steps = entry["exploration"]["interleaving"]["steps"]
+    steps[0]["source"] = "x = '" + "<i>" * 200 + "'"
+    page = report_html.render(explored)
+    assert "<i>" not in page and "<b>" not in page
+    assert "self.log.append(&quot;&lt;b&gt;&amp;&lt;/b&gt;&quot;)" in page
+    drawn = steps_of(swimlane(page, "test_transfer[explore]"))
+    assert all(len(lines[0]) <= 80 for _, _, lines in drawn)  # a lane of a 2-worker run
+    assert drawn[0][2][0].startswith("ledger.py:14 x = '<i><i>")
+    assert drawn[0][2][0].endswith("\u2026")
+
+
+def test_every_worker_gets_a_lane_even_without_steps(sample):
+    entry = next(e for e in sample["tests"] if e["nodeid"].endswith("test_transfer[explore]"))
+    entry["exploration"] = exploration(RACE_STEPS, 0, workers=3)
+    svg = swimlane(report_html.render(sample), "test_transfer[explore]")
+    assert [t.text for t in svg.iter("text") if t.get("class") == "group"] == [
+        "worker 0", "worker 1", "worker 2"]
+
+
+def test_a_failure_without_steps_says_so(sample):
+    entry = next(e for e in sample["tests"] if e["nodeid"].endswith("test_transfer[explore]"))
+    entry["exploration"] = exploration([], 0)
+    page = report_html.render(sample)
+    assert "no steps were recorded" in page and "swimlane-" not in page
+
+
+def test_explore_rows_show_schedules_per_second_and_the_verdict(explored_page):
+    row = explored_page[explored_page.index("test_transfer[explore]</td>"):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="num" title="schedules explored per second">160 sched/s</td>' in row
+    assert "2.38/s" not in row  # calls per second of a traced run: meaningless
+    assert ("explore: schedule 4 failed, 5 of 200 run (pct, seed 3)") in row
+    deadlock = explored_page[explored_page.index("test_lock_order[explore]</td>"):]
+    assert 'per second">\u2013</td>' in deadlock[:deadlock.index("</tr>")]
+
+
+def test_chromium_lays_out_the_swimlanes(chromium, tmp_path, explored_page):
+    path = tmp_path / "explored.html"
+    path.write_text(explored_page, encoding="utf-8")
+    dom = dump_dom(path, size=(1280, 2000), chromium=chromium)
+    measured = chart_sizes(dom)
+    lanes = swimlanes(explored_page)
+    assert set(measured) == set(CHARTS) | set(lanes)
+    for ident, svg in lanes.items():
+        width, height, drawn = measured[ident]
+        assert width == report_html.WIDTH, (ident, width)  # inside its failure's box
+        assert height == int(svg.get("height")), (ident, height)
+        rects = svg.findall("rect")
+        assert drawn == len(rects), ident  # lanes, steps and legend keys all drawn
+        assert len([r for r in rects if "step" in (r.get("class") or "").split()]) >= 4
+    png = screenshot(path, tmp_path / "explored.png", size=(1280, 2600), chromium=chromium)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

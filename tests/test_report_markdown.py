@@ -211,3 +211,34 @@ def test_write_step_summary_without_the_variable(tmp_path):
     assert write_step_summary("## one\n", {}) is False
     assert write_step_summary("## one\n", {"GITHUB_STEP_SUMMARY": ""}) is False
     assert list(tmp_path.iterdir()) == []
+
+
+def explore_entry(nodeid, outcome="passed", **fields):
+    exploration = {"strategy": "pct", "seed": 3, "workers": 2, "schedules": 200,
+                   "budget": 200, "complete": False, "verdict": "200 schedules explored",
+                   "outcomes": 1, "schedules_per_second": 160.2, "interleaving": None}
+    exploration.update(fields)
+    return entry(nodeid, outcome, exploration=exploration,
+                 metrics={"throughput": {"value": 1.6, "low": 1.6, "high": 1.6,
+                                         "rounds": 1, "unit": "calls/s", "better": "higher"}})
+
+
+def test_explore_rows_give_the_verdict_and_schedules_per_second():
+    text = render(document(
+        explore_entry("tests/t.py::test_locked[explore]"),
+        explore_entry("tests/t.py::test_lost[explore]", "failed", schedules=9,
+                      schedules_per_second=None, interleaving={"schedule": 8, "steps": []}),
+        entry("tests/t.py::test_x[thread]", advice="I/O-bound: threads are enough")))
+    details = text[text.index("<details>"):]
+    (table,) = tables(details)
+    rows = {re.match(r"\| `([^`]+)`", row)[1]: row.split(" | ") for row in check_table(table)}
+    header = table[0].split(" | ")
+    throughput, advice = header.index("Throughput"), len(header) - 1
+    locked = rows["tests/t.py::test_locked[explore]"]
+    assert locked[throughput] == "160 sched/s"
+    assert locked[advice] == ("explore: bounded: 200 of 200 schedules, 1 distinct outcome "
+                              "(pct, seed 3) |")
+    lost = rows["tests/t.py::test_lost[explore]"]
+    assert lost[throughput] == "\u2013"
+    assert lost[advice] == "explore: schedule 8 failed, 9 of 200 run (pct, seed 3) |"
+    assert rows["tests/t.py::test_x[thread]"][advice] == "I/O-bound: threads are enough |"

@@ -181,3 +181,209 @@ def test_compact_table_leaves_out_columns_nobody_filled():
     assert lines[1].split() == ["t.py::test_a[thread]", "passed", "20ms"]
     assert terminal.table([entry], verbose=True)[0].split()[-3:] == ["speedup", "budget",
                                                                     "baseline"]
+
+
+# -- explore items ---------------------------------------------------------------------------
+
+
+def explored(outcome="passed", **fields):
+    exploration = {"strategy": "pct", "seed": 3, "workers": 2, "schedules": 200,
+                   "budget": 200, "complete": False,
+                   "verdict": "200 schedules explored (strategy=pct, seed=3, 2 workers, "
+                              "Python 3.12, sys.monitoring)",
+                   "outcomes": 2, "outcome_counts": {"1": 150, "2": 50},
+                   "schedules_per_second": 160.2, "switch_points": "sys.monitoring",
+                   "python": "3.12", "interleaving": None}
+    exploration.update(fields)
+    return {"nodeid": f"t.py::test_{outcome}[explore]", "test": f"t.py::test_{outcome}",
+            "mode": "explore", "layout": "2", "workers": 2, "iterations": 1,
+            "outcome": outcome, "metrics": {"wall": {"value": 1.25},
+                                            "throughput": {"value": 1.6}},
+            "budget": [], "baseline": None, "failures": [], "exploration": exploration}
+
+
+def test_explore_throughput_is_schedules_per_second():
+    entries = [explored(), explored("failed", schedules_per_second=None),
+               explored("skipped", schedules_per_second=1234.5)]
+    lines = terminal.table(entries, verbose=True)
+    throughput = cells(lines[0]).index("throughput")
+    row = by_nodeid(lines, "t.py::test_passed[explore]")
+    assert "160 sched/s" in row and "1.6/s" not in row
+    assert "1.23k sched/s" in by_nodeid(lines, "t.py::test_skipped[explore]")
+    assert cells(by_nodeid(lines, "t.py::test_failed[explore]"))[throughput] == "-"
+    thread = {"nodeid": "t.py::t[thread]", "metrics": {"throughput": {"value": 1.6}}}
+    assert "1.6/s" in terminal.table([thread], verbose=True)[1]
+
+
+def test_verbose_table_gives_the_verdict_under_an_explore_row():
+    complete = explored(complete=True, strategy="dpor", verdict="12 schedules explored "
+                        "(strategy=dpor, seed=3, 2 workers, Python 3.12, sys.monitoring); "
+                        "all interleavings with <= 2 preemptions explored")
+    complete["nodeid"] = "t.py::test_verified[explore]"
+    lines = terminal.table([explored(), complete], verbose=True)
+    index = lines.index(by_nodeid(lines, "t.py::test_passed[explore]"))
+    assert lines[index + 1] == (
+        f"{terminal.INDENT}explore: 200 schedules explored (strategy=pct, seed=3, 2 workers, "
+        "Python 3.12, sys.monitoring); bounded: not every interleaving was explored")
+    index = lines.index(by_nodeid(lines, "t.py::test_verified[explore]"))
+    assert lines[index + 1].endswith("all interleavings with <= 2 preemptions explored")
+    assert "explore:" not in "\n".join(terminal.table([explored()]))  # only with -v
+
+
+@pytest.mark.parametrize(("fields", "text"), [
+    ({}, "bounded: 200 of 200 schedules, 2 distinct outcomes (pct, seed 3)"),
+    ({"complete": True, "schedules": 12, "outcomes": 1, "strategy": "dpor"},
+     "complete: all 12 schedules explored, 1 distinct outcome (dpor, seed 3)"),
+    ({"schedules": 9, "interleaving": {"schedule": 8, "steps": []}},
+     "schedule 8 failed, 9 of 200 run (pct, seed 3)"),
+])
+def test_exploration_text(fields, text):
+    assert terminal.exploration_text(explored(**fields)["exploration"]) == text
+    assert terminal.exploration_text(None) is None
+
+
+# -- an exploration's progress ---------------------------------------------------------------
+
+
+def screen(raw, start=""):
+    """The terminal's lines after ``raw`` is written to it (cursor at the end of ``start``):
+    backspace moves the cursor left, characters overwrite what is under the cursor."""
+    lines, col = [list(start)], len(start)
+    for char in raw:
+        if char == "\n":
+            lines.append([])
+            col = 0
+        elif char == "\r":
+            col = 0
+        elif char == "\b":
+            col = max(col - 1, 0)
+        else:
+            line = lines[-1]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = char
+            col += 1
+    return ["".join(line).rstrip() for line in lines], col
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def shown():
+    """A Progress on a fake terminal: (progress, clock, everything written)."""
+    written, clock = [], Clock()
+    progress = terminal.Progress(written.append, lambda: 60, clock)
+    return progress, clock, written
+
+
+def test_a_short_exploration_shows_nothing(shown):
+    progress, clock, written = shown
+    for done in range(1, 200):
+        clock.now += 0.004  # 200 schedules in 0.8s
+        progress(done, 200, 1)
+    progress.clear()
+    assert written == []
+
+
+def test_progress_after_a_second_at_most_every_half_second(shown):
+    progress, clock, written = shown
+    for done in range(1, 301):
+        clock.now += 0.01  # 3s in all
+        progress(done, 300, 1 + done // 100)
+    # at 1.0s, then every 0.5s: 1.5, 2.0, 2.5, 3.0
+    assert len(written) == 5
+    lines, col = screen("".join(written), "test_x.py ..")
+    assert lines == ["test_x.py .. [explore 300/300 schedules, 4 distinct outcomes]"]
+    assert screen(written[0], "test_x.py ..")[0] == [
+        "test_x.py .. [explore 100/300 schedules, 2 distinct outcomes]"]
+    progress.clear()
+    lines, col = screen("".join(written), "test_x.py ..")
+    assert lines == ["test_x.py .."] and col == len("test_x.py ..")  # where pytest left it
+    progress.clear()  # twice is harmless
+    assert screen("".join(written), "test_x.py ..") == (["test_x.py .."], 12)
+
+
+def test_progress_shrinking_text_leaves_nothing_behind(shown):
+    progress, clock, written = shown
+    clock.now += 1
+    progress(1000, 1000, 10)
+    clock.now += 1
+    progress(2, 1000, 1)  # shorter: the rest of the old text is blanked
+    assert screen("".join(written), "t ")[0] == [
+        "t  [explore 2/1000 schedules, 1 distinct outcome]"]
+
+
+def test_progress_never_wraps_the_line():
+    written, clock = [], Clock()
+    room = [30]
+    progress = terminal.Progress(written.append, lambda: room[0], clock)
+    clock.now += 1
+    progress(5, 200, 1)
+    assert written == [" [5/200, 1 outcome]"]  # the short form fits
+    written.clear()
+    room[0] = 5
+    progress = terminal.Progress(written.append, lambda: room[0], clock)
+    clock.now += 1
+    progress(5, 200, 1)
+    progress.clear()
+    assert written == []
+
+
+def test_progress_only_from_the_main_thread(shown):
+    import threading
+
+    progress, clock, written = shown
+    clock.now += 2
+    thread = threading.Thread(target=progress, args=(1, 2, 1))
+    thread.start()
+    thread.join()
+    assert written == []
+
+
+class FakeConfig:
+    """Just what terminal.progress asks of a pytest config."""
+
+    def __init__(self, tty=True, capture="fd", log_cli=False, log_cli_level=None,
+                 worker=False):
+        self.plugins = {"terminalreporter": type("R", (), {"isatty": tty})(),
+                        "capturemanager": object()}
+        self.options = {"capture": capture, "log_cli_level": log_cli_level}
+        self.ini = {"log_cli": log_cli}
+        self.registered = {}
+        if worker:
+            self.workerinput = {"workerid": "gw0"}
+        self.pluginmanager = self
+
+    def get_plugin(self, name):
+        return self.plugins.get(name) or self.registered.get(name)
+
+    def register(self, plugin, name):
+        self.registered[name] = plugin
+
+    def getoption(self, name, default=None):
+        return self.options.get(name, default)
+
+    def getini(self, name):
+        return self.ini[name]
+
+    def get_terminal_writer(self):
+        return object()
+
+
+@pytest.mark.parametrize(("kwargs", "on"), [
+    ({}, True),
+    ({"tty": False}, False),  # piped to a file or CI log
+    ({"worker": True}, False),  # a pytest-xdist worker
+    ({"capture": "no"}, False),  # -s: the body writes to the terminal too
+    ({"log_cli": True}, False),  # live logging writes during the test
+    ({"log_cli_level": "INFO"}, False),
+])
+def test_progress_is_off_where_it_would_garble_the_output(kwargs, on):
+    config = FakeConfig(**kwargs)
+    assert (terminal.progress(config) is not None) is on
+    assert bool(config.registered) is on  # the plugin that wipes it before the outcome

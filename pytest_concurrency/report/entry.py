@@ -159,10 +159,20 @@ def for_report(item: pytest.Item, report: pytest.TestReport,
 
 
 def properties(data: dict[str, Any]) -> list[tuple[str, object]]:
-    """Key metrics as JUnit ``user_properties``: ``concurrency.wall`` etc."""
+    """Key metrics as JUnit ``user_properties``: ``concurrency.wall`` etc.; for an
+    explore item what was explored: ``concurrency.explore.strategy``, ``.seed``,
+    ``.schedules`` (explored), ``.complete`` (true/false), ``.outcomes`` (distinct)."""
     props = [("concurrency.mode", data["mode"]), ("concurrency.layout", data["layout"])]
     for key, value in data["metrics"].items():
         props.append((f"concurrency.{key}", f"{value['value']:.6g}"))
+    exploration = data.get("exploration")
+    if exploration:
+        props += [("concurrency.explore.strategy", str(exploration.get("strategy"))),
+                  ("concurrency.explore.seed", str(exploration.get("seed"))),
+                  ("concurrency.explore.schedules", str(exploration.get("schedules"))),
+                  ("concurrency.explore.complete",
+                   "true" if exploration.get("complete") else "false"),
+                  ("concurrency.explore.outcomes", str(exploration.get("outcomes")))]
     for verdict in data["budget"]:
         props.append((f"concurrency.budget.{verdict['key']}", verdict["verdict"]))
     for found in data["failures"]:

@@ -1,7 +1,9 @@
 """The HTML report: one self-contained page rendered from a schema-1 document.
 
 No network and no external assets: the style sheet is inline, the charts are
-SVG drawn here by hand, and every piece of text from the document is escaped.
+SVG drawn here by hand (among them, under each explore failure, its failing
+schedule as a swimlane: a lane per worker, steps in order, the racing reads and
+writes highlighted), and every piece of text from the document is escaped.
 The page reads fully without JavaScript; its one small inline script only
 records the laid-out size of each chart on ``<body data-chart-sizes>``, which
 lets a headless browser prove the charts were really drawn.
@@ -10,12 +12,14 @@ lets a headless browser prove the charts were really drawn.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from html import escape
 from typing import Any
 
 from ..budget import format_value
 from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
+from .terminal import exploration_text, schedules_rate, verdict_line
 
 METRIC_COLUMNS = ("wall", "cpu", "memory", "throughput", "speedup")
 MODE_COLOURS = {"thread": "#3b6fd4", "process": "#8e44c9", "hybrid": "#16897a",
@@ -62,6 +66,10 @@ svg text { font: 12px system-ui, sans-serif; fill: #1f2328; }
 svg .group { font-weight: 600; }
 svg .value { paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 svg .axis-title { fill: #59636e; }
+svg .code { font: 11px ui-monospace, monospace; }
+svg .what { font-size: 11px; fill: #59636e; }
+svg .mark { font-weight: 700; fill: #c5221f; }
+.verdict { color: #59636e; }
 .failure { border: 1px solid #d8dee4; border-left: 4px solid #c5221f; border-radius: 6px;
            padding: 10px 14px; margin: 12px 0; }
 pre { background: #f6f8fa; padding: 8px 10px; border-radius: 6px; overflow-x: auto;
@@ -179,12 +187,13 @@ def _row(entry: dict[str, Any]) -> str:
     cells = [f'<td class="nodeid">{_e(entry.get("nodeid"))}</td>',
              f"<td>{_e(entry.get('mode'))}</td>", f"<td>{_e(entry.get('layout'))}</td>",
              f"<td>{_badge(str(entry.get('outcome')), entry.get('serial'))}</td>"]
-    cells += [_metric_cell(key, metrics.get(key)) for key in METRIC_COLUMNS]
+    cells += [_metric_cell(key, metrics.get(key)) if key != "throughput"
+              else _throughput_cell(entry, metrics.get(key)) for key in METRIC_COLUMNS]
     verdicts = "".join(f'<div>{_badge(b.get("verdict", "?"), b.get("message"))}'
                        f' {_e(b.get("limit"))}</div>' for b in entry.get("budget") or ())
     cells += [f'<td class="budget">{verdicts or _e(None)}</td>',
               f"<td>{_baseline(entry.get('baseline'))}</td>",
-              f'<td class="advice">{_e(entry.get("advice"))}</td>']
+              _advice_cell(entry)]
     return f'<tr class="row-{_tone(entry)}">{"".join(cells)}</tr>'
 
 
@@ -205,6 +214,23 @@ def _metric_cell(key: str, metric: dict[str, Any] | None) -> str:
     return f'<td class="num" title="{_e(spread)}">{_e(format_value(key, metric["value"]))}</td>'
 
 
+def _throughput_cell(entry: dict[str, Any], metric: dict[str, Any] | None) -> str:
+    """Body calls per second, or for an explore item schedules explored per second."""
+    rate = schedules_rate(entry, "\u2013")
+    if rate is None:
+        return _metric_cell("throughput", metric)
+    return f'<td class="num" title="schedules explored per second">{_e(rate)}</td>'
+
+
+def _advice_cell(entry: dict[str, Any]) -> str:
+    """The advisor's note; for an explore item, what the exploration found."""
+    exploration = entry.get("exploration")
+    if entry.get("advice") or not exploration:
+        return f'<td class="advice">{_e(entry.get("advice"))}</td>'
+    return (f'<td class="advice" title="{_e(verdict_line(exploration))}">explore: '
+            f"{_e(exploration_text(exploration))}</td>")
+
+
 def _baseline(baseline: dict[str, Any] | None) -> str:
     if not baseline:
         return _e(None)
@@ -213,12 +239,25 @@ def _baseline(baseline: dict[str, Any] | None) -> str:
 
 
 def _failures(tests: list[dict[str, Any]]) -> str:
-    items = [_failure(entry, failure) for entry in tests for failure in entry.get("failures") or ()]
+    items, lanes = [], 0
+    for entry in tests:
+        failures = entry.get("failures") or ()
+        interleaving = (entry.get("exploration") or {}).get("interleaving")
+        # the failing schedule belongs with the explore failure (race or deadlock)
+        kinds = [failure.get("kind") for failure in failures]
+        at = next((i for i, kind in enumerate(kinds) if kind in ("race", "deadlock")), 0)
+        for index, failure in enumerate(failures):
+            swimlane = None
+            if interleaving and index == at:
+                lanes += 1
+                swimlane = _interleaving(entry, interleaving, f"swimlane-{lanes}")
+            items.append(_failure(entry, failure, swimlane))
     body = "\n".join(items) or '<p class="nodata">No failures.</p>'
     return f'<section id="failures"><h2>Failures</h2>\n{body}\n</section>'
 
 
-def _failure(entry: dict[str, Any], failure: dict[str, Any]) -> str:
+def _failure(entry: dict[str, Any], failure: dict[str, Any],
+             swimlane: str | None = None) -> str:
     facts = []
     if failure.get("workers"):
         facts.append("workers " + ", ".join(str(w) for w in failure["workers"]))
@@ -229,7 +268,8 @@ def _failure(entry: dict[str, Any], failure: dict[str, Any]) -> str:
             f'</span> <span class="nodeid">{_e(entry.get("nodeid"))}</span></h3>'
             f'<p class="failure-summary">{_e(failure.get("summary"))}'
             f'{" (" + _e("; ".join(facts)) + ")" if facts else ""}</p>'
-            f'<pre class="message">{_e(failure.get("message"))}</pre>'
+            + (swimlane or "")
+            + f'<pre class="message">{_e(failure.get("message"))}</pre>'
             + (f"<div>Replay it:</div><pre><code>{_e(replay)}</code></pre>" if replay else "")
             + "</article>")
 
@@ -249,8 +289,8 @@ def _charts(tests: list[dict[str, Any]]) -> str:
     return '<section id="charts"><h2>Charts</h2>' + "\n".join(parts) + "</section>"
 
 
-def _svg(ident: str, label: str, height: float, body: list[str]) -> str:
-    return (f'<svg id="{ident}" class="chart" role="img" aria-label="{_e(label)}" '
+def _svg(ident: str, label: str, height: float, body: list[str], cls: str = "chart") -> str:
+    return (f'<svg id="{ident}" class="{cls}" role="img" aria-label="{_e(label)}" '
             f'viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" height="{height:.0f}">'
             f"<title>{_e(label)}</title>{''.join(body)}</svg>")
 
@@ -418,3 +458,166 @@ def _pair(entry: dict[str, Any], baseline: dict[str, Any], new: float, y: float)
     verdict = f"{ratio:.2f}x {status}" if ratio else status
     return parts + [_text(LABEL - 8, y + 24, _who(entry), "end"),
                     _text(WIDTH - 12, y + 24, verdict, "end", "group")]
+
+
+# -- the failing schedule of an exploration, as a per-worker swimlane ------------------------
+
+GUTTER = 96  # the left column of a swimlane: step numbers and the failure mark
+STEP = 38  # height of one step row
+STEP_TOP = 52  # where the first row starts, below the legend and the lane headers
+STEP_FILLS = {"write": ("#fde8e7", "#c5221f"), "read": ("#fff4d6", "#d08a00"),
+              "": ("#ffffff", "#d0d7de")}  # highlight -> (fill, stroke)
+LANE_FILL = "#f6f8fa"
+_ACCESSES = {"reads": "read", "writes": "write", "deletes": "write"}  # explore's step verbs
+_ACCESS_WORDS = (*_ACCESSES, "next item", "tests 'in'")  # accesses without a name too
+
+
+def _access(what: str) -> tuple[str, str] | None:
+    """``("write", ".value")`` for ``"writes .value"``; None for what is not an
+    access to a named thing (``wait``, ``blocks: lock``, ``tests 'in'``)."""
+    verb, _, name = what.partition(" ")
+    return (_ACCESSES[verb], name) if verb in _ACCESSES and name else None
+
+
+def _step_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive steps of one worker on one line merged into one row (as the
+    terminal's interleaving table does), each row with what its steps did, once."""
+    rows: list[dict[str, Any]] = []
+    for number, step in enumerate(steps):
+        what = str(step.get("what") or "")
+        last = rows[-1] if rows else None
+        if last and (last["worker"], last["file"], last["line"]) == \
+                (step.get("worker"), step.get("file"), step.get("line")):
+            if what and what not in last["whats"]:
+                last["whats"].append(what)
+            continue
+        rows.append({"worker": step.get("worker"), "file": step.get("file"),
+                     "line": step.get("line"), "function": step.get("function"),
+                     "source": step.get("source") or "", "whats": [what] if what else [],
+                     "first": number})
+    return rows
+
+
+def _failing_rows(rows: list[dict[str, Any]], worker: object) -> list[int]:
+    """The rows marked as failing: the failing worker's last step (where it raised);
+    without one (a deadlock), each worker's last step if it blocked there."""
+    last: dict[object, int] = {}
+    for index, row in enumerate(rows):
+        last[row["worker"]] = index
+    if worker is not None:
+        return [last[worker]] if worker in last else []
+    return sorted(index for index in last.values()
+                  if any(what.startswith("blocks") for what in rows[index]["whats"]))
+
+
+def _racing(rows: list[dict[str, Any]], failing: list[int]) -> set[str]:
+    """The names whose reads and writes the swimlane highlights.
+
+    A race needs two workers accessing one thing, at least one of them writing,
+    so the candidates are the names (``.value``, ``counter``, ``[...]``) that one
+    worker writes and another worker reads or writes in this schedule.  Of those,
+    the ones the failing step itself accesses (``assert c.value == 2`` reads
+    ``.value``) are what the failure saw, so when there are any only they are
+    highlighted; otherwise every candidate is.  The steps record names, not
+    objects: two objects' ``.value`` look alike, which is why the candidates must
+    conflict between workers and are narrowed to the failing step's."""
+    users: dict[str, set[object]] = {}
+    writers: dict[str, set[object]] = {}
+    for row in rows:
+        for what in row["whats"]:
+            if access := _access(what):
+                users.setdefault(access[1], set()).add(row["worker"])
+                if access[0] == "write":
+                    writers.setdefault(access[1], set()).add(row["worker"])
+    conflicting = {name for name in writers if len(users[name]) > 1}
+    seen = {access[1] for index in failing for what in rows[index]["whats"]
+            if (access := _access(what))}
+    return (conflicting & seen) or conflicting
+
+
+def _highlight(row: dict[str, Any], racing: set[str]) -> str:
+    """"write" if the row writes a racing name, "read" if it only reads one, else ""."""
+    kinds = {access[0] for what in row["whats"]
+             if (access := _access(what)) and access[1] in racing}
+    return "write" if "write" in kinds else "read" if kinds else ""
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:max(limit - 1, 0)] + "\u2026"
+
+
+def _interleaving(entry: dict[str, Any], interleaving: dict[str, Any], ident: str) -> str:
+    """The failing schedule as an SVG swimlane: one column per worker, its steps
+    in order from top to bottom, each with file:line and source, the racing
+    names' reads and writes highlighted, the failing step marked."""
+    exploration = entry.get("exploration") or {}
+    steps = [s for s in interleaving.get("steps") or () if isinstance(s, dict)]
+    rows = _step_rows(steps)
+    total = interleaving.get("total_steps") or len(steps)
+    facts = (f"schedule {interleaving.get('schedule')} of the exploration "
+             f"({exploration.get('strategy')}, seed {exploration.get('seed')})")
+    if not rows:
+        return (f'<figure class="interleaving"><figcaption>Interleaving of {_e(facts)}: '
+                f'no steps were recorded.</figcaption></figure>')
+    lanes = sorted({r["worker"] for r in rows if isinstance(r["worker"], int)}
+                   | set(range(int(exploration.get("workers") or 0))))
+    failing = _failing_rows(rows, interleaving.get("worker"))
+    racing = _racing(rows, failing)
+    lane = (WIDTH - GUTTER - 8) / max(len(lanes), 1)
+    code_chars, what_chars = int((lane - 16) / 6.7), int((lane - 16) / 6.2)
+    bottom = STEP_TOP + STEP * len(rows) + 6
+    names = ", ".join(sorted(racing))
+    keys = [(f"reads {_cut(names, 40)}", STEP_FILLS["read"][0], ' stroke="#d08a00"'),
+            (f"writes {_cut(names, 40)}", STEP_FILLS["write"][0], ' stroke="#c5221f"'),
+            ] if racing else []
+    keys.append(("\u2717 where it failed", "#ffffff", ' stroke="#c5221f" stroke-width="3"'))
+    body = [_text(GUTTER - 10, 44, "step", "end", "axis-title")]
+    for position, (key, fill, outline) in enumerate(keys):
+        left = GUTTER + position * 330
+        body += [_rect(left, 6, 12, 12, fill, "", outline), _text(left + 17, 16, key)]
+    column = {}
+    for position, worker in enumerate(lanes):
+        x = GUTTER + position * lane
+        column[worker] = x
+        body += [_rect(x + 2, 28, lane - 4, bottom - 28, LANE_FILL, f"worker {worker}"),
+                 _text(x + lane / 2, 44, f"worker {worker}", "middle", "group")]
+    first = total - len(steps) + 1  # step numbers count from the schedule's start
+    for index, row in enumerate(rows):
+        y = STEP_TOP + index * STEP
+        x = column.get(row["worker"], GUTTER)
+        highlight = _highlight(row, racing)
+        fill, stroke = STEP_FILLS[highlight]
+        fails = index in failing
+        classes = " ".join(["step", *([f"step-{highlight}"] if highlight else []),
+                            *(["step-failing"] if fails else [])])
+        outline = ' stroke="#c5221f" stroke-width="3"' if fails else f' stroke="{stroke}"'
+        extra = f'{outline} class="{classes}" data-worker="{_e(row["worker"])}"'
+        where = f"{os.path.basename(str(row['file'] or '?'))}:{row['line']}"
+        number = first + row["first"]
+        shown = [w for w in row["whats"] if not w.startswith(_ACCESS_WORDS)
+                 or ((a := _access(w)) is not None and a[1] in racing)]
+        others = [w for w in row["whats"] if w not in shown]
+        if shown and others:  # racing accesses and operations on primitives say most
+            shown.append(f"+{len(others)} other access{'' if len(others) == 1 else 'es'}")
+        whats = ", ".join(shown or others)
+        tip = (f"step {number}, worker {row['worker']}: {row['file']}:{row['line']} in "
+               f"{row['function']}\n{row['source']}\n{', '.join(row['whats'])}")
+        body += [_rect(x + 8, y + 3, lane - 16, STEP - 6, fill, tip, extra),
+                 _text(x + 14, y + 17, _cut(f"{where} {row['source']}", code_chars),
+                       cls="code"),
+                 _text(x + 14, y + 31, _cut(whats, what_chars), cls="what"),
+                 _text(GUTTER - 10, y + 24, str(number), "end", "axis-title")]
+        if fails:
+            body.append(_text(6, y + 24, "\u2717 fails", cls="mark"))
+    label = (f"Interleaving of the failing {facts}: one lane per worker, "
+             f"{len(rows)} rows of steps in order")
+    cut = f"; the last {len(steps)} of {total} steps" if total > len(steps) else ""
+    highlighted = (f"reads and writes of {names} highlighted (written by one worker, "
+                   f"accessed by another{', and by the failing step' if failing else ''})"
+                   if racing else "no name was written by one worker and used by another")
+    caption = (f"Interleaving of the failing {facts}{cut}: one lane per worker, time "
+               f"flows down; {highlighted}.")
+    return (f'<figure class="interleaving"><figcaption>{_e(caption)}</figcaption>'
+            f'{_svg(ident, label, bottom + 10, body, "chart swimlane")}'
+            f'<p class="verdict">{_e(verdict_line(exploration))}</p></figure>')

@@ -3,8 +3,10 @@
 ``render`` turns a schema-1 document (see ``document.py``) into a heading, one
 summary line, a "Needs attention" section (regressions first, then failures
 and budget verdicts that are not a clear pass, each failure with its replay
-command) and a collapsed table of every entry.  ``write_step_summary``
-appends it to ``$GITHUB_STEP_SUMMARY`` when GitHub Actions provides one.
+command) and a collapsed table of every entry, where an explore item's Advice
+is what its exploration found and its Throughput schedules explored per
+second.  ``write_step_summary`` appends it to ``$GITHUB_STEP_SUMMARY`` when
+GitHub Actions provides one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from ..budget import format_value
 from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
+from .terminal import exploration_text, schedules_rate
 
 MISSING = "\u2013"
 # Markdown punctuation that formats or splits a table cell, and HTML-significant characters.
@@ -101,6 +104,8 @@ def _summary(document: dict[str, Any]) -> str:
 
 
 def _metric(entry: dict[str, Any], key: str) -> str:
+    if key == "throughput" and (rate := schedules_rate(entry, MISSING)) is not None:
+        return rate
     measured = (entry.get("metrics") or {}).get(key)
     if not measured or measured.get("value") is None:
         return MISSING
@@ -138,8 +143,15 @@ def _full_row(entry: dict[str, Any]) -> list[str]:
     return [_code(entry["nodeid"]), _text(entry.get("mode")), _text(entry.get("layout")),
             _text(entry.get("outcome")), _metric(entry, "wall"), _metric(entry, "cpu"),
             _metric(entry, "memory"), _metric(entry, "throughput"),
-            _metric(entry, "speedup"), _budget(entry), _baseline(entry),
-            _text(entry.get("advice"))]
+            _metric(entry, "speedup"), _budget(entry), _baseline(entry), _advice(entry)]
+
+
+def _advice(entry: dict[str, Any]) -> str:
+    """The advisor's note; for an explore item, what its exploration found."""
+    explored = exploration_text(entry.get("exploration"))
+    if entry.get("advice") or explored is None:
+        return _text(entry.get("advice"))
+    return f"explore: {_text(explored)}"
 
 
 def _failure(entry: dict[str, Any], failure: dict[str, Any]) -> list[str]:

@@ -2,17 +2,26 @@
 
 One aligned row per entry (test × mode), what regressed or failed first; a
 compact table by default, and a verbose one with every measurement and the
-advisor's note on an indented line under its row.  Whatever was not
-measured or recorded prints as ``-``.
+advisor's note (or an explore item's verdict) on an indented line under its
+row.  Whatever was not measured or recorded prints as ``-``.  Explore items
+show schedules explored per second as their throughput: the calls per second
+of one traced schedule say nothing.
+
+:func:`progress` shows a long exploration's progress while it runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Sequence
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Container, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..budget import format_value
 from . import document
+
+if TYPE_CHECKING:
+    import pytest
 
 MISSING = "-"
 MAX_TEST_WIDTH = 60  # compact tables cut longer node ids from the left
@@ -48,7 +57,51 @@ def table(tests: list[dict[str, Any]], verbose: bool = False,
         lines.append(line)
         if verbose and entry.get("advice"):
             lines.append(f"{INDENT}advice: {' '.join(str(entry['advice']).split())}")
+        if verbose and (entry.get("exploration") or {}).get("verdict"):
+            lines.append(f"{INDENT}explore: {verdict_line(entry['exploration'])}")
     return lines
+
+
+def verdict_line(exploration: dict[str, Any]) -> str:
+    """The exploration's verdict line, saying too when the search was bounded."""
+    text = " ".join(str(exploration.get("verdict") or MISSING).split())
+    interleaving = exploration.get("interleaving")
+    if isinstance(interleaving, dict):
+        text += f"; schedule {interleaving.get('schedule')} failed"
+    elif not exploration.get("complete") and "bounded" not in text:
+        text += "; bounded: not every interleaving was explored"
+    return text
+
+
+def exploration_text(exploration: dict[str, Any] | None) -> str | None:
+    """An exploration in a few words, for a table cell: ``bounded: 200 of 200
+    schedules, 1 distinct outcome (pct, seed 0)``; None for other items."""
+    if not exploration:
+        return None
+    run, allowed = exploration.get("schedules"), exploration.get("budget")
+    interleaving = exploration.get("interleaving")
+    if interleaving:
+        head = f"schedule {interleaving.get('schedule')} failed, {run} of {allowed} run"
+    elif exploration.get("complete"):
+        head = f"complete: all {run} schedules explored"
+    else:
+        head = f"bounded: {run} of {allowed} schedules"
+    count = exploration.get("outcomes")
+    if isinstance(count, int) and not interleaving:
+        head += f", {count} distinct outcome{'' if count == 1 else 's'}"
+    return f"{head} ({exploration.get('strategy')}, seed {exploration.get('seed')})"
+
+
+def schedules_rate(entry: dict[str, Any], missing: str = MISSING) -> str | None:
+    """An explore item's throughput, schedules explored per second (``160 sched/s``),
+    ``missing`` if unknown; None for other items, whose throughput is body calls/s."""
+    exploration = entry.get("exploration")
+    if not isinstance(exploration, dict):
+        return None
+    rate = exploration.get("schedules_per_second")
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool):
+        return missing
+    return format_value("throughput", rate).removesuffix("/s") + " sched/s"
 
 
 def failures(tests: list[dict[str, Any]]) -> list[str]:
@@ -157,6 +210,8 @@ def _cell(entry: dict[str, Any], column: str, verbose: bool, width: int) -> str:
         return budget_text(entry.get("budget"))
     if column == "baseline":
         return baseline_text(entry.get("baseline"))
+    if column == "throughput" and (rate := schedules_rate(entry)) is not None:
+        return rate
     if column in document.METRICS:
         return metric_text(entry, column)
     return _text(entry.get(column))
@@ -175,3 +230,129 @@ def _text(value: object) -> str:
 def _one_line(text: str) -> str:
     lines = str(text).strip().splitlines()
     return lines[0] if lines else MISSING
+
+
+# -- an exploration's progress, while it runs ----------------------------------------------
+
+PROGRESS_AFTER = 1.0  # seconds: a shorter exploration shows nothing
+PROGRESS_EVERY = 0.5  # seconds between updates
+_PROGRESS_PLUGIN = "concurrency-progress"
+
+
+class Progress:
+    """``[explore 120/200 schedules, 2 distinct outcomes]`` after pytest's own text
+    on the current line (``test_x.py ..`` or the ``-v`` node id), rewritten in
+    place at most every PROGRESS_EVERY seconds from PROGRESS_AFTER seconds on,
+    and wiped before pytest writes the item's outcome.
+
+    It moves the cursor with backspaces only, never to the start of the line or
+    to another one, and writes around pytest's terminal writer (``write_raw``),
+    so pytest's line (and its notion of how long the line is) comes out exactly
+    as it would have without it.  ``write`` puts raw text on the terminal;
+    ``room`` is how many columns the current line has left."""
+
+    def __init__(self, write: Callable[[str], None], room: Callable[[], int],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._write = write
+        self._room = room
+        self._clock = clock
+        self._due = clock() + PROGRESS_AFTER
+        self._shown = 0  # columns of progress text on the line now
+        self._space: int | None = None  # the room left, once something was shown
+
+    def __call__(self, done: int, allowed: int, outcomes: int) -> None:
+        """After each schedule (from the explore loop, in the main thread)."""
+        now = self._clock()
+        if now < self._due or threading.current_thread() is not threading.main_thread():
+            return
+        self._due = now + PROGRESS_EVERY
+        if self._space is None:
+            self._space = self._room()
+        plural = "" if outcomes == 1 else "s"
+        text = f" [explore {done}/{allowed} schedules, {outcomes} distinct outcome{plural}]"
+        if len(text) > self._space:
+            text = f" [{done}/{allowed}, {outcomes} outcome{plural}]"
+        if len(text) > self._space:
+            return  # a line that wrapped could not be rewritten in place
+        pad = max(self._shown - len(text), 0)
+        self._write("\b" * self._shown + text + " " * pad + "\b" * pad)
+        self._shown = len(text)
+
+    def clear(self) -> None:
+        """Wipe the progress text, leaving the cursor where pytest left it."""
+        if self._shown:
+            shown, self._shown = self._shown, 0
+            self._write("\b" * shown + " " * shown + "\b" * shown)
+
+
+def progress(config: pytest.Config) -> Progress | None:
+    """A progress display for an exploration about to run, or None where it
+    would not be seen or would garble the output: output that is not a
+    terminal, a pytest-xdist worker, ``-s`` (the body writes to the terminal
+    too) and live logging (which writes during the test)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if (reporter is None or capture is None or hasattr(config, "workerinput")
+            or not _isatty(reporter) or config.getoption("capture", "fd") == "no"
+            or config.getoption("log_cli_level", None) is not None or _ini(config, "log_cli")):
+        return None
+    writer = config.get_terminal_writer()
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            writer.write_raw(text, flush=True)
+
+    def room() -> int:
+        return writer.fullwidth - writer.width_of_current_line - 1
+
+    shown = Progress(write, room)
+    plugin = config.pluginmanager.get_plugin(_PROGRESS_PLUGIN)
+    if plugin is None:
+        plugin = _progress_plugin()
+        config.pluginmanager.register(plugin, _PROGRESS_PLUGIN)
+    plugin.show(shown)
+    return shown
+
+
+def _progress_plugin() -> Any:
+    """The plugin that wipes the progress of an item's last exploration before
+    pytest reports on the item (or on Ctrl-C); made here, so that the reports'
+    command line never imports pytest."""
+    import pytest
+
+    class ProgressPlugin:
+        def __init__(self) -> None:
+            self.active: Progress | None = None
+
+        def show(self, progress: Progress) -> None:
+            self.clear()
+            self.active = progress
+
+        def clear(self) -> None:
+            if self.active is not None:
+                self.active.clear()
+                self.active = None
+
+        @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes
+        def pytest_runtest_logreport(self) -> None:
+            self.clear()
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_keyboard_interrupt(self) -> None:
+            self.clear()
+
+    return ProgressPlugin()
+
+
+def _isatty(reporter: Any) -> bool:
+    """Whether pytest writes to a terminal (``isatty`` is a bool that can be called
+    since pytest 8, and is to become a method)."""
+    isatty = reporter.isatty
+    return bool(isatty() if callable(isatty) else isatty)
+
+
+def _ini(config: pytest.Config, name: str) -> bool:
+    try:
+        return bool(config.getini(name))
+    except ValueError:  # the plugin that owns it is not loaded
+        return False

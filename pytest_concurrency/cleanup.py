@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -228,17 +229,39 @@ def in_child() -> None:
             pass
 
 
+DRAIN_EVERY = 0.5  # seconds between two reads of the guardian's pipe
+
+
 def _guard(scratch: str) -> None:
     """The guardian's main loop: until the pipe closes, keep the registered pids;
-    then kill their groups and remove ``scratch``."""
+    then kill their groups and remove ``scratch``.
+
+    It waits for the pipe to close, not for lines to read: a line written to the
+    pipe does not wake it (and take a CPU from the session, twice per child
+    process), it reads what came every :data:`DRAIN_EVERY` seconds and, when the
+    session is gone, the rest: all it acts on is the last state."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     groups: set[int] = set()
     buffered = b""
-    while True:
-        chunk = os.read(0, 4096)
-        if not chunk:
-            break
-        buffered += chunk
+    os.set_blocking(0, False)
+    poller = select.poll()
+    poller.register(0, 0)  # no events asked for: hang-up (and errors) only
+    closed = False
+    while not closed:
+        hangup = bool(poller.poll(DRAIN_EVERY * 1000))
+        while True:  # what the pipe holds now
+            try:
+                chunk = os.read(0, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            buffered += chunk
+        closed = closed or hangup
         *lines, buffered = buffered.split(b"\n")
         for line in lines:
             if line[:1] == b"+":

@@ -18,11 +18,14 @@ import threading
 import time
 import traceback
 import warnings
+from typing import TYPE_CHECKING
 
-import psutil
 import pytest
 
 from . import cleanup, metrics, watchdog
+
+if TYPE_CHECKING:
+    import psutil  # imported when a test left processes behind: rarely, and not before
 
 GRACE = 1.0  # seconds a thread or process gets to finish after the test
 
@@ -78,24 +81,47 @@ def _start_time(pid: int) -> float | None:
 
 
 _PROC_CHILDREN = _proc_children()
+_WALL = 0x40000000  # Linux's __WALL: children of any kind (os does not export it)
+
+
+def _childless() -> bool:
+    """Whether this process has no child at all, running or not yet waited for: one
+    system call (``waitid`` answers ECHILD), where walking /proc reads a file per
+    thread.  Without children there are no descendants: an orphaned grandchild is
+    re-parented to us only while we are its subreaper, and then it is our child.
+    False whenever it cannot tell."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT | _WALL)
+    except ChildProcessError:
+        return True
+    except (OSError, AttributeError, ValueError):  # no waitid, or a kernel without __WALL
+        return False
+    return False
 
 
 def _descendant_keys() -> set[tuple[int, float]]:
-    """(pid, start time) of every descendant of this process: from /proc, walking
-    the children of each; without it, psutil (which scans every process)."""
+    """(pid, start time) of every descendant of this process: none if it has no
+    child; from /proc, walking the children of each; without it, psutil (which
+    scans every process)."""
+    if _childless():
+        return set()
     if not _PROC_CHILDREN:
         return {k for k in map(_key, _descendants()) if k is not None}
     keys, todo = set(), [os.getpid()]
+    guardian = cleanup.guardian_pid()  # starts no process: nothing below it to look at
     while todo:
         for child in _children(todo.pop()):
             start = _start_time(child)
             if start is not None:
                 keys.add((child, start))
-                todo.append(child)
+                if child != guardian:
+                    todo.append(child)
     return keys
 
 
 def _descendants() -> list[psutil.Process]:
+    import psutil
+
     try:
         return psutil.Process().children(recursive=True)
     except psutil.Error:
@@ -103,6 +129,8 @@ def _descendants() -> list[psutil.Process]:
 
 
 def _key(proc: psutil.Process) -> tuple[int, float] | None:
+    import psutil
+
     start = _start_time(proc.pid)
     if start is not None:
         return (proc.pid, start)
@@ -128,6 +156,8 @@ def _session_helpers() -> set[int]:
 
 
 def _status(proc: psutil.Process) -> str | None:
+    import psutil
+
     try:
         return proc.status()
     except psutil.Error:
@@ -157,6 +187,23 @@ def _is_plugins(thread: threading.Thread) -> bool:
     return thread.name in OWN_THREADS
 
 
+def _still_there(pids: list[int], deadline: float) -> list[psutil.Process]:
+    """The processes of ``pids`` that are zombies, or still running at ``deadline``."""
+    import psutil
+
+    new = []
+    for pid in pids:
+        try:
+            new.append(psutil.Process(pid))
+        except psutil.Error:
+            pass  # gone already
+    zombies = [p for p in new if _status(p) == psutil.STATUS_ZOMBIE]
+    running = [p for p in new if p not in zombies]
+    if running:
+        _, running = psutil.wait_procs(running, timeout=max(0.0, deadline - time.monotonic()))
+    return zombies + [p for p in running if _key(p) is not None]
+
+
 def find(before: Snapshot, grace: float = GRACE) -> Leaks:
     """What is alive now and was not before, after waiting up to ``grace`` seconds."""
     deadline = time.monotonic() + grace
@@ -166,18 +213,9 @@ def find(before: Snapshot, grace: float = GRACE) -> Leaks:
         thread.join(max(0.0, deadline - time.monotonic()))
     threads = [t for t in threads if t.is_alive()]
     helpers = _session_helpers()
-    new = []
-    for pid, _start in _descendant_keys() - before.processes:
-        if pid not in helpers:
-            try:
-                new.append(psutil.Process(pid))
-            except psutil.Error:
-                pass  # gone already
-    zombies = [p for p in new if _status(p) == psutil.STATUS_ZOMBIE]
-    running = [p for p in new if p not in zombies]
-    if running:
-        _, running = psutil.wait_procs(running, timeout=max(0.0, deadline - time.monotonic()))
-    processes = zombies + [p for p in running if _key(p) is not None]
+    appeared = [pid for pid, _start in _descendant_keys() - before.processes
+                if pid not in helpers]
+    processes = _still_there(appeared, deadline) if appeared else []
     hidden = _thread._count() - before.thread_count - len(threads)
     if metrics.sampler_running() and not before.sampler:
         hidden -= 1  # started during the test, for the whole session
@@ -187,6 +225,8 @@ def find(before: Snapshot, grace: float = GRACE) -> Leaks:
 
 
 def _describe_process(proc: psutil.Process) -> str:
+    import psutil
+
     try:
         with proc.oneshot():
             cmd = " ".join(proc.cmdline()) or proc.name()

@@ -15,8 +15,6 @@ import dataclasses
 import resource
 import time
 
-import psutil
-
 from . import cleanup
 
 SAMPLE_INTERVAL = 0.02  # seconds between two samples of the process tree's memory
@@ -40,6 +38,8 @@ class Measurement:
 
 def tree_rss() -> int:
     """Resident memory of this process and all its descendants, in bytes."""
+    import psutil  # loaded by the first memory measurement, not by every session
+
     me = psutil.Process()
     total = me.memory_info().rss
     guardian = cleanup.guardian_pid()
@@ -67,6 +67,8 @@ class _Sampler:
         self._started = False
 
     def _loop(self) -> None:
+        import psutil
+
         while True:
             with self._gate:
                 pass

@@ -12,8 +12,8 @@ workers, pids and iterations that hit it.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import io
-import multiprocessing
 import os
 import pickle
 import signal
@@ -41,9 +41,19 @@ _HIDDEN_DIRS = tuple(os.path.join(path, "") for path in (
     str(Path(pytest.__file__).parent.parent / "_pytest"),
     str(Path(pluggy.__file__).parent),
 ))
+
+
+def _package_dir(name: str) -> str:
+    """The directory of package ``name``, with a trailing separator, found without
+    importing it (a thread-mode session never imports multiprocessing)."""
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec is not None else None
+    return os.path.join(str(Path(origin).parent), "") if origin else "\0"  # \0: no path
+
+
 # A child's stack dump also runs through multiprocessing and pytest's startup.
 _HARNESS_DIRS = _HIDDEN_DIRS + (
-    os.path.join(str(Path(multiprocessing.__file__).parent), ""),
+    _package_dir("multiprocessing"),
     os.path.join(str(Path(pytest.__file__).parent), ""),
     "<frozen runpy>",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import signal
 import sys
@@ -12,8 +13,6 @@ import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from types import FrameType
-
-import psutil
 
 from . import progress
 
@@ -59,6 +58,10 @@ def kill_tree(pids: Sequence[int], timeout: float = 5.0, groups: bool = False) -
     leads a process group (our children call ``setpgid``): the whole group is
     killed too, catching descendants that were already orphaned.
     """
+    if not pids:
+        return
+    import psutil  # loaded when there is something to kill, not by every session
+
     if groups:
         for pid in pids:
             with contextlib.suppress(OSError):
@@ -83,13 +86,27 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+_LIBC: list[ctypes.CDLL | None] = []  # loaded once (a child forked later inherits it)
+
+
 def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:  # pragma: no cover
-        return None
+    """The C library (Linux), loaded on first use: every concurrent test asks for
+    it twice, and loading it costs more than the prctl() it is for."""
+    if not _LIBC:
+        libc = None
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+            except OSError:  # pragma: no cover
+                libc = None
+        _LIBC.append(libc)
+    return _LIBC[0]
+
+
+def before_fork() -> None:
+    """In the parent, before forking children: load what :func:`die_with_parent`
+    needs (the C library), so that each child inherits it instead of loading it."""
+    _libc()
 
 
 def die_with_parent(parent_pid: int | None) -> None:
@@ -142,6 +159,8 @@ class _MainThreadGuard:
         self._token = 0
         self.fired: str | None = None  # the failure message, once interrupted
         self._thread: threading.Thread | None = None
+        # when the watching thread looks next on its own (inf: only when notified)
+        self._wakes_at = math.inf
 
     def arm(self, seconds: float, cap: float, what: str) -> None:
         with self._cond:
@@ -153,7 +172,11 @@ class _MainThreadGuard:
                 self._thread = threading.Thread(target=self._watch, daemon=True,
                                                 name=GUARD_THREAD)
                 self._thread.start()
-            self._cond.notify()
+            if now + seconds < self._wakes_at:
+                # Woken only when it would look too late: a guard armed for every
+                # teardown does not wake the thread (and switch to it) every time;
+                # at its next look it finds the newest deadline and waits for that.
+                self._cond.notify()
 
     def disarm(self) -> str | None:
         with self._cond:
@@ -167,13 +190,16 @@ class _MainThreadGuard:
             while True:
                 armed = self._armed
                 if armed is None:
+                    self._wakes_at = math.inf
                     self._cond.wait()
                     continue
                 token, deadline, cap, seconds, what = armed
                 if time.monotonic() < deadline:
+                    self._wakes_at = deadline
                     self._cond.wait(deadline - time.monotonic())
                     continue
                 first = progress.sample(main)
+                self._wakes_at = time.monotonic() + LOOK_AGAIN
                 self._cond.wait(LOOK_AGAIN)
                 if self._armed is None or self._armed[0] != token:
                     continue

@@ -96,7 +96,9 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     watchdog.die_with_parent(job.parent_pid)
     faulthandler.enable(file=err, all_threads=True)
     faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
-    # Backstop if the parent is stuck: dump every thread and exit by ourselves.
+    # Backstop if the parent is stuck: dump every thread and exit by ourselves.  It
+    # stays armed until the child exits (sending the results is covered too):
+    # cancelling it would wait for its thread to wake up and end.
     faulthandler.dump_traceback_later(max(job.timeout, job.timeout_cap) + BACKSTOP,
                                       exit=True, file=err)
     if isinstance(job.payload, bytes):
@@ -119,7 +121,6 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     report = run_workers(body, infos, job.iterations, job.iteration_barrier,
                          RunContext(job.user_barrier), progress=job.progress, stop=job.stop,
                          jitter=job.jitter, kwargs=kwargs, calls=job.calls)
-    faulthandler.cancel_dump_traceback_later()
     failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
     try:
         conn.send((report.values, failures))
@@ -168,6 +169,8 @@ class _Child:
 def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
            guardian: cleanup.Guardian | None) -> list[_Child]:
     children = []
+    if ctx.get_start_method() == "fork":
+        watchdog.before_fork()
     # Objects frozen at fork time are never scanned by the children's garbage
     # collector, so children do not copy every page of the parent's heap.
     gc.freeze()
@@ -402,9 +405,8 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
         payload = shipping.pack(target, args, kwargs, spec.start_method, request.arg_kind)
         modules = shipping.rewritten_modules()
         settings = shipping.config_snapshot(request.config)
-    progress = Progress(ctx.RawArray("q", [-1] * n), ctx.RawArray("Q", n))
-    stop = Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
-    barriers = (ctx.Barrier(n, action=stop), ctx.Barrier(n))
+    shared = _Shared.take(ctx, spec.start_method, n)
+    progress, stop, barriers = shared.progress, shared.stop, shared.barriers
     prefix = os.path.join(cleanup.scratch_dir(), f"{next(_runs)}-")
     guardian = cleanup.guardian()
     seed = seed_of(spec)
@@ -424,6 +426,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
     ]
     start = time.monotonic()
     children: list[_Child] = []
+    clean = False  # nothing failed: the shared objects can serve the next run
     try:
         children = _start(ctx, jobs, guardian)
         failures = _wait(spec, children, progress, barriers, start)
@@ -436,6 +439,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
                 values.update(child_values)
                 reported.extend(child_failures)
         outputs = _outputs(children)
+        clean = not failures and not reported
     finally:
         if children:
             watchdog.kill_tree([c.pid for c in children if c.process.is_alive()],
@@ -445,6 +449,8 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
                 child.conn.close()
                 if guardian is not None and child.process.exitcode is not None:
                     guardian.forget(child.pid)
+        if clean and all(child.process.exitcode == 0 for child in children):
+            shared.give_back()
         for job in jobs:
             for path in (job.stdout_path, job.stderr_path):
                 with contextlib.suppress(OSError):
@@ -453,6 +459,46 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
 
 
 _runs = itertools.count()
+
+
+@dataclasses.dataclass
+class _Shared:
+    """What the workers of a run share across its processes: where each one is,
+    the stop flags and the two barriers.  Making them costs more than a
+    millisecond (eight named semaphores, four shared-memory blocks) before the
+    first child can be forked, so a run that ended cleanly (every child exited
+    0, nothing failed, nothing left waiting or broken) gives them back for the
+    next run of as many workers, which finds them as new."""
+
+    owner: int  # the process that made them: a child's copies are not its own
+    key: tuple[str, int]  # (start method, workers)
+    progress: Progress
+    stop: Stop
+    barriers: tuple[threading.Barrier, threading.Barrier]
+
+    @classmethod
+    def take(cls, ctx: multiprocessing.context.BaseContext, method: str, n: int) -> _Shared:
+        spare = _SPARE.pop((method, n), None)
+        if spare is not None and spare.owner == os.getpid():
+            for i in range(n):
+                spare.progress.iterations[i] = -1
+                spare.progress.idents[i] = 0
+            spare.stop.requested.value = spare.stop.decided.value = 0
+            return spare
+        stop = Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
+        return cls(os.getpid(), (method, n),
+                   Progress(ctx.RawArray("q", [-1] * n), ctx.RawArray("Q", n)), stop,
+                   (ctx.Barrier(n, action=stop), ctx.Barrier(n)))
+
+    def give_back(self) -> None:
+        if self.owner == os.getpid() and not self.stop.requested.value and all(
+                not barrier.broken and barrier.n_waiting == 0 for barrier in self.barriers):
+            _SPARE[self.key] = self
+
+
+_SPARE: dict[tuple[str, int], _Shared] = {}  # one set per (start method, workers)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SPARE.clear)  # the parent's, not a child's
 
 
 def _outputs(children: Sequence[_Child]) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
 from typing import Any, Protocol
 
 from .. import context, progress
@@ -183,21 +183,35 @@ def _abort(*barriers: threading.Barrier) -> None:
 
 
 class _Countdown:
-    """Calls finished so far, for the caller to wait on without breaking anything
-    when its wait times out (a barrier would break)."""
+    """The calls each worker has settled so far (made, or never to be made: a
+    worker that left the run early has settled them all), for the caller to wait
+    on without breaking anything when its wait times out (a barrier would
+    break).  The caller is woken once, when what it waits for is reached, not
+    at every call."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: Iterable[int]) -> None:
         self._cond = threading.Condition()
-        self.count = 0
+        self.settled = dict.fromkeys(workers, 0)
+        self._target: int | None = None  # what the caller waits for, while it does
 
-    def arrive(self) -> None:
+    def _reached(self, target: int) -> bool:
+        return min(self.settled.values(), default=target) >= target
+
+    def arrive(self, worker: int, settled: int) -> None:
+        """``worker`` has settled its first ``settled`` calls."""
         with self._cond:
-            self.count += 1
-            self._cond.notify_all()
+            self.settled[worker] = settled
+            if self._target is not None and self._reached(self._target):
+                self._cond.notify_all()
 
     def reach(self, target: int, timeout: float | None) -> bool:
+        """Wait until every worker has settled ``target`` calls."""
         with self._cond:
-            return self._cond.wait_for(lambda: self.count >= target, timeout)
+            self._target = target
+            try:
+                return self._cond.wait_for(lambda: self._reached(target), timeout)
+            finally:
+                self._target = None
 
 
 @dataclasses.dataclass
@@ -214,11 +228,12 @@ class _Run:
     values: dict[int, list[Any]]
     raw: Raw
     kwargs: dict[int, Mapping[str, Any]]  # each worker's arguments for this iteration
-    # per-call setup only: set when an iteration's arguments are ready; calls finished
+    # per-call setup only: set when an iteration's arguments are ready; calls settled
     ready: list[threading.Event] | None = None
-    finished: _Countdown = dataclasses.field(default_factory=_Countdown)
+    finished: _Countdown = dataclasses.field(default_factory=lambda: _Countdown(()))
     done: dict[int, int] = dataclasses.field(default_factory=dict)  # worker -> calls made
     aborted: bool = False
+    left: bool = False  # a worker left the run early (a broken barrier, a stop)
 
     def abort(self) -> None:
         """Stop every worker wherever it waits."""
@@ -227,38 +242,90 @@ class _Run:
             event.set()
         _abort(self.iteration_barrier, self.run.barrier)
 
+    def leave(self, info: WorkerInfo) -> None:
+        """``info``'s worker leaves the run: its calls from here on are settled."""
+        self.left = True
+        self.finished.arrive(info.index, self.iterations)
 
-def _work(state: _Run, info: WorkerInfo) -> None:
+
+def _begin(state: _Run, info: WorkerInfo) -> None:
     context.enter(info, state.run)
     if state.progress is not None:
         state.progress.idents[info.index] = threading.get_ident()
-    values = state.values[info.index]
+
+
+def _enter_iteration(state: _Run, info: WorkerInfo, iteration: int) -> None:
+    if iteration:
+        context.set_iteration(iteration)
+    if state.progress is not None:
+        state.progress.iterations[info.index] = iteration
+
+
+def _race(state: _Run, info: WorkerInfo, iteration: int) -> bool:
+    """One call of the body by one worker, aligned with every other worker of the
+    run on the iteration barrier.  False if the worker leaves the run instead
+    (the run was stopped: a crash, a timeout, a failed setup, another worker's
+    failure)."""
+    try:
+        state.iteration_barrier.wait()
+    except threading.BrokenBarrierError:
+        state.leave(info)
+        return False
+    if state.stop.decided.value:
+        state.leave(info)
+        return False
+    if state.jitter is not None:
+        _spin(jitter_ns(state.jitter, info.index, iteration))
+    try:
+        state.values[info.index].append(state.body(state.kwargs[info.index]))
+    except BaseException as exc:  # noqa: BLE001 - every failure is reported
+        state.raw.append((exc, context.current_worker()))
+        state.stop.requested.value = 1
+        state.run.barrier.abort()  # nobody may wait in the body for this worker
+    state.done[info.index] = iteration + 1
+    state.finished.arrive(info.index, iteration + 1)
+    return True
+
+
+def _work(state: _Run, info: WorkerInfo) -> None:
+    """A worker on a pool thread: every iteration, once its arguments are ready."""
+    _begin(state, info)
     try:
         for iteration in range(state.iterations):
-            if iteration:
-                context.set_iteration(iteration)
-            if state.progress is not None:
-                state.progress.iterations[info.index] = iteration
+            _enter_iteration(state, info, iteration)
             if state.ready is not None:
                 state.ready[iteration].wait()  # this iteration's arguments are set up
                 if state.aborted:
+                    state.leave(info)
                     return
-            try:
-                state.iteration_barrier.wait()
-            except threading.BrokenBarrierError:
-                return  # the run was stopped (a crash, a timeout, a failed setup)
-            if state.stop.decided.value:
+            if not _race(state, info, iteration):
                 return
-            if state.jitter is not None:
-                _spin(jitter_ns(state.jitter, info.index, iteration))
-            try:
-                values.append(state.body(state.kwargs[info.index]))
-            except BaseException as exc:  # noqa: BLE001 - every failure is reported
-                state.raw.append((exc, context.current_worker()))
-                state.stop.requested.value = 1
-                state.run.barrier.abort()  # nobody may wait in the body for this worker
-            state.done[info.index] = iteration + 1
-            state.finished.arrive()
+    finally:
+        context.leave()
+
+
+def _alone(state: _Run, info: WorkerInfo, calls: Calls | None) -> None:
+    """The only worker of this process, run by the calling thread (no thread to
+    start and hand over to; a child process of process mode runs its worker so).
+    With per-call setup, that thread sets the arguments of each call up before
+    the iteration's barrier and tears them down after the call, as
+    :func:`_step` does for workers on pool threads."""
+    _begin(state, info)
+    try:
+        for iteration in range(state.iterations):
+            _enter_iteration(state, info, iteration)
+            if calls is not None:
+                if iteration and (state.stop.requested.value or state.aborted):
+                    state.abort()  # the others leave where they wait for it
+                    return
+                if not _setup_calls(state, [info], calls, iteration):
+                    state.abort()
+                    return
+            raced = _race(state, info, iteration)
+            if calls is not None:
+                _teardown_calls(state, [info], calls, iteration)
+            if not raced:
+                return
     finally:
         context.leave()
 
@@ -270,7 +337,7 @@ def run_workers(body: Body, infos: Sequence[WorkerInfo], iterations: int,
                 kwargs: Mapping[str, Any] | None = None,
                 calls: Calls | None = None) -> WorkersReport:
     """Run ``body(kwargs)`` in one pool thread per worker (in the caller's thread
-    if there is only one, no deadline and no per-call setup).
+    if there is only one and no deadline).
 
     ``iteration_barrier`` must have ``stop`` as its action; it and
     ``run.barrier`` may be shared with workers in other processes.  With a
@@ -284,22 +351,40 @@ def run_workers(body: Body, infos: Sequence[WorkerInfo], iterations: int,
                  values={info.index: [] for info in infos}, raw=[],
                  kwargs={info.index: kwargs or {} for info in infos},
                  ready=None if calls is None else [threading.Event()
-                                                   for _ in range(iterations)])
+                                                   for _ in range(iterations)],
+                 finished=_Countdown(info.index for info in infos))
     if len(infos) == 1 and deadline is None and calls is None:
-        _work(state, infos[0])
+        _alone(state, infos[0], None)
         return WorkersReport(state.values, state.raw, [])
 
     previous = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
+        if len(infos) == 1 and deadline is None:
+            sys.setswitchinterval(SWITCH_INTERVAL)
+            _alone(state, infos[0], calls)
+            return WorkersReport(state.values, state.raw, [])
+        if calls is not None:
+            # The first iteration's arguments are set up before the workers are
+            # handed their task, so that they do not wait (and wake) for them.
+            if not _setup_calls(state, infos, calls, 0):
+                state.abort()  # workers of other processes wait on shared barriers
+                return WorkersReport(state.values, state.raw, [])
+            assert state.ready is not None
+            state.ready[0].set()
         slots, error = POOL.acquire(len(infos))
         if error is not None:  # the first worker without a thread says why
             state.raw.append((error, infos[len(slots)]))
             state.abort()
             return WorkersReport(state.values, state.raw, [])
-        for slot, info in zip(slots, infos, strict=True):
+        for position, (slot, info) in enumerate(zip(slots, infos, strict=True)):
             slot.done.clear()
             slot.thread.name = f"{WORKER_PREFIX}{info.index}"
+            if position == len(slots) - 1:
+                # Switch as often as possible once the bodies run: set before the
+                # last worker gets its task (no worker passes the first barrier
+                # without it), not before the first, so that handing the tasks out
+                # does not switch to every worker it wakes.
+                sys.setswitchinterval(SWITCH_INTERVAL)
             slot.tasks.put(functools.partial(_work, state, info))
         if calls is not None:
             report = _step(state, infos, slots, calls, deadline, cap)
@@ -315,22 +400,23 @@ def run_workers(body: Body, infos: Sequence[WorkerInfo], iterations: int,
 
 def _step(state: _Run, infos: Sequence[WorkerInfo], slots: Sequence[_Slot], calls: Calls,
           deadline: float | None, cap: float | None) -> WorkersReport | None:
-    """Per-call setup: before every iteration set up each worker's arguments, let
-    the workers go, wait for them, tear the arguments down.  A report if the run
-    ended past its deadline (the arguments of stuck workers are left to the
-    caller, who tears everything down after the run)."""
+    """Per-call setup: before every iteration set up each worker's arguments (the
+    first iteration's are ready before the workers start), let the workers go,
+    wait for them, tear the arguments down.  A report if the run ended past its
+    deadline (the arguments of stuck workers are left to the caller, who tears
+    everything down after the run)."""
     assert state.ready is not None
     for iteration in range(state.iterations):
-        if iteration and (state.stop.requested.value or state.aborted):
-            state.abort()  # the workers leave where they wait for the next iteration
-            return None
-        if not _setup_calls(state, infos, calls, iteration):
-            state.abort()
-            return None
-        state.ready[iteration].set()
-        target = len(infos) * (iteration + 1)
+        if iteration:
+            if state.stop.requested.value or state.aborted or state.left:
+                state.abort()  # the workers leave where they wait for the next iteration
+                return None
+            if not _setup_calls(state, infos, calls, iteration):
+                state.abort()
+                return None
+            state.ready[iteration].set()
         stuck, verdict, deadline = _until(
-            functools.partial(state.finished.reach, target),
+            functools.partial(state.finished.reach, iteration + 1),
             functools.partial(_busy, state, slots, infos, iteration), deadline, cap)
         if stuck:
             state.abort()

@@ -207,6 +207,22 @@ def _infos(run_spec: spec.RunSpec) -> list[WorkerInfo]:
             for i in range(run_spec.workers)]
 
 
+def _fresh_per_call(item: pytest.Function) -> bool:
+    """Whether a call of the body would get something of its own: a function-scoped
+    fixture (the mode's parameter aside, which is the same for every call), or
+    ``request``, through which the body may ask for more.  Without, per-call
+    setup would make nothing, and running it would cost every call (in process
+    mode, every child) the fixture machinery for it."""
+    from . import compat
+
+    names = set(item.fixturenames)
+    if "request" in names:
+        return True
+    with compat.without_function_fixtures(item):
+        wider = set(item.fixturenames)
+    return bool(names - wider - {spec.SPEC_ARG})
+
+
 def _prepare_fixture_sets(item: pytest.Item, run_spec: spec.RunSpec) -> None:
     """Take over the fixtures pytest set up for the item, and set up the first
     call of every other worker now: a fixture that cannot be set up is an error
@@ -214,6 +230,8 @@ def _prepare_fixture_sets(item: pytest.Item, run_spec: spec.RunSpec) -> None:
     from .percall import FixtureSets
 
     assert isinstance(item, pytest.Function)
+    if not _fresh_per_call(item):
+        return  # nothing a call would get of its own: every call gets the same
     sets = item.stash[SETS] = FixtureSets(item, run_spec.threads)
     if run_spec.mode in ("process", "hybrid"):
         sets.drop()  # the children set up every call's fixtures themselves

@@ -225,6 +225,8 @@ class FixtureSets:
                      and (name == "caplog" or threads_per_process > 1)}
         self.live: dict[CallKey, compat.FixtureSet] = {}
         self.ready: dict[CallKey, compat.FixtureSet] = {}  # set up ahead of their call
+        self.order: list[CallKey] = []  # the sets still up, in the order they were set up
+        self.finished: set[CallKey] = set()  # calls over whose sets wait for later ones
         self.router = _Router() if "capsys" in self.keep else None
         self._factory: Callable[..., logging.LogRecord] | None = None
         if "caplog" in self.keep:
@@ -235,7 +237,9 @@ class FixtureSets:
 
     def adopt(self, info: WorkerInfo) -> None:
         """Keep the fixtures pytest set up for the item as ``info``'s (its first call)."""
-        self.ready[(info.index, info.iteration)] = compat.detach_fixtures(self.item, self.keep)
+        key = (info.index, info.iteration)
+        self.ready[key] = compat.detach_fixtures(self.item, self.keep)
+        self.order.append(key)
 
     def drop(self) -> None:
         """Tear down the fixtures pytest set up for the item: every call makes its
@@ -254,12 +258,16 @@ class FixtureSets:
         key = (info.index, info.iteration)
         if key not in self.ready:
             self.ready[key] = self._make(info)
+            self.order.append(key)
 
     # -- runners.Calls
 
     def setup(self, info: WorkerInfo) -> Mapping[str, Any]:
         key = (info.index, info.iteration)
-        fixtures = self.ready.pop(key, None) or self._make(info)
+        fixtures = self.ready.pop(key, None)
+        if fixtures is None:
+            fixtures = self._make(info)
+            self.order.append(key)
         self.live[key] = fixtures
         kwargs = {name: fixtures.values[name] if name in fixtures.values
                   else self.item.funcargs[name] for name in self.argnames}
@@ -276,22 +284,37 @@ class FixtureSets:
         return kwargs
 
     def teardown(self, info: WorkerInfo) -> None:
+        """``info``'s call is over.  Sets are torn down last set up first, as
+        pytest tears down nested fixtures (one that saves and restores process
+        state, ``os.chdir`` or ``mock.patch``, restores what the set before it
+        made): a set waits until every set made after it is torn down."""
         key = (info.index, info.iteration)
         if self.router is not None:
             self.router.close(key)
-        fixtures = self.live.pop(key, None)
-        if fixtures is not None:
-            with context.preparing(info):
-                errors = compat.teardown_fixtures(fixtures, self.item)
-            self._raise_teardown(errors, info)
+        if key not in self.live:
+            return
+        self.finished.add(key)
+        first: tuple[list[tuple[str, BaseException]], WorkerInfo] | None = None
+        for done in unwind(self.order, self.finished):
+            self.finished.discard(done)
+            at = info._replace(index=done[0], iteration=done[1])
+            with context.preparing(at):
+                errors = compat.teardown_fixtures(self.live.pop(done), self.item)
+            if errors and first is None:
+                first = errors, at
+        if first is not None:
+            self._raise_teardown(*first)
 
     def close(self) -> None:
         """After the run: tear down whatever is still set up (calls the run never
-        reached, or left behind when it stopped), put back what was routed."""
+        reached, or left behind when it stopped), last set up first, and put
+        back what was routed."""
         errors = []
-        for key in list(self.live) + list(self.ready):
+        for key in reversed(self.order):
             fixtures = self.live.pop(key, None) or self.ready.pop(key)
             errors += compat.teardown_fixtures(fixtures, self.item)
+        self.order.clear()
+        self.finished.clear()
         if self.router is not None:
             for key in list(self.router.out):
                 self.router.close(key)
@@ -327,3 +350,13 @@ class FixtureSets:
         raise FixtureTeardownError(
             f"fixture {name!r} failed to tear down{whose}: {type(exc).__name__}: "
             f"{exc}") from exc
+
+
+def unwind(order: list[CallKey], finished: set[CallKey]) -> list[CallKey]:
+    """Take from the end of ``order`` (the sets up, in setup order) every set
+    whose call is ``finished``, up to the first that is not: the sets to tear
+    down now, in the order to tear them down."""
+    taken = []
+    while order and order[-1] in finished:
+        taken.append(order.pop())
+    return taken

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_concurrency import advisor, spec
+from pytest_concurrency import advisor, rounds, spec
 from pytest_concurrency.report import document
 
 pytestmark = pytest.mark.serial  # measures speedups: needs both cores to itself
@@ -46,6 +46,15 @@ def _advice_lines(stdout):
     return [line for line in lines[:end] if "::" in line]
 
 
+def _advice_from(entries, test):
+    """The advice the advisor gives on what the report says ``test`` measured."""
+    measured = {e["mode"]: advisor.ModeMeasurement(
+        e["mode"], e["workers"], e["metrics"]["wall"]["value"], e["metrics"]["cpu"]["value"],
+        None, e["metrics"]["speedup"]["value"], e["metrics"]["availability"]["value"])
+        for e in entries if e["test"] == test}
+    return advisor.advise(measured, spec.usable_cpus())
+
+
 def test_advice_on_the_example_projects_workloads(tmp_path):
     report = tmp_path / "r.json"
     done = _run_example(report)
@@ -73,12 +82,18 @@ def test_advice_on_the_example_projects_workloads(tmp_path):
             f"{speedup['process']['value']:.2f}x against threads' "
             f"{speedup['thread']['value']:.2f}x): checked that the advice follows the "
             f"measurement instead of 'use processes'"), stacklevel=1)
-        measured = {mode: advisor.ModeMeasurement(
-            mode, e["workers"], e["metrics"]["wall"]["value"], e["metrics"]["cpu"]["value"],
-            None, e["metrics"]["speedup"]["value"], e["metrics"]["availability"]["value"])
-            for e in entries if e["test"] == CPU_TEST for mode in [e["mode"]]}
-        assert cpu == advisor.advise(measured, spec.usable_cpus()), output
-    assert io.startswith("I/O-bound: threads reach "), output
+        assert cpu == _advice_from(entries, CPU_TEST), output
+    shares = [e["metrics"]["availability"]["value"] for e in entries if e["test"] == IO_TEST]
+    if min(shares) >= rounds.BUSY:
+        assert io.startswith("I/O-bound: threads reach "), output
+    else:
+        # On a busy machine the waiting body's little CPU is measured against the share
+        # of a CPU a thread got, which can read as partly computing: the advice must
+        # then follow the measurement, and threads still win on speedup.
+        warnings.warn(UserWarning(
+            f"the machine was busy while {IO_TEST} ran (a thread got {min(shares):.0%} of "
+            f"a CPU): checked that the advice follows the measurement"), stacklevel=1)
+        assert io == _advice_from(entries, IO_TEST), output
     assert io.endswith("; use threads"), output
 
     expected = [f"{CPU_TEST}: {cpu}", f"{IO_TEST}: {io}"]

@@ -1,14 +1,20 @@
 """unittest.TestCase methods under the concurrency marker or --concurrency-apply.
 
 pytest does not parametrize TestCase methods, so each one that should run
-concurrently is replaced by one item per mode, ``test_x[thread]``, whose
-``setUp``/``tearDown`` run once around the concurrent run of the method body
-(like fixtures of a whole-body test).
+concurrently is replaced by one item per mode, ``test_x[thread]``.  With shared
+fixtures its ``setUp``/``tearDown`` run once around the concurrent run of the
+method body (like fixtures of a whole-body test); with per-worker fixtures
+every call of the body (each worker, each iteration) runs on a TestCase
+instance of its own, set up and torn down for it, as pytest makes one instance
+per test.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import unittest
 from collections.abc import Iterable, Iterator
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -47,7 +53,12 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
             return
         from .running import execute, request_for
 
-        request = request_for(self.stash[spec.SPEC], self, method)
+        run_spec = self.stash[spec.SPEC]
+        if run_spec.fixtures == "per-worker":
+            execute(request_for(run_spec, self, FreshTestCase(type(testcase),
+                                                              self.method_name)), self)
+            return
+        request = request_for(run_spec, self, method)
 
         def run_concurrently() -> None:
             __tracebackhide__ = True
@@ -58,6 +69,57 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
             testcase(result=self)
         finally:
             delattr(testcase, self.method_name)
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+class CallResult(unittest.TestResult):
+    """What one call's TestCase run raised: its first error, failure or skip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raised: BaseException | None = None
+
+    def _keep(self, err: ExcInfo) -> None:
+        if self.raised is None:
+            self.raised = err[1]
+
+    def addError(self, test: unittest.TestCase, err: Any) -> None:  # noqa: N802
+        self._keep(err)
+
+    def addFailure(self, test: unittest.TestCase, err: Any) -> None:  # noqa: N802
+        self._keep(err)
+
+    def addSubTest(self, test: unittest.TestCase, subtest: unittest.TestCase,  # noqa: N802
+                   err: Any) -> None:
+        if err is not None:
+            self._keep(err)
+
+    def addSkip(self, test: unittest.TestCase, reason: str) -> None:  # noqa: N802
+        if self.raised is None:
+            self.raised = unittest.SkipTest(reason)
+
+    def addUnexpectedSuccess(self, test: unittest.TestCase) -> None:  # noqa: N802
+        if self.raised is None:
+            self.raised = AssertionError(f"{test.id()} was expected to fail and passed")
+
+
+@dataclasses.dataclass(frozen=True)
+class FreshTestCase:
+    """One call of a TestCase method on an instance of its own: ``setUp``, the
+    method, ``tearDown`` and cleanups, as unittest runs a test; what it raised is
+    raised again in the worker."""
+
+    cls: type[unittest.TestCase]
+    method_name: str
+
+    def __call__(self) -> None:
+        __tracebackhide__ = True
+        result = CallResult()
+        self.cls(self.method_name).run(result)
+        if result.raised is not None:
+            raise result.raised
 
 
 def expand(items: Iterable[pytest.Item], settings: spec.Settings,

@@ -164,8 +164,10 @@ def test_apply_reaches_unittest_methods(pytester):
                 print("SET UP ONCE, CALLED BY", sorted(self.calls))
         """
     )
+    # shared fixtures: setUp once around the run (per-worker: tests/test_per_worker_state.py)
     result = pytester.runpytest("--concurrency-apply=thread,process", "-v", "-s",
-                                "--concurrency-workers=3", "-p", "no:cacheprovider")
+                                "--concurrency-workers=3", "--concurrency-fixtures=shared",
+                                "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines_random([
         "*TestCase::test_body?thread? *SET UP ONCE, CALLED BY ?0, 1, 2?*",

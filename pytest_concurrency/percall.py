@@ -228,6 +228,9 @@ class FixtureSets:
         self.order: list[CallKey] = []  # the sets still up, in the order they were set up
         self.finished: set[CallKey] = set()  # calls over whose sets wait for later ones
         self.router = _Router() if "capsys" in self.keep else None
+        # a coroutine test's body runs on pytest-asyncio's runner of its call; a
+        # plain function gets only the arguments it takes
+        self.coroutine = coroutines.is_coroutine(item.obj)
         self._factory: Callable[..., logging.LogRecord] | None = None
         if "caplog" in self.keep:
             self._factory = logging.getLogRecordFactory()
@@ -275,7 +278,7 @@ class FixtureSets:
             caplog = self.item.funcargs["caplog"]
             assert isinstance(caplog, pytest.LogCaptureFixture)
             kwargs["caplog"] = WorkerCaplog(caplog, key)
-        if coroutines.RUNNER in fixtures.values:  # a pytest-asyncio test's own event loop
+        if self.coroutine and coroutines.RUNNER in fixtures.values:  # its own event loop
             kwargs[coroutines.RUNNER] = fixtures.values[coroutines.RUNNER]
         if self.router is not None and "capsys" in kwargs:
             self.router.install()

@@ -77,3 +77,17 @@ def test_a_fresh_testcase_raises_what_its_run_raised():
         testcase.FreshTestCase(Case, "test_fails")()
     with pytest.raises(unittest.SkipTest, match="not today"):
         testcase.FreshTestCase(Case, "test_skipped")()
+
+
+def test_a_plain_test_may_request_an_async_fixture(pytester, run):
+    pytester.makepyfile(test_async_fixture="""
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture
+        async def value():
+            yield 1
+
+        def test_plain(value):
+            assert value == 1
+    """)
+    run(*APPLY).assert_outcomes(passed=1)

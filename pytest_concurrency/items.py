@@ -142,6 +142,10 @@ class ConcurrentItems:
         target = pyfuncitem.obj
         if coroutines.is_coroutine(target):
             target = coroutines.body(target, pyfuncitem.funcargs)
+        if _in_context(run_spec):
+            from .percall import InContext
+
+            target = InContext(target, sets)
         try:
             limits, stored = _limits(pyfuncitem, run_spec)
             saving = pyfuncitem.config.stash[REPORTS].save_baseline is not None
@@ -197,6 +201,14 @@ def _per_worker(item: pytest.Item, run_spec: spec.RunSpec) -> bool:
             and not isinstance(item, ConcurrentTestCaseFunction)
             and "concurrency" not in item.fixturenames and SERIAL not in item.stash
             and (run_spec.mode in ("thread", "explore") or run_spec.start_method == "fork"))
+
+
+def _in_context(run_spec: spec.RunSpec) -> bool:
+    """Whether each call of the body runs in a copy of its fixtures' context:
+    where workers are threads of a pool that outlives the test, and the body
+    need not be pickled (explore runs the body as the user wrote it)."""
+    return run_spec.mode == "thread" or \
+        (run_spec.mode == "hybrid" and run_spec.start_method == "fork")
 
 
 def _infos(run_spec: spec.RunSpec) -> list[WorkerInfo]:

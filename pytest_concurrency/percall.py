@@ -20,6 +20,7 @@ worker go to that worker's buffer, read by its own ``readouterr()``).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import logging
 import sys
@@ -226,6 +227,7 @@ class FixtureSets:
         self.live: dict[CallKey, compat.FixtureSet] = {}
         self.ready: dict[CallKey, compat.FixtureSet] = {}  # set up ahead of their call
         self.order: list[CallKey] = []  # the sets still up, in the order they were set up
+        self.contexts: dict[CallKey, contextvars.Context] = {}  # where each set was made
         self.finished: set[CallKey] = set()  # calls over whose sets wait for later ones
         self.router = _Router() if "capsys" in self.keep else None
         # a coroutine test's body runs on pytest-asyncio's runner of its call; a
@@ -242,6 +244,7 @@ class FixtureSets:
         """Keep the fixtures pytest set up for the item as ``info``'s (its first call)."""
         key = (info.index, info.iteration)
         self.ready[key] = compat.detach_fixtures(self.item, self.keep)
+        self.contexts[key] = contextvars.copy_context()
         self.order.append(key)
 
     def drop(self) -> None:
@@ -300,6 +303,7 @@ class FixtureSets:
         first: tuple[list[tuple[str, BaseException]], WorkerInfo] | None = None
         for done in unwind(self.order, self.finished):
             self.finished.discard(done)
+            self.contexts.pop(done, None)
             at = info._replace(index=done[0], iteration=done[1])
             with context.preparing(at):
                 errors = compat.teardown_fixtures(self.live.pop(done), self.item)
@@ -318,6 +322,7 @@ class FixtureSets:
             errors += compat.teardown_fixtures(fixtures, self.item)
         self.order.clear()
         self.finished.clear()
+        self.contexts.clear()
         if self.router is not None:
             for key in list(self.router.out):
                 self.router.close(key)
@@ -340,6 +345,7 @@ class FixtureSets:
             raise FixtureSetupError(
                 f"{what} failed to set up for worker {info.index} in iteration "
                 f"{info.iteration}: {type(exc).__name__}: {exc}") from exc
+        self.contexts[(info.index, info.iteration)] = contextvars.copy_context()
         return compat.detach_fixtures(self.item, self.keep)
 
     @staticmethod
@@ -353,6 +359,30 @@ class FixtureSets:
         raise FixtureTeardownError(
             f"fixture {name!r} failed to tear down{whose}: {type(exc).__name__}: "
             f"{exc}") from exc
+
+
+class InContext:
+    """The body, every call of it run in a copy of the context (context
+    variables) its fixtures were set up in: what fixtures set is visible to it,
+    and nothing a call sets leaks into the next call on the same pooled worker
+    thread, as each test of a plain run starts from the session's context.
+    With per-worker fixtures that is the context of the call's own set, else
+    the one the item's fixtures were set up in (the caller's now)."""
+
+    def __init__(self, body: Callable[..., Any], sets: FixtureSets | None) -> None:
+        self.body = body
+        self.sets = sets
+        self.captured = contextvars.copy_context()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        return self.context().run(self.body, *args, **kwargs)
+
+    def context(self) -> contextvars.Context:
+        """A copy of the context the calling worker's call runs in."""
+        key = _call_key()
+        made = None if self.sets is None or key is None else self.sets.contexts.get(key)
+        return (self.captured if made is None else made).copy()
 
 
 def unwind(order: list[CallKey], finished: set[CallKey]) -> list[CallKey]:

@@ -91,3 +91,47 @@ def test_a_plain_test_may_request_an_async_fixture(pytester, run):
             assert value == 1
     """)
     run(*APPLY).assert_outcomes(passed=1)
+
+
+CONTEXT = """
+import contextvars
+import pytest
+
+REQUEST = contextvars.ContextVar("request", default=None)
+
+@pytest.fixture(autouse=True)
+def clean():  # structlog's suite clears its context variables so
+    REQUEST.set(None)
+
+@pytest.fixture
+def request_id(worker):
+    REQUEST.set(worker.index)
+    return worker.index
+
+def test_sees_its_fixture(request_id):
+    assert REQUEST.get() == request_id
+    REQUEST.set("left behind")
+
+def test_starts_clean():
+    assert REQUEST.get() is None
+    REQUEST.set("left behind")
+"""
+
+
+def test_each_call_runs_in_the_context_its_fixtures_were_set_up_in(pytester, run):
+    pytester.makepyfile(test_context=CONTEXT)
+    run(*APPLY).assert_outcomes(passed=2)
+
+
+def test_in_context_runs_every_call_in_a_copy_of_the_captured_context():
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+    token = var.set("fixture")
+    try:
+        body = percall.InContext(lambda: (var.get(), var.set("body"))[0], None)
+    finally:
+        var.reset(token)
+    assert body() == "fixture"
+    assert body() == "fixture"  # the first call's change is not seen
+    assert var.get() == "unset"  # nor the caller's

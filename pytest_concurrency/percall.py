@@ -25,7 +25,7 @@ import io
 import logging
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TextIO, cast
+from typing import Any, BinaryIO, TextIO, cast
 
 import pytest
 
@@ -133,7 +133,39 @@ class _Routed:
     def flush(self) -> None:
         self._underlying.flush()
 
+    @property
+    def buffer(self) -> _RoutedBytes:
+        """The binary stream underneath, routed the same way (``capsys`` sees the
+        bytes a call writes to ``sys.stdout.buffer``, as pytest's does)."""
+        return _RoutedBytes(self._underlying.buffer, self._buffers,
+                            getattr(self._underlying, "encoding", None) or "utf-8")
+
     def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno...
+        return getattr(self._underlying, name)
+
+
+class _RoutedBytes:
+    """``sys.stdout.buffer`` while workers capture: a worker's bytes are decoded
+    into its own buffer, anything else's go to the binary stream underneath."""
+
+    def __init__(self, underlying: BinaryIO, buffers: dict[CallKey, io.StringIO],
+                 encoding: str) -> None:
+        self._underlying = underlying
+        self._buffers = buffers
+        self._encoding = encoding
+
+    def write(self, data: bytes) -> int:
+        key = _call_key()
+        buffer = self._buffers.get(key) if key is not None else None
+        if buffer is None:
+            return self._underlying.write(data)
+        buffer.write(bytes(data).decode(self._encoding, "replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        self._underlying.flush()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty...
         return getattr(self._underlying, name)
 
 

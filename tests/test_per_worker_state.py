@@ -135,3 +135,15 @@ def test_in_context_runs_every_call_in_a_copy_of_the_captured_context():
     assert body() == "fixture"
     assert body() == "fixture"  # the first call's change is not seen
     assert var.get() == "unset"  # nor the caller's
+
+
+def test_capsys_of_a_worker_sees_the_bytes_it_writes_to_the_binary_stream(pytester, run):
+    pytester.makepyfile(test_bytes="""
+        import sys
+
+        def test_bytes(capsys, worker):
+            sys.stdout.buffer.write(f"bytes {worker.index}\\n".encode())
+            sys.stdout.buffer.flush()
+            assert capsys.readouterr().out == f"bytes {worker.index}\\n"
+    """)
+    run(*APPLY).assert_outcomes(passed=1)

@@ -45,6 +45,7 @@ CRASH_GRACE = 2.0  # seconds the other children get to finish after one crashed
 DUMP_GRACE = 0.5  # seconds for a child to write its stack dump before it is killed
 DUMP_SIGNAL = signal.SIGUSR1
 BACKSTOP = 30.0  # seconds past the timeout after which a child gives up by itself
+BACKSTOP_SIGNAL = signal.SIGALRM
 
 
 @dataclasses.dataclass
@@ -96,11 +97,7 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     watchdog.die_with_parent(job.parent_pid)
     faulthandler.enable(file=err, all_threads=True)
     faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
-    # Backstop if the parent is stuck: dump every thread and exit by ourselves.  It
-    # stays armed until the child exits (sending the results is covered too):
-    # cancelling it would wait for its thread to wake up and end.
-    faulthandler.dump_traceback_later(max(job.timeout, job.timeout_cap) + BACKSTOP,
-                                      exit=True, file=err)
+    _arm_backstop(max(job.timeout, job.timeout_cap) + BACKSTOP, err)
     if isinstance(job.payload, bytes):
         shipping.install_rewriting(job.modules, job.settings)
         target, args, kwargs = shipping.unpack(job.payload)
@@ -131,6 +128,27 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     childcov.save(cov)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def _arm_backstop(seconds: float, err: TextIO) -> None:
+    """Backstop if the parent is stuck: after ``seconds``, dump every thread's
+    stack to ``err`` and die, even if this process is stuck in C code.
+
+    A kernel timer (SIGALRM from ``setitimer``) whose signal faulthandler
+    catches, dumps the stacks in its C handler and then raises again with the
+    default action, which ends the process: no thread to start in every child,
+    as ``faulthandler.dump_traceback_later`` would (a thread's start-up is most
+    of a trivial child's own time).  It stays armed until the child exits, so
+    sending the results is covered too.  A body that takes SIGALRM for itself
+    (``signal.alarm``, its own handler) replaces it, as in a plain run; off the
+    main thread, where no handler can be set, the dump thread is used."""
+    try:
+        signal.signal(BACKSTOP_SIGNAL, signal.SIG_DFL)  # e.g. pytest-timeout's, inherited
+    except ValueError:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=err)
+        return
+    faulthandler.register(BACKSTOP_SIGNAL, file=err, all_threads=True, chain=True)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def _unpicklable_values(values: dict[int, list[Any]], exc: Exception,
@@ -488,12 +506,96 @@ class _Shared:
         stop = Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
         return cls(os.getpid(), (method, n),
                    Progress(ctx.RawArray("q", [-1] * n), ctx.RawArray("Q", n)), stop,
-                   (ctx.Barrier(n, action=stop), ctx.Barrier(n)))
+                   (ReleasingBarrier(ctx, n, action=stop), ctx.Barrier(n)))
 
     def give_back(self) -> None:
         if self.owner == os.getpid() and not self.stop.requested.value and all(
                 not barrier.broken and barrier.n_waiting == 0 for barrier in self.barriers):
             _SPARE[self.key] = self
+
+
+class ReleasingBarrier(threading.Barrier):
+    """The iteration barrier across processes: ``wait``, ``abort``, ``broken``,
+    ``n_waiting`` and the ``action`` of :class:`threading.Barrier`, for threads
+    of any process.
+
+    ``multiprocessing``'s barrier is threading's on a shared condition: whoever
+    arrives last wakes each waiter in turn and waits until that one has woken
+    (and they then take the condition's lock one by one, twice), a chain of
+    context switches between processes on the critical path of every
+    iteration.  Here the last to arrive runs the action, opens the gate of its
+    generation for the others and goes on without waiting for them.  Two gates,
+    used by alternate generations: a worker that is released and arrives at the
+    next generation at once waits at the other gate, so it cannot take a token
+    meant for a slower worker still leaving the previous one (no worker gets two
+    generations ahead: the next needs every worker, that one too).  Broken for
+    good by :meth:`abort` or a failing action; runs that end so are not reused.
+    """
+
+    def __init__(self, ctx: multiprocessing.context.BaseContext, parties: int,
+                 action: Callable[[], object] | None = None) -> None:
+        # threading.Barrier.__init__ is not called: its state lives in shared memory
+        self._parties = parties
+        self._action = action
+        self._lock = ctx.Lock()
+        self._gates = (ctx.Semaphore(0), ctx.Semaphore(0))
+        self._shared = ctx.RawArray("q", 3)  # arrived, generation, broken
+
+    def wait(self, timeout: float | None = None) -> int:
+        shared = self._shared
+        with self._lock:
+            if shared[2]:
+                raise threading.BrokenBarrierError
+            index, generation = shared[0], shared[1]
+            if index + 1 < self._parties:
+                shared[0] = index + 1
+            else:
+                if self._action is not None:
+                    try:
+                        self._action()
+                    except BaseException:
+                        self._break()
+                        raise
+                shared[0] = 0
+                shared[1] = generation + 1
+                gate = self._gates[generation % 2]
+                for _ in range(index):
+                    gate.release()
+                return index
+        if not self._gates[generation % 2].acquire(timeout=timeout):
+            self.abort()  # as threading's: a wait that times out breaks the barrier
+            raise threading.BrokenBarrierError
+        if shared[1] == generation:  # woken by abort(), not released
+            raise threading.BrokenBarrierError
+        return index
+
+    def _break(self) -> None:
+        """Under the lock: break the barrier and wake everyone waiting at it."""
+        shared = self._shared
+        if not shared[2]:
+            shared[2] = 1
+            gate = self._gates[shared[1] % 2]
+            for _ in range(shared[0]):
+                gate.release()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._break()
+
+    def reset(self) -> None:
+        raise NotImplementedError("a broken iteration barrier is not reused")
+
+    @property
+    def parties(self) -> int:
+        return self._parties
+
+    @property
+    def n_waiting(self) -> int:
+        return 0 if self._shared[2] else int(self._shared[0])
+
+    @property
+    def broken(self) -> bool:
+        return bool(self._shared[2])
 
 
 _SPARE: dict[tuple[str, int], _Shared] = {}  # one set per (start method, workers)

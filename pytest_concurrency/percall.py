@@ -120,6 +120,7 @@ class _Routed:
     def __init__(self, underlying: TextIO, buffers: dict[CallKey, io.StringIO]) -> None:
         self._underlying = underlying
         self._buffers = buffers
+        self._bytes: _RoutedBytes | None = None
 
     def write(self, text: str) -> int:
         key = _call_key()
@@ -137,8 +138,10 @@ class _Routed:
     def buffer(self) -> _RoutedBytes:
         """The binary stream underneath, routed the same way (``capsys`` sees the
         bytes a call writes to ``sys.stdout.buffer``, as pytest's does)."""
-        return _RoutedBytes(self._underlying.buffer, self._buffers,
-                            getattr(self._underlying, "encoding", None) or "utf-8")
+        if self._bytes is None:  # one, as a stream has (``sys.stdout.buffer is ...``)
+            self._bytes = _RoutedBytes(self._underlying.buffer, self._buffers,
+                                       getattr(self._underlying, "encoding", None) or "utf-8")
+        return self._bytes
 
     def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno...
         return getattr(self._underlying, name)

@@ -142,6 +142,7 @@ def test_capsys_of_a_worker_sees_the_bytes_it_writes_to_the_binary_stream(pytest
         import sys
 
         def test_bytes(capsys, worker):
+            assert sys.stdout.buffer is sys.stdout.buffer
             sys.stdout.buffer.write(f"bytes {worker.index}\\n".encode())
             sys.stdout.buffer.flush()
             assert capsys.readouterr().out == f"bytes {worker.index}\\n"

@@ -205,10 +205,10 @@ def _per_worker(item: pytest.Item, run_spec: spec.RunSpec) -> bool:
 
 def _in_context(run_spec: spec.RunSpec) -> bool:
     """Whether each call of the body runs in a copy of its fixtures' context:
-    where workers are threads of a pool that outlives the test, and the body
-    need not be pickled (explore runs the body as the user wrote it)."""
+    wherever the body need not be pickled (explore runs the body as the user
+    wrote it)."""
     return run_spec.mode == "thread" or \
-        (run_spec.mode == "hybrid" and run_spec.start_method == "fork")
+        (run_spec.mode in ("process", "hybrid") and run_spec.start_method == "fork")
 
 
 def _infos(run_spec: spec.RunSpec) -> list[WorkerInfo]:

@@ -44,9 +44,16 @@ class FixtureTeardownError(Exception):
     """A fixture's teardown failed after one call of the body."""
 
 
+# The call a thread works for when it is no worker: a helper thread the body
+# started with a copy of its context (asyncio.to_thread, run_in_executor with
+# copy_context().run), whose output and log records are that call's.
+_CALL: contextvars.ContextVar[CallKey | None] = contextvars.ContextVar(
+    "concurrency_call", default=None)
+
+
 def _call_key() -> CallKey | None:
     info = context.worker_or_none()
-    return None if info is None else (info.index, info.iteration)
+    return _CALL.get() if info is None else (info.index, info.iteration)
 
 
 # ---------------------------------------------------------------- caplog
@@ -400,7 +407,8 @@ class InContext:
     """The body, every call of it run in a copy of the context (context
     variables) its fixtures were set up in: what fixtures set is visible to it,
     and nothing a call sets leaks into the next call on the same pooled worker
-    thread, as each test of a plain run starts from the session's context.
+    thread, as each test of a plain run starts from the session's context;
+    threads the body starts with a copy of its context capture for its call.
     With per-worker fixtures that is the context of the call's own set, else
     the one the item's fixtures were set up in (the caller's now)."""
 
@@ -411,7 +419,13 @@ class InContext:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        return self.context().run(self.body, *args, **kwargs)
+        return self.context().run(self._call, _call_key(), args, kwargs)
+
+    def _call(self, key: CallKey | None, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> Any:
+        __tracebackhide__ = True
+        _CALL.set(key)  # for the threads the body starts with its context
+        return self.body(*args, **kwargs)
 
     def context(self) -> contextvars.Context:
         """A copy of the context the calling worker's call runs in."""

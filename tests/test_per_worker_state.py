@@ -148,3 +148,24 @@ def test_capsys_of_a_worker_sees_the_bytes_it_writes_to_the_binary_stream(pytest
             assert capsys.readouterr().out == f"bytes {worker.index}\\n"
     """)
     run(*APPLY).assert_outcomes(passed=1)
+
+
+HELPERS = """
+import asyncio
+import logging
+
+def test_helper_thread(capsys, caplog, worker):
+    async def main():  # asyncio's executor threads run with the task's context
+        await asyncio.to_thread(print, f"helper of {worker.index}")
+        await asyncio.to_thread(logging.getLogger("app").warning, f"{worker.index}")
+
+    asyncio.run(main())
+    assert capsys.readouterr().out == f"helper of {worker.index}\\n"
+    assert caplog.messages == [f"{worker.index}"]
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_capture_sees_the_helper_threads_a_call_starts(pytester, run, mode):
+    pytester.makepyfile(test_helpers=HELPERS)
+    run(f"--concurrency-apply={mode}", "--concurrency-workers=3").assert_outcomes(passed=1)

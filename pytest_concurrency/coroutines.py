@@ -41,7 +41,10 @@ def body(function: Callable[..., Any], funcargs: Mapping[str, Any]) -> Callable[
 def _run_asyncio(coroutine: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     runner = kwargs.pop(RUNNER, None)
     if isinstance(runner, asyncio.Runner):  # per-worker: where its fixtures live
-        return runner.run(coroutine(*args, **kwargs))
+        # in the runner's context (what its async fixtures set), told whose call it is
+        from .percall import in_call
+
+        return runner.run(in_call(coroutine(*args, **kwargs)))
     with asyncio.Runner() as own:
         return own.run(coroutine(*args, **kwargs))
 

@@ -24,7 +24,7 @@ import contextvars
 import io
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, BinaryIO, TextIO, cast
 
 import pytest
@@ -401,6 +401,14 @@ class FixtureSets:
         raise FixtureTeardownError(
             f"fixture {name!r} failed to tear down{whose}: {type(exc).__name__}: "
             f"{exc}") from exc
+
+
+async def in_call(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` in whatever context the task runs in (pytest-asyncio's
+    runner keeps its own, where its async fixtures live), marked as the calling
+    call's: the threads it starts with a copy of that context capture for it."""
+    _CALL.set(_call_key())  # run by the task, on the worker's thread
+    return await awaitable
 
 
 class InContext:

@@ -169,3 +169,16 @@ def test_helper_thread(capsys, caplog, worker):
 def test_capture_sees_the_helper_threads_a_call_starts(pytester, run, mode):
     pytester.makepyfile(test_helpers=HELPERS)
     run(f"--concurrency-apply={mode}", "--concurrency-workers=3").assert_outcomes(passed=1)
+
+
+def test_capture_sees_the_helper_threads_of_a_pytest_asyncio_test(pytester, run):
+    pytester.makepyfile(test_asyncio_helpers="""
+        import asyncio
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_helper_thread(capsys, worker):
+            await asyncio.to_thread(print, f"helper of {worker.index}")
+            assert capsys.readouterr().out == f"helper of {worker.index}\\n"
+    """)
+    run(*APPLY).assert_outcomes(passed=1)

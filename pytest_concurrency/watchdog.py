@@ -105,8 +105,11 @@ def _libc() -> ctypes.CDLL | None:
 
 def before_fork() -> None:
     """In the parent, before forking children: load what :func:`die_with_parent`
-    needs (the C library), so that each child inherits it instead of loading it."""
-    _libc()
+    needs (the C library and its ``prctl``, which ctypes looks up on first use and
+    then keeps), so that each child inherits them instead of looking them up."""
+    libc = _libc()
+    if libc is not None:
+        libc.prctl  # noqa: B018 - looked up (and cached by ctypes) for the children
 
 
 def die_with_parent(parent_pid: int | None) -> None:

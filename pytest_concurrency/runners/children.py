@@ -18,6 +18,7 @@ import gc
 import itertools
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -25,9 +26,8 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, TextIO, TypeAlias, cast
-
-import psutil
 
 from .. import childcov, cleanup, outcomes, shipping, watchdog
 from .. import progress as progress_
@@ -120,14 +120,26 @@ def child_main(job: ChildJob, conn: Connection) -> None:
                          jitter=job.jitter, kwargs=kwargs, calls=job.calls)
     failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
     try:
-        conn.send((report.values, failures))
+        conn.send_bytes(_dumps((report.values, failures)))
     except Exception as exc:  # noqa: BLE001 - a return value that cannot be pickled
         failures.append(_unpicklable_values(report.values, exc, infos[0]))
-        conn.send(({i: [] for i in report.values}, failures))
+        conn.send_bytes(_dumps(({i: [] for i in report.values}, failures)))
     conn.close()
     childcov.save(cov)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def _dumps(message: object) -> bytes:
+    """``message`` pickled for the parent: by pickle itself, and by
+    multiprocessing's pickler (its reducers for sockets, connections...) only
+    when that cannot; both load with ``pickle.loads``.  ``Connection.send``
+    would make a multiprocessing pickler, copying copyreg's dispatch table,
+    in every child after its body ran: on the path every run waits for."""
+    try:
+        return pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - what only multiprocessing's reducers can pickle
+        return bytes(ForkingPickler.dumps(message))
 
 
 def _arm_backstop(seconds: float, err: TextIO) -> None:
@@ -247,7 +259,7 @@ def _name_threads(dump: str, child: _Child, progress: Progress) -> str:
 def _receive(child: _Child) -> bool:
     try:
         if child.conn.poll():
-            child.result = child.conn.recv()
+            child.result = pickle.loads(child.conn.recv_bytes())
             return True
     except (EOFError, OSError):
         pass
@@ -284,6 +296,9 @@ def _dump_stacks(children: Sequence[_Child]) -> None:
 def _watch(children: Sequence[_Child]) -> progress_.Verdict:
     """Are children past their deadline stuck or making progress?  Their CPU time
     (with their descendants') over a second, and two stack dumps a second apart."""
+    # loaded when a run is late, not by every session: a smaller parent forks faster
+    import psutil
+
     procs = []
     for child in children:
         with contextlib.suppress(psutil.Error):

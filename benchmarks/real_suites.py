@@ -88,7 +88,9 @@ SUITES = (
 CLASSES = ("race", "technique", "harness", "review")
 
 # Harness problems found so far, by key; the reviewed table and the message rules
-# point here. Reproductions: benchmarks/README.md, "Real suites".
+# point here. All were fixed (tests/test_per_worker_state.py reproduces each) and the
+# reviewed entries that blamed them are gone; the message rules stay, to catch a
+# regression. The last recorded run: benchmarks/README.md, "Real suites".
 HARNESS = {
     "testcase-instance": "the test class instance (unittest setUp state such as tornado's "
                          "self.io_loop, attributes set on self) is shared by all workers, "
@@ -117,15 +119,6 @@ HARNESS_MESSAGES = (
 # For "harness" the last field is a HARNESS key.
 REVIEWED: tuple[tuple[str, str, str, str], ...] = (
     # structlog
-    ("structlog", "tests/test_stdlib.py::TestAsyncBoundLogger::test_sync_bl",
-     "harness", "async-fixture-kwarg"),
-    ("structlog", "tests/test_contextvars.py::*", "harness", "contextvars"),
-    ("structlog", "tests/test_output.py::TestBytesLogger::test_prints_to_stdout_by_default",
-     "harness", "capsys-buffer"),
-    ("structlog", "tests/test_output.py::TestBytesLogger::test_deepcopy",
-     "harness", "capsys-buffer"),
-    ("structlog", "tests/test_stdlib.py::TestAsyncBoundLogger::test_integration",
-     "harness", "capture-helper-threads"),
     ("structlog", "tests/processors/test_processors.py::TestCallsiteParameterAdder::test_async*",
      "technique", "structlog.configure() is process-global: every worker logs through the "
                   "last worker's logger factory (and its StringIO)"),
@@ -167,13 +160,7 @@ REVIEWED: tuple[tuple[str, str, str, str], ...] = (
                   "and counts the records its handler got"),
     ("tenacity", "tests/test_tornado.py::TestTornado::test_old_tornado", "technique",
      "deletes tornado.gen.is_coroutine_function by hand and puts it back"),
-    ("tenacity", "tests/test_tornado.py::TestTornado::*", "harness", "testcase-instance"),
-    ("tenacity", "tests/test_tenacity.py::TestRetryConditions::test_retry_try_again*",
-     "harness", "testcase-instance"),
-    ("tenacity", "tests/test_tenacity.py::TestRetryErrorCallback::*",
-     "harness", "testcase-instance"),
     # cachetools
-    ("cachetools", "tests/test_cached.py::*", "harness", "testcase-instance"),
     ("cachetools", "tests/test_cachedmethod.py::*::test_class_call_keyword_receiver", "race",
      "the class-level @cachedmethod wrapper initialises its receiver name lazily and "
      "publishes '' before the real name: a concurrent first call pops kwargs[''] and raises "

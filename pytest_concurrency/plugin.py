@@ -27,7 +27,8 @@ __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 MARKER_HELP = (
     "concurrency(modes=('thread',), workers=None, processes=None, threads=None, "
     "iterations=1, timeout=None, start_method=None, schedules=None, strategy=None, "
-    "seed=None, instrument=(), leaks=None, fixtures=None): run the test body concurrently, "
+    "seed=None, instrument=(), leaks=None, fixtures=None, lock_order=None): run the test "
+    "body concurrently, "
     "one test item per mode (thread, process, hybrid, explore). See pytest-concurrency's "
     "manual."
 )

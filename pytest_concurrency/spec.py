@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from . import options
+from .explore.lockorder import POLICIES as LOCK_ORDER_POLICIES
 from .explore.strategies import STRATEGIES
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ MARKER_ARGS = (
     "instrument",
     "leaks",
     "fixtures",
+    "lock_order",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -94,6 +96,9 @@ class RunSpec:
     # a run still making progress at its timeout may go on until this many seconds
     # (equal to timeout: it fails there, "still running, making progress")
     timeout_cap: float = 60.0
+    # lock-order inversions seen across the run: "fail", "warn" or "ignore" (the default
+    # outside explore, where seeing them means wrapping every lock)
+    lock_order: str = "ignore"
 
     @property
     def layout(self) -> str:
@@ -371,6 +376,7 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
     leaks = given("leaks", lambda n, v: _choice(n, v, LEAK_POLICIES), settings.leaks)
     fixtures = given("fixtures", lambda n, v: _choice(n, v, FIXTURE_MODES),
                      settings.fixtures or ("per-worker" if applied else "shared"))
+    lock_order = given("lock_order", lambda n, v: _choice(n, v, LOCK_ORDER_POLICIES), None)
 
     common: dict[str, Any] = dict(
         iterations=iterations, timeout=timeout, start_method=start_method,
@@ -382,7 +388,8 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
         processes_, threads_ = layout(mode, kwargs.get("workers") or None, workers,
                                       processes, threads)
         specs.append(RunSpec(mode, processes_ * threads_, processes=processes_,
-                             threads=threads_, **common))
+                             threads=threads_, lock_order=lock_order or (
+                                 "fail" if mode == "explore" else "ignore"), **common))
     _check_layouts(specs, kwargs)
     return tuple(specs)
 

@@ -13,13 +13,15 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NotRequired, TypedDict
 
 from . import token as _token
+from .accesses import Table
 from .instrument import GRANULARITIES, USE_MONITORING, CodeTable, UserCode, own_file
+from .lockorder import POLICIES, LockOrder, describe
 from .primitives import Patcher
 from .report import describe_deadlock, render_interleaving
 from .scheduler import Actor, Schedule, Step, TraceFunction, Worker
 from .strategies import PCT, STRATEGIES, Replay, Strategy, make
 from .token import TokenData
-from .tracing import Monitoring, make_settrace
+from .tracing import Describers, Monitoring, PointTable, make_settrace
 
 
 class ReplayDiverged(Exception):
@@ -61,6 +63,9 @@ class ExploreStats(TypedDict):
     python: str  # "3.12"
     switch_points: str  # "sys.monitoring" or "sys.settrace"
     pct_k: NotRequired[int]  # PCT's k at the end (pct only)
+    timers: NotRequired[int]  # times virtual time had to pass (a timed wait or sleep)
+    left_running: NotRequired[int]  # threads the actors started, still running at the end
+    redundant: NotRequired[int]  # dpor: runs stopped for repeating an explored interleaving
 
 
 @dataclasses.dataclass
@@ -69,8 +74,14 @@ class ExploreResult:
 
     failure: Finding | None
     schedules_run: int
-    exhausted: bool  # DFS explored every schedule within its preemption bound
+    exhausted: bool  # the strategy ran out of schedules to try (dfs, dpor), no failure
     stats: ExploreStats
+    # Every interleaving was explored (dpor, exhausted, nothing uncontrolled happened).
+    complete: bool = False
+    # Why the search is not complete, when it is not: "bound reached", ...
+    incomplete: str | None = None
+    distinct: int = 0  # interleavings run to their end (dpor: one per class)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # lock_order="warn"
 
 
 def _source_dir(obj: object) -> str | None:
@@ -99,11 +110,21 @@ class Engine:
 
     def __init__(self, setup: Callable[[], Any], actors: Iterable[Actor], granularity: str,
                  roots: tuple[str, ...], instrument: tuple[str, ...], step_timeout: float,
-                 hang_timeout: float) -> None:
+                 hang_timeout: float, precise: bool = False, lock_order: str = "ignore",
+                 ) -> None:
         self.setup = setup
         self.actors = list(actors)
         self.is_user = UserCode(roots, instrument)
-        self.table = CodeTable(granularity)
+        # DPOR's schedules are precise: each switch point says what it touches.
+        self.precise = precise
+        self.lock_order = LockOrder() if lock_order != "ignore" else None
+        self.table: PointTable
+        self.describers: Describers | None = None
+        if precise:
+            table = Table(self.is_user)
+            self.table, self.describers = table, table.describers
+        else:
+            self.table = CodeTable(granularity)
         self.step_timeout = step_timeout
         self.patience = max(1.0, 20 * step_timeout)
         self.hang_timeout = hang_timeout
@@ -130,10 +151,10 @@ class Engine:
 
     def start(self) -> None:
         if USE_MONITORING:
-            self._monitor = Monitoring(self.is_user, self.table)
+            self._monitor = Monitoring(self.is_user, self.table, self.describers)
             self._monitor.start()
         else:
-            self.settrace = make_settrace(self.is_user, self.table)
+            self.settrace = make_settrace(self.is_user, self.table, self.describers)
 
     def stop(self) -> None:
         if self._monitor is not None:
@@ -146,7 +167,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             granularity: str = "access", instrument: str | Iterable[str] = (),
             roots: Iterable[str] | None = None, replay: str | None = None,
             step_timeout: float = 0.02, hang_timeout: float = 5.0, preemption_bound: int = 2,
-            depth: int = 3, report_steps: int = 20,
+            depth: int = 3, report_steps: int = 20, lock_order: str = "fail",
             observe: Callable[[Any, list[Any], Callable[[], str]], object] | None = None,
             ) -> ExploreResult:
     """Run ``actors`` (one per worker thread) on ``setup()`` state under up to
@@ -156,6 +177,8 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     no worker raised; an exception or failed assertion in it is a finding.
     ``observe(state, returns, token)``, if given, is called after every schedule
     that did not fail, with a function that returns that schedule's replay token.
+    ``lock_order``: what a lock-order inversion seen across the schedules is - a
+    failure ("fail"), a warning in the result ("warn"), or nothing ("ignore").
 
     Returns an :class:`ExploreResult`; raises :class:`ReplayDiverged` when ``replay``
     (a token from a previous failure) cannot be followed.
@@ -167,6 +190,11 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if lock_order not in POLICIES:
+        raise ValueError(f"lock_order must be one of {POLICIES}, got {lock_order!r}")
+    if strategy == "dpor" and granularity != "access":
+        raise ValueError(f"strategy='dpor' works on accesses: granularity must be 'access', "
+                         f"got {granularity!r}")
     if isinstance(instrument, str):
         instrument = (instrument,)
     recorded: TokenData | None = None
@@ -177,10 +205,20 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                                  f"this run has {len(actors)}")
         strategy, seed = recorded["strategy"], recorded["seed"]
         granularity = recorded["granularity"]
+    if strategy == "dpor":
+        from .frames import problem
+
+        why = problem()
+        if why is not None:
+            raise ValueError(f"strategy='dpor' cannot run here: {why}")
     if roots is None:
         roots = {path for path in map(_source_dir, [setup, check, *actors]) if path}
     engine = Engine(setup, actors, granularity, tuple(roots), tuple(instrument),
-                    step_timeout, hang_timeout)
+                    step_timeout, hang_timeout, precise=strategy == "dpor",
+                    lock_order=lock_order)
+    # Lock-order inversions, with the schedule after which each was seen: a failure
+    # at the end (when no schedule found a real deadlock or other failure), or warnings.
+    inversions: list[tuple[int, list[Any]]] = []
     replaying: Replay | None = None
     chooser: Strategy  # the strategy object; ``strategy`` is its name
     indices: Sequence[int]
@@ -190,7 +228,8 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     else:
         chooser = make(strategy, seed, preemption_bound=preemption_bound, depth=depth)
         indices = range(schedules)
-    steps_total = steps_max = detaches = abandoned_threads = 0
+    steps_total = steps_max = detaches = abandoned_threads = timers = left_running = 0
+    distinct = 0
     started = time.perf_counter()
     failure, run = None, 0
     engine.start()
@@ -205,6 +244,13 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             steps_max = max(steps_max, schedule.steps)
             detaches += schedule.detaches
             abandoned_threads += len(schedule.abandoned)
+            timers += schedule.timers
+            left_running += schedule.left_running
+            if schedule.pruned:
+                if chooser.exhausted:
+                    break
+                continue  # DPOR stopped it: not an interleaving of its own, nothing to check
+            distinct += 1
             if schedule.divergence:
                 raise ReplayDiverged(_diverged_text(schedule.divergence, recorded))
             if replaying is not None and replaying.pos < len(replaying.events) and \
@@ -214,6 +260,8 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                     f"recording has {len(replaying.events) - replaying.pos} more steps")
             failure = _evaluate(schedule, check, index, strategy, seed, granularity,
                                 report_steps)
+            if engine.lock_order is not None:
+                inversions.extend((index, cycle) for cycle in engine.lock_order.inversions())
             if failure is None and observe is not None:
                 observe(schedule.state, [worker.ret for worker in schedule.workers],
                         functools.partial(_token.encode, strategy, seed, index,
@@ -229,9 +277,58 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
         "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
         "switch_points": "sys.monitoring" if USE_MONITORING else "sys.settrace",
     }
+    warnings = [describe(cycle) for _index, cycle in inversions] if lock_order == "warn" \
+        else []
+    if failure is None and inversions and lock_order == "fail":
+        failure = _inversion(inversions[0][1], inversions[0][0], strategy, seed, granularity)
     if isinstance(chooser, PCT):
         stats["pct_k"] = chooser.k
-    return ExploreResult(failure, run, bool(chooser.exhausted and failure is None), stats)
+    stats["timers"], stats["left_running"] = timers, left_running
+    redundant = getattr(chooser, "redundant", None)
+    if redundant is not None:
+        stats["redundant"] = redundant
+    exhausted = bool(chooser.exhausted and failure is None)
+    incomplete = "stopped at the first failure" if failure is not None else \
+        _incomplete(chooser, exhausted, stats)
+    return ExploreResult(failure, run, exhausted, stats, complete=incomplete is None,
+                         incomplete=incomplete, distinct=distinct, warnings=warnings)
+
+
+def _inversion(cycle: list[Any], index: int, strategy: str, seed: int,
+               granularity: str) -> Finding:
+    """The finding of a lock-order inversion: a deadlock no schedule hit (yet), so
+    with no replay token - the report shows both orders with their sites."""
+    text = describe(cycle)
+    message = text.splitlines()[0]
+    report = (f"explore found a potential deadlock (seen by schedule {index}; no schedule "
+              f"deadlocked)\n{text}")
+    return Finding("deadlock", None, None, "", index, "", strategy, seed, granularity,
+                   message, "", [], report)
+
+
+def _incomplete(chooser: Strategy, exhausted: bool, stats: ExploreStats) -> str | None:
+    """Why the search did not see every interleaving; None when it did (only DPOR can,
+    and only when nothing happened outside the scheduler's control)."""
+    if chooser.name == "dfs":
+        return f"bounded by {getattr(chooser, 'bound', 2)} preemptions" if exhausted else \
+            "bound reached"
+    if chooser.name != "dpor":
+        return "sampled"
+    if not exhausted:
+        return "bound reached"
+    if stats["detaches"]:
+        return f"a worker blocked outside the scheduler {_times(stats['detaches'])}"
+    if stats.get("timers"):
+        return f"virtual time passed for a timed wait or sleep {_times(stats['timers'])}"
+    if stats.get("left_running") or stats["abandoned_threads"]:
+        return "threads were left running at the end"
+    if getattr(chooser, "nondeterministic", False):
+        return "the body did not run the same way twice under the same schedule"
+    return None
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
 
 
 def _diverged_text(text: str, recorded: TokenData | None) -> str:

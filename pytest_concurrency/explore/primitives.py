@@ -15,7 +15,7 @@ from types import ModuleType, TracebackType
 from typing import Any, Protocol, TypeVar
 
 from . import _orig
-from .scheduler import DONE, Site, Worker, current_worker
+from .scheduler import DONE, Site, Worker, active_schedule, current_worker, user_site
 
 T = TypeVar("T")
 
@@ -57,12 +57,22 @@ def _touch() -> None:
         worker.schedule.dirty = True
 
 
-def _op(what: str) -> Worker | None:
-    """A switch point for an operation, in a worker; returns the worker (None outside)."""
+def _op(what: str, touches: tuple[object, ...] = (), writes: bool = True,
+        guard: Callable[[], bool] | None = None) -> Worker | None:
+    """A switch point for an operation, in a worker; returns the worker (None outside).
+    For DPOR the operation touches the primitives ``touches`` (see op_point)."""
     worker = current_worker()
     if worker is not None:
-        worker.schedule.op_point(worker, what)
+        worker.schedule.op_point(worker, what, touches, writes, guard)
     return worker
+
+
+def _sync(what: str, touches: tuple[object, ...], writes: bool = True,
+          releases: bool = False) -> None:
+    """An operation others observe that is a switch point only for DPOR (sync_point)."""
+    worker = current_worker()
+    if worker is not None:
+        worker.schedule.sync_point(worker, what, touches, writes, releases)
 
 
 def _timeout_arg(blocking: bool, timeout: float | None) -> float | None:
@@ -82,6 +92,9 @@ class Lock:
         self._owner: Worker | None = None  # the worker that holds it, if a worker does
         self._site: Site | None = None  # where that worker acquired it
         self._serial = next(_serial)
+        schedule = active_schedule()
+        made = user_site(2)
+        self._key = schedule.lock_key(made) if schedule is not None else (made[0], made[1], 0)
 
     def _free(self) -> bool:
         return not self._real.locked()
@@ -90,16 +103,19 @@ class Lock:
         worker = current_worker()
         if worker is None:
             return self._real.acquire(blocking, timeout)
-        site = worker.schedule.op_point(worker, "acquire")
         limit = _timeout_arg(blocking, timeout)
+        site = worker.schedule.op_point(worker, "acquire", (self,),
+                                        guard=self._free if limit is None else None)
         while not self._real.acquire(False):
             if not _wait(worker, self._free, self, "lock", limit):
                 return False
+        worker.schedule.took_lock(worker, self, site)
         self._owner, self._site = worker, site
         worker.held.append(self)
         return True
 
     def release(self) -> None:
+        _sync("release", (self,), releases=True)
         self._real.release()
         owner, self._owner = self._owner, None
         if owner is not None and self in owner.held:
@@ -236,6 +252,7 @@ class Condition:
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         worker = current_worker()
+        _sync("wait", (self,))
         notified = [False]
         self._waiters.append(notified)
         saved = self._release_save()
@@ -258,7 +275,7 @@ class Condition:
     def notify(self, n: int = 1) -> None:
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
-        _op("notify")
+        _op("notify", (self,))
         woken, self._waiters[:n] = self._waiters[:n], []
         for notified in woken:
             notified[0] = True
@@ -282,9 +299,9 @@ class Semaphore:
         return self._value > 0
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        worker = _op("acquire")
-        if not _wait(worker, self._positive, self, "semaphore",
-                     _timeout_arg(blocking, timeout)):
+        limit = _timeout_arg(blocking, timeout)
+        worker = _op("acquire", (self,), guard=self._positive if limit is None else None)
+        if not _wait(worker, self._positive, self, "semaphore", limit):
             return False
         self._value -= 1
         return True
@@ -294,6 +311,7 @@ class Semaphore:
     def release(self, n: int = 1) -> None:
         if n < 1:
             raise ValueError("n must be one or more")
+        _sync("release", (self,), releases=True)
         self._value += n
         _touch()
 
@@ -325,21 +343,21 @@ class Event:
         return self._flag
 
     def is_set(self) -> bool:
-        _op("is_set")
+        _op("is_set", (self,), writes=False)
         return self._flag
 
     isSet = is_set
 
     def set(self) -> None:
-        _op("set")
+        _op("set", (self,))
         self._flag = True
 
     def clear(self) -> None:
-        _op("clear")
+        _op("clear", (self,))
         self._flag = False
 
     def wait(self, timeout: float | None = None) -> bool:
-        worker = _op("wait")
+        worker = _op("wait", (self,), writes=False)
         return _wait(worker, self._is_set, self, "event", timeout)
 
 
@@ -357,7 +375,7 @@ class Barrier:
         self._serial = next(_serial)
 
     def wait(self, timeout: float | None = None) -> int:
-        worker = _op("wait")
+        worker = _op("wait", (self,))
         if self._broken:
             raise _threading.BrokenBarrierError
         index, generation = self._count, self._generation
@@ -377,10 +395,12 @@ class Barrier:
         return index
 
     def reset(self) -> None:
+        _sync("reset", (self,))
         self._count, self._generation, self._broken = 0, self._generation + 1, False
         _touch()
 
     def abort(self) -> None:
+        _sync("abort", (self,))
         self._broken = True
         _touch()
 
@@ -420,26 +440,26 @@ class Queue:
         return self.maxsize <= 0 or len(self._items) < self.maxsize
 
     def qsize(self) -> int:
-        _op("qsize")
+        _op("qsize", (self,), writes=False)
         return len(self._items)
 
     def empty(self) -> bool:
-        _op("empty")
+        _op("empty", (self,), writes=False)
         return not self._items
 
     def full(self) -> bool:
-        _op("full")
+        _op("full", (self,), writes=False)
         return 0 < self.maxsize <= len(self._items)
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        worker = _op("put")
+        worker = _op("put", (self,))
         if not _wait(worker, self._has_space, self, "space", _timeout_arg(block, timeout)):
             raise _queue.Full
         self._items.append(item)
         self._unfinished += 1
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        worker = _op("get")
+        worker = _op("get", (self,))
         if not _wait(worker, self._has_item, self, "item", _timeout_arg(block, timeout)):
             raise _queue.Empty
         return self._take()
@@ -453,11 +473,12 @@ class Queue:
     def task_done(self) -> None:
         if self._unfinished <= 0:
             raise ValueError("task_done() called too many times")
+        _sync("task_done", (self,))
         self._unfinished -= 1
         _touch()
 
     def join(self) -> None:
-        worker = _op("join")
+        worker = _op("join", (self,))
         _wait(worker, lambda: self._unfinished == 0, self, "tasks")
 
 
@@ -529,23 +550,28 @@ class Thread(_orig.Thread):
     _explore_worker: Worker | None = None
 
     def start(self) -> None:
-        worker = _op("start")
+        worker = _op("start", (self,))
         if worker is None:
             return super().start()
-        self._explore_worker = worker.schedule.spawn(self.run)
+        self._explore_worker = worker.schedule.spawn(self.run, self)
         return None
 
     def join(self, timeout: float | None = None) -> None:
         thread_worker = self._explore_worker
         if thread_worker is None:
             return super().join(timeout)
-        worker = _op("join")
-        _wait(worker, lambda: thread_worker.status == DONE, self, "join", timeout)
+        def finished() -> bool:
+            return thread_worker.status == DONE
+
+        worker = _op("join", (self,), writes=False,
+                     guard=finished if timeout is None else None)
+        _wait(worker, finished, self, "join", timeout)
         return None
 
     def is_alive(self) -> bool:
         if self._explore_worker is None:
             return super().is_alive()
+        _sync("is_alive", (self,), writes=False)
         return self._explore_worker.status != DONE
 
     @property

@@ -17,7 +17,9 @@ from types import FrameType
 from typing import Any, Literal, Protocol
 
 from . import _orig
+from .accesses import ALL, NOTHING, Event, Guard, Objects, releasing
 from .instrument import own_file
+from .lockorder import LockKey, LockOrder
 from .strategies import Strategy
 
 # A worker's status:
@@ -37,6 +39,7 @@ Actor = Callable[[Any], Any]  # called with the state setup() made; returns user
 TraceFunction = Callable[[FrameType, str, Any], "TraceFunction | None"]
 
 _CURRENT: dict[int, Worker] = {}  # thread ident -> Worker, for workers of the active schedule
+_ACTIVE: list[Schedule] = []  # the schedule running now, if one is
 
 
 class Abort(BaseException):
@@ -46,6 +49,11 @@ class Abort(BaseException):
 def current_worker() -> Worker | None:
     """The worker the calling thread is, in the active schedule; None outside one."""
     return _CURRENT.get(_orig.get_ident())
+
+
+def active_schedule() -> Schedule | None:
+    """The schedule that is running (its setup included); None between schedules."""
+    return _ACTIVE[-1] if _ACTIVE else None
 
 
 class EngineView(Protocol):
@@ -70,6 +78,12 @@ class EngineView(Protocol):
     @property
     def join_timeout(self) -> float: ...
 
+    @property
+    def precise(self) -> bool: ...
+
+    @property
+    def lock_order(self) -> LockOrder | None: ...
+
     def is_user(self, filename: str) -> bool: ...
 
     def setup(self) -> Any: ...
@@ -88,6 +102,7 @@ class HeldLock(Protocol):
     primitives.py imports this module)."""
 
     _site: Site | None  # where it was acquired
+    _key: LockKey  # where it was made (lockorder)
 
 
 @dataclasses.dataclass(eq=False)
@@ -131,6 +146,16 @@ class Worker:
     held: list[HeldLock] = dataclasses.field(default_factory=list)  # Locks it holds now
     ident: int | None = None  # its thread's ident, once the thread runs
     detached_at: int = -1  # the step count when it was last detached
+    # For DPOR (a precise schedule): what its next step touches, and when it can run
+    # without blocking (None: whenever it is parked); the object that stands for the
+    # thread (its Thread, for start and join); the worker that started it.
+    event: Event = NOTHING
+    guard: Guard | None = None
+    marker: object = None
+    parent: int | None = None
+    # In the scheduler's own code (a decision runs on the worker's thread): a switch
+    # point reached from there (a strategy defined in traced code) is not one.
+    deciding: bool = False
 
     def __post_init__(self) -> None:
         self.baton = _orig.allocate_lock()
@@ -179,6 +204,12 @@ class Schedule:
         self.state: Any = None  # what engine.setup() made for this schedule
         self.strategy = strategy
         self.workers = [Worker(self, index, actor) for index, actor in enumerate(engine.actors)]
+        # A precise schedule (DPOR) describes every step's accesses, makes every
+        # primitive operation that others can see a switch point, and ends each
+        # worker with one (so joins order after it).
+        self.precise = engine.precise
+        self.objects = Objects()
+        strategy.attach(self.workers)
         self.trace: list[Step] = []
         # worker index, or -(index+1) for "did not come back in time"
         self.choices: list[int] = []
@@ -192,6 +223,10 @@ class Schedule:
         self.deadlock: str | None = None
         self.divergence: str | None = None
         self.detaches = 0
+        self.timers = 0  # times virtual time had to pass (a timed wait or a sleep)
+        self.pruned = False  # the strategy stopped it: it only repeated explored ones
+        self.left_running = 0  # threads the actors started that were still running at the end
+        self._made: dict[tuple[str, int], int] = {}  # locks made so far at each site
         self.abandoned: list[Worker] = []
         self.expect_detach: bool | None = None  # replay: the running step should detach
         self._replaying = strategy.name == "replay"
@@ -213,25 +248,60 @@ class Schedule:
         """A switch point: decide who runs next (usually: go on)."""
         self._switch(worker, ("point", (filename, lineno, funcname, what)))
 
-    def op_point(self, worker: Worker, what: str) -> Site:
+    def op_point(self, worker: Worker, what: str, touches: tuple[object, ...] = (),
+                 writes: bool = True, guard: Guard | None = None) -> Site:
         """A switch point at an operation on a primitive; returns its user site.  The
-        operation follows: it may change who can run, so the next decision looks."""
+        operation follows: it may change who can run, so the next decision looks.
+        For DPOR the operation ``touches`` those primitives (reading or writing
+        them), and can run without blocking while ``guard()`` holds."""
         site = user_site(3)
+        if self.precise:
+            objects = self.objects
+            worker.event = tuple((objects(each), ALL, writes) for each in touches)
+            worker.guard = guard
         self._switch(worker, ("point", site + (what,)))
         self.dirty = True
         return site
+
+    def sync_point(self, worker: Worker, what: str, touches: tuple[object, ...],
+                   writes: bool = True, releases: bool = False) -> None:
+        """An operation others can observe that is a switch point only for DPOR
+        (a release, a finished thread): other strategies go on without a decision."""
+        if self.precise:
+            self.op_point(worker, what, touches, writes, releasing if releases else None)
+        else:
+            self.dirty = True
 
     def block(self, worker: Worker, ready: Callable[[], bool], resource: object, what: str,
               deadline: float | None = None) -> bool:
         """Park until ``ready()`` (or the virtual ``deadline``); False on timeout."""
         wait = Wait(ready, resource, what, deadline, user_site(3))
         worker.timed_out = False
+        if self.precise:  # waking up, it goes on with the primitive
+            worker.event = ((self.objects(resource), ALL, True),) if resource is not None \
+                else NOTHING
+            worker.guard = None
         self._switch(worker, ("block", wait))
         return not worker.timed_out
 
     def _switch(self, worker: Worker, arrival: Arrival) -> None:
         """``worker`` reached a switch point (or blocked): if the turn is its own
         (or nobody's), decide; go on at once if chosen, else park until granted."""
+        if worker.deciding:
+            return
+        worker.deciding = True
+        try:
+            granted = self._arrive(worker, arrival)
+        finally:
+            worker.deciding = False
+        if granted:
+            return  # its own turn again: go on
+        worker.baton.acquire()
+        if self.aborting:
+            raise Abort()
+
+    def _arrive(self, worker: Worker, arrival: Arrival) -> bool:
+        """The decision part of :meth:`_switch`: True if ``worker`` goes on at once."""
         with self._lock:
             if self.aborting:
                 raise Abort()
@@ -251,33 +321,60 @@ class Schedule:
                     not self._replaying:
                 # The fast path: the same workers can run as at the last decision.
                 choice = self.strategy.choose(self._enabled_cache, worker, self.steps)
-                if choice is not None:
+                if choice is None:
+                    self._no_choice()
+                else:
                     self._grant(choice)
-                    if choice is worker:
-                        return  # its own turn again: go on
+                    return choice is worker
             elif self._open and (self.current is worker or self.current is None):
                 if self.current is worker and self.expect_detach:
                     self._diverge(f"replay diverged at step {self.steps}: expected worker "
                                   f"{worker.index} to block outside the scheduler, but it "
                                   "reached a switch point")
-                elif self._decide() is worker:
-                    return  # its own turn again: go on
-        worker.baton.acquire()
-        if self.aborting:
-            raise Abort()
+                else:
+                    return self._decide() is worker
+        return False
 
     def now(self) -> float:
         return self.clock
 
-    def spawn(self, run: Callable[[], object]) -> Worker:
+    def lock_key(self, site: Site) -> LockKey:
+        """The key of a lock made at ``site`` now: the site and how many locks were made
+        there before in this schedule (the same in every schedule that runs alike)."""
+        where = (site[0], site[1])
+        ordinal = self._made.get(where, 0)
+        self._made[where] = ordinal + 1
+        return (site[0], site[1], ordinal)
+
+    def took_lock(self, worker: Worker, lock: HeldLock, site: Site) -> None:
+        """``worker`` took ``lock`` at ``site`` (before adding it to what it holds):
+        the lock-order graph learns the order against every lock it holds."""
+        order = self.engine.lock_order
+        if order is None or not worker.held:
+            return
+        locks = {held._key: held for held in worker.held}
+        locks[lock._key] = lock
+
+        def name(key: LockKey) -> str:
+            from .report import name_of  # report.py imports this module
+
+            return name_of(locks[key], self)
+
+        order.took(worker.index, lock._key, site,
+                   [(held._key, held._site or ("?", 0, "?")) for held in worker.held], name)
+
+    def spawn(self, run: Callable[[], object], marker: object = None) -> Worker:
         """A worker starts a thread: it becomes one more worker of this schedule.
 
         Returns once the new worker has reached its first switch point (and
         parked there: the spawning worker holds the turn), so the next decision
-        sees it.
+        sees it.  ``marker`` stands for the thread (its Thread object).
         """
         worker = Worker(self, len(self.workers), lambda _state: run())
         worker.status = STARTING
+        worker.marker = marker
+        parent = current_worker()
+        worker.parent = parent.index if parent is not None else None
         with self._lock:
             self.workers.append(worker)
             self.dirty = True
@@ -301,6 +398,11 @@ class Schedule:
             finally:
                 if engine.settrace is not None:
                     sys.settrace(None)
+            if self.precise and worker.marker is not None:
+                # A started thread's end is a step its join is ordered after.
+                worker.event = ((self.objects(worker.marker), ALL, True),)
+                worker.guard = releasing
+                self._switch(worker, ("point", ("<end>", 0, "<end>", "end")))
         except Abort:
             pass
         except BaseException as exc:  # noqa: BLE001 - every worker failure is a finding
@@ -342,6 +444,9 @@ class Schedule:
         while True:
             if self.error_worker is not None or self.divergence or self.finished or \
                     all(worker.status == DONE for worker in self.workers[:len(engine.actors)]):
+                if self.error_worker is None and not self.divergence and not self.finished:
+                    self.left_running = sum(1 for worker in self.workers[len(engine.actors):]
+                                            if worker.status != DONE)
                 self._end()  # threads the actors started and left running are stopped
                 return None
             enabled = self._enabled_cache = self._enabled()
@@ -358,15 +463,24 @@ class Schedule:
                 self._end()
                 return None
             choice = self.strategy.choose(enabled, self.last, self.steps)
-            if choice is None:  # replay: the expected worker is not runnable (yet)
-                if any(worker.status == DETACHED for worker in self.workers):
-                    self.current = None
-                    self._signal()
-                    return None
-                self._diverge(self.strategy.divergence or "replay diverged")
+            if choice is None:
+                self._no_choice()
                 return None
             self._grant(choice)
             return choice
+
+    def _no_choice(self) -> None:
+        """The strategy chose nobody: it pruned the schedule (DPOR: the rest would
+        repeat an explored interleaving), or, replaying, the expected worker cannot
+        run (yet: it may be detached; otherwise the replay diverged)."""
+        if self.strategy.pruned:
+            self.pruned = True
+            self._end()
+        elif any(worker.status == DETACHED for worker in self.workers):
+            self.current = None
+            self._signal()
+        else:
+            self._diverge(self.strategy.divergence or "replay diverged")
 
     def _grant(self, worker: Worker) -> None:
         self.steps += 1
@@ -374,7 +488,7 @@ class Schedule:
         self.choices.append(worker.index)
         arrival = worker.arrival  # trace the step it is about to execute
         if arrival[0] == "point":
-            if arrival[1][3] != "start":
+            if arrival[1][3] not in ("start", "end"):
                 self.trace.append((worker.index, *arrival[1]))
         elif arrival[0] == "block":
             self.trace.append((worker.index, *arrival[1].site, "wakes"))
@@ -396,6 +510,7 @@ class Schedule:
             return False
         first = min(worker.wait.deadline for worker in timed if worker.wait.deadline)
         self.clock = max(self.clock, first)
+        self.timers += 1
         for worker in timed:
             deadline = worker.wait.deadline
             if deadline is not None and deadline <= self.clock:
@@ -426,6 +541,7 @@ class Schedule:
             worker.thread = _orig.Thread(target=self._bootstrap, args=(worker,), daemon=True,
                                          name=f"explore-worker-{worker.index}")
         engine.patch()
+        _ACTIVE.append(self)
         try:
             self.state = engine.setup()
             for worker in self.workers:
@@ -438,6 +554,7 @@ class Schedule:
             self._watch()
         finally:
             self._stop()
+            _ACTIVE.remove(self)
             engine.unpatch()
 
     def _arrived(self, worker: Worker, timeout: float) -> bool:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-STRATEGIES = ("pct", "random", "dfs")
+STRATEGIES = ("pct", "random", "dfs", "dpor")
 
 
 class Indexed(Protocol):
@@ -34,6 +34,10 @@ class Strategy:
     name = "?"
     exhausted = False
     divergence: str | None = None  # set by Replay when the run departs from the recording
+    pruned = False  # set by DPOR when it stops a run that repeats an explored interleaving
+
+    def attach(self, workers: Sequence[object]) -> None:
+        """Called with the schedule's (growing) list of workers before it runs."""
 
     def begin(self, index: int, nworkers: int) -> None:
         """Called before schedule ``index``."""
@@ -245,4 +249,8 @@ def make(name: str, seed: int, *, depth: int = 3, preemption_bound: int = 2) -> 
         return RandomWalk(seed)
     if name == "dfs":
         return DFS(seed, bound=preemption_bound)
+    if name == "dpor":
+        from .dpor import DPOR  # imported on first use: it needs the scheduler's accesses
+
+        return DPOR(seed)
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")

@@ -5,17 +5,32 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from . import _orig
-from .instrument import CodeTable
+from .accesses import Describer, describe
+from .instrument import SwitchPoints
 from .scheduler import _CURRENT, Arrival, TraceFunction
+
+Describers = Callable[[CodeType], dict[int, Describer]]  # DPOR's: accesses.Table.describers
+
+
+class PointTable(Protocol):
+    """Where the switch points of a code object are (instrument.CodeTable, or
+    accesses.Table for DPOR)."""
+
+    @property
+    def granularity(self) -> str: ...
+
+    def points(self, code: CodeType) -> SwitchPoints: ...
 
 TOOL_NAME = "pytest-concurrency-explore"
 
 
-def make_settrace(is_user: Callable[[str], bool], table: CodeTable) -> TraceFunction:
-    """A global trace function for worker threads (3.11)."""
+def make_settrace(is_user: Callable[[str], bool], table: PointTable,
+                  describers: Describers | None = None) -> TraceFunction:
+    """A global trace function for worker threads (3.11); with ``describers`` (DPOR),
+    each switch point first describes what its instruction touches."""
     line_mode = table.granularity == "line"
     get_ident = _orig.get_ident
 
@@ -36,6 +51,20 @@ def make_settrace(is_user: Callable[[str], bool], table: CodeTable) -> TraceFunc
         points = table.points(code)
         frame.f_trace_lines = False
         frame.f_trace_opcodes = True
+        if describers is not None:
+            described = describers(code)
+            objects = worker.schedule.objects
+
+            def precise_trace(frame: FrameType, event: str, arg: Any) -> TraceFunction:
+                if event == "opcode":
+                    offset = frame.f_lasti
+                    hit = points.get(offset)
+                    if hit is not None:
+                        worker.event, worker.guard = describe(described[offset], frame,
+                                                              objects)
+                        point(worker, filename, hit[0], funcname, hit[1])
+                return precise_trace
+            return precise_trace
 
         def opcode_trace(frame: FrameType, event: str, arg: Any) -> TraceFunction:
             if event == "opcode":
@@ -51,8 +80,9 @@ def make_settrace(is_user: Callable[[str], bool], table: CodeTable) -> TraceFunc
 class Monitoring:
     """Own sys.monitoring tool (3.12+): PY_START finds user code, local events give points."""
 
-    def __init__(self, is_user: Callable[[str], bool], table: CodeTable) -> None:
-        self.is_user, self.table = is_user, table
+    def __init__(self, is_user: Callable[[str], bool], table: PointTable,
+                 describers: Describers | None = None) -> None:
+        self.is_user, self.table, self.describers = is_user, table, describers
         self.tool: int | None = None  # our tool id, while started
         self.codes: set[CodeType] = set()  # user code objects given local events
 
@@ -72,8 +102,9 @@ class Monitoring:
         on_start = self._make_on_start(tool, local, monitoring.set_local_events,
                                        monitoring.DISABLE)
         monitoring.register_callback(tool, events.PY_START, on_start)
-        monitoring.register_callback(tool, events.INSTRUCTION,
-                                     self._make_on_instruction(monitoring.DISABLE))
+        on_instruction = self._make_on_instruction(monitoring.DISABLE) \
+            if self.describers is None else self._make_on_precise(monitoring.DISABLE)
+        monitoring.register_callback(tool, events.INSTRUCTION, on_instruction)
         monitoring.register_callback(tool, events.LINE, self._make_on_line())
         monitoring.restart_events()
         monitoring.set_events(tool, events.PY_START)
@@ -127,6 +158,35 @@ class Monitoring:
             worker = _CURRENT.get(get_ident())
             if worker is not None:
                 worker.schedule._switch(worker, arrival)
+            return None
+        return on_instruction
+
+    def _make_on_precise(self, disable: object) -> Callable[[CodeType, int], object]:
+        """INSTRUCTION, for DPOR: as _make_on_instruction, each switch point first
+        describing what its instruction touches (read from the frame)."""
+        points, get_ident, getframe = self.table.points, _orig.get_ident, sys._getframe
+        describers = self.describers
+        assert describers is not None
+        known: dict[CodeType, dict[int, tuple[Arrival, Describer]]] = {}
+
+        def known_of(code: CodeType) -> dict[int, tuple[Arrival, Describer]]:
+            described = describers(code)
+            found = known[code] = {
+                offset: (("point", (code.co_filename, line, code.co_name, what)),
+                         described[offset])
+                for offset, (line, what) in points(code).items()}
+            return found
+
+        def on_instruction(code: CodeType, offset: int) -> object:
+            table = known.get(code)
+            hit = (table if table is not None else known_of(code)).get(offset)
+            if hit is None:
+                return disable
+            worker = _CURRENT.get(get_ident())
+            if worker is not None:
+                worker.event, worker.guard = describe(hit[1], getframe(1),
+                                                      worker.schedule.objects)
+                worker.schedule._switch(worker, hit[0])
             return None
         return on_instruction
 

@@ -68,7 +68,8 @@ def verdict_line(exploration: dict[str, Any]) -> str:
     interleaving = exploration.get("interleaving")
     if isinstance(interleaving, dict):
         text += f"; schedule {interleaving.get('schedule')} failed"
-    elif not exploration.get("complete") and "bounded" not in text:
+    elif not exploration.get("complete") and "bounded" not in text and \
+            "complete" not in text:
         text += "; bounded: not every interleaving was explored"
     return text
 
@@ -83,7 +84,7 @@ def exploration_text(exploration: dict[str, Any] | None) -> str | None:
     if interleaving:
         head = f"schedule {interleaving.get('schedule')} failed, {run} of {allowed} run"
     elif exploration.get("complete"):
-        head = f"complete: all {run} schedules explored"
+        head = f"verified: all {exploration.get('distinct') or run} interleavings explored"
     else:
         head = f"bounded: {run} of {allowed} schedules"
     count = exploration.get("outcomes")

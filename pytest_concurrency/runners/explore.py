@@ -12,8 +12,11 @@ import functools
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
+
+import pytest
 
 from .. import context, outcomes
 from ..context import RunContext, WorkerInfo
@@ -66,7 +69,8 @@ def exploration(result: ExploreResult, spec: RunSpec, seed: int,
     data: dict[str, Any] = {
         "strategy": spec.strategy, "seed": seed, "workers": spec.workers,
         "schedules": result.schedules_run, "budget": spec.schedules,
-        "complete": bool(result.exhausted), "verdict": summary(result, spec, seed),
+        "complete": result.complete, "distinct": result.distinct,
+        "incomplete": result.incomplete, "verdict": summary(result, spec, seed),
         "outcomes": len(outcomes), "outcome_counts": dict(list(outcomes.items())[:20]),
         "schedules_per_second": result.schedules_run / elapsed if elapsed > 0 else None,
         "switch_points": result.stats.get("switch_points"),
@@ -90,11 +94,20 @@ def _source(filename: str, lineno: int) -> str:
 
 
 def summary(result: ExploreResult, spec: RunSpec, seed: int) -> str:
-    """One line on what was explored, for the report's 'explore' section."""
-    text = (f"{result.schedules_run} schedule{'s' if result.schedules_run != 1 else ''} "
-            f"explored (strategy={spec.strategy}, seed={seed}, {spec.workers} workers, "
-            f"Python {result.stats.get('python')}, {result.stats.get('switch_points')})")
-    if result.exhausted:
+    """One line on what was explored, for the report's 'explore' section: with DPOR,
+    "verified: all 37 distinct interleavings explored, no failure (complete, no
+    preemption bound)" or "no failure in 5000 schedules; not complete (bound reached)"."""
+    run = result.schedules_run
+    how = (f"strategy={spec.strategy}, seed={seed}, {spec.workers} workers, "
+           f"Python {result.stats.get('python')}, {result.stats.get('switch_points')}")
+    if result.failure is None and result.complete:
+        return (f"verified: all {result.distinct} distinct interleavings explored, no failure "
+                f"(complete, no preemption bound; {how})")
+    if result.failure is None and spec.strategy == "dpor":
+        return (f"no failure in {run} schedule{'s' if run != 1 else ''}; not complete "
+                f"({result.incomplete}); {how}")
+    text = f"{run} schedule{'s' if run != 1 else ''} explored ({how})"
+    if result.exhausted and spec.strategy == "dfs":
         text += "; all interleavings with <= 2 preemptions explored"
     elif result.failure is None and result.stats.get("abandoned_threads"):
         text += f"; {result.stats['abandoned_threads']} worker thread(s) abandoned"
@@ -126,13 +139,15 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
     try:
         result = explore(setup, workers, schedules=spec.schedules, strategy=spec.strategy,
                          seed=seed, instrument=spec.instrument, roots=options.roots,
-                         replay=options.replay, observe=observed)
+                         replay=options.replay, observe=observed, lock_order=spec.lock_order)
     except ReplayDiverged as exc:
         raise ExploreError(f"{exc}\nThe code, the Python version or the test changed since "
                            f"the token was recorded; run without --concurrency-replay "
                            f"to explore afresh.") from None
     except ValueError as exc:  # a bad token or an uninstalled instrument= package
         raise ExploreError(str(exc)) from None
+    for text in result.warnings:  # lock_order="warn"
+        warnings.warn(pytest.PytestWarning(f"concurrency: {text}"), stacklevel=1)
     return result, seed, outcomes
 
 
@@ -140,12 +155,14 @@ def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Fa
     """The run's Failure for the first failing schedule."""
     kind = "deadlock" if finding.kind == "deadlock" else "race"
     workers = (finding.worker,) if finding.worker is not None else tuple(range(spec.workers))
-    text = f"{finding.report}\n\nreplay it with:\n  {replay_command(nodeid, finding.token)}"
+    text = finding.report
+    if finding.token:  # a lock-order inversion has none: no one schedule shows it
+        text += f"\n\nreplay it with:\n  {replay_command(nodeid, finding.token)}"
     return outcomes.Failure(
         kind=kind, workers=workers, mode="explore", pid=os.getpid(),
         iteration=None, summary=finding.message, text=text,
         key=("explore", finding.kind, finding.schedule), exc=finding.exception,
-        replay=finding.token,
+        replay=finding.token or None,
     )
 
 

@@ -281,3 +281,69 @@ EXPECTED_KIND = {
     "publish_before_init": "assertion", "dict_iteration": "exception",
     "queue_consumer": "deadlock",
 }
+
+
+# 10. bank transfer: check the balance, then debit it (two transfers overdraw)
+def _transfer(s):
+    if s.accounts["a"] >= 60:
+        s.accounts["a"] -= 60
+        s.accounts["b"] += 60
+
+
+def _transfer_locked(s):
+    with s.lock:
+        _transfer(s)
+
+
+def _no_overdraft(s, _returns):
+    assert s.accounts["a"] >= 0, f"overdrawn: {s.accounts}"
+    assert s.accounts["a"] + s.accounts["b"] == 100, f"money changed: {s.accounts}"
+
+
+bank_transfer = Kernel(setup=lambda: _state(accounts={"a": 100, "b": 0}),
+                       actors=[_transfer] * 2, check=_no_overdraft)
+bank_transfer_fixed = Kernel(setup=lambda: _state(accounts={"a": 100, "b": 0},
+                                                  lock=threading.Lock()),
+                             actors=[_transfer_locked] * 2, check=_no_overdraft)
+
+
+# 11. id generator: read the counter, then store it plus one (two callers get one id)
+def _next_id(s):
+    given = s.counter
+    s.counter = given + 1
+    return given
+
+
+def _next_id_locked(s):
+    with s.lock:
+        return _next_id(s)
+
+
+def _unique_ids(_s, returns):
+    assert len(set(returns)) == len(returns), f"duplicate ids: {returns}"
+
+
+id_generator = Kernel(setup=lambda: _state(counter=0), actors=[_next_id] * 2,
+                      check=_unique_ids)
+id_generator_fixed = Kernel(setup=lambda: _state(counter=0, lock=threading.Lock()),
+                            actors=[_next_id_locked] * 2, check=_unique_ids)
+
+
+# 12. lazy singleton with three threads (check-then-create, double-checked when fixed)
+def _created_once_3(s, returns):
+    assert s.created == 1, f"lazy init ran {s.created} times"
+    assert returns[0] is returns[1] is returns[2]
+
+
+lazy_singleton_3 = Kernel(setup=lambda: _state(instance=None, created=0), actors=[_lazy] * 3,
+                          check=_created_once_3)
+lazy_singleton_3_fixed = Kernel(
+    setup=lambda: _state(instance=None, created=0, lock=threading.Lock()),
+    actors=[_lazy_locked] * 3, check=_created_once_3)
+
+BUGGY.update({"bank_transfer": bank_transfer, "id_generator": id_generator,
+              "lazy_singleton_3": lazy_singleton_3})
+FIXED.update({"bank_transfer": bank_transfer_fixed, "id_generator": id_generator_fixed,
+              "lazy_singleton_3": lazy_singleton_3_fixed})
+EXPECTED_KIND.update({"bank_transfer": "assertion", "id_generator": "assertion",
+                      "lazy_singleton_3": "assertion"})

@@ -96,8 +96,8 @@ class RunSpec:
     # a run still making progress at its timeout may go on until this many seconds
     # (equal to timeout: it fails there, "still running, making progress")
     timeout_cap: float = 60.0
-    # lock-order inversions seen across the run: "fail", "warn" or "ignore" (the default
-    # outside explore, where seeing them means wrapping every lock)
+    # lock-order inversions seen across the run: "fail", "warn" or "ignore" (always
+    # outside explore, which alone sees every lock acquisition)
     lock_order: str = "ignore"
 
     @property
@@ -377,6 +377,10 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
     fixtures = given("fixtures", lambda n, v: _choice(n, v, FIXTURE_MODES),
                      settings.fixtures or ("per-worker" if applied else "shared"))
     lock_order = given("lock_order", lambda n, v: _choice(n, v, LOCK_ORDER_POLICIES), None)
+    if lock_order not in (None, "ignore") and "explore" not in modes:
+        raise SpecError(
+            f"lock_order={lock_order!r}: lock order is checked in explore mode only (thread, "
+            f"process and hybrid runs do not see lock acquisitions); add 'explore' to modes")
 
     common: dict[str, Any] = dict(
         iterations=iterations, timeout=timeout, start_method=start_method,
@@ -388,8 +392,8 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
         processes_, threads_ = layout(mode, kwargs.get("workers") or None, workers,
                                       processes, threads)
         specs.append(RunSpec(mode, processes_ * threads_, processes=processes_,
-                             threads=threads_, lock_order=lock_order or (
-                                 "fail" if mode == "explore" else "ignore"), **common))
+                             threads=threads_, lock_order=(lock_order or "fail") if
+                             mode == "explore" else "ignore", **common))
     _check_layouts(specs, kwargs)
     return tuple(specs)
 

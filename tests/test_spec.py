@@ -36,6 +36,14 @@ def test_workers_auto_is_usable_cpus():
     assert settings_from_values({"workers": "auto"}).workers == spec.usable_cpus()
 
 
+def test_lock_order_is_explores_and_fails_there_by_default():
+    thread, explore = resolve({"modes": ["thread", "explore"]}, Settings())
+    assert (thread.lock_order, explore.lock_order) == ("ignore", "fail")
+    thread, explore = resolve({"modes": ["thread", "explore"], "lock_order": "warn"},
+                              Settings())
+    assert (thread.lock_order, explore.lock_order) == ("ignore", "warn")
+
+
 def test_spec_is_frozen():
     (s,) = resolve({}, Settings())
     with pytest.raises(AttributeError):
@@ -60,6 +68,10 @@ def test_spec_is_frozen():
         ({"seed": -3}, ["seed=-3", ">= 0"]),
         ({"instrument": [1]}, ["instrument=[1]", "package names"]),
         ({"processes": 0}, ["processes=0"]),
+        ({"modes": ["explore"], "lock_order": "strict"},
+         ["lock_order='strict'", "'fail', 'warn', 'ignore'"]),
+        ({"modes": ["thread"], "lock_order": "warn"},
+         ["lock_order='warn'", "explore mode only", "add 'explore' to modes"]),
     ],
 )
 def test_bad_marker_input_names_argument_value_and_choices(kwargs, expected):

@@ -2,17 +2,27 @@
 
     python benchmarks/explore_kernels.py            # full table (a few minutes)
     python benchmarks/explore_kernels.py --quick    # pct/access only, no stress
+    python benchmarks/explore_kernels.py --dpor     # DPOR and switch-point cost only
+    python benchmarks/explore_kernels.py --dpor --baseline-tree DIR  # ... and DIR's cost
 
 For every kernel in tests/explore/bug_kernels.py and every strategy x granularity: the
 schedules explore() needed to find the bug (median and max over seeds 0..9; "-" when
 the default 200 schedules did not find it), then the hit rate of free-running threads
 (plain threading, switch interval 1 us) over a fixed wall-clock budget, then the
 slowdown of traced vs untraced code.
+
+With --dpor: for every fixed twin, the schedules strategy="dpor" ran to verify it
+(complete or not) and the seconds; for every bug, the schedules to find it; then the
+cost of switch points: 2 workers x 2000 ``box.value += 1``, 5 pct schedules, against the
+untraced body, optionally beside an older checkout (``--baseline-tree``, e.g. a
+``git worktree`` at the commit before the cheap switch points), the two measured in
+alternating subprocesses in one run.
 """
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -129,6 +139,103 @@ def _timed(fn):
     return time.perf_counter() - t
 
 
+def dpor_table():
+    """{kernel: (schedules, complete, seconds)} for the fixed twins, and
+    {kernel: (schedules to the failure or None, seconds)} for the bugs."""
+    verified, found = {}, {}
+    for name, kernel in kernels.FIXED.items():
+        t = time.perf_counter()
+        r = explore(kernel.setup, kernel.actors, kernel.check, strategy="dpor",
+                    schedules=5000)
+        verified[name] = (r.schedules_run, r.complete and r.failure is None,
+                          time.perf_counter() - t)
+    for name, kernel in kernels.BUGGY.items():
+        t = time.perf_counter()
+        r = explore(kernel.setup, kernel.actors, kernel.check, strategy="dpor",
+                    schedules=5000)
+        found[name] = ((r.failure.schedule + 1) if r.failure else None,
+                       time.perf_counter() - t)
+    return verified, found
+
+
+INCREMENTS = 2000
+
+
+def _increments(box):
+    for _ in range(INCREMENTS):
+        box.value += 1
+
+
+def switch_cost(reps=3):
+    """Seconds for 5 pct schedules of 2 workers doing INCREMENTS increments each, and
+    for the same body untraced (both workers, one after the other): best of reps."""
+    traced = min(_timed(lambda: explore(_Box, [_increments, _increments], schedules=5,
+                                        seed=0)) for _ in range(reps))
+    plain = min(_timed(lambda: [_increments(_Box()) for _ in range(2 * 5)])
+                for _ in range(reps))
+    return {"traced": traced, "untraced": plain}
+
+
+_COST_SCRIPT = """
+import json, sys
+sys.path.insert(0, {tree!r})
+import pytest_concurrency.explore  # from the tree, before explore_kernels adds this one
+assert pytest_concurrency.__file__.startswith({tree!r}), pytest_concurrency.__file__
+sys.path.insert(0, {tests!r})
+sys.path.insert(0, {here!r})
+import explore_kernels
+print(json.dumps(explore_kernels.switch_cost()))
+"""
+
+
+def switch_cost_of(tree, rounds=5):
+    """switch_cost() of the checkout at ``tree`` and of this one, in alternating
+    subprocesses: medians of ``rounds`` each."""
+    runs = {"this": [], "baseline": []}
+    for _ in range(rounds):
+        for label, path in (("this", os.path.dirname(HERE)), ("baseline", tree)):
+            script = _COST_SCRIPT.format(tree=path, here=HERE, tests=os.path.join(
+                os.path.dirname(HERE), "tests", "explore"))
+            out = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                 text=True, check=True).stdout
+            runs[label].append(json.loads(out.strip().splitlines()[-1]))
+    return {label: {key: statistics.median(r[key] for r in values)
+                    for key in ("traced", "untraced")} for label, values in runs.items()}
+
+
+def report_dpor(args, out):
+    verified, found = dpor_table()
+    print("\nstrategy='dpor': schedules to verify each fixed twin (5000 allowed)\n")
+    print("| kernel | workers | schedules | verified complete | seconds |")
+    print("|---|---|---|---|---|")
+    for name, (n, complete, secs) in verified.items():
+        workers = len(kernels.FIXED[name].actors)
+        print(f"| {name} | {workers} | {n} | {'yes' if complete else 'NO'} | {secs:.2f} |")
+    print("\nstrategy='dpor': schedules to find each bug\n")
+    print("| kernel | schedules | seconds |")
+    print("|---|---|---|")
+    for name, (n, secs) in found.items():
+        print(f"| {name} | {n if n is not None else '-'} | {secs:.2f} |")
+    out["dpor"] = {"verified": verified, "found": found}
+    label = "this tree"
+    if args.baseline_tree:
+        costs = switch_cost_of(args.baseline_tree)
+    else:
+        costs = {"this": switch_cost()}
+    print(f"\nswitch points: 2 workers x {INCREMENTS} increments, 5 pct schedules "
+          "(median of 5 alternating subprocess runs, each the best of 3)\n")
+    print("| code | traced | untraced | traced / untraced |")
+    print("|---|---|---|---|")
+    for key, cost in costs.items():
+        name = label if key == "this" else f"baseline ({args.baseline_tree})"
+        print(f"| {name} | {cost['traced']:.3f} s | {cost['untraced'] * 1e3:.1f} ms | "
+              f"{cost['traced'] / cost['untraced']:.0f}x |")
+    if "baseline" in costs:
+        print(f"\nthis tree is {costs['baseline']['traced'] / costs['this']['traced']:.1f}x "
+              "faster than the baseline on the traced body")
+    out["switch_cost"] = costs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -137,8 +244,18 @@ def main():
                     help="seconds of free-running threads per kernel")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--dpor", action="store_true", help="DPOR and switch-point cost only")
+    ap.add_argument("--baseline-tree", help="with --dpor: a checkout to compare "
+                    "the switch-point cost with")
     args = ap.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    if args.dpor:
+        out = {}
+        report_dpor(args, out)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return
     rows = detection(args)
     strategies = ("pct",) if args.quick else STRATEGIES
     grans = ("access",) if args.quick else GRANULARITIES

@@ -8,13 +8,14 @@ that runs, watches or reports concurrent work is imported here on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import spec, unsafe
+from . import options, spec, unsafe
 from .report.settings import BASELINE, MACHINE, REPORTS
 from .spec import spec_of, tb_style
 
@@ -131,7 +132,7 @@ class ConcurrentItems:
             return None  # not concurrent, or a scenario test that drives the workers itself
         if SERIAL in pyfuncitem.stash:
             return None  # pytest (and its async plugins) run it once, as usual
-        from . import compat, coroutines, rounds
+        from . import compat, coroutines, outcomes, rounds
         from .report import entry
         from .running import execute, request_for
 
@@ -156,11 +157,20 @@ class ConcurrentItems:
                 rounds.run(run_spec, pyfuncitem, target, funcargs, limits,
                            run_spec.strict, record, baseline=stored, calls=sets)
                 return True
+            if run_spec.mode == "thread" and sets is None and \
+                    pyfuncitem.config.stash[spec.SETTINGS].replay:
+                # a token --concurrency-reproduce printed for this item: explore runs it
+                run_spec = dataclasses.replace(run_spec, mode="explore", lock_order="ignore")
             fresh = (lambda: compat.fresh_funcargs(pyfuncitem)) \
                 if run_spec.mode == "explore" and sets is None else None
-            execute(request_for(run_spec, pyfuncitem, target, (), funcargs,
-                                arg_kind="fixture", fresh_kwargs=fresh, calls=sets),
-                    pyfuncitem)
+            try:
+                execute(request_for(run_spec, pyfuncitem, target, (), funcargs,
+                                    arg_kind="fixture", fresh_kwargs=fresh, calls=sets),
+                        pyfuncitem)
+            except outcomes.WorkerFailures as failures:
+                if run_spec.mode == "thread" and options.flag(pyfuncitem.config, "reproduce"):
+                    _reproduce(pyfuncitem, run_spec, target, failures, sets is not None)
+                raise
             return True
         finally:
             if sets is not None:
@@ -188,6 +198,30 @@ class ConcurrentItems:
             if style not in ("no", "native"):
                 report.longrepr = outcomes.longrepr(call.excinfo.value, style, item.location)
         return report
+
+
+def _reproduce(item: pytest.Function, run_spec: spec.RunSpec, target: Any,
+               failures: BaseException, per_worker: bool) -> None:
+    """--concurrency-reproduce: look for the thread-mode failure under explore, on
+    fresh fixtures, and say in the report whether it was found (and how to replay it)."""
+    from . import compat, coroutines, outcomes, reproduce
+
+    assert isinstance(failures, outcomes.WorkerFailures)
+    targets = reproduce.wanted(failures)
+    if not targets:
+        text = "not tried under explore: the failure is not an exception raised by the body"
+    elif coroutines.is_coroutine(item.obj):
+        text = "not tried under explore: explore runs plain functions, this test is async"
+    elif per_worker:
+        text = ("not tried under explore: it runs tests with shared fixtures (fresh for "
+                "every schedule); run again with --concurrency-fixtures=shared")
+    else:
+        def fresh() -> dict[str, Any]:
+            return dict(compat.fresh_funcargs(item))
+
+        run = reproduce.explore_once(item, target, fresh(), fresh)
+        text = reproduce.attempt(run_spec, targets, run, item.nodeid)
+    item.add_report_section("call", reproduce.SECTION, text)
 
 
 def _per_worker(item: pytest.Item, run_spec: spec.RunSpec) -> bool:

@@ -56,7 +56,7 @@ OPTIONS: tuple[Option, ...] = (
            metavar="METHOD"),
     Option("schedules", "explore: default number of interleavings to try", default="200",
            marker="schedules", metavar="N"),
-    Option("strategy", "explore: default strategy (pct, random, dfs)", default="pct",
+    Option("strategy", "explore: default strategy (pct, random, dfs, dpor)", default="pct",
            marker="strategy", metavar="NAME"),
     Option("seed", "seed for explore schedules and start jitter",
            default="random, printed on failure", marker="seed", metavar="N"),
@@ -66,6 +66,11 @@ OPTIONS: tuple[Option, ...] = (
            marker="modes", metavar="MODES"),
     Option("replay", "explore: run exactly the schedule of this replay token",
            metavar="TOKEN"),
+    Option("reproduce", "thread mode: when a whole-body test fails, run its body again under "
+           "explore (a few strategies, at most 200 schedules each and 10 s in all) and, when a "
+           "schedule raises the same exception at the same line, print the "
+           "--concurrency-replay command that reproduces it on the same item",
+           kind="flag", default="off"),
     Option("fixtures", "shared (one set of function-scoped fixtures for all workers) or "
            "per-worker (fresh ones for every call of the body: each worker, each iteration)",
            default="shared for marked tests, per-worker under --concurrency-apply",

@@ -34,14 +34,14 @@ def request_for(spec: RunSpec, node: pytest.Item, target: Callable[..., Any] | N
     if spec.mode == "explore":
         code_of = target if target is not None else actors.actors[0] if actors else None
         explore = runners.ExploreOptions(
-            replay=node.config.stash[SETTINGS].replay, roots=_roots(node, code_of),
+            replay=node.config.stash[SETTINGS].replay, roots=explore_roots(node, code_of),
             nodeid=node.nodeid, fresh_kwargs=fresh_kwargs,
             progress=terminal.progress(node.config))  # None off a terminal
     return runners.RunRequest(spec, target, tuple(args), dict(kwargs or {}), arg_kind,
                               tb_style(node.config), node.config, explore, actors, calls)
 
 
-def _roots(node: pytest.Item, target: object) -> tuple[str, ...]:
+def explore_roots(node: pytest.Item, target: object) -> tuple[str, ...]:
     """Directories of user code, whose steps explore interleaves."""
     roots = {str(node.config.rootpath)}
     code = getattr(getattr(target, "__func__", target), "__code__", None)

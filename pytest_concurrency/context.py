@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Awaitable, Iterator
+from typing import Any, NamedTuple
 
 
 class WorkerInfo(NamedTuple):
@@ -86,3 +87,27 @@ def set_iteration(iteration: int) -> None:
 def leave() -> None:
     _local.info = None
     _local.run = None
+
+
+CallKey = tuple[int, int]  # (worker index, iteration)
+
+# The call a thread works for when it is no worker: a helper thread the body
+# started with a copy of its context (asyncio.to_thread, run_in_executor with
+# copy_context().run), whose output and log records are that call's.
+CALL: contextvars.ContextVar[CallKey | None] = contextvars.ContextVar(
+    "concurrency_call", default=None)
+
+
+def call_key() -> CallKey | None:
+    """The call the current thread works for: a worker's own, or the one whose
+    context a helper thread runs in."""
+    info = worker_or_none()
+    return CALL.get() if info is None else (info.index, info.iteration)
+
+
+async def in_call(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` in whatever context the task runs in (pytest-asyncio's
+    runner keeps its own, where its async fixtures live), marked as the calling
+    call's: the threads it starts with a copy of that context capture for it."""
+    CALL.set(call_key())  # run by the task, on the worker's thread
+    return await awaitable

@@ -17,6 +17,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import context
+
 RUNNER = "_function_scoped_runner"  # pytest-asyncio's fixture: a function-scoped Runner
 
 
@@ -42,9 +44,7 @@ def _run_asyncio(coroutine: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     runner = kwargs.pop(RUNNER, None)
     if isinstance(runner, asyncio.Runner):  # per-worker: where its fixtures live
         # in the runner's context (what its async fixtures set), told whose call it is
-        from .percall import in_call
-
-        return runner.run(in_call(coroutine(*args, **kwargs)))
+        return runner.run(context.in_call(coroutine(*args, **kwargs)))
     with asyncio.Runner() as own:
         return own.run(coroutine(*args, **kwargs))
 

@@ -24,15 +24,14 @@ import contextvars
 import io
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO, TextIO, cast
 
 import pytest
 
 from . import compat, context, coroutines
-from .context import WorkerInfo
+from .context import CallKey, WorkerInfo
 
-CallKey = tuple[int, int]  # (worker index, iteration)
 _STAMP = "_concurrency_call"  # LogRecord attribute: the call that logged it
 
 
@@ -42,18 +41,6 @@ class FixtureSetupError(Exception):
 
 class FixtureTeardownError(Exception):
     """A fixture's teardown failed after one call of the body."""
-
-
-# The call a thread works for when it is no worker: a helper thread the body
-# started with a copy of its context (asyncio.to_thread, run_in_executor with
-# copy_context().run), whose output and log records are that call's.
-_CALL: contextvars.ContextVar[CallKey | None] = contextvars.ContextVar(
-    "concurrency_call", default=None)
-
-
-def _call_key() -> CallKey | None:
-    info = context.worker_or_none()
-    return _CALL.get() if info is None else (info.index, info.iteration)
 
 
 # ---------------------------------------------------------------- caplog
@@ -67,7 +54,7 @@ class _Stamping:
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self.previous(*args, **kwargs)
-        setattr(record, _STAMP, _call_key())
+        setattr(record, _STAMP, context.call_key())
         return record
 
 
@@ -130,7 +117,7 @@ class _Routed:
         self._bytes: _RoutedBytes | None = None
 
     def write(self, text: str) -> int:
-        key = _call_key()
+        key = context.call_key()
         buffer = self._buffers.get(key) if key is not None else None
         return (buffer if buffer is not None else self._underlying).write(text)
 
@@ -165,7 +152,7 @@ class _RoutedBytes:
         self._encoding = encoding
 
     def write(self, data: bytes) -> int:
-        key = _call_key()
+        key = context.call_key()
         buffer = self._buffers.get(key) if key is not None else None
         if buffer is None:
             return self._underlying.write(data)
@@ -403,14 +390,6 @@ class FixtureSets:
             f"{exc}") from exc
 
 
-async def in_call(awaitable: Awaitable[Any]) -> Any:
-    """Await ``awaitable`` in whatever context the task runs in (pytest-asyncio's
-    runner keeps its own, where its async fixtures live), marked as the calling
-    call's: the threads it starts with a copy of that context capture for it."""
-    _CALL.set(_call_key())  # run by the task, on the worker's thread
-    return await awaitable
-
-
 class InContext:
     """The body, every call of it run in a copy of the context (context
     variables) its fixtures were set up in: what fixtures set is visible to it,
@@ -427,17 +406,17 @@ class InContext:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        return self.context().run(self._call, _call_key(), args, kwargs)
+        return self.context().run(self._call, context.call_key(), args, kwargs)
 
     def _call(self, key: CallKey | None, args: tuple[Any, ...],
               kwargs: dict[str, Any]) -> Any:
         __tracebackhide__ = True
-        _CALL.set(key)  # for the threads the body starts with its context
+        context.CALL.set(key)  # for the threads the body starts with its context
         return self.body(*args, **kwargs)
 
     def context(self) -> contextvars.Context:
         """A copy of the context the calling worker's call runs in."""
-        key = _call_key()
+        key = context.call_key()
         made = None if self.sets is None or key is None else self.sets.contexts.get(key)
         return (self.captured if made is None else made).copy()
 

@@ -233,7 +233,7 @@ def test_verbose_table_gives_the_verdict_under_an_explore_row():
 @pytest.mark.parametrize(("fields", "text"), [
     ({}, "bounded: 200 of 200 schedules, 2 distinct outcomes (pct, seed 3)"),
     ({"complete": True, "schedules": 12, "outcomes": 1, "strategy": "dpor"},
-     "complete: all 12 schedules explored, 1 distinct outcome (dpor, seed 3)"),
+     "verified: all 12 interleavings explored, 1 distinct outcome (dpor, seed 3)"),
     ({"schedules": 9, "interleaving": {"schedule": 8, "steps": []}},
      "schedule 8 failed, 9 of 200 run (pct, seed 3)"),
 ])

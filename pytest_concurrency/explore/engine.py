@@ -17,7 +17,7 @@ from .accesses import Table
 from .instrument import GRANULARITIES, USE_MONITORING, CodeTable, UserCode, own_file
 from .lockorder import POLICIES, LockOrder, describe
 from .primitives import Patcher
-from .report import describe_deadlock, render_interleaving
+from .report import describe_deadlock, name_of, render_interleaving
 from .scheduler import Actor, Schedule, Step, TraceFunction, Worker
 from .strategies import PCT, STRATEGIES, Replay, Strategy, make
 from .token import TokenData
@@ -145,6 +145,10 @@ class Engine:
     def unpatch(self) -> None:
         self._patcher.unpatch()
 
+    def name_of(self, obj: object, schedule: Schedule) -> str:
+        """A primitive's variable name (``self.lock``), for the lock-order report."""
+        return name_of(obj, schedule)
+
     def describe_deadlock(self, schedule: Schedule, live: list[Worker]) -> str:
         """The deadlock text of ``schedule``, whose ``live`` workers cannot go on."""
         return describe_deadlock(schedule, live)
@@ -159,6 +163,16 @@ class Engine:
     def stop(self) -> None:
         if self._monitor is not None:
             self._monitor.stop()
+
+
+def _strategy(name: str, seed: int, preemption_bound: int, depth: int) -> Strategy:
+    """The strategy object called ``name``, seeded (DPOR's module is loaded by the
+    first exploration that asks for it)."""
+    if name == "dpor":
+        from .dpor import DPOR
+
+        return DPOR(seed)
+    return make(name, seed, preemption_bound=preemption_bound, depth=depth)
 
 
 def explore(setup: Callable[[], Any], actors: Iterable[Actor],
@@ -226,7 +240,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
         chooser = replaying = Replay(recorded["choices"])
         indices = [recorded["index"]]
     else:
-        chooser = make(strategy, seed, preemption_bound=preemption_bound, depth=depth)
+        chooser = _strategy(strategy, seed, preemption_bound, depth)
         indices = range(schedules)
     steps_total = steps_max = detaches = abandoned_threads = timers = left_running = 0
     distinct = 0

@@ -96,6 +96,8 @@ class EngineView(Protocol):
 
     def describe_deadlock(self, schedule: Schedule, live: list[Worker]) -> str: ...
 
+    def name_of(self, obj: object, schedule: Schedule) -> str: ...
+
 
 class HeldLock(Protocol):
     """What a worker holds: an explore ``primitives.Lock`` (a Protocol, because
@@ -356,9 +358,7 @@ class Schedule:
         locks[lock._key] = lock
 
         def name(key: LockKey) -> str:
-            from .report import name_of  # report.py imports this module
-
-            return name_of(locks[key], self)
+            return self.engine.name_of(locks[key], self)
 
         order.took(worker.index, lock._key, site,
                    [(held._key, held._site or ("?", 0, "?")) for held in worker.held], name)

@@ -242,15 +242,12 @@ def _names(workers: Sequence[Indexed]) -> str:
 
 
 def make(name: str, seed: int, *, depth: int = 3, preemption_bound: int = 2) -> Strategy:
-    """The strategy called ``name`` (one of :data:`STRATEGIES`), seeded."""
+    """The strategy called ``name`` (one of :data:`STRATEGIES` but ``dpor``, which
+    ``engine`` makes: dpor.py builds on this module), seeded."""
     if name == "pct":
         return PCT(seed, depth=depth)
     if name == "random":
         return RandomWalk(seed)
     if name == "dfs":
         return DFS(seed, bound=preemption_bound)
-    if name == "dpor":
-        from .dpor import DPOR  # imported on first use: it needs the scheduler's accesses
-
-        return DPOR(seed)
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")

@@ -210,6 +210,32 @@ def test_thread_that_cannot_start_aborts_the_barrier(monkeypatch):
     assert outcome.wall < 10  # the two started threads were not left waiting
 
 
+def test_a_run_returns_with_its_threads_back_in_the_pool(monkeypatch):
+    """The caller waits once for all the workers' tasks to return, and only once
+    their threads are idle in the pool again: the next run reuses them instead of
+    starting new ones."""
+    pool = workers.Pool()
+    monkeypatch.setattr(workers, "POOL", pool)
+    (s,) = spec.resolve({"workers": 4, "timeout": 30}, spec.Settings())
+    idents = []
+    for _ in range(3):
+        outcome = runners.run(runners.RunRequest(s, threading.get_ident))
+        assert not outcome.failures
+        assert len(pool._free) == 4  # every thread is back before run() returns
+        idents.append({v for values in outcome.values.values() for v in values})
+    assert idents[0] == idents[1] == idents[2] and len(idents[0]) == 4
+
+
+def test_returned_is_set_by_the_last_task_only():
+    returned = workers._Returned(2)
+    assert not returned.all.is_set()
+    returned.one()
+    assert not returned.all.is_set()
+    returned.one()
+    assert returned.all.is_set()
+    assert workers._Returned(0).all.is_set()
+
+
 def test_timeout_reports_stuck_threads_with_their_stacks(pytester):
     pytester.makepyfile(
         """

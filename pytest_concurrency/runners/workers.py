@@ -104,11 +104,32 @@ class Progress:
 # ---------------------------------------------------------------- the pool
 
 
+class _Returned:
+    """How many tasks of one run have returned, with their threads back in the
+    pool: the caller waits for all of them with one wake-up (when the last one
+    returns), not one per thread."""
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()
+        self._left = count
+        self.all = threading.Event()
+        if count <= 0:
+            self.all.set()
+
+    def one(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self.all.set()
+
+
 class _Slot:
     """One pool thread: runs the tasks it is given, one at a time."""
 
     def __init__(self, pool: Pool) -> None:
-        self.tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.tasks: queue.SimpleQueue[tuple[Callable[[], None], _Returned] | None] = \
+            queue.SimpleQueue()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(pool,), daemon=True,
                                        name=f"{WORKER_PREFIX}idle")
@@ -116,15 +137,19 @@ class _Slot:
 
     def _serve(self, pool: Pool) -> None:
         while True:
-            task = self.tasks.get()
-            if task is None:
+            given = self.tasks.get()
+            if given is None:
                 return
+            task, returned = given
             try:
                 task()
             finally:
                 self.thread.name = f"{WORKER_PREFIX}idle"
                 self.done.set()
+                # Back in the pool before the run hears of it, so that the next
+                # run finds this thread idle instead of starting another one.
                 pool.release(self)
+                returned.one()
 
 
 class Pool:
@@ -376,6 +401,7 @@ def run_workers(body: Body, infos: Sequence[WorkerInfo], iterations: int,
             state.raw.append((error, infos[len(slots)]))
             state.abort()
             return WorkersReport(state.values, state.raw, [])
+        returned = _Returned(len(slots))
         for position, (slot, info) in enumerate(zip(slots, infos, strict=True)):
             slot.done.clear()
             slot.thread.name = f"{WORKER_PREFIX}{info.index}"
@@ -385,12 +411,12 @@ def run_workers(body: Body, infos: Sequence[WorkerInfo], iterations: int,
                 # without it), not before the first, so that handing the tasks out
                 # does not switch to every worker it wakes.
                 sys.setswitchinterval(SWITCH_INTERVAL)
-            slot.tasks.put(functools.partial(_work, state, info))
+            slot.tasks.put((functools.partial(_work, state, info), returned))
         if calls is not None:
             report = _step(state, infos, slots, calls, deadline, cap)
             if report is not None:
                 return report
-        return _finish(state, slots, deadline, cap)
+        return _finish(state, slots, returned, deadline, cap)
     except BaseException:  # e.g. Ctrl-C, or pytest-timeout firing in the main thread
         state.abort()
         raise
@@ -459,17 +485,12 @@ def _teardown_calls(state: _Run, infos: Sequence[WorkerInfo], calls: Calls,
             state.stop.requested.value = 1
 
 
-def _finish(state: _Run, slots: Sequence[_Slot], deadline: float | None,
-            cap: float | None) -> WorkersReport:
-    """Wait for the workers to finish, past the deadline only while they make
-    progress, and never past ``cap``."""
-
-    def all_done(timeout: float | None) -> bool:
-        end = None if timeout is None else time.monotonic() + timeout
-        return all(slot.done.wait(_remaining(end)) for slot in slots)
-
+def _finish(state: _Run, slots: Sequence[_Slot], returned: _Returned,
+            deadline: float | None, cap: float | None) -> WorkersReport:
+    """Wait for the workers to finish (their threads back in the pool), past the
+    deadline only while they make progress, and never past ``cap``."""
     stuck, verdict, _ = _until(
-        all_done, lambda: [slot.thread for slot in slots if not slot.done.is_set()],
+        returned.all.wait, lambda: [slot.thread for slot in slots if not slot.done.is_set()],
         deadline, cap)
     if stuck:
         state.abort()

@@ -205,9 +205,9 @@ class Collector:
         report = self.report
         if report is None:  # not built: nothing to write
             return
-        from . import files
-
         for path in self.settings.reports:
+            from . import files
+
             def write_file(path: str = path) -> None:
                 files.write(path, render(path, report))
 

@@ -10,8 +10,6 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 
-import filelock
-
 LOCK_TIMEOUT = 60.0  # seconds to wait for another writer before giving up
 
 
@@ -40,6 +38,8 @@ def locked(path: str) -> Iterator[None]:
     lock = os.path.abspath(path) + ".lock"
     os.makedirs(os.path.dirname(lock), exist_ok=True)
     os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o666))
+    import filelock  # here: a session that writes no file does not pay for its import
+
     with filelock.FileLock(lock, timeout=LOCK_TIMEOUT):
         yield
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import linecache
 import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -92,11 +93,12 @@ def unsafe_call(function: Callable[..., Any] | None) -> str | None:
 
 @functools.lru_cache(maxsize=4096)
 def _scan(function: Callable[..., Any], depth: int) -> str | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(function))
-        tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError, ValueError):
-        return None
+    tree: ast.AST | None = _definition(function)
+    if tree is None:  # not found in its module's tree: its own source, parsed alone
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        except (OSError, TypeError, SyntaxError, ValueError):
+            return None
     names = _Names(getattr(function, "__globals__", {}))
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -116,6 +118,42 @@ def _scan(function: Callable[..., Any], depth: int) -> str | None:
                 if found:
                     return found
     return None
+
+
+_Defs = dict[int, list[ast.FunctionDef | ast.AsyncFunctionDef]]
+
+
+def _definition(function: Callable[..., Any]) -> ast.AST | None:
+    """The ``def`` of ``function`` in its module's syntax tree, which is parsed once
+    for all the tests of the module (``inspect.getsource`` would read and
+    tokenize the file again for every test); None where it cannot be told
+    which ``def`` it is."""
+    code = getattr(function, "__code__", None)
+    filename = getattr(code, "co_filename", None)
+    if code is None or not isinstance(filename, str):
+        return None
+    linecache.checkcache(filename)
+    lines = linecache.getlines(filename, getattr(function, "__globals__", None))
+    if not lines:
+        return None
+    found = _defs(filename, "".join(lines)).get(code.co_firstlineno, [])
+    return found[0] if len(found) == 1 and found[0].name == function.__name__ else None
+
+
+@functools.lru_cache(maxsize=64)
+def _defs(filename: str, source: str) -> _Defs:
+    """Every ``def`` of a module by its first line (its first decorator's, as in
+    ``co_firstlineno``)."""
+    try:
+        tree = ast.parse(source, filename)
+    except (SyntaxError, ValueError):
+        return {}
+    defs: _Defs = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            defs.setdefault(first, []).append(node)
+    return defs
 
 
 class _Names:

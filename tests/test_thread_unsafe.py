@@ -112,3 +112,32 @@ def test_source_detection_resolves_aliases():
     assert unsafe.unsafe_call(aliased) == "unittest.mock.patch.object"
     assert unsafe.unsafe_call(clean) is None
     assert unsafe.unsafe_call(print) is None  # no source: assumed safe
+
+
+def test_source_detection_parses_a_module_once_and_finds_decorated_defs(monkeypatch):
+    """Every test of a module is found in one parse of the module (decorated ones
+    by their first decorator's line, as their code says), not read again."""
+    def marked(function):
+        return function
+
+    @marked
+    @marked
+    def decorated():
+        with um.patch("os.getcwd"):
+            pass
+
+    def other():
+        w.warn("x", stacklevel=2)
+
+    parsed = []
+    real_parse = unsafe.ast.parse
+    monkeypatch.setattr(unsafe.ast, "parse",
+                        lambda *a, **k: parsed.append(a) or real_parse(*a, **k))
+    unsafe._defs.cache_clear()
+    assert unsafe._definition(decorated).name == "decorated"
+    assert unsafe._definition(other).name == "other"
+    assert unsafe._definition(lambda: 0) is None  # not a def: read from its own source
+    assert len(parsed) == 1
+    assert unsafe._scan.__wrapped__(decorated, 0) == "unittest.mock.patch"
+    assert unsafe._scan.__wrapped__(other, 0) is None
+    assert len(parsed) == 1

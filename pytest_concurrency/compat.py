@@ -79,6 +79,7 @@ class FixtureSet:
 def fill_fixtures(item: pytest.Function) -> None:
     """Set up every fixture the item requests that is not set up (pytest's own
     setup of a test, which caches what it makes)."""
+    __tracebackhide__ = True
     item._request._fillfixtures()
 
 

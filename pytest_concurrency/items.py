@@ -68,6 +68,7 @@ class ConcurrentItems:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        __tracebackhide__ = True
         invalid = item.config.stash.get(INVALID, None)
         problem = None
         if invalid:
@@ -272,8 +273,10 @@ def _fresh_per_call(item: pytest.Function) -> bool:
 def _prepare_fixture_sets(item: pytest.Item, run_spec: spec.RunSpec) -> None:
     """Take over the fixtures pytest set up for the item, and set up the first
     call of every other worker now: a fixture that cannot be set up is an error
-    at setup, naming itself and the worker."""
-    from .percall import FixtureSets
+    at setup, its own exception and traceback with a note naming it and the
+    worker (not the plugin's frames that set it up)."""
+    __tracebackhide__ = True
+    from .percall import FixtureSets, FixtureSetupError
 
     assert isinstance(item, pytest.Function)
     if not _fresh_per_call(item):
@@ -287,9 +290,13 @@ def _prepare_fixture_sets(item: pytest.Item, run_spec: spec.RunSpec) -> None:
     try:
         for info in infos[1:]:
             sets.prepare(info)
-    except BaseException:
+    except BaseException as exc:
         del item.stash[SETS]
         sets.close()
+        cause = exc.__cause__
+        if isinstance(exc, FixtureSetupError) and isinstance(cause, Exception):
+            cause.add_note(exc.where)
+            raise cause from None
         raise
 
 

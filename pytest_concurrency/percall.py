@@ -36,7 +36,12 @@ _STAMP = "_concurrency_call"  # LogRecord attribute: the call that logged it
 
 
 class FixtureSetupError(Exception):
-    """A fixture could not be set up for one call of the body."""
+    """A fixture could not be set up for one call of the body; ``where`` says which
+    fixture, for which worker and iteration."""
+
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(f"{where}: {type(exc).__name__}: {exc}")
+        self.where = where
 
 
 class FixtureTeardownError(Exception):
@@ -364,6 +369,7 @@ class FixtureSets:
     # -- helpers
 
     def _make(self, info: WorkerInfo) -> compat.FixtureSet:
+        __tracebackhide__ = True
         try:
             with context.preparing(info):
                 compat.fill_fixtures(self.item)
@@ -373,7 +379,7 @@ class FixtureSets:
             what = f"fixture {name!r}" if name else "a fixture"
             raise FixtureSetupError(
                 f"{what} failed to set up for worker {info.index} in iteration "
-                f"{info.iteration}: {type(exc).__name__}: {exc}") from exc
+                f"{info.iteration}", exc) from exc
         self.contexts[(info.index, info.iteration)] = contextvars.copy_context()
         return compat.detach_fixtures(self.item, self.keep)
 

@@ -59,3 +59,32 @@ def test_results_carry_the_measurement(pytester):
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_the_runner_is_imported_before_the_run_is_measured(monkeypatch):
+    """The first run of a session is measured without the import of its runner (tens of
+    ms of CPU, which made a waiting body read as partly computing)."""
+    import sys
+
+    from pytest_concurrency import running
+
+    seen = []
+
+    class Meter:
+        def __init__(self, memory=False):
+            seen.append("pytest_concurrency.runners.hybrid" in sys.modules)
+
+        def __enter__(self):
+            raise RuntimeError("measured")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(metrics, "Meter", Meter)
+    monkeypatch.delitem(sys.modules, "pytest_concurrency.runners.hybrid", raising=False)
+    request = type("R", (), {"spec": type("S", (), {"mode": "hybrid"})()})()
+    try:
+        running.execute(request, node=None)
+    except RuntimeError as exc:
+        assert str(exc) == "measured"
+    assert seen == [True]

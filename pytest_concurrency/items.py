@@ -265,6 +265,8 @@ def _fresh_per_call(item: pytest.Function) -> bool:
     names = set(item.fixturenames)
     if "request" in names:
         return True
+    if not names - {spec.SPEC_ARG}:
+        return False  # no fixture at all (the common trivial test): nothing to look up
     with compat.without_function_fixtures(item):
         wider = set(item.fixturenames)
     return bool(names - wider - {spec.SPEC_ARG})

@@ -173,3 +173,27 @@ def test_leak_check_finds_descendants_from_proc_and_by_scanning(monkeypatch):
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_test_without_fixtures_needs_no_per_call_sets(monkeypatch):
+    """Only the mode's parameter: no per-call setup, decided without asking
+    pytest which fixtures are wider-scoped; anything more is looked up."""
+    from types import SimpleNamespace
+
+    from pytest_concurrency import compat, items, spec
+
+    looked = []
+
+    @compat.contextlib.contextmanager
+    def without(item):  # as pytest would answer: tmp_path is function-scoped
+        looked.append(item)
+        names, item.fixturenames = item.fixturenames, [spec.SPEC_ARG]
+        yield
+        item.fixturenames = names
+
+    monkeypatch.setattr(compat, "without_function_fixtures", without)
+    assert items._fresh_per_call(SimpleNamespace(fixturenames=[spec.SPEC_ARG])) is False
+    assert looked == []
+    item = SimpleNamespace(fixturenames=[spec.SPEC_ARG, "tmp_path"])
+    assert items._fresh_per_call(item) is True
+    assert looked == [item]

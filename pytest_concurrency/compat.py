@@ -37,7 +37,20 @@ __all__ = ["CaptureResult", "FixtureSet", "ReprFileLocation", "TerminalRepr",
            "assertrepr_compare", "detach_fixtures", "failed_fixture", "fill_fixtures",
            "fresh_funcargs", "without_function_fixtures",
            "ini_names", "install_reprcompare", "rewrite_asserts", "rewritten_by_pytest",
-           "teardown_fixtures"]
+           "teardown_fixtures", "write_raw"]
+
+
+def write_raw(writer: TerminalWriter, text: str) -> None:
+    """Write ``text`` to the terminal as it is, flushed, without pytest counting it
+    into the current line's width (the progress display writes backspaces):
+    ``TerminalWriter.write_raw`` from pytest 8.3, its file before (checked with
+    8.2 and 9.2)."""
+    raw = getattr(writer, "write_raw", None)
+    if raw is not None:
+        raw(text, flush=True)
+        return
+    writer._file.write(text)
+    writer._file.flush()
 
 
 def argnames(item: pytest.Function) -> tuple[str, ...]:

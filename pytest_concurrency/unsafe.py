@@ -222,7 +222,9 @@ def shared_loop(item: pytest.Item, shared_fixtures: bool = False) -> str | None:
     names = list(getattr(item, "fixturenames", ()))
     for name in names:
         for fixturedef in info.name2fixturedefs.get(name, ())[-1:]:
-            func = fixturedef.func
+            # pytest-asyncio < 1 replaces an async fixture's function by a synchronous
+            # wrapper (functools.wraps): the coroutine function is what it wraps
+            func = inspect.unwrap(fixturedef.func)
             if not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
                 continue
             if "anyio_backend" in names and not _asyncio_fixture(func):

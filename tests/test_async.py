@@ -8,8 +8,12 @@ import json
 
 import pytest
 
-pytest.importorskip("pytest_asyncio")
+pytest_asyncio = pytest.importorskip("pytest_asyncio")
 pytest.importorskip("anyio")
+
+# pytest-asyncio before 1.0 (the one that runs on pytest 8.2) claims every async fixture
+# in auto mode, anyio's too: such a fixture then runs on each worker's own asyncio loop
+CLAIMS_ANYIO_FIXTURES = int(pytest_asyncio.__version__.split(".")[0]) < 1
 
 ASYNCIO = """
 import asyncio
@@ -27,7 +31,7 @@ async def queue():
 
 @pytest.mark.asyncio
 async def test_function_loop(queue):
-    LOOPS.add(id(asyncio.get_running_loop()))
+    LOOPS.add(asyncio.get_running_loop())  # the loop itself: ids of closed loops are reused
     assert await queue.get() == 1
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -91,6 +95,8 @@ def test_async_suites_pass_under_apply(pytester, mode, asyncio_mode):
     for entry in json.loads((pytester.path / "r.json").read_text())["tests"]:
         name = entry["nodeid"].split("::")[1].split("[")[0]
         expected = ("serial", SERIAL[name]) if name in SERIAL else ("passed", None)
+        if name == "test_anyio_fixture" and asyncio_mode == "auto" and CLAIMS_ANYIO_FIXTURES:
+            expected = ("passed", None)
         assert (entry["outcome"], entry["serial"]) == expected, entry["nodeid"]
 
 

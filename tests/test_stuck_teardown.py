@@ -6,7 +6,11 @@ import re
 
 import pytest
 
-pytest.importorskip("pytest_asyncio")
+pytest_asyncio = pytest.importorskip("pytest_asyncio")
+
+# pytest-asyncio 1.x cancels a session loop's tasks at teardown and waits for them (the
+# hang filelock's suite met); before 1.0 it closes the loop with them pending
+WAITS_FOR_TASKS = int(pytest_asyncio.__version__.split(".")[0]) >= 1
 
 LEFT_BEHIND = """
 import asyncio, threading
@@ -55,7 +59,7 @@ def test_a_stuck_teardown_fails_and_the_session_goes_on(pytester, run):
     on that will not be cancelled, and a fixture waiting for a lock a worker kept."""
     pytester.makepyfile(test_left=LEFT_BEHIND)
     result = run("--concurrency-timeout=2", "--durations=0", timeout=60)
-    result.assert_outcomes(passed=4, errors=2)
+    result.assert_outcomes(passed=4, errors=2 if WAITS_FOR_TASKS else 1)
     result.stdout.fnmatch_lines([
         "*ERROR at teardown of test_keeps_a_lock[[]thread[]]*",
         "the teardown of test_left.py::test_keeps_a_lock[[]thread[]] did not finish within "
@@ -63,15 +67,18 @@ def test_a_stuck_teardown_fails_and_the_session_goes_on(pytester, run):
         "interrupted so that the session can go on. It was stuck here:",
         '  File "*test_left.py", line *, in needs_the_lock',
         "    with LOCK:",
+    ])
+    durations = [re.fullmatch(r"([\d.]+)s teardown +(\S+)", line.strip())
+                 for line in result.stdout.lines]
+    teardowns = {m[2]: float(m[1]) for m in durations if m}
+    assert teardowns["test_left.py::test_keeps_a_lock[thread]"] < 5.0  # timeout + 3 s
+    if not WAITS_FOR_TASKS:
+        return
+    result.stdout.fnmatch_lines([
         "*ERROR at teardown of test_session_goes_on*",
         "the teardown of test_left.py::test_session_goes_on did not finish within 2s*",
         "*in _cancel_all_tasks*",
         "tasks still pending on the event loop it was waiting for*",
         "  Task-*: <coroutine object stubborn at *> at *test_left.py:*",
     ])
-    # each stuck teardown was interrupted within the timeout + 3 s
-    durations = [re.fullmatch(r"([\d.]+)s teardown +(\S+)", line.strip())
-                 for line in result.stdout.lines]
-    teardowns = {m[2]: float(m[1]) for m in durations if m}
-    assert teardowns["test_left.py::test_keeps_a_lock[thread]"] < 5.0
-    assert teardowns["test_left.py::test_session_goes_on"] < 5.0
+    assert teardowns["test_left.py::test_session_goes_on"] < 5.0  # timeout + 3 s

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Container, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import compat
 from ..budget import format_value
 from . import document
 
@@ -301,7 +302,7 @@ def progress(config: pytest.Config) -> Progress | None:
 
     def write(text: str) -> None:
         with capture.global_and_fixture_disabled():
-            writer.write_raw(text, flush=True)
+            compat.write_raw(writer, text)
 
     def room() -> int:
         return writer.fullwidth - writer.width_of_current_line - 1

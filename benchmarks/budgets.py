@@ -37,6 +37,8 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # use the checkout's plugin even when not pip-installed
 
+import machine  # noqa: E402 - benchmarks/, next to this script
+
 from pytest_concurrency import metrics, runners, spec  # noqa: E402
 from pytest_concurrency.report import document  # noqa: E402
 from pytest_concurrency.stats import Estimate  # noqa: E402
@@ -46,10 +48,6 @@ SUITE_TESTS, SUITE_FILES = 2000, 20
 CPU_SECONDS = 0.15  # one call of the CPU-bound body
 IO_SECONDS = 0.05
 rows = []  # every line of the final table
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def interleave(variants: dict, rounds: int, warmup: int = 1) -> dict:
@@ -368,7 +366,7 @@ def main(argv=None) -> int:
             "usable_cpus": spec.usable_cpus(), "quick": args.quick,
             "rounds": {"suite": suite_rounds, "bare speedup": speed_rounds,
                        "measuring process": meter_rounds, "measuring thread": meter_rounds * 4},
-            "load_before": load()}
+            "load_before": machine.load()}
     print(f"# {info['date']}  {info['python']}  {info['platform']}  cpus={info['cpus']} "
           f"(usable {info['usable_cpus']})  load before: {info['load_before']}", flush=True)
     started = time.perf_counter()
@@ -384,8 +382,8 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001 - report it, keep the other sections
             print(f"# {name} failed: {exc!r}")
             result[name] = {"error": repr(exc)}
-        print(f"# {name}: {time.perf_counter() - t0:.0f} s, load {load()}", flush=True)
-    info["load_after"] = load()
+        print(f"# {name}: {time.perf_counter() - t0:.0f} s, load {machine.load()}", flush=True)
+    info["load_after"] = machine.load()
     info["seconds"] = round(time.perf_counter() - started)
 
     width = max(len(r["check"]) for r in rows) if rows else 10

@@ -22,7 +22,6 @@ import gc
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ import tempfile
 import threading
 import time
 import warnings
+
+import machine  # benchmarks/machine.py, next to this script
 
 # Python 3.12+ warns when forking a process that has threads; the bare
 # baselines fork on purpose, exactly like the plugin's process mode.
@@ -287,14 +288,7 @@ def main(argv=None):
         else:
             variants[name] = fn
 
-    info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(
-                os, "sched_getaffinity") else os.cpu_count(),
-            "workers": w, "rounds": args.rounds}
+    info = {**machine.describe(), "workers": w, "rounds": args.rounds}
     print(f"# {info['date']}  Python {info['python']}  {info['platform']}  "
           f"cpus={info['cpus']} (usable {info['usable_cpus']})  workers={w}  "
           f"rounds={args.rounds}")

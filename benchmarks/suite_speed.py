@@ -33,13 +33,14 @@ import gc
 import importlib.util
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import machine  # benchmarks/machine.py, next to this script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -238,16 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             variants["process: plain"] = Variant(
                 "process: plain", process_dir, ["-p", "no:concurrency", *no_rp], env, pn)
 
-        info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-                "commit": _commit(),
-                "python": platform.python_version(),
-                "implementation": platform.python_implementation(),
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-                "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(
-                    os, "sched_getaffinity") else os.cpu_count(),
+        info = {**machine.describe(), "commit": machine.commit(),
                 "rounds": args.rounds, "warmup": args.warmup,
-                "load_before": _load(),
+                "load_before": machine.load(),
                 "commands": {name: v.shell() for name, v in variants.items()}}
         print(f"# {info['date']}  commit {info['commit']}  Python {info['python']}  "
               f"{info['platform']}  cpus={info['cpus']} (usable {info['usable_cpus']})  "
@@ -261,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         interleave(list(variants.values()), args.rounds, args.warmup)
         info["seconds"] = round(time.perf_counter() - started, 1)
-        info["load_after"] = _load()
+        info["load_after"] = machine.load()
 
     rows = [{"variant": v.name, "median_s": statistics.median(v.wall),
              "p10_s": pct(v.wall, 0.1), "p90_s": pct(v.wall, 0.9),
@@ -330,22 +324,6 @@ def main(argv: list[str] | None = None) -> int:
                        "overheads": overheads}, f, indent=2)
         print(f"wrote {args.json}")
     return 0
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return "?"
-    return out or "?"
-
-
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
+from terminal_screen import screen
+
 from pytest_concurrency.report import document
 
 # A lost update: two workers do `self.value += 1` on a fixture's counter; the twin
@@ -236,26 +238,6 @@ def in_a_terminal(args, cwd, columns=100, timeout=120):
     return out.decode()
 
 
-def screen(raw):
-    """The lines a terminal shows after ``raw``: backspace and carriage return move
-    the cursor, characters overwrite what is under it."""
-    lines, col = [[]], 0
-    for char in raw:
-        if char == "\n":
-            lines.append([])
-            col = 0
-        elif char == "\r":
-            col = 0
-        elif char == "\b":
-            col = max(col - 1, 0)
-        else:
-            line = lines[-1]
-            line.extend(" " * (col + 1 - len(line)))
-            line[col] = char
-            col += 1
-    return ["".join(line).rstrip() for line in lines]
-
-
 def test_a_long_exploration_shows_its_progress_on_a_terminal(pytester):
     pytester.makepyfile(test_slow=SLOW)
     raw = in_a_terminal([], pytester.path)
@@ -265,7 +247,7 @@ def test_a_long_exploration_shows_its_progress_on_a_terminal(pytester):
     assert done == sorted(done) and 0 < done[0] < 120
     assert len(done) <= 2 * 3.5  # every half second from the first second on, not more
     # ... written in place and wiped: pytest's own line reads as if it had not been there
-    lines = screen(raw)
+    lines, _ = screen(raw)
     (line,) = [line for line in lines if line.startswith("test_slow.py ")]
     assert re.fullmatch(r"test_slow\.py \.\.\. +\[100%\]", line), line
     assert not re.search(r"\[explore \d", "\n".join(lines))

@@ -4,6 +4,7 @@ import copy
 import os
 
 import pytest
+from terminal_screen import screen
 
 from pytest_concurrency.report import document, terminal
 
@@ -243,26 +244,6 @@ def test_exploration_text(fields, text):
 
 
 # -- an exploration's progress ---------------------------------------------------------------
-
-
-def screen(raw, start=""):
-    """The terminal's lines after ``raw`` is written to it (cursor at the end of ``start``):
-    backspace moves the cursor left, characters overwrite what is under the cursor."""
-    lines, col = [list(start)], len(start)
-    for char in raw:
-        if char == "\n":
-            lines.append([])
-            col = 0
-        elif char == "\r":
-            col = 0
-        elif char == "\b":
-            col = max(col - 1, 0)
-        else:
-            line = lines[-1]
-            line.extend(" " * (col + 1 - len(line)))
-            line[col] = char
-            col += 1
-    return ["".join(line).rstrip() for line in lines], col
 
 
 class Clock:

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from pytest_concurrency.runners.children import ReleasingBarrier
+from pytest_concurrency.runners.crossing import ReleasingBarrier
 
 CTX = multiprocessing.get_context("fork")
 

@@ -2,8 +2,10 @@
 :func:`run` calls the one the request's spec asks for.
 
 ``thread.py``, ``process.py``, ``hybrid.py`` and ``explore.py`` are the models;
-``workers.py`` (threads running a body) and ``children.py`` (child processes
-running threads) are the machinery they share; ``request.py`` holds the
+``workers.py`` (threads running a body) is the machinery they share; process
+and hybrid mode run children through ``parent.py`` (the parent's side: start,
+watch, reap), ``child.py`` (what runs inside a child) and ``crossing.py`` (what
+crosses between the two); ``request.py`` holds the
 request and the outcome.  A runner module is imported only when a run needs it.
 """
 

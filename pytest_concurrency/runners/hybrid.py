@@ -7,7 +7,7 @@ process ``p``, so indices 0..P*T-1 are unique over the run.
 
 from __future__ import annotations
 
-from .children import run_children
+from .parent import run_children
 from .request import RunOutcome, RunRequest
 
 

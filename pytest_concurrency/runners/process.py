@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .children import run_children
+from .parent import run_children
 from .request import RunOutcome, RunRequest
 
 

@@ -1,181 +1,42 @@
-"""Child processes running threads of workers: what process mode (one worker per
-child) and hybrid mode (T per child) share.
+"""The parent's side of process and hybrid mode: start the child processes,
+watch them, reap them, and make one outcome of what they sent.
 
-Each child runs its workers through :func:`workers.run_workers` and sends one
-message back over its own pipe.  The parent waits on the pipes *and* the
-process sentinels, so a child that dies is noticed at once and reported with
-its signal or exit status, the iteration it was in and the tail of its
-stderr (where faulthandler writes).  Children's stdout and stderr go to
-files that become sections of the test report.
+The parent waits on the children's pipes *and* their process sentinels, so a
+child that dies is noticed at once and reported with its signal or exit
+status, the iteration it was in and the tail of its stderr (where faulthandler
+writes).  Children's stdout and stderr go to files that become sections of the
+test report.  What runs inside a child is ``child.py``; what both sides share
+is ``crossing.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import faulthandler
 import gc
 import itertools
 import multiprocessing
 import os
 import pickle
-import signal
-import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
-from multiprocessing.reduction import ForkingPickler
-from typing import Any, TextIO, TypeAlias, cast
+from typing import Any, cast
 
-from .. import childcov, cleanup, outcomes, shipping, watchdog
+from .. import cleanup, outcomes, shipping, watchdog
 from .. import progress as progress_
-from ..context import RunContext, WorkerInfo
 from ..spec import RunSpec
-from .request import Calls, RunOutcome, RunRequest, seed_of
-from .workers import RECHECK, Progress, Stop, run_workers
-
-# What a child runs: (target, args, kwargs); pickled for spawn/forkserver.
-Payload: TypeAlias = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+from .child import child_main
+from .crossing import DUMP_SIGNAL, ChildJob, Payload, Shared
+from .request import RunOutcome, RunRequest, seed_of
+from .workers import RECHECK, Progress
 
 STDERR_TAIL_LINES = 40  # of a crashed child's stderr, in its failure report
 TIMEOUT_TAIL_LINES = 400  # of a stuck child's stderr (its stack dump)
 CRASH_GRACE = 2.0  # seconds the other children get to finish after one crashed
 DUMP_GRACE = 0.5  # seconds for a child to write its stack dump before it is killed
-DUMP_SIGNAL = signal.SIGUSR1
-BACKSTOP = 30.0  # seconds past the timeout after which a child gives up by itself
-BACKSTOP_SIGNAL = signal.SIGALRM
-
-
-@dataclasses.dataclass
-class ChildJob:
-    """Everything one child needs; pickled for spawn/forkserver."""
-
-    process_index: int
-    parent_pid: int | None  # None: started by a forkserver, not by the parent
-    threads: int
-    workers: int
-    mode: str
-    iterations: int
-    timeout: float
-    tb_style: str
-    settings: dict[str, Any]  # pytest ini values and options, for assertion explanations
-    stdout_path: str
-    stderr_path: str
-    iteration_barrier: threading.Barrier
-    user_barrier: threading.Barrier
-    progress: Progress  # shared arrays: iteration and thread ident per worker
-    stop: Stop  # shared flag: a worker failed, stop after the next iteration
-    payload: Payload | bytes  # (target, args, kwargs), or bytes of it for spawn/forkserver
-    modules: dict[str, str]  # modules to import with asserts rewritten (spawn/forkserver)
-    jitter: int  # start-jitter seed
-    timeout_cap: float = 0.0  # a child still making progress may go on until then
-    calls: Calls | None = None  # per-worker fixtures, set up in the child (fork only)
-
-
-# ---------------------------------------------------------------- child
-
-
-def _redirect(stdout_path: str, stderr_path: str) -> TextIO:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    for fd, path in ((1, stdout_path), (2, stderr_path)):
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(target, fd)
-        os.close(target)
-    sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
-    sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
-    return sys.stderr
-
-
-def child_main(job: ChildJob, conn: Connection) -> None:
-    """Entry point of every child process."""
-    os.setpgid(0, 0)  # lead a process group: a timeout kills our descendants with us
-    cleanup.in_child()
-    err = _redirect(job.stdout_path, job.stderr_path)
-    watchdog.die_with_parent(job.parent_pid)
-    faulthandler.enable(file=err, all_threads=True)
-    faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
-    _arm_backstop(max(job.timeout, job.timeout_cap) + BACKSTOP, err)
-    if isinstance(job.payload, bytes):
-        shipping.install_rewriting(job.modules, job.settings)
-        target, args, kwargs = shipping.unpack(job.payload)
-        cov = None
-    else:
-        target, args, kwargs = job.payload
-        cov = childcov.start()
-    pid = os.getpid()
-    first = job.process_index * job.threads
-    infos = [
-        WorkerInfo(first + t, job.workers, job.mode, job.process_index, t, 0, pid)
-        for t in range(job.threads)
-    ]
-
-    def body(call_kwargs: Mapping[str, Any]) -> object:
-        return target(*args, **call_kwargs)
-
-    report = run_workers(body, infos, job.iterations, job.iteration_barrier,
-                         RunContext(job.user_barrier), progress=job.progress, stop=job.stop,
-                         jitter=job.jitter, kwargs=kwargs, calls=job.calls)
-    failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
-    try:
-        conn.send_bytes(_dumps((report.values, failures)))
-    except Exception as exc:  # noqa: BLE001 - a return value that cannot be pickled
-        failures.append(_unpicklable_values(report.values, exc, infos[0]))
-        conn.send_bytes(_dumps(({i: [] for i in report.values}, failures)))
-    conn.close()
-    childcov.save(cov)
-    sys.stdout.flush()
-    sys.stderr.flush()
-
-
-def _dumps(message: object) -> bytes:
-    """``message`` pickled for the parent: by pickle itself, and by
-    multiprocessing's pickler (its reducers for sockets, connections...) only
-    when that cannot; both load with ``pickle.loads``.  ``Connection.send``
-    would make a multiprocessing pickler, copying copyreg's dispatch table,
-    in every child after its body ran: on the path every run waits for."""
-    try:
-        return pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    except Exception:  # noqa: BLE001 - what only multiprocessing's reducers can pickle
-        return bytes(ForkingPickler.dumps(message))
-
-
-def _arm_backstop(seconds: float, err: TextIO) -> None:
-    """Backstop if the parent is stuck: after ``seconds``, dump every thread's
-    stack to ``err`` and die, even if this process is stuck in C code.
-
-    A kernel timer (SIGALRM from ``setitimer``) whose signal faulthandler
-    catches, dumps the stacks in its C handler and then raises again with the
-    default action, which ends the process: no thread to start in every child,
-    as ``faulthandler.dump_traceback_later`` would (a thread's start-up is most
-    of a trivial child's own time).  It stays armed until the child exits, so
-    sending the results is covered too.  A body that takes SIGALRM for itself
-    (``signal.alarm``, its own handler) replaces it, as in a plain run; off the
-    main thread, where no handler can be set, the dump thread is used."""
-    try:
-        signal.signal(BACKSTOP_SIGNAL, signal.SIG_DFL)  # e.g. pytest-timeout's, inherited
-    except ValueError:
-        faulthandler.dump_traceback_later(seconds, exit=True, file=err)
-        return
-    faulthandler.register(BACKSTOP_SIGNAL, file=err, all_threads=True, chain=True)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-
-
-def _unpicklable_values(values: dict[int, list[Any]], exc: Exception,
-                        info: WorkerInfo) -> outcomes.Failure:
-    return outcomes.Failure(
-        kind="exception", workers=tuple(values), mode=info.mode, pid=info.pid,
-        iteration=None,
-        summary=f"a return value could not be sent to the parent: "
-                f"{type(exc).__name__}: {exc}",
-        text="Return picklable values from the body in process and hybrid mode.",
-        key=("unpicklable-return", type(exc).__name__),
-    )
-
-
-# ---------------------------------------------------------------- parent
 
 
 @dataclasses.dataclass
@@ -438,7 +299,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
         payload = shipping.pack(target, args, kwargs, spec.start_method, request.arg_kind)
         modules = shipping.rewritten_modules()
         settings = shipping.config_snapshot(request.config)
-    shared = _Shared.take(ctx, spec.start_method, n)
+    shared = Shared.take(ctx, spec.start_method, n)
     progress, stop, barriers = shared.progress, shared.stop, shared.barriers
     prefix = os.path.join(cleanup.scratch_dir(), f"{next(_runs)}-")
     guardian = cleanup.guardian()
@@ -494,128 +355,6 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
 _runs = itertools.count()
 
 
-@dataclasses.dataclass
-class _Shared:
-    """What the workers of a run share across its processes: where each one is,
-    the stop flags and the two barriers.  Making them costs more than a
-    millisecond (eight named semaphores, four shared-memory blocks) before the
-    first child can be forked, so a run that ended cleanly (every child exited
-    0, nothing failed, nothing left waiting or broken) gives them back for the
-    next run of as many workers, which finds them as new."""
-
-    owner: int  # the process that made them: a child's copies are not its own
-    key: tuple[str, int]  # (start method, workers)
-    progress: Progress
-    stop: Stop
-    barriers: tuple[threading.Barrier, threading.Barrier]
-
-    @classmethod
-    def take(cls, ctx: multiprocessing.context.BaseContext, method: str, n: int) -> _Shared:
-        spare = _SPARE.pop((method, n), None)
-        if spare is not None and spare.owner == os.getpid():
-            for i in range(n):
-                spare.progress.iterations[i] = -1
-                spare.progress.idents[i] = 0
-            spare.stop.requested.value = spare.stop.decided.value = 0
-            return spare
-        stop = Stop(ctx.RawValue("b", 0), ctx.RawValue("b", 0))
-        return cls(os.getpid(), (method, n),
-                   Progress(ctx.RawArray("q", [-1] * n), ctx.RawArray("Q", n)), stop,
-                   (ReleasingBarrier(ctx, n, action=stop), ctx.Barrier(n)))
-
-    def give_back(self) -> None:
-        if self.owner == os.getpid() and not self.stop.requested.value and all(
-                not barrier.broken and barrier.n_waiting == 0 for barrier in self.barriers):
-            _SPARE[self.key] = self
-
-
-class ReleasingBarrier(threading.Barrier):
-    """The iteration barrier across processes: ``wait``, ``abort``, ``broken``,
-    ``n_waiting`` and the ``action`` of :class:`threading.Barrier`, for threads
-    of any process.
-
-    ``multiprocessing``'s barrier is threading's on a shared condition: whoever
-    arrives last wakes each waiter in turn and waits until that one has woken
-    (and they then take the condition's lock one by one, twice), a chain of
-    context switches between processes on the critical path of every
-    iteration.  Here the last to arrive runs the action, opens the gate of its
-    generation for the others and goes on without waiting for them.  Two gates,
-    used by alternate generations: a worker that is released and arrives at the
-    next generation at once waits at the other gate, so it cannot take a token
-    meant for a slower worker still leaving the previous one (no worker gets two
-    generations ahead: the next needs every worker, that one too).  Broken for
-    good by :meth:`abort` or a failing action; runs that end so are not reused.
-    """
-
-    def __init__(self, ctx: multiprocessing.context.BaseContext, parties: int,
-                 action: Callable[[], object] | None = None) -> None:
-        # threading.Barrier.__init__ is not called: its state lives in shared memory
-        self._parties = parties
-        self._action = action
-        self._lock = ctx.Lock()
-        self._gates = (ctx.Semaphore(0), ctx.Semaphore(0))
-        self._shared = ctx.RawArray("q", 3)  # arrived, generation, broken
-
-    def wait(self, timeout: float | None = None) -> int:
-        shared = self._shared
-        with self._lock:
-            if shared[2]:
-                raise threading.BrokenBarrierError
-            index, generation = shared[0], shared[1]
-            if index + 1 < self._parties:
-                shared[0] = index + 1
-            else:
-                if self._action is not None:
-                    try:
-                        self._action()
-                    except BaseException:
-                        self._break()
-                        raise
-                shared[0] = 0
-                shared[1] = generation + 1
-                gate = self._gates[generation % 2]
-                for _ in range(index):
-                    gate.release()
-                return index
-        if not self._gates[generation % 2].acquire(timeout=timeout):
-            self.abort()  # as threading's: a wait that times out breaks the barrier
-            raise threading.BrokenBarrierError
-        if shared[1] == generation:  # woken by abort(), not released
-            raise threading.BrokenBarrierError
-        return index
-
-    def _break(self) -> None:
-        """Under the lock: break the barrier and wake everyone waiting at it."""
-        shared = self._shared
-        if not shared[2]:
-            shared[2] = 1
-            gate = self._gates[shared[1] % 2]
-            for _ in range(shared[0]):
-                gate.release()
-
-    def abort(self) -> None:
-        with self._lock:
-            self._break()
-
-    def reset(self) -> None:
-        raise NotImplementedError("a broken iteration barrier is not reused")
-
-    @property
-    def parties(self) -> int:
-        return self._parties
-
-    @property
-    def n_waiting(self) -> int:
-        return 0 if self._shared[2] else int(self._shared[0])
-
-    @property
-    def broken(self) -> bool:
-        return bool(self._shared[2])
-
-
-_SPARE: dict[tuple[str, int], _Shared] = {}  # one set per (start method, workers)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_SPARE.clear)  # the parent's, not a child's
 
 
 def _outputs(children: Sequence[_Child]) -> list[tuple[str, str]]:

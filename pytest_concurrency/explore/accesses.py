@@ -33,6 +33,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from . import _orig
+from .blind import BlindSpots, Where
 from .frames import NULL, Stack
 from .instrument import own_file
 
@@ -41,6 +42,9 @@ Access = tuple[int, object, bool]  # (object number, attribute name / key / ALL,
 Event = tuple[Access, ...]
 NOTHING: Event = ()
 Guard = Callable[[], bool]  # true while the step can run without blocking
+# The object number of a step that could not be described: it conflicts with every
+# step that touches anything (``dependent``), so DPOR tries it in every order.
+EVERYTHING = -1
 
 
 def releasing() -> bool:
@@ -101,11 +105,17 @@ class Objects:
     A module is numbered as its namespace (``mod.x`` is the global ``x``).
     """
 
-    __slots__ = ("_numbers", "_alive")
+    __slots__ = ("_numbers", "_alive", "blind")
 
-    def __init__(self) -> None:
+    def __init__(self, blind: BlindSpots | None = None) -> None:
         self._numbers: dict[int, int] = {}
         self._alive: list[object] = []
+        self.blind = blind if blind is not None else BlindSpots()  # the schedule's
+
+    def unseen(self, what: str, where: Where) -> None:
+        """A step whose effects could not be seen (``what``, at ``where``): the
+        search that ran it is not complete (see ``blind``)."""
+        self.blind.add(what, where)
 
     def __call__(self, obj: object) -> int:
         if type(obj) is types.ModuleType:
@@ -119,10 +129,13 @@ class Objects:
 
 def dependent(first: Event, second: Event) -> bool:
     """Whether the order of two events can matter: they touch the same part of one
-    object and at least one of them writes."""
+    object and at least one of them writes, or one of them is a step that could not
+    be described (:data:`EVERYTHING`) and the other touches anything."""
     for number, part, writes in first:
+        if number == EVERYTHING:
+            return bool(second)
         for other, other_part, other_writes in second:
-            if number == other and (writes or other_writes) and \
+            if other == EVERYTHING or number == other and (writes or other_writes) and \
                     (part is ALL or other_part is ALL or part == other_part):
                 return True
     return False
@@ -377,14 +390,13 @@ class Table:
         self._points[code], self._describers[code] = points, describers
 
 
-_EVERYTHING_KEY = object()
+EVERYTHING_EVENT: Event = ((EVERYTHING, ALL, True),)
 
 
 def _everything(frame: FrameType, objects: Objects) -> Described:
     """An instruction whose operands could not be read: it conflicts with every
-    other such instruction and with every access (through a shared pseudo-object
-    written as a whole; see ``dependent``'s callers in dpor)."""
-    return ((objects(_EVERYTHING_KEY), ALL, True),), None
+    step that touches anything (see ``dependent``)."""
+    return EVERYTHING_EVENT, None
 
 
 _ACCESS_TEXT = frozenset({

@@ -14,6 +14,7 @@ from typing import Any, NotRequired, TypedDict
 
 from . import token as _token
 from .accesses import Table
+from .blind import BlindSpots
 from .instrument import GRANULARITIES, USE_MONITORING, CodeTable, UserCode, own_file
 from .lockorder import POLICIES, LockOrder, describe
 from .primitives import Patcher
@@ -82,6 +83,62 @@ class ExploreResult:
     incomplete: str | None = None
     distinct: int = 0  # interleavings run to their end (dpor: one per class)
     warnings: list[str] = dataclasses.field(default_factory=list)  # lock_order="warn"
+    # Steps whose effects the access observer could not see (see blind.py).
+    blind: BlindSpots = dataclasses.field(default_factory=BlindSpots)
+
+    @property
+    def verified(self) -> bool:
+        """Whether this search proves the body correct for these workers: no failure,
+        and every interleaving explored with nothing unseen or uncontrolled."""
+        return self.failure is None and self.complete and self.incomplete is None
+
+
+@dataclasses.dataclass
+class Coverage:
+    """What a search saw of the interleavings: everything a claim of "complete"
+    rests on.  Each field but ``strategy`` is a way for it not to be complete."""
+
+    strategy: str  # only an exhausted "dpor" search can be complete
+    exhausted: bool = False  # the strategy ran out of schedules to try
+    replayed: bool = False  # one schedule, from a token
+    out_of_time: bool = False  # the time limit ended the search
+    detaches: int = 0  # steps whose worker blocked outside the scheduler
+    timers: int = 0  # times virtual time passed for a timed wait or sleep
+    left_running: int = 0  # threads the actors started, still running at the end
+    abandoned: int = 0  # worker threads that did not stop with their schedule
+    nondeterministic: bool = False  # the same choices led somewhere else
+    blind: BlindSpots = dataclasses.field(default_factory=BlindSpots)  # steps not seen
+    bound: int = 2  # dfs: its preemption bound (not a way to be incomplete by itself)
+
+
+def incomplete(coverage: Coverage) -> str | None:
+    """Why the search did not see every interleaving, every reason joined; None only
+    when it did (an exhausted DPOR search, with nothing unseen or uncontrolled)."""
+    c = coverage
+    if c.replayed:
+        return "one schedule replayed from a token"
+    reasons = []
+    if c.out_of_time:
+        reasons.append("time limit")
+    if c.strategy == "dfs":
+        reasons.append(f"bounded by {c.bound} preemptions" if c.exhausted else "bound reached")
+    elif c.strategy != "dpor":
+        reasons.append("sampled")
+    elif not c.exhausted and not c.out_of_time:
+        reasons.append("bound reached")
+    if c.detaches:
+        reasons.append(f"a worker blocked outside the scheduler {_times(c.detaches)}")
+    if c.timers:
+        reasons.append(f"virtual time passed for a timed wait or sleep {_times(c.timers)}")
+    if c.left_running or c.abandoned:
+        reasons.append("threads were left running at the end")
+    if c.nondeterministic:
+        reasons.append("the body did not run the same way twice under the same schedule")
+    if c.blind:
+        reasons.append(f"could not see {c.blind.describe()}")
+    if not reasons and not (c.strategy == "dpor" and c.exhausted):
+        reasons.append("not exhausted")  # unreachable today: a claim needs a reason to hold
+    return "; ".join(reasons) or None
 
 
 def _source_dir(obj: object) -> str | None:
@@ -244,6 +301,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
         indices = range(schedules)
     steps_total = steps_max = detaches = abandoned_threads = timers = left_running = 0
     distinct = 0
+    blind = BlindSpots()
     started = time.perf_counter()
     failure, run = None, 0
     engine.start()
@@ -260,6 +318,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             abandoned_threads += len(schedule.abandoned)
             timers += schedule.timers
             left_running += schedule.left_running
+            blind.merge(schedule.blind)
             if schedule.pruned:
                 if chooser.exhausted:
                     break
@@ -302,10 +361,15 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     if redundant is not None:
         stats["redundant"] = redundant
     exhausted = bool(chooser.exhausted and failure is None)
-    incomplete = "stopped at the first failure" if failure is not None else \
-        _incomplete(chooser, exhausted, stats)
-    return ExploreResult(failure, run, exhausted, stats, complete=incomplete is None,
-                         incomplete=incomplete, distinct=distinct, warnings=warnings)
+    coverage = Coverage(
+        strategy=chooser.name, exhausted=exhausted, replayed=replaying is not None,
+        detaches=stats["detaches"], timers=timers, left_running=left_running,
+        abandoned=abandoned_threads,
+        nondeterministic=bool(getattr(chooser, "nondeterministic", False)), blind=blind,
+        bound=getattr(chooser, "bound", 2))
+    why = "stopped at the first failure" if failure is not None else incomplete(coverage)
+    return ExploreResult(failure, run, exhausted, stats, complete=why is None,
+                         incomplete=why, distinct=distinct, warnings=warnings, blind=blind)
 
 
 def _inversion(cycle: list[Any], index: int, strategy: str, seed: int,
@@ -318,27 +382,6 @@ def _inversion(cycle: list[Any], index: int, strategy: str, seed: int,
               f"deadlocked)\n{text}")
     return Finding("deadlock", None, None, "", index, "", strategy, seed, granularity,
                    message, "", [], report)
-
-
-def _incomplete(chooser: Strategy, exhausted: bool, stats: ExploreStats) -> str | None:
-    """Why the search did not see every interleaving; None when it did (only DPOR can,
-    and only when nothing happened outside the scheduler's control)."""
-    if chooser.name == "dfs":
-        return f"bounded by {getattr(chooser, 'bound', 2)} preemptions" if exhausted else \
-            "bound reached"
-    if chooser.name != "dpor":
-        return "sampled"
-    if not exhausted:
-        return "bound reached"
-    if stats["detaches"]:
-        return f"a worker blocked outside the scheduler {_times(stats['detaches'])}"
-    if stats.get("timers"):
-        return f"virtual time passed for a timed wait or sleep {_times(stats['timers'])}"
-    if stats.get("left_running") or stats["abandoned_threads"]:
-        return "threads were left running at the end"
-    if getattr(chooser, "nondeterministic", False):
-        return "the body did not run the same way twice under the same schedule"
-    return None
 
 
 def _times(count: int) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from . import _orig
 from .accesses import ALL, NOTHING, Event, Guard, Objects, releasing
+from .blind import BlindSpots
 from .instrument import own_file
 from .lockorder import LockKey, LockOrder
 from .strategies import Strategy
@@ -54,6 +55,15 @@ def current_worker() -> Worker | None:
 def active_schedule() -> Schedule | None:
     """The schedule that is running (its setup included); None between schedules."""
     return _ACTIVE[-1] if _ACTIVE else None
+
+
+def unseen(what: str, site: Site | tuple[str, int] | None = None) -> None:
+    """Tell the running schedule that a step's effects could not be seen
+    (:meth:`Schedule.unseen`); nothing outside a schedule."""
+    worker = current_worker()
+    schedule = worker.schedule if worker is not None else active_schedule()
+    if schedule is not None:
+        schedule.unseen(what, site if site is not None else user_site(2))
 
 
 class EngineView(Protocol):
@@ -210,7 +220,9 @@ class Schedule:
         # primitive operation that others can see a switch point, and ends each
         # worker with one (so joins order after it).
         self.precise = engine.precise
-        self.objects = Objects()
+        # What the access observer could not see in this schedule (see blind.py).
+        self.blind = BlindSpots()
+        self.objects = Objects(self.blind)
         strategy.attach(self.workers)
         self.trace: list[Step] = []
         # worker index, or -(index+1) for "did not come back in time"
@@ -245,6 +257,13 @@ class Schedule:
         self.wall0 = _orig.wall_time()
 
     # ---- worker side -------------------------------------------------------------
+    def unseen(self, what: str, site: Site | tuple[str, int] | None = None) -> None:
+        """A step whose effects could not be seen: ``what`` (``"os.environ"``), at
+        ``site`` (the caller's user site if None).  The search is then never
+        complete, and its verdict names it."""
+        where = site if site is not None else user_site(2)
+        self.blind.add(what, (where[0], where[1]))
+
     def point(self, worker: Worker, filename: str, lineno: int, funcname: str,
               what: str | None = None) -> None:
         """A switch point: decide who runs next (usually: go on)."""

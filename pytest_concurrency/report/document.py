@@ -106,6 +106,12 @@ class ReportError(Exception):
     not a schema this version understands."""
 
 
+def all_interleavings(count: int, distinct: str = "distinct ") -> str:
+    """``all 4 distinct interleavings``; ``the only distinct interleaving`` for one."""
+    return f"the only {distinct}interleaving" if count == 1 else \
+        f"all {count} {distinct}interleavings"
+
+
 def metric(key: str, value: float, low: float | None = None, high: float | None = None,
            rounds: int = 1) -> dict[str, Any]:
     unit, better = METRICS[key]

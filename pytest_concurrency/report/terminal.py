@@ -85,7 +85,9 @@ def exploration_text(exploration: dict[str, Any] | None) -> str | None:
     if interleaving:
         head = f"schedule {interleaving.get('schedule')} failed, {run} of {allowed} run"
     elif exploration.get("complete"):
-        head = f"verified: all {exploration.get('distinct') or run} interleavings explored"
+        count = exploration.get("distinct") or run
+        count = count if isinstance(count, int) else 0
+        head = f"verified: {document.all_interleavings(count, '')} explored"
     else:
         head = f"bounded: {run} of {allowed} schedules"
     count = exploration.get("outcomes")

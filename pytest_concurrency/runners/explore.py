@@ -21,6 +21,7 @@ import pytest
 from .. import context, outcomes
 from ..context import RunContext, WorkerInfo
 from ..options import replay_command
+from ..report.document import all_interleavings
 from ..spec import RunSpec
 from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
 
@@ -100,8 +101,8 @@ def summary(result: ExploreResult, spec: RunSpec, seed: int) -> str:
     run = result.schedules_run
     how = (f"strategy={spec.strategy}, seed={seed}, {spec.workers} workers, "
            f"Python {result.stats.get('python')}, {result.stats.get('switch_points')}")
-    if result.failure is None and result.complete:
-        return (f"verified: all {result.distinct} distinct interleavings explored, no failure "
+    if result.verified:
+        return (f"verified: {all_interleavings(result.distinct)} explored, no failure "
                 f"(complete, no preemption bound; {how})")
     if result.failure is None and spec.strategy == "dpor":
         return (f"no failure in {run} schedule{'s' if run != 1 else ''}; not complete "

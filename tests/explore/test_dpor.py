@@ -1,6 +1,7 @@
 """DPOR: verifies the fixed kernels complete, finds the bugs, claims completeness only
 when it may, and sees exactly the outcomes an exhaustive search sees."""
 import os
+import random
 import select
 import threading
 import types
@@ -9,7 +10,8 @@ import bug_kernels as K
 import pytest
 
 from pytest_concurrency.explore import engine, explore
-from pytest_concurrency.explore.dpor import DPOR
+from pytest_concurrency.explore.accesses import dependent
+from pytest_concurrency.explore.dpor import DPOR, GUARDED, RELEASES
 from pytest_concurrency.explore.frames import problem
 from pytest_concurrency.explore.scheduler import Schedule
 from pytest_concurrency.explore.strategies import DFS
@@ -253,3 +255,175 @@ def test_a_started_thread_is_ordered_after_its_start_and_before_its_join():
     assert {(a, box) for a, _b, _d, _items, (box, _inc) in seen} == {
         (1, 0), (1, 1), (2, 0), (2, 1), (2, 2)}
     assert runs <= 50  # 36 on 3.11
+
+
+# ---- the linear race finding adds exactly the backtrack points of the pairwise scan -----
+
+class _PairwiseDPOR(DPOR):
+    """DPOR as it was first written: every step compared with every earlier step
+    that touched one of its objects (quadratic). The reference for the linear one."""
+
+    def _races(self):
+        trace = self.trace
+        clocks, stamps, history = {}, [], {}
+        for j, (worker, event, _kind) in enumerate(trace):
+            before = clocks.get(worker)
+            if before is None:
+                origin = self.origin.get(worker)
+                before = dict(stamps[origin]) if origin is not None else {}
+            candidates = sorted({i for number, _part, _writes in event
+                                 for i in history.get(number, ())}, reverse=True)
+            stamp = dict(before)
+            stamp[worker] = before.get(worker, 0) + 1
+            for i in candidates:
+                if dependent(trace[i].event, event):
+                    for key, value in stamps[i].items():
+                        if value > stamp.get(key, 0):
+                            stamp[key] = value
+            stamps.append(stamp)
+            clocks[worker] = stamp
+            self._pairwise_race(j, trace[j], before, candidates, stamps)
+            for number, _part, _writes in event:
+                history.setdefault(number, []).append(j)
+
+    def _pairwise_race(self, j, step, before, candidates, stamps):
+        worker, event = step.worker, step.event
+        for i in candidates:
+            other, other_event, other_kind = self.trace[i]
+            if other == worker or not dependent(other_event, event):
+                continue
+            if step.kind == GUARDED and other_kind == RELEASES:
+                continue
+            if stamps[i][other] <= before.get(other, 0):
+                continue
+            node = self.path[i]
+            if worker not in node.enabled:
+                waiting = node.pending.get(worker)
+                if waiting is not None and dependent(waiting, other_event):
+                    continue
+            self._pairwise_backtrack(i, j, worker, stamps)
+            return
+
+    def _pairwise_backtrack(self, i, j, worker, stamps):
+        node = self.path[i]
+        if worker in node.enabled:
+            candidates = {worker}
+        else:
+            def after(a, b):
+                owner = self.trace[a].worker
+                return stamps[a][owner] <= stamps[b].get(owner, 0)
+
+            window = [k for k in range(i + 1, j) if not after(i, k)] + [j]
+            initials = {self.trace[k].worker for position, k in enumerate(window)
+                        if not any(after(e, k) for e in window[:position])}
+            candidates = initials & set(node.enabled) or set(node.enabled)
+        if candidates & (node.backtrack | node.done):
+            return
+        node.backtrack.add(min(candidates))
+
+
+def _choices_of(strategy, setup, actors):
+    explorer = engine.Engine(setup, actors, "access", (os.path.dirname(__file__),), (),
+                             0.05, 5.0, precise=True)
+    runs = []
+    explorer.start()
+    try:
+        for index in range(5000):
+            strategy.begin(index, len(actors))
+            schedule = Schedule(explorer, strategy)
+            schedule.run()
+            strategy.end(schedule.steps)
+            runs.append(tuple(schedule.choices))
+            if strategy.exhausted:
+                break
+    finally:
+        explorer.stop()
+    return runs
+
+
+SEARCHES = {**{name: (_state, actors) for name, actors in PROGRAMS.items()},
+            "spawn and join": (_state, [_p_spawn_join, _p_inc]),
+            **{f"fixed {name}": (kernel.setup, kernel.actors) for name, kernel in K.FIXED.items()},
+            **{f"buggy {name}": (kernel.setup, kernel.actors) for name, kernel in K.BUGGY.items()}}
+
+
+def _op_read_a(s):
+    return s.a
+
+
+def _op_write_a(s):
+    s.a += 1
+
+
+def _op_write_b(s):
+    s.b = s.a
+
+
+def _op_key_x(s):
+    s.d["x"] = s.d.get("x", 0) + 1
+
+
+def _op_key_y(s):
+    return s.d.get("y")
+
+
+def _op_whole_dict(s):
+    return len(s.d)
+
+
+def _op_clear(s):
+    s.d.clear()
+
+
+def _op_locked(s):
+    with s.lock:
+        s.b += 1
+
+
+def _op_append(s):
+    s.items.append(s.b)
+
+
+OPS = [_op_read_a, _op_write_a, _op_write_b, _op_key_x, _op_key_y, _op_whole_dict,
+       _op_clear, _op_locked, _op_append]
+
+
+def _random_program(seed):
+    """Two or three workers, each a few operations on shared attributes, dict keys,
+    the whole dict, a list and a lock, drawn with ``seed``."""
+    rng = random.Random(seed)
+    programs = [[rng.choice(OPS) for _ in range(rng.randint(1, 3))]
+                for _ in range(rng.choice((2, 2, 3)))]
+    return _state, [_actor_of(ops) for ops in programs]
+
+
+def _actor_of(ops):
+    def actor(s):
+        return tuple(op(s) for op in ops)
+    return actor
+
+
+SEARCHES.update({f"random program {seed}": _random_program(seed) for seed in range(12)})
+
+
+PAIRS = random.Random(0).sample([(a, b) for a in OPS for b in OPS if a is not b], 10)
+
+
+@pytest.mark.parametrize("actors", PAIRS, ids=lambda pair: "-".join(
+    op.__name__.removeprefix("_op_") for op in pair))
+def test_dpor_sees_every_outcome_of_the_exhaustive_search_on_more_pairs(actors):
+    everything, _ = _outcomes(actors, _VisibleDFS(bound=1000))
+    seen, _ = _outcomes(actors, DPOR())
+    assert seen == everything
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_the_linear_race_finding_runs_the_schedules_of_the_pairwise_one(name):
+    setup, actors = SEARCHES[name]
+    linear = _choices_of(DPOR(), setup, actors)
+    assert linear == _choices_of(_PairwiseDPOR(), setup, actors)
+
+
+def test_the_searches_compared_are_not_trivial():
+    counts = [len(_choices_of(DPOR(), *SEARCHES[name])) for name in SEARCHES]
+    assert sum(count > 2 for count in counts) >= 8, counts

@@ -8,7 +8,6 @@ that runs, watches or reports concurrent work is imported here on first use.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -161,7 +160,10 @@ class ConcurrentItems:
             if run_spec.mode == "thread" and sets is None and \
                     pyfuncitem.config.stash[spec.SETTINGS].replay:
                 # a token --concurrency-reproduce printed for this item: explore runs it
-                run_spec = dataclasses.replace(run_spec, mode="explore", lock_order="ignore")
+                # as it ran when it printed the token
+                from .reproduce import explore_spec_of
+
+                run_spec = explore_spec_of(run_spec)
             fresh = (lambda: compat.fresh_funcargs(pyfuncitem)) \
                 if run_spec.mode == "explore" and sets is None else None
             try:

@@ -60,6 +60,16 @@ def _where(sig: Signature) -> str:
     return f"{name} at {filename.rsplit('/', 1)[-1]}:{line}"
 
 
+def explore_spec_of(spec: RunSpec, strategy: str | None = None,
+                    seed: int | None = None) -> RunSpec:
+    """The thread-mode ``spec`` as explore runs it to reproduce a failure - and as a
+    token it printed is replayed on the thread item: the same workers, one iteration
+    each (a token's choices are for exactly these), no lock-order check."""
+    return dataclasses.replace(spec, mode="explore", strategy=strategy or spec.strategy,
+                               seed=seed if seed is not None else spec.seed,
+                               schedules=SCHEDULES, lock_order="ignore", iterations=1)
+
+
 def attempt(spec: RunSpec, targets: set[Signature],
             run: Callable[[RunSpec, Callable[[int, int, int], None]], Failure | None],
             nodeid: str, attempts: Iterable[tuple[str, int]] = ATTEMPTS,
@@ -79,9 +89,7 @@ def attempt(spec: RunSpec, targets: set[Signature],
     for strategy, seed in attempts:
         if tried and time.monotonic() > deadline:
             break
-        explore_spec = dataclasses.replace(spec, mode="explore", strategy=strategy, seed=seed,
-                                           schedules=SCHEDULES, lock_order="ignore",
-                                           iterations=1)
+        explore_spec = explore_spec_of(spec, strategy, seed)
         try:
             failure = run(explore_spec, progress)
         except _OutOfTime:

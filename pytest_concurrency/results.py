@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,42 +72,89 @@ def tally_table(counts: Mapping[Any, int], acceptable: Container[Any] | None = N
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+@dataclasses.dataclass(frozen=True)
+class FirstSchedule:
+    """Explore mode: the first schedule that produced an outcome, to show and replay
+    it when the test rejects that outcome."""
+
+    index: int  # of the schedule in the exploration
+    token: str  # its replay token
+    command: str  # the command that replays it
+    interleaving: str  # its steps as a table, one column per worker
+    steps: list[dict[str, Any]]  # its last steps, as the reports hold them
+    total_steps: int
+    workers: int
+
+
+SHOWN = 3  # rejected outcomes whose interleaving a failure shows
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    """What ``expect``/``forbid`` rejected, carried by its AssertionError (as
+    ``.rejection``): in explore mode a failure of the exploration, with the schedule
+    of the most frequent rejected outcome to show and replay."""
+
+    outcome: Any  # the most frequent rejected outcome
+    first: FirstSchedule | None  # its first schedule (explore mode)
+    rejected: int  # rounds (schedules) with a rejected outcome
+
+
+def rejection_of(exc: BaseException) -> Rejection | None:
+    """The Rejection an ``expect``/``forbid`` failure carries; None for any other."""
+    found = getattr(exc, "rejection", None)
+    return found if isinstance(found, Rejection) else None
+
+
 class Outcomes(collections.Counter):
     """A tally of what each round observed (jcstress-style).
 
     In explore mode ``replays`` maps each outcome to the command that replays
-    the first schedule that produced it.
+    the first schedule that produced it, and ``first`` to that schedule itself.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.replays: dict[Any, str] = {}  # outcome -> the command that replays it
+        self.first: dict[Any, FirstSchedule] = {}  # outcome -> the schedule that made it
 
     def _replay_lines(self, outcomes: Iterable[Any]) -> str:
-        lines = [f"replay a schedule that produced {o!r}:\n  {self.replays[o]}"
-                 for o in outcomes if o in self.replays]
+        lines = []
+        for shown, outcome in enumerate(outcomes):
+            first = self.first.get(outcome)
+            if first is not None and shown < SHOWN:
+                lines.append(f"\nschedule {first.index} produced {outcome!r}:\n"
+                             f"{first.interleaving}\nreplay it with:\n  {first.command}")
+            elif outcome in self.replays:
+                lines.append(f"replay a schedule that produced {outcome!r}:\n"
+                             f"  {self.replays[outcome]}")
         return "\n" + "\n".join(lines) if lines else ""
+
+    def _reject(self, head: str, table: str, bad: dict[Any, int]) -> AssertionError:
+        ordered = sorted(bad, key=lambda o: (-bad[o], repr(o)))
+        error = AssertionError(f"{head}:\n{table}{self._replay_lines(ordered)}")
+        error.rejection = Rejection(  # type: ignore[attr-defined]
+            ordered[0], self.first.get(ordered[0]), sum(bad.values()))
+        return error
 
     def expect(self, *acceptable: Any) -> None:
         """Fail, showing the whole tally, if any round saw something else."""
         __tracebackhide__ = True
         bad = {o: n for o, n in self.items() if o not in acceptable}
         if bad:
-            raise AssertionError(
+            raise self._reject(
                 f"{sum(bad.values())} of {self.total()} rounds had outcomes other than "
-                f"{', '.join(repr(a) for a in acceptable)}:\n"
-                + tally_table(self, acceptable=acceptable) + self._replay_lines(bad)
-            )
+                f"{', '.join(repr(a) for a in acceptable)}",
+                tally_table(self, acceptable=acceptable), bad)
 
     def forbid(self, *outcomes: Any) -> None:
         """Fail, showing the whole tally, if any round saw one of ``outcomes``."""
         __tracebackhide__ = True
         bad = {o: n for o, n in self.items() if o in outcomes}
         if bad:
-            raise AssertionError(
-                f"{sum(bad.values())} of {self.total()} rounds had a forbidden outcome:\n"
-                + tally_table(self, forbidden=outcomes) + self._replay_lines(bad)
-            )
+            raise self._reject(
+                f"{sum(bad.values())} of {self.total()} rounds had a forbidden outcome",
+                tally_table(self, forbidden=outcomes), bad)
 
     def table(self) -> str:
         return tally_table(self)

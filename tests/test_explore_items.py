@@ -121,9 +121,12 @@ def test_run_actors_tallies_schedules_and_offers_a_replay_per_outcome(pytester):
     result.stdout.fnmatch_lines([
         "E*of 200 rounds had outcomes other than 2:",
         "E*UNEXPECTED",
-        "E*replay a schedule that produced 1:",
+        "E*schedule * produced 1:",
+        "E*step | worker 0 * | worker 1",
+        "E*replay it with:",
         "E*pytest 'test_counter.py::test_actors?explore?' --concurrency-replay=x1.*",
-        "*200 schedules explored (strategy=pct, seed=1, 2 workers, *",
+        "*200 schedules explored; the test rejected outcome 1 (* of 200 schedules) "
+        "(strategy=pct, seed=1, 2 workers, *",
     ])
 
 

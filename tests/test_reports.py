@@ -315,7 +315,45 @@ def test_report_json_is_valid_when_written(tmp_path):
     path = tmp_path / "sub" / "r.json"
     files.write(str(path), json.dumps({"schema": 1, "tests": []}))
     assert json.loads(path.read_text()) == {"schema": 1, "tests": []}
-    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json", "r.json.lock"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]
+
+
+def test_the_lock_file_is_kept_out_of_the_reports_directory(tmp_path, pytester, run):
+    """Nothing but the report lands beside it: the lock file lives in the user's
+    lock directory, one per report path, and concurrent writers still serialize."""
+    import threading
+
+    from pytest_concurrency.report import files
+
+    path = tmp_path / "counter.json"
+    lock = files.lock_path(str(path))
+    assert not lock.startswith(str(tmp_path)) and lock.endswith(".lock")
+    assert files.lock_path(str(tmp_path / "." / "counter.json")) == lock
+    assert files.lock_path(str(tmp_path / "other.json")) != lock
+
+    def bump():
+        for _ in range(20):
+            files.update(str(path), lambda old: str(int(old or 0) + 1))
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert path.read_text() == "80"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter.json"]
+
+    pytester.makepyfile(test_suite="""
+        import pytest
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_x():
+            pass
+    """)
+    run("--concurrency-report=X.json", "--concurrency-report=X.html").assert_outcomes(
+        passed=1)
+    assert sorted(p.name for p in pytester.path.iterdir() if p.name.startswith("X")) == [
+        "X.html", "X.json"]
 
 
 def test_a_report_is_written_even_when_nothing_concurrent_ran(pytester, run):

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NotRequired, TypedDict
 
+from . import _orig
 from . import token as _token
 from .accesses import Table
 from .blind import BlindSpots
@@ -33,7 +34,7 @@ class ReplayDiverged(Exception):
 class Finding:
     """The first failing schedule of an explore(): what failed, how, and its token."""
 
-    kind: str  # "exception" | "deadlock" | "assertion"
+    kind: str  # "exception" | "deadlock" | "assertion" | "spin" | "timeout"
     worker: int | None  # the worker that raised; None for a deadlock or a failed check
     exception: BaseException | None
     traceback: str
@@ -85,6 +86,10 @@ class ExploreResult:
     warnings: list[str] = dataclasses.field(default_factory=list)  # lock_order="warn"
     # Steps whose effects the access observer could not see (see blind.py).
     blind: BlindSpots = dataclasses.field(default_factory=BlindSpots)
+    out_of_time: bool = False  # the time limit ended the search
+    cut: str | None = None  # ... stopping a schedule in which these were still running
+    strategy: str = ""  # the strategy and seed that ran (a replay token's own)
+    seed: int = 0
 
     @property
     def verified(self) -> bool:
@@ -141,6 +146,28 @@ def incomplete(coverage: Coverage) -> str | None:
     return "; ".join(reasons) or None
 
 
+class Passed:
+    """A schedule that ran to its end without failing, as ``observe`` sees it: its
+    index, its steps, and (called, or ``token()``) its replay token."""
+
+    def __init__(self, schedule: Schedule, index: int, strategy: str, seed: int,
+                 granularity: str, actors: int) -> None:
+        self.index = index
+        self.steps: list[Step] = schedule.trace
+        self.workers = len(schedule.workers)
+        self._token = functools.partial(_token.encode, strategy, seed, index, granularity,
+                                        actors, schedule.choices)
+
+    def token(self) -> str:
+        return self._token()
+
+    __call__ = token
+
+    def interleaving(self, limit: int = 20) -> str:
+        """The schedule's last ``limit`` rows as a table, one column per worker."""
+        return render_interleaving(self.steps, self.workers, limit=limit)
+
+
 def _source_dir(obj: object) -> str | None:
     """The directory of the file that defines ``obj`` (a function, partial or method)."""
     function: Any = getattr(obj, "func", obj)  # a functools.partial's function
@@ -168,7 +195,7 @@ class Engine:
     def __init__(self, setup: Callable[[], Any], actors: Iterable[Actor], granularity: str,
                  roots: tuple[str, ...], instrument: tuple[str, ...], step_timeout: float,
                  hang_timeout: float, precise: bool = False, lock_order: str = "ignore",
-                 ) -> None:
+                 deadline: float | None = None) -> None:
         self.setup = setup
         self.actors = list(actors)
         self.is_user = UserCode(roots, instrument)
@@ -186,6 +213,7 @@ class Engine:
         self.patience = max(1.0, 20 * step_timeout)
         self.hang_timeout = hang_timeout
         self.join_timeout = 2.0
+        self.deadline = deadline  # _orig.monotonic() time by which the search ends
         self.false_detaches = 0
         self._patcher = Patcher()
         self.settrace: TraceFunction | None = None  # set on 3.11, where it gives the points
@@ -239,17 +267,21 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             roots: Iterable[str] | None = None, replay: str | None = None,
             step_timeout: float = 0.02, hang_timeout: float = 5.0, preemption_bound: int = 2,
             depth: int = 3, report_steps: int = 20, lock_order: str = "fail",
-            observe: Callable[[Any, list[Any], Callable[[], str]], object] | None = None,
-            ) -> ExploreResult:
+            observe: Callable[[Any, list[Any], Passed], object] | None = None,
+            time_limit: float | None = None) -> ExploreResult:
     """Run ``actors`` (one per worker thread) on ``setup()`` state under up to
     ``schedules`` seeded interleavings; stop at the first failing one.
 
     ``check(state, returns)``, if given, is called after every schedule in which
     no worker raised; an exception or failed assertion in it is a finding.
-    ``observe(state, returns, token)``, if given, is called after every schedule
-    that did not fail, with a function that returns that schedule's replay token.
+    ``observe(state, returns, passed)``, if given, is called after every schedule
+    that did not fail, with a :class:`Passed` (``passed()`` is its replay token).
     ``lock_order``: what a lock-order inversion seen across the schedules is - a
     failure ("fail"), a warning in the result ("warn"), or nothing ("ignore").
+    ``time_limit``: seconds for the whole search; when they run out, the schedule
+    running is stopped (at its workers' next switch points) and not counted, and
+    the result says so (``out_of_time``); if no schedule had finished, that is a
+    failure of kind "timeout".
 
     Returns an :class:`ExploreResult`; raises :class:`ReplayDiverged` when ``replay``
     (a token from a previous failure) cannot be followed.
@@ -284,9 +316,10 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             raise ValueError(f"strategy='dpor' cannot run here: {why}")
     if roots is None:
         roots = {path for path in map(_source_dir, [setup, check, *actors]) if path}
+    deadline = _orig.monotonic() + time_limit if time_limit is not None else None
     engine = Engine(setup, actors, granularity, tuple(roots), tuple(instrument),
                     step_timeout, hang_timeout, precise=strategy == "dpor",
-                    lock_order=lock_order)
+                    lock_order=lock_order, deadline=deadline)
     # Lock-order inversions, with the schedule after which each was seen: a failure
     # at the end (when no schedule found a real deadlock or other failure), or warnings.
     inversions: list[tuple[int, list[Any]]] = []
@@ -304,12 +337,25 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     blind = BlindSpots()
     started = time.perf_counter()
     failure, run = None, 0
+    cut: str | None = None  # the time limit stopped a schedule: who was still running
+    out_of_time = False
     engine.start()
     try:
         for index in indices:
+            if deadline is not None and _orig.monotonic() >= deadline:
+                out_of_time = True
+                break
             chooser.begin(index, len(actors))
             schedule = Schedule(engine, chooser)
             schedule.run()
+            if schedule.cut is not None:  # stopped in the middle: not an explored one
+                out_of_time, cut = True, schedule.cut
+                steps_total += schedule.steps
+                abandoned_threads += len(schedule.abandoned)
+                if not run:
+                    failure = _timed_out(schedule, index, strategy, seed, granularity,
+                                         time_limit or 0.0, report_steps)
+                break
             run += 1
             chooser.end(schedule.steps)
             steps_total += schedule.steps
@@ -327,7 +373,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             if schedule.divergence:
                 raise ReplayDiverged(_diverged_text(schedule.divergence, recorded))
             if replaying is not None and replaying.pos < len(replaying.events) and \
-                    not (schedule.error_worker or schedule.deadlock):
+                    not (schedule.error_worker or schedule.deadlock or schedule.spin):
                 raise ReplayDiverged(
                     f"replay diverged at step {schedule.steps}: the run finished but the "
                     f"recording has {len(replaying.events) - replaying.pos} more steps")
@@ -337,8 +383,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                 inversions.extend((index, cycle) for cycle in engine.lock_order.inversions())
             if failure is None and observe is not None:
                 observe(schedule.state, [worker.ret for worker in schedule.workers],
-                        functools.partial(_token.encode, strategy, seed, index,
-                                          granularity, len(actors), schedule.choices))
+                        Passed(schedule, index, strategy, seed, granularity, len(actors)))
             if failure is not None or chooser.exhausted:
                 break
     finally:
@@ -363,13 +408,15 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     exhausted = bool(chooser.exhausted and failure is None)
     coverage = Coverage(
         strategy=chooser.name, exhausted=exhausted, replayed=replaying is not None,
+        out_of_time=out_of_time,
         detaches=stats["detaches"], timers=timers, left_running=left_running,
         abandoned=abandoned_threads,
         nondeterministic=bool(getattr(chooser, "nondeterministic", False)), blind=blind,
         bound=getattr(chooser, "bound", 2))
     why = "stopped at the first failure" if failure is not None else incomplete(coverage)
     return ExploreResult(failure, run, exhausted, stats, complete=why is None,
-                         incomplete=why, distinct=distinct, warnings=warnings, blind=blind)
+                         incomplete=why, distinct=distinct, warnings=warnings, blind=blind,
+                         out_of_time=out_of_time, cut=cut, strategy=strategy, seed=seed)
 
 
 def _inversion(cycle: list[Any], index: int, strategy: str, seed: int,
@@ -394,6 +441,21 @@ def _diverged_text(text: str, recorded: TokenData | None) -> str:
     if recorded is not None and recorded["python"] != here:
         text += f" (token recorded on Python {recorded['python']}, this is {here})"
     return text
+
+
+_FOUND = {"exception": "an exception", "assertion": "an assertion", "deadlock": "a deadlock",
+          "spin": "a worker that never finishes"}
+
+
+def _timed_out(schedule: Schedule, index: int, strategy: str, seed: int, granularity: str,
+               limit: float, report_steps: int) -> Finding:
+    """The finding of a search whose time ran out before any schedule finished."""
+    message = (f"explore's time limit ({limit:g} s) ran out in schedule {index}, before any "
+               f"schedule finished")
+    table = render_interleaving(schedule.trace, len(schedule.workers), limit=report_steps)
+    report = "\n".join([f"{message}:", schedule.cut or "", "", "interleaving so far:", table])
+    return Finding("timeout", None, None, "", index, "", strategy, seed, granularity,
+                   message, table, list(schedule.trace), report)
 
 
 def _is_assertion(exc: BaseException) -> bool:
@@ -423,6 +485,9 @@ def _evaluate(schedule: Schedule, check: Callable[[Any, list[Any]], object] | No
         message = f"worker {failed.index} raised {type(exc).__name__}: {exc}"
     elif schedule.deadlock:
         kind, message = "deadlock", schedule.deadlock
+    elif schedule.spin:
+        kind, message = "spin", schedule.spin
+        worker = int(schedule.spin.split()[1])  # "worker 1 still running ..."
     elif check is not None:
         returns = [each.ret for each in schedule.workers]
         try:
@@ -439,7 +504,7 @@ def _evaluate(schedule: Schedule, check: Callable[[Any, list[Any]], object] | No
                           schedule.choices)
     table = render_interleaving(schedule.trace, len(schedule.workers), limit=report_steps)
     report = "\n".join([
-        f"explore found {'an' if kind[0] in 'ae' else 'a'} {kind} in schedule {index} "
+        f"explore found {_FOUND[kind]} in schedule {index} "
         f"(strategy={strategy}, seed={seed}, granularity={granularity}, "
         f"{len(schedule.workers)} workers, {schedule.steps} steps)",
         message, "", "interleaving:", table, "",

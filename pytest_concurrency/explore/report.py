@@ -119,7 +119,10 @@ def _cycle(live: list[Worker]) -> list[Worker] | None:
     return None
 
 
-_ACCESS_VERBS = ("reads", "writes", "deletes", "next item", "tests 'in'")  # instrument.py
+# What instrument.py and accesses.py say of an access; anything else is an operation on
+# a primitive (acquire, sleep(0)...).
+_ACCESS_VERBS = ("reads", "writes", "deletes", "next item", "tests 'in'", "calls", "enters with",
+                 "exits with", "operates", "compares", "unpacks")
 
 
 def _source(filename: str, lineno: int) -> str:

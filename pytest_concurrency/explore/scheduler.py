@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import dataclasses
+import os
 import sys
 import threading
 import traceback
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Literal, Protocol
 
+from ..progress import CPU_EPSILON, thread_cpu
 from . import _orig
 from .accesses import ALL, NOTHING, Event, Guard, Objects, releasing
 from .blind import BlindSpots
@@ -94,6 +96,9 @@ class EngineView(Protocol):
     @property
     def lock_order(self) -> LockOrder | None: ...
 
+    @property
+    def deadline(self) -> float | None: ...  # _orig.monotonic() time the search must end by
+
     def is_user(self, filename: str) -> bool: ...
 
     def setup(self) -> Any: ...
@@ -157,7 +162,10 @@ class Worker:
     error: BaseException | None = None  # what the actor raised, unless it was aborted
     held: list[HeldLock] = dataclasses.field(default_factory=list)  # Locks it holds now
     ident: int | None = None  # its thread's ident, once the thread runs
+    native_id: int | None = None  # its thread's native id (for its CPU time)
     detached_at: int = -1  # the step count when it was last detached
+    # When it was last detached: (_orig.monotonic(), its thread's CPU seconds)
+    detached_since: tuple[float, float | None] = (0.0, None)
     # For DPOR (a precise schedule): what its next step touches, and when it can run
     # without blocking (None: whenever it is parked); the object that stands for the
     # thread (its Thread, for start and join); the worker that started it.
@@ -235,6 +243,10 @@ class Schedule:
         self.finished = False
         self.error_worker: Worker | None = None
         self.deadlock: str | None = None
+        # A worker never finishes: it runs outside the scheduler's view, using CPU.
+        self.spin: str | None = None
+        # The time limit stopped the schedule before it ended: who was still running.
+        self.cut: str | None = None
         self.divergence: str | None = None
         self.detaches = 0
         self.timers = 0  # times virtual time had to pass (a timed wait or a sleep)
@@ -406,6 +418,7 @@ class Schedule:
 
     def _bootstrap(self, worker: Worker) -> None:
         worker.ident = _orig.get_ident()
+        worker.native_id = _thread.get_native_id()
         _CURRENT[worker.ident] = worker
         engine = self.engine
         try:
@@ -599,6 +612,9 @@ class Schedule:
                 if self.finished:
                     return
                 now = _orig.monotonic()
+                if engine.deadline is not None and now >= engine.deadline:
+                    self._out_of_time()
+                    return
                 if (self.current, self.steps) != seen:
                     seen, since = (self.current, self.steps), now
                     continue
@@ -621,6 +637,7 @@ class Schedule:
         worker.status = DETACHED
         self.dirty = True
         worker.detached_at = self.steps
+        worker.detached_since = (_orig.monotonic(), thread_cpu(worker.native_id))
         self.detaches += 1
         self.choices.append(-(worker.index + 1))
         self.current = None
@@ -632,9 +649,50 @@ class Schedule:
         self._decide()
 
     def _hang(self) -> None:
+        """Nobody can run and the detached workers did not come back: a deadlock or
+        a hang - unless a detached worker is still using CPU (a spin, or work outside
+        the scheduler's view): that is a worker that never finishes, never a deadlock."""
         live = [worker for worker in self.workers if worker.status != DONE]
-        self.deadlock = self.engine.describe_deadlock(self, live)
+        running = [worker for worker in live
+                   if worker.status == DETACHED and self._using_cpu(worker)]
+        if running:
+            self.spin = "\n".join(self.still_running(worker) for worker in running)
+        else:
+            self.deadlock = self.engine.describe_deadlock(self, live)
         self._end()
+
+    def _out_of_time(self) -> None:
+        """The time limit ran out while this schedule ran: stop it, saying who was
+        still running, and where."""
+        live = [worker for worker in self.workers if worker.status != DONE]
+        self.cut = "\n".join(self.still_running(worker) for worker in live) or \
+            "every worker had finished"
+        self._end()
+
+    def _using_cpu(self, worker: Worker) -> bool:
+        """Whether a detached worker's thread used CPU since it was detached."""
+        since = worker.detached_since[1]
+        now = thread_cpu(worker.native_id)
+        return since is not None and now is not None and now - since > CPU_EPSILON
+
+    def still_running(self, worker: Worker) -> str:
+        """``worker 1 still running after 5.0 s (spinning at test_x.py:7, ...)``."""
+        elapsed = _orig.monotonic() - self.mono0
+        head = f"worker {worker.index} still running after {elapsed:.1f} s"
+        if worker.status == DETACHED:
+            where = _site_text(_innermost(worker, self.is_user))
+            if self._using_cpu(worker):
+                cpu = (thread_cpu(worker.native_id) or 0.0) - (worker.detached_since[1] or 0.0)
+                return (f"{head} (spinning at {where}, outside the scheduler's view: "
+                        f"{cpu:.1f} s of CPU since its last switch point, a loop that "
+                        f"touches nothing shared or a call that does not return)")
+            return f"{head} (blocked at {where}, outside the scheduler's view)"
+        if worker.status == BLOCKED:
+            return f"{head} (waiting at {_site_text(worker.wait.site)})"
+        arrival = worker.arrival
+        site = arrival[1] if arrival[0] == "point" else _innermost(worker, self.is_user)
+        return (f"{head} (spinning at {_site_text(site)}: {self.steps} steps in this "
+                "schedule, still reaching switch points)")
 
     def _stop(self) -> None:
         """Unwind every worker still inside the schedule and join all threads."""
@@ -645,14 +703,24 @@ class Schedule:
                 if worker.status in (PARKED, BLOCKED) and worker is not self.current:
                     worker.baton.release()
                     worker.status = RUNNING
-        deadline = _orig.monotonic() + self.engine.join_timeout
-        for worker in self.workers:
-            while worker.thread.is_alive() and _orig.monotonic() < deadline:
-                worker.thread.join(0.005)
+            outside = [worker for worker in self.workers if worker.status == DETACHED]
+        for worker in outside:  # running user code: stopped where it next runs bytecode
+            _interrupt(worker)
+        self._join(self.engine.join_timeout)
+        for worker in self.workers:  # came out of a call into user code, or spins there
+            if worker.thread.is_alive() and worker.status in (DETACHED, RUNNING):
+                _interrupt(worker)
+        self._join(0.2)
         self.abandoned = [worker for worker in self.workers if worker.thread.is_alive()]
         for worker in self.abandoned:
             if worker.ident is not None:
                 _CURRENT.pop(worker.ident, None)
+
+    def _join(self, seconds: float) -> None:
+        deadline = _orig.monotonic() + seconds
+        for worker in self.workers:
+            while worker.thread.is_alive() and _orig.monotonic() < deadline:
+                worker.thread.join(0.005)
 
     def worker_stack(self, worker: Worker) -> str:
         """Formatted user frames of a live worker thread (for hang reports)."""
@@ -666,6 +734,37 @@ class Schedule:
 
 def _true() -> bool:
     return True
+
+
+def _interrupt(worker: Worker) -> None:
+    """Raise :class:`Abort` in ``worker``'s thread at its next bytecode: a worker
+    outside the scheduler (spinning, or back from a blocking call) is stopped
+    there, as a parked one is at its switch point."""
+    if worker.ident is None or not worker.thread.is_alive():
+        return
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(worker.ident),
+                                               ctypes.py_object(Abort))
+
+
+def _innermost(worker: Worker, is_user: Callable[[str], bool]) -> Site | None:
+    """The innermost user-code frame of ``worker``'s thread, if it is running."""
+    frame = sys._current_frames().get(worker.ident) if worker.ident is not None else None
+    first = None
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not own_file(filename):
+            site = (filename, frame.f_lineno, frame.f_code.co_name)
+            if is_user(filename):
+                return site
+            first = first or site
+        frame = frame.f_back
+    return first
+
+
+def _site_text(site: Site | Point | None) -> str:
+    return f"{os.path.basename(site[0])}:{site[1]}" if site else "?"
 
 
 class RawThread:

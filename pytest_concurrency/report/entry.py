@@ -103,9 +103,61 @@ def failure(kind: str, summary: str, message: str, workers: Iterable[int] = (),
             "replay_command": replay_command(nodeid, replay) if replay else None}
 
 
+def failed_after(exploration: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    """An exploration whose test then failed, as the reports say it: not complete,
+    its verdict the failure - for outcomes ``expect``/``forbid`` rejected, with
+    the schedule of the first rejected outcome as its failing interleaving."""
+    from ..results import rejection_of
+
+    if exploration.get("interleaving") or not isinstance(exploration.get("verdict"), str):
+        return exploration  # the exploration's own failure says it already
+    new = dict(exploration)
+    run = exploration.get("schedules") or 0
+    rejection = rejection_of(exc)
+    if rejection is not None:
+        what = (f"the test rejected outcome {rejection.outcome!r} ({rejection.rejected} of "
+                f"{run} schedule{'s' if run != 1 else ''})")
+        first = rejection.first
+        if first is not None:
+            new["interleaving"] = {
+                "schedule": first.index, "kind": "rejected outcome", "worker": None,
+                "message": what, "total_steps": first.total_steps, "steps": first.steps}
+    else:
+        text = str(exc).strip()
+        what = f"the test failed after it: {type(exc).__name__}"
+        if text:
+            what += f": {text.splitlines()[0]}"
+    searched = f"{run} schedule{'s' if run != 1 else ''} explored"
+    if exploration.get("complete"):
+        count = exploration.get("distinct") or run
+        searched = f"every interleaving explored ({count} distinct)"
+    settings = exploration.get("settings")
+    new.update(complete=False, incomplete=what,
+               verdict=f"{searched}; {what}" + (f" ({settings})" if settings else ""))
+    return new
+
+
+def _replace_section(report: pytest.TestReport, title: str, text: str) -> None:
+    """Put ``text`` in the call's ``title`` section of ``report`` (add_report_section's)."""
+    name = f"Captured {title} call"
+    report.sections[:] = [(key, text if key == name else content)
+                          for key, content in report.sections]
+
+
 def failures_of(exc: BaseException, nodeid: str, data: dict[str, Any]) -> list[dict[str, Any]]:
     """The failures an exception stands for, each with its kind."""
     from .. import outcomes
+    from ..results import rejection_of
+
+    rejection = rejection_of(exc)
+    if rejection is not None and "exploration" in data:
+        schedule = rejection.first
+        where = f"; first in schedule {schedule.index}" if schedule is not None else ""
+        count = rejection.rejected
+        return [failure("race", f"rejected outcome {rejection.outcome!r} ({count} "
+                                f"round{'s' if count != 1 else ''}{where})",
+                        str(exc), replay=schedule.token if schedule is not None else None,
+                        nodeid=nodeid)]
 
     if isinstance(exc, outcomes.WorkerFailures):
         found = []
@@ -147,6 +199,11 @@ def for_report(item: pytest.Item, report: pytest.TestReport,
     if report.when == "call":
         out["failures"] = list(data["failures"])
         if excinfo is not None and report.failed:
+            exploration = data.get("exploration")
+            if exploration is not None:  # the test failed after it: never "verified"
+                out["exploration"] = data["exploration"] = failed_after(
+                    exploration, excinfo.value)
+                _replace_section(report, "explore", out["exploration"]["verdict"])
             out["failures"] += failures_of(excinfo.value, item.nodeid, data)
         data["failures"] = []
     elif report.failed and excinfo is not None:

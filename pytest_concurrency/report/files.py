@@ -1,11 +1,13 @@
 """Writing report and baseline files so that no reader ever sees half a file and
 no two writers lose each other's work: a temporary file in the same directory
 replaces the target with ``os.replace``, under a ``filelock.FileLock`` held
-for the whole read-modify-write."""
+for the whole read-modify-write (its lock file kept out of the report's
+directory: :func:`lock_path`)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -30,14 +32,27 @@ def unwritable(path: str) -> str | None:
     return None
 
 
+def lock_path(path: str) -> str:
+    """Where ``path``'s lock file is: not beside it (a report's directory gets nothing
+    but the report), but in this user's lock directory under the temporary directory,
+    named after the report's real path.  It is never deleted: removing a lock file
+    that another writer has opened and waits on would let two writers in at once."""
+    real = os.path.realpath(path)
+    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return os.path.join(tempfile.gettempdir(), f"pytest-concurrency-locks-{user}",
+                        f"{os.path.basename(real)}.{digest}.lock")
+
+
 @contextlib.contextmanager
 def locked(path: str) -> Iterator[None]:
-    """Hold ``path``'s lock file (``path + '.lock'``); an OSError at once where
+    """Hold ``path``'s lock file (:func:`lock_path`); an OSError at once where
     the lock file cannot even be created (filelock would retry until its
     timeout, taking that for another writer holding it)."""
-    lock = os.path.abspath(path) + ".lock"
-    os.makedirs(os.path.dirname(lock), exist_ok=True)
-    os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o666))
+    lock = lock_path(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    os.makedirs(os.path.dirname(lock), mode=0o700, exist_ok=True)
+    os.close(os.open(lock, os.O_RDWR | os.O_CREAT, 0o600))
     import filelock  # here: a session that writes no file does not pay for its import
 
     with filelock.FileLock(lock, timeout=LOCK_TIMEOUT):

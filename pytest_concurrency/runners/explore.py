@@ -22,11 +22,13 @@ from .. import context, outcomes
 from ..context import RunContext, WorkerInfo
 from ..options import replay_command
 from ..report.document import all_interleavings
+from ..results import FirstSchedule
 from ..spec import RunSpec
 from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
 
 if TYPE_CHECKING:
-    from ..explore.engine import ExploreResult, Finding
+    from ..explore.engine import ExploreResult, Finding, Passed
+    from ..explore.scheduler import Step
 
 
 class ExploreError(RunError):
@@ -68,7 +70,7 @@ def exploration(result: ExploreResult, spec: RunSpec, seed: int,
     elapsed = result.stats.get("elapsed") or 0.0
     failure = result.failure
     data: dict[str, Any] = {
-        "strategy": spec.strategy, "seed": seed, "workers": spec.workers,
+        "strategy": result.strategy or spec.strategy, "seed": seed, "workers": spec.workers,
         "schedules": result.schedules_run, "budget": spec.schedules,
         "complete": result.complete, "distinct": result.distinct,
         "incomplete": result.incomplete, "verdict": summary(result, spec, seed),
@@ -76,16 +78,21 @@ def exploration(result: ExploreResult, spec: RunSpec, seed: int,
         "schedules_per_second": result.schedules_run / elapsed if elapsed > 0 else None,
         "switch_points": result.stats.get("switch_points"),
         "python": result.stats.get("python"), "interleaving": None,
+        "settings": settings(result, spec, seed),
     }
     if failure is not None:
-        steps = failure.steps[-STEPS_SHOWN:]
         data["interleaving"] = {
             "schedule": failure.schedule, "kind": failure.kind, "worker": failure.worker,
             "message": failure.message, "total_steps": len(failure.steps),
-            "steps": [{"worker": worker, "file": filename, "line": lineno, "function": func,
-                       "what": what, "source": _source(filename, lineno)}
-                      for worker, filename, lineno, func, what in steps]}
+            "steps": steps_data(failure.steps)}
     return data
+
+
+def steps_data(steps: Sequence[Step]) -> list[dict[str, Any]]:
+    """The last :data:`STEPS_SHOWN` steps of a schedule, as the reports hold them."""
+    return [{"worker": worker, "file": filename, "line": lineno, "function": func,
+             "what": what, "source": _source(filename, lineno)}
+            for worker, filename, lineno, func, what in steps[-STEPS_SHOWN:]]
 
 
 def _source(filename: str, lineno: int) -> str:
@@ -94,30 +101,47 @@ def _source(filename: str, lineno: int) -> str:
     return linecache.getline(filename, lineno).strip() if lineno else ""
 
 
+def settings(result: ExploreResult, spec: RunSpec, seed: int) -> str:
+    """How the exploration ran: ``strategy=dpor, seed=3, 2 workers, Python 3.12, ...``."""
+    return (f"strategy={result.strategy or spec.strategy}, seed={seed}, {spec.workers} "
+            f"workers, Python {result.stats.get('python')}, "
+            f"{result.stats.get('switch_points')}")
+
+
 def summary(result: ExploreResult, spec: RunSpec, seed: int) -> str:
     """One line on what was explored, for the report's 'explore' section: with DPOR,
     "verified: all 37 distinct interleavings explored, no failure (complete, no
     preemption bound)" or "no failure in 5000 schedules; not complete (bound reached)"."""
     run = result.schedules_run
-    how = (f"strategy={spec.strategy}, seed={seed}, {spec.workers} workers, "
-           f"Python {result.stats.get('python')}, {result.stats.get('switch_points')}")
+    strategy = result.strategy or spec.strategy
+    how = settings(result, spec, seed)
     if result.verified:
         return (f"verified: {all_interleavings(result.distinct)} explored, no failure "
                 f"(complete, no preemption bound; {how})")
-    if result.failure is None and spec.strategy == "dpor":
+    if result.failure is None and (strategy == "dpor" or result.out_of_time):
         return (f"no failure in {run} schedule{'s' if run != 1 else ''}; not complete "
                 f"({result.incomplete}); {how}")
     text = f"{run} schedule{'s' if run != 1 else ''} explored ({how})"
-    if result.exhausted and spec.strategy == "dfs":
+    if result.exhausted and strategy == "dfs":
         text += "; all interleavings with <= 2 preemptions explored"
     elif result.failure is None and result.stats.get("abandoned_threads"):
         text += f"; {result.stats['abandoned_threads']} worker thread(s) abandoned"
     return text
 
 
+def _section(result: ExploreResult, spec: RunSpec, seed: int) -> str:
+    """The report section of an exploration: its verdict, and who was still running
+    in the schedule the time limit stopped."""
+    text = summary(result, spec, seed)
+    if result.cut is not None and result.failure is None:
+        text += (f"\nthe time limit ({spec.timeout:g} s) stopped the schedule after the "
+                 f"last of those, not counted:\n  " + result.cut.replace("\n", "\n  "))
+    return text
+
+
 def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round],
              workers: Sequence[Callable[[_Round], Any]],
-             observe: Callable[[_Round, list[Any], Callable[[], str]], str],
+             observe: Callable[[_Round, list[Any], Passed], str],
              ) -> tuple[ExploreResult, int, dict[str, int]]:
     """Explore ``workers`` under ``spec``; returns (result, seed, distinct outcomes
     with their counts) or raises ExploreError.  ``observe`` names each passing
@@ -129,9 +153,9 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
     outcomes: dict[str, int] = {}
     done = 0
 
-    def observed(state: _Round, returns: list[Any], token: Callable[[], str]) -> None:
+    def observed(state: _Round, returns: list[Any], passed: Passed) -> None:
         nonlocal done
-        outcome = observe(state, returns, token)
+        outcome = observe(state, returns, passed)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         done += 1
         if options.progress is not None:
@@ -140,7 +164,8 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
     try:
         result = explore(setup, workers, schedules=spec.schedules, strategy=spec.strategy,
                          seed=seed, instrument=spec.instrument, roots=options.roots,
-                         replay=options.replay, observe=observed, lock_order=spec.lock_order)
+                         replay=options.replay, observe=observed, lock_order=spec.lock_order,
+                         time_limit=spec.timeout)
     except ReplayDiverged as exc:
         raise ExploreError(f"{exc}\nThe code, the Python version or the test changed since "
                            f"the token was recorded; run without --concurrency-replay "
@@ -149,12 +174,13 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
         raise ExploreError(str(exc)) from None
     for text in result.warnings:  # lock_order="warn"
         warnings.warn(pytest.PytestWarning(f"concurrency: {text}"), stacklevel=1)
-    return result, seed, outcomes
+    return result, result.seed, outcomes
 
 
 def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Failure:
     """The run's Failure for the first failing schedule."""
-    kind = "deadlock" if finding.kind == "deadlock" else "race"
+    kind = {"deadlock": "deadlock", "spin": "timeout", "timeout": "timeout"}.get(
+        finding.kind, "race")
     workers = (finding.worker,) if finding.worker is not None else tuple(range(spec.workers))
     text = finding.report
     if finding.token:  # a lock-order inversion has none: no one schedule shows it
@@ -209,7 +235,7 @@ def run(request: RunRequest) -> RunOutcome:
 
     last: dict[str, Any] = {}
 
-    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> str:
+    def observe(state: _Round, returns: list[Any], passed: Passed) -> str:
         last["values"] = returns
         return _outcome(returns)
 
@@ -222,7 +248,7 @@ def run(request: RunRequest) -> RunOutcome:
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []
     values = {i: list(v or []) for i, v in enumerate(last.get("values", [None] * n))}
-    return RunOutcome(values, failures, [("explore", summary(result, spec, seed))], wall,
+    return RunOutcome(values, failures, [("explore", _section(result, spec, seed))], wall,
                       exploration=exploration(result, spec, seed, outcomes))
 
 
@@ -243,12 +269,16 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
         return _Round(RunContext(threading.Barrier(n)),
                       actors.setup() if actors.setup is not None else None)
 
-    def observe(state: _Round, returns: list[Any], token: Callable[[], str]) -> str:
+    def observe(state: _Round, returns: list[Any], passed: Passed) -> str:
         outcome = actors.arbiter(state.data) if actors.arbiter is not None else \
             tuple(r[0] if r else None for r in returns)
         tally[outcome] += 1
         if outcome not in tally.replays:
-            tally.replays[outcome] = replay_command(options.nodeid, token())
+            token = passed.token()
+            command = tally.replays[outcome] = replay_command(options.nodeid, token)
+            tally.first[outcome] = FirstSchedule(
+                passed.index, token, command, passed.interleaving(), steps_data(passed.steps),
+                len(passed.steps), passed.workers)
         return _outcome(outcome)
 
     stateless = actors.setup is None
@@ -263,6 +293,6 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     result, seed, outcomes = _explore(spec, options, setup, workers, observe)
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []
-    return RunOutcome({}, failures, [("explore", summary(result, spec, seed))],
+    return RunOutcome({}, failures, [("explore", _section(result, spec, seed))],
                       time.perf_counter() - start,
                       exploration=exploration(result, spec, seed, outcomes))

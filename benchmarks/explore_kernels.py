@@ -4,6 +4,7 @@
     python benchmarks/explore_kernels.py --quick    # pct/access only, no stress
     python benchmarks/explore_kernels.py --dpor     # DPOR and switch-point cost only
     python benchmarks/explore_kernels.py --dpor --baseline-tree DIR  # ... and DIR's cost
+    python benchmarks/explore_kernels.py --growth   # one DPOR / pct schedule, N = 250..8000
 
 For every kernel in tests/explore/bug_kernels.py and every strategy x granularity: the
 schedules explore() needed to find the bug (median and max over seeds 0..9; "-" when
@@ -203,6 +204,52 @@ def switch_cost_of(tree, rounds=5):
                     for key in ("traced", "untraced")} for label, values in runs.items()}
 
 
+GROWTH = (250, 500, 1000, 2000, 4000, 8000)
+
+
+def _counting(n):
+    def count(box):
+        for _ in range(n):
+            box.value += 1
+    return count
+
+
+def growth(rounds=3):
+    """{(n, strategy): [(seconds, steps), ...]} for one schedule of 2 workers x n
+    increments, DPOR and pct, interleaved: every size and strategy once per round,
+    the order rotated every round."""
+    runs = {}
+    cells = [(n, strategy) for n in GROWTH for strategy in ("pct", "dpor")]
+    for round_ in range(rounds):
+        shift = round_ % len(cells)
+        for n, strategy in cells[shift:] + cells[:shift]:
+            actor = _counting(n)
+            t = time.perf_counter()
+            r = explore(_Box, [actor, actor], strategy=strategy, schedules=1, seed=0)
+            runs.setdefault((n, strategy), []).append(
+                (time.perf_counter() - t, r.stats["steps_total"]))
+    return runs
+
+
+def report_growth(out):
+    runs = growth()
+    print("\none schedule of 2 workers x N `box.value += 1`, median of 3 interleaved "
+          "rounds\n")
+    print("| N | pct schedule | pct per step | dpor schedule | dpor per step | "
+          "dpor / pct per step |")
+    print("|---|---|---|---|---|---|")
+    for n in GROWTH:
+        cell = {}
+        for strategy in ("pct", "dpor"):
+            seconds = statistics.median(t for t, _ in runs[(n, strategy)])
+            steps = runs[(n, strategy)][0][1]
+            cell[strategy] = (seconds, seconds / steps)
+        print(f"| {n} | {cell['pct'][0]:.3f} s | {cell['pct'][1] * 1e6:.1f} us | "
+              f"{cell['dpor'][0]:.3f} s | {cell['dpor'][1] * 1e6:.1f} us | "
+              f"{cell['dpor'][1] / cell['pct'][1]:.1f}x |")
+    out["growth"] = {f"{n}|{strategy}": values for (n, strategy), values in runs.items()}
+
+
 def report_dpor(args, out):
     verified, found = dpor_table()
     print("\nstrategy='dpor': schedules to verify each fixed twin (5000 allowed)\n")
@@ -247,8 +294,17 @@ def main():
     ap.add_argument("--dpor", action="store_true", help="DPOR and switch-point cost only")
     ap.add_argument("--baseline-tree", help="with --dpor: a checkout to compare "
                     "the switch-point cost with")
+    ap.add_argument("--growth", action="store_true",
+                    help="the cost of one DPOR and one pct schedule as it grows")
     args = ap.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    if args.growth:
+        out = {}
+        report_growth(out)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return
     if args.dpor:
         out = {}
         report_dpor(args, out)

@@ -61,14 +61,25 @@ class Step(NamedTuple):
 
 @dataclasses.dataclass(slots=True)
 class Node:
-    """The state before one visible step of the current path."""
+    """The state before one visible step of the current path.  Sets of workers are
+    bit masks (bit i: worker i): a path has a node per step, and ints are neither
+    allocated per node nor traversed by the garbage collector."""
 
     enabled: tuple[int, ...]  # workers whose next step could run here
     pending: dict[int, Event]  # every live worker's next step
     chosen: int  # the worker this path runs here
-    backtrack: set[int]  # workers to run here, found by races
-    done: set[int]  # workers already run here
-    sleep: set[int]  # workers not to run here: their step was explored from an equivalent state
+    backtrack: int  # workers to run here, found by races
+    done: int  # workers already run here
+    sleep: int  # workers not to run here: their step was explored from an equivalent state
+
+
+def _lowest(mask: int) -> int:
+    """The smallest worker in a non-empty mask."""
+    return (mask & -mask).bit_length() - 1
+
+
+def _members(mask: int) -> list[int]:
+    return [index for index in range(mask.bit_length()) if mask >> index & 1]
 
 
 class DPOR(Strategy):
@@ -144,29 +155,32 @@ class DPOR(Strategy):
             self.nondeterministic = True  # the same choices led somewhere else
             del self.path[self.pos:]
         sleep = self._sleep()
-        awake = [worker for worker in runnable if worker.index not in sleep] if sleep else \
-            runnable
+        awake = [worker for worker in runnable if not sleep >> worker.index & 1] if sleep \
+            else runnable
         if not awake:
             return None  # every runnable worker would repeat an explored interleaving
         chosen = current if current is not None and current in awake else awake[0]
         pending = {worker.index: worker.event for worker in self.workers
                    if worker.status != DONE}
-        self.path.append(Node(indices, pending, chosen.index, {chosen.index}, {chosen.index},
-                              sleep))
+        bit = 1 << chosen.index
+        self.path.append(Node(indices, pending, chosen.index, bit, bit, sleep))
         return chosen
 
-    def _sleep(self) -> set[int]:
+    def _sleep(self) -> int:
         """The sleep set of the next node: of the workers asleep or already explored
         at the last one, those whose step is independent of the step taken there."""
         if not self.path or self.pos == 0:
-            return set()
+            return 0
         node = self.path[self.pos - 1]
-        tried = node.done | node.sleep if node.sleep else node.done
-        if len(tried) == 1:
-            return set()  # only the step taken there: nothing asleep (the usual case)
+        others = (node.done | node.sleep) & ~(1 << node.chosen)
+        if not others:
+            return 0  # only the step taken there was tried: nothing asleep (the usual case)
         taken = node.pending[node.chosen]
-        return {worker for worker in tried
-                if worker != node.chosen and not dependent(node.pending[worker], taken)}
+        asleep = 0
+        for worker in _members(others):
+            if not dependent(node.pending[worker], taken):
+                asleep |= 1 << worker
+        return asleep
 
     # ---- after a run ---------------------------------------------------------
     def end(self, steps: int) -> None:
@@ -176,10 +190,10 @@ class DPOR(Strategy):
         self._races()
         while self.path:
             node = self.path[-1]
-            options = sorted(node.backtrack - node.done - node.sleep)
+            options = node.backtrack & ~node.done & ~node.sleep
             if options:
-                node.chosen = options[0]
-                node.done.add(options[0])
+                node.chosen = _lowest(options)
+                node.done |= 1 << node.chosen
                 return
             self.path.pop()
         self.exhausted = True
@@ -253,9 +267,10 @@ class DPOR(Strategy):
         else:
             candidates = self._initials(i, j, stamps, steps_of) & set(node.enabled) or \
                 set(node.enabled)
-        if candidates & (node.backtrack | node.done):
+        mask = sum(1 << each for each in candidates)
+        if mask & (node.backtrack | node.done):
             return
-        node.backtrack.add(min(candidates))
+        node.backtrack |= 1 << min(candidates)
 
     def _initials(self, i: int, j: int, stamps: list[Clock],
                   steps_of: dict[int, list[int]]) -> set[int]:

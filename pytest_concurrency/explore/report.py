@@ -119,10 +119,11 @@ def _cycle(live: list[Worker]) -> list[Worker] | None:
     return None
 
 
-# What instrument.py and accesses.py say of an access; anything else is an operation on
-# a primitive (acquire, sleep(0)...).
-_ACCESS_VERBS = ("reads", "writes", "deletes", "next item", "tests 'in'", "calls", "enters with",
-                 "exits with", "operates", "compares", "unpacks")
+# What instrument.py says of an access, and what accesses.py says of other instructions
+# DPOR describes; anything else is an operation on a primitive (acquire, sleep(0)...).
+_DATA_VERBS = ("reads", "writes", "deletes", "next item", "tests 'in'")
+_ACCESS_VERBS = (*_DATA_VERBS, "calls", "enters with", "exits with", "operates", "compares",
+                 "unpacks")
 
 
 def _source(filename: str, lineno: int) -> str:
@@ -174,8 +175,11 @@ def render_interleaving(trace: Sequence[Step], nworkers: int, limit: int = 20,
             f"{_source(row.filename, row.lineno)}"
         whats = row.whats
         ops = [what for what in whats if not what.startswith(_ACCESS_VERBS)]
+        data = [what for what in whats if what.startswith(_DATA_VERBS)]
         if ops:  # an operation on a primitive says more than the lookup of its method
             whats = ops
+        elif data:  # the reads and writes say more than "operates", "calls"
+            whats = data
         if whats:
             text += "  [" + ", ".join(what.split(":")[0] for what in whats) + "]"
         if len(text) > width:

@@ -317,9 +317,9 @@ class _PairwiseDPOR(DPOR):
             initials = {self.trace[k].worker for position, k in enumerate(window)
                         if not any(after(e, k) for e in window[:position])}
             candidates = initials & set(node.enabled) or set(node.enabled)
-        if candidates & (node.backtrack | node.done):
+        if any((node.backtrack | node.done) >> each & 1 for each in candidates):
             return
-        node.backtrack.add(min(candidates))
+        node.backtrack |= 1 << min(candidates)
 
 
 def _choices_of(strategy, setup, actors):

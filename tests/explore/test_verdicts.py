@@ -133,3 +133,28 @@ def test_a_replayed_schedule_is_never_complete():
 tokens: list = []
 
 
+
+
+# ---- the time limit ---------------------------------------------------------------------
+
+def _forever(s):
+    while True:
+        s.value += 1  # a switch point at every step: stopped at the next one
+
+
+def test_the_time_limit_ends_the_search_and_says_so():
+    result = explore(_state, [_increments, _increments], seed=0, schedules=10**9,
+                     time_limit=0.3)
+    assert result.failure is None and result.out_of_time and not result.verified
+    assert 0 < result.schedules_run < 10**9
+    assert result.incomplete == "time limit; sampled"
+
+
+def test_a_schedule_cut_by_the_time_limit_is_not_counted():
+    result = explore(_state, [_forever, _increments], seed=0, schedules=5, time_limit=0.3)
+    assert result.schedules_run == 0 and result.out_of_time
+    assert result.failure.kind == "timeout"
+    assert result.failure.message == ("explore's time limit (0.3 s) ran out in schedule 0, "
+                                      "before any schedule finished")
+    assert "worker 0 still running after" in result.cut
+    assert result.stats["abandoned_threads"] == 0  # stopped at its next switch point

@@ -1,0 +1,215 @@
+"""explore's word, through pytest: a rejected run_actors outcome is a failure of the
+exploration, shown and replayable; the timeout bounds the exploration; a spinning
+worker is not a deadlock and is stopped; every printed replay command replays."""
+
+import json
+import re
+import sys
+
+import pytest
+
+from pytest_concurrency.explore.frames import problem
+
+needs_dpor = pytest.mark.skipif(problem() is not None, reason=f"dpor: {problem()}")
+
+COUNTER = """
+import pytest
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+
+    def increment(self):
+        self.value += 1
+
+
+@pytest.mark.concurrency(modes=["explore"], workers=2, strategy="dpor")
+def test_counter(concurrency):
+    outcomes = concurrency.run_actors(
+        Counter.increment, Counter.increment, setup=Counter, arbiter=lambda c: c.value)
+    outcomes.expect(2)
+"""
+
+
+@needs_dpor
+def test_a_rejected_outcome_fails_the_exploration_everywhere(pytester, run):
+    pytester.makepyfile(test_counter=COUNTER)
+    result = run("-v", "--concurrency-report=r.json", "--concurrency-report=r.html")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "verified" not in out
+    result.stdout.fnmatch_lines([
+        "E*2 of 4 rounds had outcomes other than 2:",
+        "E*schedule * produced 1:",
+        "E*step | worker 0 * | worker 1",
+        "E*self.value += 1  ?reads .value*",
+        "E*self.value += 1  ?writes .value?",
+        "E*replay it with:",
+        "E*pytest 'test_counter.py::test_counter?explore?' --concurrency-replay=x1.*",
+        "*Captured explore call*",
+        "every interleaving explored (4 distinct); the test rejected outcome 1 (2 of 4 "
+        "schedules) (strategy=dpor, seed=*",
+    ])
+    (entry,) = json.loads((pytester.path / "r.json").read_text())["tests"]
+    exploration, (failure,) = entry["exploration"], entry["failures"]
+    assert exploration["complete"] is False and exploration["verdict"].startswith(
+        "every interleaving explored (4 distinct); the test rejected outcome 1")
+    assert exploration["interleaving"]["kind"] == "rejected outcome"
+    steps = exploration["interleaving"]["steps"]
+    assert {step["worker"] for step in steps} == {0, 1}
+    assert {step["what"] for step in steps} >= {"reads .value", "writes .value"}
+    assert failure["kind"] == "race" and failure["replay"].startswith("x1.")
+    assert failure["replay_command"] == (
+        f"pytest 'test_counter.py::test_counter[explore]' --concurrency-replay="
+        f"{failure['replay']}")
+    html = (pytester.path / "r.html").read_text()
+    assert f"schedule {exploration['interleaving']['schedule']} of the exploration" in html
+
+    show = pytester.run(sys.executable, "-m", "pytest_concurrency", "show", "r.json")
+    assert f"replay: {failure['replay_command']}" in show.stdout.str()
+
+    # The token replays that schedule: the same outcome, rejected again, with its seed.
+    token = failure["replay"]
+    seed = re.search(r"seed=(\d+)", exploration["verdict"]).group(1)
+    again = run("test_counter.py::test_counter[explore]", f"--concurrency-replay={token}")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines([
+        "E*1 of 1 rounds had outcomes other than 2:",
+        f"1 schedule explored; the test rejected outcome 1 (1 of 1 schedule) "
+        f"(strategy=dpor, seed={seed}, *",
+    ])
+
+
+def test_forbid_and_any_later_failure_are_never_verified(pytester, run):
+    pytester.makepyfile(test_after="""
+        import pytest
+
+        def bump(box):
+            box.append(len(box))
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2, strategy="dfs", seed=3)
+        def test_forbidden(concurrency):
+            outcomes = concurrency.run_actors(bump, bump, setup=list, arbiter=tuple)
+            outcomes.forbid((0, 1))
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2, strategy="dfs", seed=3)
+        def test_fails_later(concurrency):
+            concurrency.run_actors(bump, bump, setup=list, arbiter=tuple)
+            raise ValueError("checked afterwards")
+    """)
+    result = run("-v", "--concurrency-report=r.json")
+    result.assert_outcomes(failed=2)
+    entries = {e["nodeid"].split("::")[1]: e
+               for e in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    forbidden, later = entries["test_forbidden[explore]"], entries["test_fails_later[explore]"]
+    assert forbidden["failures"][0]["kind"] == "race"
+    assert "the test rejected outcome (0, 1)" in forbidden["exploration"]["verdict"]
+    assert later["failures"][0]["kind"] == "exception"
+    assert later["exploration"]["complete"] is False
+    assert "the test failed after it: ValueError: checked afterwards" in \
+        later["exploration"]["verdict"]
+
+
+def test_the_timeout_bounds_the_whole_exploration(pytester, run):
+    pytester.makepyfile(test_time="""
+        import pytest
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2, schedules=10**100,
+                                 timeout=2)
+        def test_many_schedules():
+            pass
+
+        def work():
+            total = 0
+            for step in range(10**9):  # one schedule: far longer than the timeout
+                total += step
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2, timeout=2)
+        def test_one_long_schedule():
+            work()
+    """)
+    result = run("-v", "--concurrency-report=r.json", timeout=60)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*explore's time limit (2 s) ran out in schedule 0, before any schedule finished*",
+        "*worker ? still running after * (spinning at test_time.py:*",
+    ])
+    entries = {e["nodeid"].split("::")[1]: e
+               for e in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    many = entries["test_many_schedules[explore]"]["exploration"]
+    assert many["complete"] is False and "(time limit; sampled)" in many["verdict"]
+    assert many["verdict"].startswith(f"no failure in {many['schedules']} schedules")
+    long = entries["test_one_long_schedule[explore]"]
+    assert long["failures"][0]["kind"] == "timeout"
+    assert long["exploration"]["schedules"] == 0
+
+
+def test_a_spinning_worker_is_called_what_it_is_and_stopped(pytester, run):
+    pytester.makepyfile(test_spin="""
+        import threading
+        import pytest
+
+        def spin():
+            while True:
+                pass
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2)
+        def test_spin(worker):
+            if worker.index == 1:
+                spin()
+
+        def test_nothing_of_ours_is_left_running():
+            alive = [t.name for t in threading.enumerate() if t.name.startswith("explore")]
+            assert alive == []
+    """)
+    result = run("-p", "no:randomly", timeout=90)
+    result.assert_outcomes(passed=1, failed=1)
+    assert "deadlock" not in result.stdout.str().partition("FAILURES")[2]
+    result.stdout.fnmatch_lines([
+        "*explore found a worker that never finishes in schedule 0*",
+        "worker 1 still running after * (spinning at test_spin.py:5, outside the "
+        "scheduler's view: *",
+    ])
+
+
+REPRODUCIBLE = """
+import time
+import pytest
+
+
+class IdGenerator:
+    def __init__(self):
+        self.next_id = 0
+        self.issued = []
+
+    def new_id(self):
+        current = self.next_id
+        time.sleep(0.001)
+        self.next_id = current + 1
+        self.issued.append(current)
+        return current
+
+
+@pytest.fixture
+def ids():
+    return IdGenerator()
+
+
+@pytest.mark.concurrency(modes=["thread"], workers=4, iterations=5)
+def test_ids_unique(ids):
+    ids.new_id()
+    assert len(set(ids.issued)) == len(ids.issued)
+"""
+
+
+def test_the_command_reproduce_prints_replays_in_a_fresh_process(pytester, run):
+    pytester.makepyfile(test_ids=REPRODUCIBLE)
+    result = run("--concurrency-reproduce")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["reproduced under explore (*", "replay it with:"])
+    command = re.search(r"--concurrency-replay=(\S+)", result.stdout.str())
+    again = run("test_ids.py::test_ids_unique[thread]", command.group(0))
+    again.assert_outcomes(failed=1)
+    assert "diverged" not in again.stdout.str()
+    again.stdout.fnmatch_lines(["*AssertionError*", "1 schedule explored (strategy=*"])

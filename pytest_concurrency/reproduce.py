@@ -89,9 +89,14 @@ def attempt(spec: RunSpec, targets: set[Signature],
     for strategy, seed in attempts:
         if tried and time.monotonic() > deadline:
             break
-        explore_spec = explore_spec_of(spec, strategy, seed)
+        # the time left bounds the exploration too: a long schedule is stopped in it
+        explore_spec = dataclasses.replace(explore_spec_of(spec, strategy, seed),
+                                           timeout=max(0.1, deadline - time.monotonic()))
         try:
             failure = run(explore_spec, progress)
+            if failure is not None and failure.kind == "timeout" and \
+                    time.monotonic() > deadline:
+                raise _OutOfTime()
         except _OutOfTime:
             tried.append(f"{strategy} seed {seed} (stopped at {seconds:g} s)")
             break

@@ -74,7 +74,9 @@ def execute(request: runners.RunRequest, node: pytest.Item,
         entry.add_exploration(node, outcome.exploration)
     show_live = node.config.getoption("capture", "fd") == "no"
     for title, text in outcome.outputs:
-        if show_live:
+        if show_live and title == "explore":
+            entry.show_verdict_later(node, text)  # the test may still fail after it
+        elif show_live:
             sys.stdout.write(f"--- {title} ---\n{text}\n")
         else:
             node.add_report_section("call", title, text)

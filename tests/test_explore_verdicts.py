@@ -81,6 +81,17 @@ def test_a_rejected_outcome_fails_the_exploration_everywhere(pytester, run):
     ])
 
 
+@needs_dpor
+def test_with_capture_off_the_verdict_is_printed_once_it_is_final(pytester, run):
+    pytester.makepyfile(test_counter=COUNTER)
+    result = run("-s")
+    result.assert_outcomes(failed=1)
+    assert "verified" not in result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "--- explore ---",
+        "every interleaving explored (4 distinct); the test rejected outcome 1 *"])
+
+
 def test_forbid_and_any_later_failure_are_never_verified(pytester, run):
     pytester.makepyfile(test_after="""
         import pytest
@@ -168,7 +179,7 @@ def test_a_spinning_worker_is_called_what_it_is_and_stopped(pytester, run):
     assert "deadlock" not in result.stdout.str().partition("FAILURES")[2]
     result.stdout.fnmatch_lines([
         "*explore found a worker that never finishes in schedule 0*",
-        "worker 1 still running after * (spinning at test_spin.py:5, outside the "
+        "worker 1 still running after * (spinning at test_spin.py:[56], outside the "
         "scheduler's view: *",
     ])
 

@@ -72,7 +72,7 @@ def test_a_failure_explore_cannot_find_says_what_was_tried(pytester):
 
 
 def _failure(exc, token="x1.t"):
-    return type("F", (), {"exc": exc, "replay": token, "summary": repr(exc)})()
+    return type("F", (), {"exc": exc, "replay": token, "summary": repr(exc), "kind": "race"})()
 
 
 def _raised(exc):
@@ -96,6 +96,22 @@ def test_attempt_stops_at_the_first_attempt_that_matches():
     assert calls == ["pct", "random"]
     assert text.startswith("reproduced under explore (random, seed 0): KeyError at ")
     assert "--concurrency-replay=x1.t" in text
+
+
+def test_each_attempt_explores_one_iteration_within_the_time_left():
+    specs = []
+
+    def run(spec, progress):
+        specs.append(spec)
+        return None
+
+    reproduce.attempt(RunSpec("thread", 4, iterations=5, timeout=60.0), {("E", "t.py", 3)},
+                      run, "t", seconds=10.0)
+    assert [(s.mode, s.workers, s.iterations) for s in specs] == [("explore", 4, 1)] * 3
+    assert all(0 < s.timeout <= 10.0 for s in specs)
+    # the spec a printed token is replayed with, on the thread item
+    replayed = reproduce.explore_spec_of(RunSpec("thread", 4, iterations=5))
+    assert (replayed.mode, replayed.workers, replayed.iterations) == ("explore", 4, 1)
 
 
 def test_attempt_gives_up_when_the_time_is_up():

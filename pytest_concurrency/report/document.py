@@ -30,8 +30,11 @@ A document is plain JSON-able data::
           "serial": null or "uses monkeypatch",  # why it ran once, serially
           "exploration": null or {     # explore items: what was explored
             "strategy": "pct", "seed": 3, "workers": 2, "schedules": 10, "budget": 200,
-            "complete": false,         # every distinct interleaving was explored
+            "complete": false,         # verified: every distinct interleaving was
+                                       # explored, nothing unseen, no failure after
+            "incomplete": "sampled" or null,   # why not, every reason
             "verdict": "10 schedules explored (...)",   # one line
+            "settings": "strategy=pct, seed=3, 2 workers, Python 3.12, sys.monitoring",
             "outcomes": 2, "outcome_counts": {"[[1], [2]]": 9, ...},
             "schedules_per_second": 160.2, "switch_points": "sys.monitoring",
             "python": "3.12",

@@ -5,6 +5,7 @@ verdicts and every failure with its kind."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,14 @@ def add_exploration(item: pytest.Item, exploration: dict[str, Any]) -> None:
     data = item.stash.get(DATA, None)
     if data is not None:
         data["exploration"] = exploration
+
+
+def show_verdict_later(item: pytest.Item, text: str) -> None:
+    """With ``-s``: the exploration's section is printed once the test's call is over
+    (:func:`for_report`), when its verdict is final."""
+    data = item.stash.get(DATA, None)
+    if data is not None:
+        data["_live_explore"] = text
 
 
 def add_run(item: pytest.Item, measurement: Measurement) -> None:
@@ -203,9 +212,15 @@ def for_report(item: pytest.Item, report: pytest.TestReport,
             if exploration is not None:  # the test failed after it: never "verified"
                 out["exploration"] = data["exploration"] = failed_after(
                     exploration, excinfo.value)
-                _replace_section(report, "explore", out["exploration"]["verdict"])
+                if out["exploration"] is not exploration:
+                    _replace_section(report, "explore", out["exploration"]["verdict"])
+                    if "_live_explore" in data:
+                        data["_live_explore"] = out["exploration"]["verdict"]
             out["failures"] += failures_of(excinfo.value, item.nodeid, data)
         data["failures"] = []
+        live = data.pop("_live_explore", None)
+        if live is not None:
+            sys.stdout.write(f"\n--- explore ---\n{live}\n")
     elif report.failed and excinfo is not None:
         out["failures"] = list(data["failures"]) or failures_of(excinfo.value, item.nodeid, data)
         data["failures"] = []

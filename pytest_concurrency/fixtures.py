@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -49,40 +49,64 @@ class ConcurrencyRunner:
                        layout=spec.layout)
 
     def run_actors(self, *actors: Callable[..., Any], setup: Callable[[], Any] | None = None,
-                   arbiter: Callable[[Any], Any] | None = None, rounds: int = 1) -> Outcomes:
+                   arbiter: Callable[[Any], Any] | None = None, rounds: int = 1,
+                   expect: Collection[Any] | None = None,
+                   forbid: Collection[Any] | None = None) -> Outcomes:
         """jcstress-style: per round, fresh ``setup()`` state, actor i in worker i.
 
         Each round's outcome is ``arbiter(state)``, or without an arbiter the
-        tuple of the actors' return values.
+        tuple of the actors' return values.  ``expect`` (the acceptable outcomes)
+        and ``forbid`` check every round as it ends: in explore mode the search
+        stops at the first schedule whose outcome they reject, which fails as a
+        race with its interleaving and replay command; elsewhere they are
+        ``Outcomes.expect``/``forbid`` on the tally.
         """
         __tracebackhide__ = True
         if not actors:
             raise TypeError("run_actors() needs at least one actor")
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise TypeError(f"rounds={rounds!r}: expected an integer >= 1")
+        accepted, forbidden = _outcomes_arg("expect", expect), _outcomes_arg("forbid", forbid)
         spec = for_workers(self.spec, len(actors))
         if spec.mode == "explore":
-            return self._explore_actors(spec, actors, setup, arbiter)
+            return self._explore_actors(spec, actors, setup, arbiter, accepted, forbidden)
         tally = Outcomes()
         for _ in range(rounds):
             state = setup() if setup is not None else None
             results = self._run(spec, _call_actor, (actors, state, setup is None), {})
             tally[arbiter(state) if arbiter is not None else tuple(results)] += 1
+        if accepted is not None:
+            tally.expect(*accepted)
+        if forbidden is not None:
+            tally.forbid(*forbidden)
         return tally
-
 
     def _explore_actors(self, spec: RunSpec, actors: tuple[Callable[..., Any], ...],
                         setup: Callable[[], Any] | None,
-                        arbiter: Callable[[Any], Any] | None) -> Outcomes:
+                        arbiter: Callable[[Any], Any] | None,
+                        expect: tuple[Any, ...] | None,
+                        forbid: tuple[Any, ...] | None) -> Outcomes:
         """explore: one round per schedule; each outcome keeps a replay command."""
         __tracebackhide__ = True
         from .runners import Actors
         from .running import execute, request_for
 
         tally = Outcomes()
-        execute(request_for(spec, self._node, actors=Actors(actors, setup, arbiter, tally)),
+        execute(request_for(spec, self._node, actors=Actors(actors, setup, arbiter, tally,
+                                                           expect, forbid)),
                 self._node)
         return tally
+
+
+def _outcomes_arg(name: str, value: Collection[Any] | None) -> tuple[Any, ...] | None:
+    """``expect=``/``forbid=`` as a tuple of outcomes; a TypeError naming the argument
+    for anything but a list, tuple or set of them."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise TypeError(f"run_actors({name}={value!r}): expected a list, tuple or set of "
+                        f"outcomes, e.g. {name}=[{value!r}]")
+    return tuple(value)
 
 
 class CurrentWorker:

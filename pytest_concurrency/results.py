@@ -100,6 +100,17 @@ class Rejection:
     rejected: int  # rounds (schedules) with a rejected outcome
 
 
+def rejects(outcome: Any, expect: tuple[Any, ...] | None,
+            forbid: tuple[Any, ...] | None) -> str | None:
+    """Why ``run_actors(expect=, forbid=)`` rejects ``outcome``; None if it does not."""
+    if expect is not None and outcome not in expect:
+        return (f"the outcome {outcome!r} is not one of the expected "
+                f"{', '.join(map(repr, expect))}")
+    if forbid is not None and outcome in forbid:
+        return f"the outcome {outcome!r} is forbidden"
+    return None
+
+
 def rejection_of(exc: BaseException) -> Rejection | None:
     """The Rejection an ``expect``/``forbid`` failure carries; None for any other."""
     found = getattr(exc, "rejection", None)

@@ -224,3 +224,62 @@ def test_the_command_reproduce_prints_replays_in_a_fresh_process(pytester, run):
     again.assert_outcomes(failed=1)
     assert "diverged" not in again.stdout.str()
     again.stdout.fnmatch_lines(["*AssertionError*", "1 schedule explored (strategy=*"])
+
+
+STOPPING = """
+import pytest
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+
+    def increment(self):
+        self.value += 1
+
+
+@pytest.mark.concurrency(modes=["explore"], workers=2, strategy="dpor")
+def test_checked_as_it_goes(concurrency):
+    concurrency.run_actors(Counter.increment, Counter.increment, setup=Counter,
+                           arbiter=lambda c: c.value, expect=[2])
+
+
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_checked_on_the_tally(concurrency):
+    concurrency.run_actors(Counter.increment, Counter.increment, setup=Counter,
+                           arbiter=lambda c: "seen", rounds=3, expect=["other"])
+
+
+@pytest.mark.concurrency(modes=["explore"], workers=2, strategy="dpor")
+def test_forbidden_as_it_goes(concurrency):
+    outcomes = concurrency.run_actors(Counter.increment, Counter.increment, setup=Counter,
+                                      arbiter=lambda c: c.value, forbid=[3])
+    assert sorted(outcomes) == [1, 2]
+
+
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_not_a_collection(concurrency):
+    concurrency.run_actors(Counter.increment, Counter.increment, setup=Counter, expect=2)
+"""
+
+
+@needs_dpor
+def test_run_actors_expect_stops_the_search_at_the_first_rejected_outcome(pytester, run):
+    pytester.makepyfile(test_stop=STOPPING)
+    result = run("--concurrency-report=r.json")
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "check failed: AssertionError: the outcome 1 is not one of the expected 2",
+        "explore found an assertion in schedule * (strategy=dpor, *",
+        "replay it with:",
+        "*TypeError: run_actors(expect=2): expected a list, tuple or set of outcomes, "
+        "e.g. expect=[[]2[]]",
+    ])
+    entries = {e["nodeid"].split("::")[1]: e
+               for e in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    stopped = entries["test_checked_as_it_goes[explore]"]
+    assert stopped["failures"][0]["kind"] == "race" and stopped["failures"][0]["replay"]
+    assert stopped["exploration"]["schedules"] < 4  # it stopped: all 4 were not needed
+    assert stopped["exploration"]["complete"] is False
+    tally = entries["test_checked_on_the_tally[thread]"]["failures"][0]["message"]
+    assert tally.startswith("3 of 3 rounds had outcomes other than 'other'")

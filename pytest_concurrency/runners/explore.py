@@ -22,7 +22,7 @@ from .. import context, outcomes
 from ..context import RunContext, WorkerInfo
 from ..options import replay_command
 from ..report.document import all_interleavings
-from ..results import FirstSchedule
+from ..results import FirstSchedule, rejects
 from ..spec import RunSpec
 from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
 
@@ -42,6 +42,10 @@ class _Round:
     def __init__(self, run: RunContext, data: Any) -> None:
         self.run = run
         self.data = data
+        self.outcome: Any = _UNJUDGED  # run_actors: the round's outcome, once computed
+
+
+_UNJUDGED = object()
 
 
 def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
@@ -142,10 +146,11 @@ def _section(result: ExploreResult, spec: RunSpec, seed: int) -> str:
 def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round],
              workers: Sequence[Callable[[_Round], Any]],
              observe: Callable[[_Round, list[Any], Passed], str],
+             check: Callable[[_Round, list[Any]], None] | None = None,
              ) -> tuple[ExploreResult, int, dict[str, int]]:
     """Explore ``workers`` under ``spec``; returns (result, seed, distinct outcomes
     with their counts) or raises ExploreError.  ``observe`` names each passing
-    schedule's outcome."""
+    schedule's outcome; ``check``, if given, fails a schedule by raising."""
     # Imported here: the scheduler costs a pytest session nothing until explore runs.
     from ..explore import ReplayDiverged, explore
 
@@ -162,7 +167,8 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
             options.progress(done, spec.schedules, len(outcomes))
 
     try:
-        result = explore(setup, workers, schedules=spec.schedules, strategy=spec.strategy,
+        result = explore(setup, workers, check, schedules=spec.schedules,
+                         strategy=spec.strategy,
                          seed=seed, instrument=spec.instrument, roots=options.roots,
                          replay=options.replay, observe=observed, lock_order=spec.lock_order,
                          time_limit=spec.timeout)
@@ -269,9 +275,22 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
         return _Round(RunContext(threading.Barrier(n)),
                       actors.setup() if actors.setup is not None else None)
 
+    def outcome_of(state: _Round, returns: list[Any]) -> Any:
+        if state.outcome is _UNJUDGED:
+            state.outcome = actors.arbiter(state.data) if actors.arbiter is not None else \
+                tuple(r[0] if r else None for r in returns)
+        return state.outcome
+
+    def check(state: _Round, returns: list[Any]) -> None:
+        """run_actors(expect=, forbid=): a rejected outcome fails its schedule."""
+        why = rejects(outcome_of(state, returns), actors.expect, actors.forbid)
+        if why is not None:
+            raise AssertionError(why)
+
+    judged = actors.expect is not None or actors.forbid is not None
+
     def observe(state: _Round, returns: list[Any], passed: Passed) -> str:
-        outcome = actors.arbiter(state.data) if actors.arbiter is not None else \
-            tuple(r[0] if r else None for r in returns)
+        outcome = outcome_of(state, returns)
         tally[outcome] += 1
         if outcome not in tally.replays:
             token = passed.token()
@@ -290,7 +309,8 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     workers = [functools.partial(_worker, i, n, 1, call_of(actor))
                for i, actor in enumerate(actors.actors)]
     start = time.perf_counter()
-    result, seed, outcomes = _explore(spec, options, setup, workers, observe)
+    result, seed, outcomes = _explore(spec, options, setup, workers, observe,
+                                      check if judged else None)
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []
     return RunOutcome({}, failures, [("explore", _section(result, spec, seed))],

@@ -56,6 +56,9 @@ class Actors:
     setup: Callable[[], Any] | None
     arbiter: Callable[[Any], Any] | None
     tally: Outcomes
+    # run_actors(expect=, forbid=): the search itself checks every round's outcome
+    expect: tuple[Any, ...] | None = None
+    forbid: tuple[Any, ...] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,7 +144,8 @@ def test_the_timeout_bounds_the_whole_exploration(pytester, run):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*explore's time limit (2 s) ran out in schedule 0, before any schedule finished*",
-        "*worker ? still running after * (spinning at test_time.py:*",
+        "*worker ? still running after * (at test_time.py:*, still reaching switch points: "
+        "* steps in this schedule)",
     ])
     entries = {e["nodeid"].split("::")[1]: e
                for e in json.loads((pytester.path / "r.json").read_text())["tests"]}

@@ -676,7 +676,9 @@ class Schedule:
         return since is not None and now is not None and now - since > CPU_EPSILON
 
     def still_running(self, worker: Worker) -> str:
-        """``worker 1 still running after 5.0 s (spinning at test_x.py:7, ...)``."""
+        """``worker 1 still running after 5.0 s (spinning at test_x.py:7, ...)``: where
+        it is, and whether it spins outside the scheduler's view (using CPU without
+        reaching a switch point), is blocked there, or still reaches switch points."""
         elapsed = _orig.monotonic() - self.mono0
         head = f"worker {worker.index} still running after {elapsed:.1f} s"
         if worker.status == DETACHED:
@@ -691,8 +693,8 @@ class Schedule:
             return f"{head} (waiting at {_site_text(worker.wait.site)})"
         arrival = worker.arrival
         site = arrival[1] if arrival[0] == "point" else _innermost(worker, self.is_user)
-        return (f"{head} (spinning at {_site_text(site)}: {self.steps} steps in this "
-                "schedule, still reaching switch points)")
+        return (f"{head} (at {_site_text(site)}, still reaching switch points: "
+                f"{self.steps} steps in this schedule)")
 
     def _stop(self) -> None:
         """Unwind every worker still inside the schedule and join all threads."""
@@ -703,8 +705,9 @@ class Schedule:
                 if worker.status in (PARKED, BLOCKED) and worker is not self.current:
                     worker.baton.release()
                     worker.status = RUNNING
-            outside = [worker for worker in self.workers if worker.status == DETACHED]
-        for worker in outside:  # running user code: stopped where it next runs bytecode
+            spinning = [worker for worker in self.workers
+                        if worker.status == DETACHED and self._using_cpu(worker)]
+        for worker in spinning:  # it would not come back: stopped where it runs bytecode
             _interrupt(worker)
         self._join(self.engine.join_timeout)
         for worker in self.workers:  # came out of a call into user code, or spins there

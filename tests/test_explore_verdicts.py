@@ -284,3 +284,38 @@ def test_run_actors_expect_stops_the_search_at_the_first_rejected_outcome(pytest
     assert stopped["exploration"]["complete"] is False
     tally = entries["test_checked_on_the_tally[thread]"]["failures"][0]["message"]
     assert tally.startswith("3 of 3 rounds had outcomes other than 'other'")
+
+
+@needs_dpor
+def test_a_teardown_that_fails_after_a_verified_search_unsays_it(pytester, run):
+    pytester.makepyfile(test_leak="""
+        import threading
+        import pytest
+
+        STOP = threading.Event()
+
+        class Box:
+            def __init__(self):
+                self.lock = threading.Lock()
+                self.value = 0
+
+            def bump(self):
+                with self.lock:
+                    self.value += 1
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2, strategy="dpor")
+        def test_leaves_a_thread(concurrency):
+            concurrency.run_actors(Box.bump, Box.bump, setup=Box, arbiter=lambda b: b.value,
+                                   expect=[2])
+            threading.Thread(target=STOP.wait, daemon=True).start()  # left running
+
+        def test_stop():
+            STOP.set()
+    """)
+    result = run("-v", "-p", "no:randomly", "--concurrency-report=r.json")
+    result.assert_outcomes(passed=2, errors=1)
+    (entry,) = [e for e in json.loads((pytester.path / "r.json").read_text())["tests"]
+                if "explore" in e["nodeid"]]
+    assert entry["exploration"]["complete"] is False
+    assert "the test failed after it" in entry["exploration"]["verdict"]
+    assert "explore: every interleaving explored (" in result.stdout.str()

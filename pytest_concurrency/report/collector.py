@@ -79,6 +79,8 @@ def add(entries: dict[str, dict[str, Any]], report: pytest.TestReport) -> None:
         item["measured_in_rounds"] = data["measured_in_rounds"]
         if data.get("exploration") is not None:
             item["exploration"] = data["exploration"]
+    elif report.failed and data.get("exploration") is not None and item.get("exploration"):
+        item["exploration"] = data["exploration"]  # the teardown failed after it
     item["failures"].extend(data["failures"])
 
 

@@ -224,6 +224,10 @@ def for_report(item: pytest.Item, report: pytest.TestReport,
     elif report.failed and excinfo is not None:
         out["failures"] = list(data["failures"]) or failures_of(excinfo.value, item.nodeid, data)
         data["failures"] = []
+        exploration = data.get("exploration")
+        if exploration is not None:  # a teardown that failed (a leak): not verified either
+            out["exploration"] = data["exploration"] = failed_after(exploration,
+                                                                    excinfo.value)
     else:
         out["failures"] = list(data["failures"])
         data["failures"] = []

@@ -1,4 +1,5 @@
-"""Who is the calling worker: a thread-local set by the runners."""
+"""Who is the calling worker: a thread-local set by the runners (a context variable
+for the asyncio tasks explore runs on one thread)."""
 
 from __future__ import annotations
 
@@ -30,17 +31,21 @@ class WorkerInfo(NamedTuple):
 
 class RunContext(NamedTuple):
     """What every worker of one run shares: the user-visible barrier (a
-    ``multiprocessing`` one across processes, a cooperative one under explore)."""
+    ``multiprocessing`` one across processes, a cooperative one under explore, an
+    ``asyncio.Barrier`` for explore's tasks, which ``barrier.wait_async()`` awaits)."""
 
     barrier: threading.Barrier
 
 
 _local = threading.local()
+# The worker an explore task is, in its own context (the tasks share one thread).
+_TASK: contextvars.ContextVar[tuple[WorkerInfo, RunContext] | None] = \
+    contextvars.ContextVar("concurrency_task", default=None)
 
 
 def current_worker() -> WorkerInfo:
     """The WorkerInfo of the calling worker; RuntimeError outside a worker."""
-    info = getattr(_local, "info", None)
+    info = worker_or_none()
     if info is None:
         raise RuntimeError(
             "current_worker() was called outside a concurrency worker; it only has a "
@@ -51,7 +56,12 @@ def current_worker() -> WorkerInfo:
 
 def worker_or_none() -> WorkerInfo | None:
     """The calling worker's WorkerInfo, or None outside a worker (never raises)."""
-    return getattr(_local, "info", None)
+    info = getattr(_local, "info", None)
+    if info is None:
+        task = _TASK.get()
+        if task is not None:
+            return task[0]
+    return info
 
 
 @contextlib.contextmanager
@@ -69,6 +79,9 @@ def preparing(info: WorkerInfo) -> Iterator[None]:
 def current_run() -> RunContext:
     run = getattr(_local, "run", None)
     if run is None:
+        task = _TASK.get()
+        run = task[1] if task is not None else None
+    if run is None:
         raise RuntimeError(
             "the concurrency barrier can only be used inside a concurrency worker"
         )
@@ -80,7 +93,17 @@ def enter(info: WorkerInfo, run: RunContext) -> None:
     _local.run = run
 
 
+def enter_task(info: WorkerInfo, run: RunContext) -> None:
+    """The calling asyncio task is worker ``info`` (for the rest of its context)."""
+    _TASK.set((info, run))
+
+
 def set_iteration(iteration: int) -> None:
+    if getattr(_local, "info", None) is None:
+        task = _TASK.get()
+        if task is not None:
+            _TASK.set((task[0]._replace(iteration=iteration), task[1]))
+            return
     _local.info = _local.info._replace(iteration=iteration)
 
 

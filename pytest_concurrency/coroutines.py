@@ -7,6 +7,10 @@ function-scoped ``_function_scoped_runner``, set up afresh for every call).
 An anyio test runs with ``anyio.run`` on the backend its ``anyio_backend``
 fixture names.  pytest-asyncio and anyio are never imported here unless the
 test uses them.
+
+In explore mode the workers are tasks on one event loop of explore's own
+(:func:`task_body`): the coroutine function itself is what each runs, and
+anyio code runs on it as on any asyncio loop.  trio is out of scope.
 """
 
 from __future__ import annotations
@@ -38,6 +42,26 @@ def body(function: Callable[..., Any], funcargs: Mapping[str, Any]) -> Callable[
         name, options = (backend, {}) if isinstance(backend, str) else backend
         return functools.partial(_run_anyio, coroutine, name, dict(options))
     return functools.partial(_run_asyncio, coroutine)
+
+
+def task_body(function: Callable[..., Any],
+              funcargs: Mapping[str, Any]) -> Callable[..., Any]:
+    """The coroutine function that explore runs as each worker's task (whatever
+    plugin wrapped it); pytest.skip for anyio's trio backend, which explore does
+    not run."""
+    backend = funcargs.get("anyio_backend")
+    name = backend if isinstance(backend, str) or backend is None else backend[0]
+    if name not in (None, "asyncio"):
+        import pytest
+
+        pytest.skip(f"explore runs asyncio tasks; anyio's {name!r} backend is not explored "
+                    "(trio is out of scope: run it in thread mode)")
+    return functools.partial(_without_runner, inspect.unwrap(function))
+
+
+async def _without_runner(coroutine: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    kwargs.pop(RUNNER, None)  # the task runs on explore's loop, not pytest-asyncio's
+    return await coroutine(*args, **kwargs)
 
 
 def _run_asyncio(coroutine: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
@@ -14,7 +15,12 @@ from .spec import SETTINGS, RunSpec, for_workers, resolve, spec_of
 
 def _call_actor(actors: Sequence[Callable[..., Any]], state: Any, stateless: bool) -> Any:
     actor = actors[context.current_worker().index]
-    return actor() if stateless else actor(state)
+    result = actor() if stateless else actor(state)
+    if inspect.iscoroutine(result):  # a coroutine actor: on this worker's own event loop
+        import asyncio
+
+        return asyncio.run(result)
+    return result
 
 
 class ConcurrencyRunner:
@@ -136,14 +142,23 @@ class SharedBarrier:
     """
 
     def wait(self, timeout: float | None = None) -> int:
-        return context.current_run().barrier.wait(timeout)
+        barrier = context.current_run().barrier
+        if inspect.iscoroutinefunction(barrier.wait):  # explore's tasks share one thread
+            raise RuntimeError("explore runs this test's workers as asyncio tasks on one "
+                               "event loop: wait at the barrier with "
+                               "'await barrier.wait_async()'")
+        return barrier.wait(timeout)
 
     async def wait_async(self, timeout: float | None = None) -> int:
         """``wait()`` for a coroutine: the worker's event loop is not blocked while
-        it waits (the wait happens in a helper thread)."""
+        it waits (the wait happens in a helper thread; in explore, where the workers
+        are tasks of one loop, on an ``asyncio.Barrier``)."""
         import asyncio
 
-        barrier = context.current_run().barrier
+        barrier: Any = context.current_run().barrier
+        if isinstance(barrier, asyncio.Barrier):  # explore's tasks: asyncio's barrier
+            async with asyncio.timeout(timeout):
+                return await barrier.wait()
         return await asyncio.get_running_loop().run_in_executor(None, barrier.wait, timeout)
 
     def abort(self) -> None:

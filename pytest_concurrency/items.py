@@ -141,8 +141,9 @@ class ConcurrentItems:
         funcargs = {} if sets is not None else \
             {name: pyfuncitem.funcargs[name] for name in compat.argnames(pyfuncitem)}
         target = pyfuncitem.obj
-        if coroutines.is_coroutine(target):
-            target = coroutines.body(target, pyfuncitem.funcargs)
+        if coroutines.is_coroutine(target):  # explore: each worker a task of one loop
+            target = coroutines.task_body(target, pyfuncitem.funcargs) \
+                if run_spec.mode == "explore" else coroutines.body(target, pyfuncitem.funcargs)
         if _in_context(run_spec):
             from .percall import InContext
 

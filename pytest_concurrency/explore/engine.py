@@ -10,7 +10,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from . import _orig
 from . import token as _token
@@ -24,6 +24,10 @@ from .scheduler import Actor, Schedule, Step, TraceFunction, Worker
 from .strategies import PCT, STRATEGIES, Replay, Strategy, make
 from .token import TokenData
 from .tracing import Describers, Monitoring, PointTable, make_settrace
+
+if TYPE_CHECKING:
+    from .aio import AioEngine
+    from .aioschedule import AsyncSchedule
 
 
 class ReplayDiverged(Exception):
@@ -68,6 +72,9 @@ class ExploreStats(TypedDict):
     timers: NotRequired[int]  # times virtual time had to pass (a timed wait or sleep)
     left_running: NotRequired[int]  # threads the actors started, still running at the end
     redundant: NotRequired[int]  # dpor: runs stopped for repeating an explored interleaving
+    virtual_time: NotRequired[float]  # asyncio: the most virtual seconds a schedule took
+    time_advances: NotRequired[int]  # asyncio: times the clock jumped to the next timer
+    uncontrolled: NotRequired[list[str]]  # asyncio: what the schedules did not control
 
 
 @dataclasses.dataclass
@@ -114,6 +121,8 @@ class Coverage:
     nondeterministic: bool = False  # the same choices led somewhere else
     blind: BlindSpots = dataclasses.field(default_factory=BlindSpots)  # steps not seen
     bound: int = 2  # dfs: its preemption bound (not a way to be incomplete by itself)
+    # asyncio: what ran outside the schedule ("a thread outside the schedule, at f.py:3")
+    uncontrolled: tuple[str, ...] = ()
 
 
 def incomplete(coverage: Coverage) -> str | None:
@@ -141,6 +150,7 @@ def incomplete(coverage: Coverage) -> str | None:
         reasons.append("the body did not run the same way twice under the same schedule")
     if c.blind:
         reasons.append(f"could not see {c.blind.describe()}")
+    reasons.extend(c.uncontrolled)
     if not reasons and not (c.strategy == "dpor" and c.exhausted):
         reasons.append("not exhausted")  # unreachable today: a claim needs a reason to hold
     return "; ".join(reasons) or None
@@ -249,6 +259,12 @@ class Engine:
         if self._monitor is not None:
             self._monitor.stop()
 
+    def schedule(self, strategy: Strategy) -> Schedule:
+        return Schedule(self, strategy)
+
+    def add_stats(self, stats: ExploreStats) -> None:
+        """Nothing beyond what explore() counts (an AioEngine adds virtual time)."""
+
 
 def _strategy(name: str, seed: int, preemption_bound: int, depth: int) -> Strategy:
     """The strategy object called ``name``, seeded (DPOR's module is loaded by the
@@ -300,6 +316,9 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                          f"got {granularity!r}")
     if isinstance(instrument, str):
         instrument = (instrument,)
+    from .aio import are_tasks  # asyncio tasks rather than threads
+
+    tasks = are_tasks(actors)
     recorded: TokenData | None = None
     if replay is not None:
         recorded = _token.decode(replay)
@@ -308,7 +327,9 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                                  f"this run has {len(actors)}")
         strategy, seed = recorded["strategy"], recorded["seed"]
         granularity = recorded["granularity"]
-    if strategy == "dpor":
+    if tasks:
+        granularity = "await"  # a task switches only where it awaits
+    if strategy == "dpor" and not tasks:
         from .frames import problem
 
         why = problem()
@@ -317,9 +338,16 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     if roots is None:
         roots = {path for path in map(_source_dir, [setup, check, *actors]) if path}
     deadline = _orig.monotonic() + time_limit if time_limit is not None else None
-    engine = Engine(setup, actors, granularity, tuple(roots), tuple(instrument),
-                    step_timeout, hang_timeout, precise=strategy == "dpor",
-                    lock_order=lock_order, deadline=deadline)
+    engine: Engine | AioEngine
+    if tasks:
+        from .aio import AioEngine
+
+        engine = AioEngine(setup, actors, tuple(roots), tuple(instrument), step_timeout,
+                           hang_timeout, lock_order=lock_order, deadline=deadline)
+    else:
+        engine = Engine(setup, actors, granularity, tuple(roots), tuple(instrument),
+                        step_timeout, hang_timeout, precise=strategy == "dpor",
+                        lock_order=lock_order, deadline=deadline)
     # Lock-order inversions, with the schedule after which each was seen: a failure
     # at the end (when no schedule found a real deadlock or other failure), or warnings.
     inversions: list[tuple[int, list[Any]]] = []
@@ -346,7 +374,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                 out_of_time = True
                 break
             chooser.begin(index, len(actors))
-            schedule = Schedule(engine, chooser)
+            schedule = engine.schedule(chooser)
             schedule.run()
             if schedule.cut is not None:  # stopped in the middle: not an explored one
                 out_of_time, cut = True, schedule.cut
@@ -402,6 +430,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     if isinstance(chooser, PCT):
         stats["pct_k"] = chooser.k
     stats["timers"], stats["left_running"] = timers, left_running
+    engine.add_stats(stats)
     redundant = getattr(chooser, "redundant", None)
     if redundant is not None:
         stats["redundant"] = redundant
@@ -412,7 +441,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
         detaches=stats["detaches"], timers=timers, left_running=left_running,
         abandoned=abandoned_threads,
         nondeterministic=bool(getattr(chooser, "nondeterministic", False)), blind=blind,
-        bound=getattr(chooser, "bound", 2))
+        bound=getattr(chooser, "bound", 2), uncontrolled=tuple(stats.get("uncontrolled", ())))
     why = "stopped at the first failure" if failure is not None else incomplete(coverage)
     return ExploreResult(failure, run, exhausted, stats, complete=why is None,
                          incomplete=why, distinct=distinct, warnings=warnings, blind=blind,
@@ -467,7 +496,7 @@ def _is_assertion(exc: BaseException) -> bool:
         c.__name__ == "OutcomeException" and c.__module__.startswith("_pytest") for c in mro)
 
 
-def _evaluate(schedule: Schedule, check: Callable[[Any, list[Any]], object] | None,
+def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any]], object] | None,
               index: int, strategy: str, seed: int, granularity: str,
               report_steps: int) -> Finding | None:
     """The finding of a schedule that ran: a worker's exception, a deadlock, a failed

@@ -49,11 +49,16 @@ def _frames_of(schedule: Schedule) -> list[FrameType]:
 
 def name_of(obj: object, schedule: Schedule, frames: list[FrameType] | None = None) -> str:
     """Best-effort variable name of a primitive, e.g. ``self.lock_a`` or ``LOCK``."""
+    return name_in(obj, schedule.state, frames if frames is not None else _frames_of(schedule))
+
+
+def name_in(obj: object, state: object, frames: list[FrameType]) -> str:
+    """The name of ``obj`` as the schedule's ``state`` or the locals and globals of
+    ``frames`` (user code) reach it: ``state.lock``, ``self.lock_a``, ``LOCK``."""
     obj = getattr(obj, "_outer", obj)
     kind = type(obj).__name__
-    state = schedule.state
     spaces: list[tuple[str, Any]] = [("state", state)]  # (name, user value)
-    for frame in frames if frames is not None else _frames_of(schedule):
+    for frame in frames:
         spaces.extend(frame.f_locals.items())
         spaces.extend((key, value) for key, value in frame.f_globals.items()
                       if not key.startswith("__"))

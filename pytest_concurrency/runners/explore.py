@@ -2,13 +2,17 @@
 
 Every schedule runs the body once in each of ``spec.workers`` threads (or, for
 ``run_actors``, actor i in worker i), one thread at a time, switching where
-the scheduler decides (see ``explore/``).  The first failing schedule becomes
-the run's failure, with the interleaving and a command that replays it.
+the scheduler decides (see ``explore/``).  A coroutine body (or coroutine
+actors) runs as that many asyncio tasks on one event loop instead, switching
+at the awaits.  The first failing schedule becomes the run's failure, with the
+interleaving and a command that replays it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import os
 import threading
 import time
@@ -63,6 +67,29 @@ def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
         context.leave()
 
 
+async def _task(index: int, count: int, iterations: int, call: Callable[[Any], Any],
+                state: _Round) -> list[Any]:
+    """One worker of one schedule as an asyncio task: ``await call(state.data)``,
+    ``iterations`` times."""
+    context.enter_task(WorkerInfo(index, count, "explore", 0, index, 0, os.getpid()),
+                       state.run)
+    values = []
+    for iteration in range(iterations):
+        if iteration:
+            context.set_iteration(iteration)
+        values.append(await call(state.data))
+    return values
+
+
+def _barrier(parties: int, tasks: bool) -> threading.Barrier:
+    """The ``barrier`` fixture's barrier: the scheduler's cooperative one for threads
+    (made while its primitives are in place), asyncio's for tasks (which
+    ``barrier.wait_async()`` awaits)."""
+    if tasks:
+        return cast("threading.Barrier", asyncio.Barrier(parties))
+    return threading.Barrier(parties)
+
+
 STEPS_SHOWN = 200  # of a failing schedule, in the reports' interleaving
 
 
@@ -83,6 +110,7 @@ def exploration(result: ExploreResult, spec: RunSpec, seed: int,
         "switch_points": result.stats.get("switch_points"),
         "python": result.stats.get("python"), "interleaving": None,
         "settings": settings(result, spec, seed),
+        "virtual_time": result.stats.get("virtual_time"),
     }
     if failure is not None:
         data["interleaving"] = {
@@ -217,7 +245,9 @@ def run(request: RunRequest) -> RunOutcome:
             data = data[context.current_worker().index]
         return target(*args, **data)
 
-    workers = [functools.partial(_worker, i, n, spec.iterations, body) for i in range(n)]
+    tasks = inspect.iscoroutinefunction(target)  # each worker an asyncio task of one loop
+    worker = _task if tasks else _worker
+    workers = [functools.partial(worker, i, n, spec.iterations, body) for i in range(n)]
     schedules = iter(range(1 << 62))
 
     def teardown() -> None:
@@ -236,8 +266,7 @@ def run(request: RunRequest) -> RunOutcome:
             if not first and options.fresh_kwargs is not None:
                 kwargs.update(options.fresh_kwargs())
             data = dict(kwargs)
-        # Created while the scheduler's primitives are in place: a cooperative barrier.
-        return _Round(RunContext(threading.Barrier(n)), data)
+        return _Round(RunContext(_barrier(n, tasks)), data)
 
     last: dict[str, Any] = {}
 
@@ -270,9 +299,15 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     spec, options = request.spec, request.explore or ExploreOptions()
     n = len(actors.actors)
     tally = actors.tally
+    from ..explore.aio import are_tasks
+
+    try:
+        tasks = are_tasks(actors.actors)  # coroutine actors: tasks on one event loop
+    except ValueError as exc:
+        raise ExploreError(f"run_actors(): {exc}") from None
 
     def setup() -> _Round:
-        return _Round(RunContext(threading.Barrier(n)),
+        return _Round(RunContext(_barrier(n, tasks)),
                       actors.setup() if actors.setup is not None else None)
 
     def outcome_of(state: _Round, returns: list[Any]) -> Any:
@@ -304,9 +339,15 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
 
     def call_of(actor: Callable[..., Any]) -> Callable[[Any], Any]:
         """What worker i calls with the round's state: actor i, given it unless stateless."""
+        if stateless and tasks:
+            async def call(_data: Any) -> Any:
+                return await actor()
+
+            return call
         return (lambda _data: actor()) if stateless else actor
 
-    workers = [functools.partial(_worker, i, n, 1, call_of(actor))
+    worker = _task if tasks else _worker
+    workers = [functools.partial(worker, i, n, 1, call_of(actor))
                for i, actor in enumerate(actors.actors)]
     start = time.perf_counter()
     result, seed, outcomes = _explore(spec, options, setup, workers, observe,

@@ -1,0 +1,152 @@
+"""explore for asyncio: the actors as tasks on one event loop, every await a choice.
+
+:func:`are_tasks` tells ``explore()`` that its actors are coroutine functions;
+:class:`AioEngine` then stands in for ``engine.Engine``: it makes each schedule
+an :class:`~.aioschedule.AsyncSchedule` and runs it on a thread of its own
+(:class:`LoopThread`), watched for a step that never gives the loop back.
+Nothing is traced: the switch points are the awaits that suspend, so this
+runs the same on every CPython (free-threaded included) and needs no frame
+reading, for DPOR too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from . import _orig
+from .aioloop import DaemonExecutor
+from .aioschedule import AsyncSchedule
+from .instrument import UserCode
+from .lockorder import LockOrder
+from .strategies import Strategy
+
+POLL = 0.25  # seconds between two looks at a running schedule
+
+
+def are_tasks(actors: Sequence[Callable[..., Any]]) -> bool:
+    """Whether the actors are coroutine functions (run as tasks on one loop) rather
+    than plain functions (run as threads); ValueError for a mix of the two."""
+    kinds = [inspect.iscoroutinefunction(actor) for actor in actors]
+    if any(kinds) and not all(kinds):
+        plain = [index for index, kind in enumerate(kinds) if not kind]
+        raise ValueError(
+            "explore runs either threads or asyncio tasks: the actors must all be coroutine "
+            f"functions (async def) or all plain functions, but actor {plain[0]} is not a "
+            "coroutine function and actor "
+            f"{kinds.index(True)} is")
+    return bool(kinds) and all(kinds)
+
+
+class LoopThread:
+    """A daemon thread that runs one schedule at a time for the exploring thread."""
+
+    def __init__(self) -> None:
+        self._job: Callable[[], None] | None = None
+        self._go = _orig.allocate_lock()
+        self._go.acquire()
+        self._done = _orig.allocate_lock()
+        self._done.acquire()
+        self.thread = threading.Thread(target=self._main, name="explore-worker-loop",
+                                       daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        while True:
+            self._go.acquire()
+            job = self._job
+            if job is None:
+                return
+            try:
+                job()
+            finally:
+                self._done.release()
+
+    def run(self, job: Callable[[], None], stuck: Callable[[], bool]) -> bool:
+        """Run ``job`` on the thread and wait; False when ``stuck()`` said to give up
+        on it (the thread is then left to itself)."""
+        self._job = job
+        self._go.release()
+        try:
+            while not self._done.acquire(True, POLL):
+                if stuck():
+                    return False
+        except BaseException:
+            stuck()  # KeyboardInterrupt: the schedule stops at its next step
+            self._done.acquire(True, 1.0)
+            raise
+        return True
+
+    def close(self) -> None:
+        self._job = None
+        self._go.release()
+        self.thread.join(1.0)
+
+
+class AioEngine:
+    """What the schedules of one asyncio explore() share (``engine.Engine``'s part)."""
+
+    def __init__(self, setup: Callable[[], Any], actors: Iterable[Callable[..., Any]],
+                 roots: tuple[str, ...], instrument: tuple[str, ...], step_timeout: float,
+                 hang_timeout: float, lock_order: str = "ignore",
+                 deadline: float | None = None) -> None:
+        self.setup = setup
+        self.actors = list(actors)
+        self.is_user = UserCode(roots, instrument)
+        self.precise = False
+        self.lock_order = LockOrder() if lock_order != "ignore" else None
+        self.step_timeout = step_timeout
+        self.patience = max(1.0, 20 * step_timeout)
+        self.hang_timeout = hang_timeout
+        self.deadline = deadline  # _orig.monotonic() time by which the search ends
+        self.false_detaches = 0
+        self.executor = DaemonExecutor()
+        self._thread: LoopThread | None = None
+        # over every schedule: for the stats and the verdict
+        self.virtual_time = 0.0
+        self.time_advances = 0
+        self.uncontrolled: list[str] = []
+
+    def start(self) -> None:
+        """Threads are made on first use."""
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
+
+    def schedule(self, strategy: Strategy) -> AsyncSchedule:
+        return AsyncSchedule(self, strategy)
+
+    def run_on_loop_thread(self, schedule: AsyncSchedule, job: Callable[[], None]) -> None:
+        """Run ``job`` (the schedule's loop) on the loop thread and wait for it."""
+        if self._thread is None:
+            self._thread = LoopThread()
+        thread = self._thread
+
+        def stuck() -> bool:
+            return schedule.hung() is not None
+
+        try:
+            if not thread.run(job, stuck):
+                schedule.abandoned.append(thread.thread)
+                self._thread = None  # left to finish its step, if it ever does
+        finally:
+            self._record(schedule)
+
+    def _record(self, schedule: AsyncSchedule) -> None:
+        self.virtual_time = max(self.virtual_time, schedule.clock)
+        self.time_advances += schedule.time_advances
+        for text in schedule.uncontrolled:
+            if text not in self.uncontrolled:
+                self.uncontrolled.append(text)
+
+    def add_stats(self, stats: Any) -> None:
+        """What the schedules measured, into explore()'s stats."""
+        stats["switch_points"] = "asyncio awaits"
+        stats["virtual_time"] = self.virtual_time
+        stats["time_advances"] = self.time_advances
+        if self.uncontrolled:
+            stats["uncontrolled"] = list(self.uncontrolled)

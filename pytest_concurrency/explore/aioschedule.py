@@ -1,0 +1,653 @@
+"""One schedule of asyncio tasks: every callback the loop is given is a decision.
+
+The actors run as tasks on an :class:`~.aioloop.ExploreLoop`.  Every callback
+the loop is handed becomes part of a *unit* the strategy chooses among: a task
+(its steps: each runs the coroutine from one await that suspended it to the
+next), or a callback of its own (a timer, a future's done-callback, a
+``call_soon``) that runs once.  At every point the loop would run something,
+the strategy picks which ready unit goes; a task that awaits a future is not
+ready until a step completes it.
+
+Time is virtual: it stands still while anything is ready and jumps to the
+next timer when nothing is, and the timers due at one instant fire in the
+order the strategy picks, between the steps they wake.  When nothing is ready,
+no timer is left and no thread outside the schedule may still call back, the
+tasks that have not finished are deadlocked, and the schedule ends at once
+with what each waits for.
+
+The schedule runs on a thread of its own (``aio.LoopThread``); the thread that
+explores waits for it, and calls a task that keeps the loop for longer than the
+hang timeout (a blocking call in a coroutine) a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import dataclasses
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, Protocol
+
+from . import _orig, aiowaits
+from .accesses import ALL, NOTHING, Event, Objects
+from .aioloop import Entry, ExploreLoop, Site
+from .blind import BlindSpots
+from .aiowaits import coroutine_frames
+from .instrument import UserCode
+from .lockorder import LockKey, LockOrder
+from .strategies import Strategy
+
+
+class EngineView(Protocol):
+    """What a schedule uses of the engine that runs it (``aio.AioEngine``)."""
+
+    @property
+    def actors(self) -> Sequence[Callable[[Any], Any]]: ...
+
+    @property
+    def is_user(self) -> UserCode: ...
+
+    @property
+    def lock_order(self) -> LockOrder | None: ...
+
+    @property
+    def patience(self) -> float: ...
+
+    @property
+    def hang_timeout(self) -> float: ...
+
+    @property
+    def executor(self) -> concurrent.futures.Executor: ...
+
+    def setup(self) -> Any: ...
+
+    def run_on_loop_thread(self, schedule: AsyncSchedule, job: Callable[[], None]) -> None: ...
+
+READY = "ready"  # a step (or the callback) is scheduled and may run now
+WAITING = "waiting"  # a task awaiting a future; a timer not due yet
+DONE = "done"  # dpor.DONE: a finished task, a callback that ran or was cancelled
+Step = tuple[int, str, int, str, str | None]  # a trace row: lane, file, line, function, what
+
+# Every step writes it unless what it touches is known: a task's step can run any
+# code, so it depends on every other step; a step that touches only some of
+# explore's objects reads it, so that it still depends on every such task step.
+UNIVERSE = type("Universe", (), {"__repr__": lambda self: "<anything>"})()
+FAIR_STREAK = 64  # grants in a row to one unit while others were ready, before it must wait
+MAX_STEPS = 100_000  # a schedule that takes more is a livelock
+
+# The callback an ``asyncio.sleep()`` timer runs: it completes one future and touches
+# nothing else (a private name: without it, the timer depends on every step).
+_SLEEP_DONE: object = getattr(asyncio.futures, "_set_result_unless_cancelled", None)
+
+@dataclasses.dataclass(eq=False)
+class Lane:
+    """A task of the schedule as the reports show it: a worker (the actors first,
+    then the tasks they start, in the order they were made)."""
+
+    index: int  # the worker number: its column in the interleaving
+    unit: Unit
+    actor: bool  # one of the actors (its result and error are the schedule's)
+    ret: Any = None  # the actor's result
+    error: BaseException | None = None  # what the actor raised
+    held: list[Any] = dataclasses.field(default_factory=list)  # asyncio Locks it holds
+    origin: str = ""  # "started by worker 0 at k.py:12" for a task an actor started
+
+    def __repr__(self) -> str:
+        return f"worker {self.index}"
+
+    @property
+    def task(self) -> asyncio.Task[Any] | None:
+        return self.unit.task
+
+
+@dataclasses.dataclass(eq=False)
+class Unit:
+    """What the strategy picks: a task (one step per grant) or one callback."""
+
+    index: int  # its number among the schedule's units (the replay token's choices)
+    task: asyncio.Task[Any] | None  # None for a callback
+    lane: int  # the lane that shows its steps
+    parent: int | None  # the unit whose step made it (DPOR orders it after that step)
+    status: str = WAITING
+    entries: collections.deque[Entry] = dataclasses.field(default_factory=collections.deque)
+    when: float | None = None  # a timer's time
+    effect: Event = ()  # what its next step touches (see :func:`step_event`)
+    site: Site | None = None  # where a callback was scheduled, in user code
+    what: str | None = None  # what its step is called in the interleaving (callbacks)
+    guard: None = None  # dpor.View: a ready unit can always run
+
+    @property
+    def event(self) -> Event:
+        """DPOR's view of its next step: what it touches, if it can run now."""
+        return self.effect if self.status == READY else NOTHING
+
+    def __repr__(self) -> str:
+        return f"unit {self.index} ({'task' if self.task is not None else 'callback'})"
+
+
+def step_event(objects: Objects, unit: Unit, entry: Entry) -> Event:
+    """What ``unit``'s step running ``entry`` may touch, for DPOR.  Until steps are
+    traced, a task's step touches anything; an ``asyncio.sleep`` timer touches only
+    its future.  This is the one place a precise access set would come in."""
+    universe = objects(UNIVERSE)
+    if unit.task is None and entry.callback is _SLEEP_DONE and entry.args and \
+            asyncio.isfuture(entry.args[0]):
+        return ((objects(entry.args[0]), ALL, True), (universe, ALL, False))
+    return ((universe, ALL, True),)
+
+
+def _is_task(owner: object) -> bool:
+    return asyncio.isfuture(owner) and callable(getattr(owner, "get_coro", None))
+
+
+class AsyncSchedule:
+    """Runs the actors once, as tasks, under ``strategy`` (see the module docstring).
+
+    The attributes the engine reads are those of ``scheduler.Schedule``: ``state``,
+    ``workers`` (here the tasks, as :class:`Lane`), ``trace``, ``choices``,
+    ``steps``, ``error_worker``, ``deadlock``, ``divergence``, ``pruned`` and the
+    counters.
+    """
+
+    def __init__(self, engine: EngineView, strategy: Strategy) -> None:
+        self.engine = engine
+        self.is_user = engine.is_user
+        self.lock_order = engine.lock_order
+        self.strategy = strategy
+        self.state: Any = None
+        self.units: list[Unit] = []
+        self.workers: list[Lane] = []
+        strategy.attach(self.units)
+        self.objects = Objects()
+        self.objects(UNIVERSE)
+        self.trace: list[Step] = []
+        self.choices: list[int] = []
+        self.steps = 0
+        self.clock = 0.0  # virtual seconds (ExploreLoop.time())
+        self.time_advances = 0  # times the clock moved on to the next timer
+        self.current: Unit | None = None  # the unit whose step runs now
+        self.last: Unit | None = None  # the unit that ran the last step
+        self.error_worker: Lane | None = None
+        self.deadlock: str | None = None
+        self.divergence: str | None = None
+        self.pruned = False
+        self.finished = False
+        self.spin: str | None = None  # scheduler.Schedule's: a worker that never finishes
+        self.cut: str | None = None  # the time limit stopped the schedule: who was running
+        self.blind = BlindSpots()  # nothing is unseen: task steps conflict with all
+        # what scheduler.Schedule counts that a task schedule never does
+        self.detaches = 0
+        self.timers = 0  # virtual time passing is explored here, not a reason to doubt
+        self.left_running = 0  # tasks still unfinished after being cancelled at the end
+        self.abandoned: list[Any] = []  # the loop thread, if a step never gave it back
+        self.uncontrolled: list[str] = []  # why the search cannot be complete, once each
+        self.callback_errors: list[str] = []
+        self.loop = ExploreLoop(self, engine.executor)
+        self._tasks: dict[asyncio.Task[Any], Unit] = {}
+        self._timers: dict[int, Unit] = {}  # id(TimerHandle) -> its unit
+        self._live: list[Unit] = []  # units not done
+        self._made: dict[tuple[str, int], int] = {}  # asyncio Locks made at each site
+        self._inbox: collections.deque[Entry] = collections.deque()  # call_soon_threadsafe
+        self._outside = threading.Condition(threading.Lock())  # guards _inbox, _offloads
+        self._offloads: set[concurrent.futures.Future[Any]] = set()
+        self._threads: set[int] = set()  # threads alive when the schedule started
+        self._actors = len(engine.actors)
+        self._wrapped = False  # the leftover tasks were cancelled (the actors are done)
+        self._streak: tuple[Unit | None, int] = (None, 0)
+        self._replaying = strategy.name == "replay"
+        self.step_started = 0.0  # real time the running step started (for the watchdog)
+        self.aborting = False
+        self._fatal: BaseException | None = None  # KeyboardInterrupt... from a task
+        self._ident: int | None = None  # the loop thread
+
+    # ---- the engine's side (the exploring thread) ----------------------------------
+    def run(self) -> None:
+        """Make the state, run the schedule on the loop thread, and wait for it."""
+        engine = self.engine
+        contexts = [contextvars.copy_context() for _ in engine.actors]
+        aiowaits.patch(self)
+        try:
+            self.state = engine.setup()
+            engine.run_on_loop_thread(self, lambda: self._main(contexts))
+        finally:
+            aiowaits.unpatch(self)
+        if self._fatal is not None:
+            raise self._fatal
+
+    def hung(self) -> str | None:
+        """Called by the waiting thread: why the loop thread is stuck, if it is
+        (a step has kept it for longer than the hang timeout)."""
+        current = self.current
+        if current is None or self.finished:
+            return None
+        if _orig.monotonic() - self.step_started < self.engine.hang_timeout:
+            return None
+        lane = self.workers[current.lane] if current.lane < len(self.workers) else None
+        who = f"worker {lane.index}" if lane is not None and current.task is not None \
+            else "a callback"
+        stack = self._thread_stack()
+        text = (f"hang: {who} has not given the event loop back for "
+                f"{self.engine.hang_timeout:g} s: a blocking call in a coroutine (a "
+                "threading lock, time.sleep, blocking I/O) stops every task")
+        self.deadlock = text + (f":\n{stack}" if stack else "")
+        self.aborting = self.finished = True
+        return self.deadlock
+
+    def _thread_stack(self) -> str:
+        import traceback
+
+        frame = sys._current_frames().get(self._ident) if self._ident is not None else None
+        if frame is None:
+            return ""
+        entries = [entry for entry in traceback.extract_stack(frame)
+                   if self.is_user(entry.filename)]
+        return "".join(traceback.format_list(entries[-6:])).rstrip()
+
+    # ---- the loop thread ---------------------------------------------------------------
+    def _main(self, contexts: list[contextvars.Context]) -> None:
+        self._ident = threading.get_ident()
+        self._threads = {thread.ident or 0 for thread in threading.enumerate()}
+        loop = self.loop
+        loop.start()
+        try:
+            for index, actor in enumerate(self.engine.actors):
+                loop.create_task(actor(self.state), context=contexts[index])
+            self._drive()
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt: the explorer's
+            self._fatal = exc
+        finally:
+            self.finished = True
+            self._close()
+
+    def _drive(self) -> None:
+        while not self.aborting:
+            if self._inbox:
+                self._drain()
+            if self.error_worker is not None:
+                return
+            if self._actors_done() and self._wrap_up():
+                return
+            enabled = self._enabled()
+            if not enabled:
+                if self._advance_time() or self._outside_news():
+                    continue
+                self._stuck()
+                return
+            choice = self._choose(enabled)
+            self._count_streak(choice, len(enabled))
+            if choice is None:
+                if self.strategy.pruned:
+                    self.pruned = True
+                else:
+                    self.divergence = self.strategy.divergence or "replay diverged"
+                return
+            self._grant(choice)
+            if self.steps >= MAX_STEPS:
+                self._livelock()
+                return
+
+    def _actors_done(self) -> bool:
+        return all(lane.unit.status == DONE for lane in self.workers[:self._actors])
+
+    def _wrap_up(self) -> bool:
+        """The actors are done: cancel the tasks they left running (as asyncio.run
+        does), and explore their way out too; True when no task is left."""
+        tasks = [unit for unit in self._live if unit.task is not None and
+                 unit.status != DONE]
+        if not tasks:
+            return True
+        if not self._wrapped:
+            self._wrapped = True
+            for unit in tasks:
+                assert unit.task is not None
+                unit.task.cancel()
+        return False
+
+    def _enabled(self) -> list[Unit]:
+        out = []
+        live = []
+        for unit in self._live:
+            if unit.status == READY:
+                while unit.entries and unit.entries[0].cancelled():
+                    unit.entries.popleft()
+                if not unit.entries:
+                    unit.status = WAITING if unit.task is not None else DONE
+            if unit.status != DONE:
+                live.append(unit)
+                if unit.status == READY:
+                    out.append(unit)
+        self._live = live
+        return out
+
+    def _choose(self, enabled: list[Unit]) -> Unit | None:
+        spinner, count = self._streak
+        if count >= FAIR_STREAK and not self._replaying and spinner in enabled:
+            # A task that has had the loop this long while others waited (polling
+            # with sleep(0)) waits its turn now: the others are chosen among.
+            others = [unit for unit in enabled if unit is not spinner]
+            self._uncontrolled("a task kept the loop for more than "
+                               f"{FAIR_STREAK} steps in a row, and was made to wait")
+            self._streak = (None, 0)
+            return self.strategy.choose(others, self.last, self.steps)
+        return self.strategy.choose(enabled, self.last, self.steps)
+
+    def _count_streak(self, unit: Unit | None, enabled: int) -> None:
+        """How many grants in a row ``unit`` has had while others were ready too."""
+        spinner, count = self._streak
+        if enabled > 1 and unit is not None:
+            self._streak = (unit, count + 1 if spinner is unit else 1)
+        elif unit is not spinner:
+            self._streak = (None, 0)
+
+    def _grant(self, unit: Unit) -> None:
+        self.steps += 1
+        self.choices.append(unit.index)
+        entry = unit.entries.popleft()
+        if unit.task is None:
+            unit.status = DONE
+        self.current = self.last = unit
+        loop = self.loop
+        loop.running_entry = entry
+        self.step_started = _orig.monotonic()
+        try:
+            entry.run()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - asyncio's loop reports and goes on
+            loop.call_exception_handler({"message": f"Exception in callback {entry.callback!r}",
+                                         "exception": exc, "handle": entry.handle})
+        finally:
+            self.current = None
+            loop.running_entry = None
+        if unit.task is not None:
+            self._after_task_step(unit)
+        elif unit.site is not None and unit.what is not None:
+            self.trace.append((unit.lane, *unit.site, unit.what))
+
+    def _after_task_step(self, unit: Unit) -> None:
+        task = unit.task
+        assert task is not None
+        lane = self.workers[unit.lane]
+        if task.done():
+            unit.status = DONE
+            error: BaseException | None = None
+            try:
+                result = task.result()
+            except BaseException as exc:  # noqa: BLE001 - the actor's failure, if an actor
+                error = exc
+            end = _end_site(task, error, self.is_user)
+            if end is not None:
+                self.trace.append((lane.index, *end, "returns" if error is None else
+                                   f"raises {type(error).__name__}"))
+            if lane.actor:
+                if error is not None:
+                    lane.error = error
+                    if self.error_worker is None:
+                        self.error_worker = lane
+                else:
+                    lane.ret = result
+            return
+        if unit.entries:
+            unit.status = READY
+            what = "yields"
+        else:
+            unit.status = WAITING
+            what = "waits"
+        site = self.await_site(task)
+        if site is not None:
+            self.trace.append((lane.index, *site, what))
+
+    def await_site(self, task: asyncio.Task[Any]) -> Site | None:
+        """Where in user code a suspended task awaits."""
+        site = None
+        for frame in coroutine_frames(task):
+            code = frame.f_code
+            if self.is_user(code.co_filename):
+                site = (code.co_filename, frame.f_lineno, code.co_name)
+        return site
+
+    def _advance_time(self) -> bool:
+        """Nothing is ready: the clock moves on to the next timer; every timer due
+        then becomes ready (their order is the strategy's)."""
+        timers = [unit for unit in self._live if unit.when is not None]
+        if not timers:
+            return False
+        self.clock = max(self.clock, min(unit.when for unit in timers if unit.when is not None))
+        self.time_advances += 1
+        for unit in timers:
+            if unit.when is not None and unit.when <= self.clock:
+                unit.status = READY
+        return True
+
+    # ---- from the loop (Driver) ------------------------------------------------------
+    def add(self, entry: Entry) -> None:
+        owner: Any = getattr(entry.callback, "__self__", None)
+        if entry.when is None and _is_task(owner) and owner.get_loop() is self.loop:
+            unit = self._tasks.get(owner) or self._new_task(owner)
+            unit.entries.append(entry)
+            if unit.status != DONE:
+                unit.status = READY
+            return
+        current = self.current
+        unit = Unit(len(self.units), None, current.lane if current is not None else 0,
+                    current.index if current is not None else None, when=entry.when)
+        unit.entries.append(entry)
+        unit.effect = step_event(self.objects, unit, entry)
+        code = getattr(entry.callback, "__code__", None)
+        if entry.when is not None:
+            unit.site, unit.what = self.caller_site(), "timer fires"
+            self._timers[id(entry.handle)] = unit
+        elif code is not None and self.is_user(code.co_filename):
+            unit.site = (code.co_filename, code.co_firstlineno, code.co_name)
+            unit.what = "callback"
+        unit.status = READY if entry.when is None or entry.when <= self.clock else WAITING
+        self.units.append(unit)
+        self._live.append(unit)
+
+    def _new_task(self, task: asyncio.Task[Any]) -> Unit:
+        current = self.current
+        lane = len(self.workers)
+        unit = Unit(len(self.units), task, lane, current.index if current is not None else None)
+        unit.effect = ((self.objects(UNIVERSE), ALL, True),)
+        self._tasks[task] = unit
+        self.units.append(unit)
+        self._live.append(unit)
+        origin = ""
+        if lane >= self._actors:
+            parent = self.workers[current.lane] if current is not None else None
+            where = self.caller_site()
+            origin = f"started by {parent or 'a callback'}" + \
+                (f" at {os.path.basename(where[0])}:{where[1]}" if where else "")
+        self.workers.append(Lane(lane, unit, lane < self._actors, origin=origin))
+        return unit
+
+    def timer_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        unit = self._timers.pop(id(handle), None)
+        if unit is not None and unit.status != DONE:
+            unit.status = DONE
+            unit.entries.clear()
+
+    def external(self, entry: Entry) -> None:
+        if threading.get_ident() != self._ident:
+            self._uncontrolled("a thread outside the schedule called the loop",
+                               self._thread_site())
+        with self._outside:
+            self._inbox.append(entry)
+            self._outside.notify_all()
+
+    def offload(self, job: concurrent.futures.Future[Any], result: asyncio.Future[Any],
+                site: Site | None) -> None:
+        """``run_in_executor``: the job runs in a thread the schedule does not control.
+        It waits here for the job (up to the patience), so that what the job did comes
+        back at this point of the schedule; a job that takes longer comes back when it
+        does, and either way the search is not complete."""
+        self._uncontrolled("a thread outside the schedule", site)
+        loop = self.loop
+        arrived = threading.Event()
+
+        def copy(done: concurrent.futures.Future[Any]) -> None:
+            def settle() -> None:
+                if result.cancelled():
+                    return
+                if done.cancelled():
+                    result.cancel()
+                elif done.exception() is not None:
+                    result.set_exception(done.exception())  # type: ignore[arg-type]
+                else:
+                    result.set_result(done.result())
+
+            with self._outside:
+                self._offloads.discard(job)
+                self._inbox.append(Entry(asyncio.Handle(settle, (), loop, None), settle, (),
+                                         contextvars.copy_context(), None))
+                self._outside.notify_all()
+            arrived.set()
+
+        with self._outside:
+            self._offloads.add(job)
+        job.add_done_callback(copy)
+        arrived.wait(self.engine.patience)
+
+    def _drain(self) -> None:
+        with self._outside:
+            entries = list(self._inbox)
+            self._inbox.clear()
+        current, self.current = self.current, None
+        try:
+            for entry in entries:
+                self.add(entry)
+        finally:
+            self.current = current
+
+    def _outside_news(self) -> bool:
+        """Nothing can run here: wait (up to the hang timeout) for a thread outside the
+        schedule that may still call back; True if one did."""
+        with self._outside:
+            if self._inbox:
+                return True
+            if not self._offloads and not self._foreign_threads():
+                return False
+            self._outside.wait(self.engine.hang_timeout)
+            if self._inbox:
+                return True
+        self.deadlock = ("hang: no task can run, and no thread outside the schedule called "
+                         f"back within {self.engine.hang_timeout:g} s\n  " +
+                         "\n  ".join(self.uncontrolled or ["(a thread the test started)"]))
+        self.finished = True
+        return False
+
+    def _foreign_threads(self) -> bool:
+        executor = {thread.ident for thread in getattr(self.engine.executor, "threads", ())}
+        return any(thread.is_alive() and thread.ident not in self._threads and
+                   thread.ident not in executor for thread in threading.enumerate())
+
+    def callback_error(self, entry: Entry | None, context: dict[str, Any]) -> None:
+        if self.finished or entry is None:
+            return  # a task destroyed with its schedule, a future nobody read: not ours
+        exc = context.get("exception")
+        self.callback_errors.append(f"{context.get('message')}: {exc!r}")
+
+    def caller_site(self) -> Site | None:
+        """The innermost user-code frame of the loop thread now."""
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None:
+            code = frame.f_code
+            if self.is_user(code.co_filename):
+                return (code.co_filename, frame.f_lineno, code.co_name)
+            frame = frame.f_back
+        return None
+
+    def _thread_site(self) -> Site | None:
+        frame: FrameType | None = sys._getframe(2)
+        while frame is not None:
+            if self.is_user(frame.f_code.co_filename):
+                return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+            frame = frame.f_back
+        return None
+
+    def _uncontrolled(self, what: str, site: Site | None = None) -> None:
+        text = what + (f", at {os.path.basename(site[0])}:{site[1]}" if site else "")
+        if text not in self.uncontrolled:
+            self.uncontrolled.append(text)
+
+    # ---- the end -------------------------------------------------------------------
+    def _stuck(self) -> None:
+        """Nothing is ready, no timer is left, nobody outside will call back."""
+        if self.deadlock is not None:
+            return  # _outside_news said why
+        waiting = [lane for lane in self.workers if lane.unit.status != DONE]
+        if self._wrapped:
+            self.left_running = len(waiting)
+            return
+        self.deadlock = aiowaits.describe_deadlock(self, list(waiting))
+
+    def _livelock(self) -> None:
+        spinner = self._streak[0]
+        lane = self.workers[spinner.lane] if spinner is not None else None
+        site = self.await_site(spinner.task) if spinner is not None and \
+            spinner.task is not None else None
+        where = f" (it keeps awaiting at {os.path.basename(site[0])}:{site[1]})" if site \
+            else ""
+        self.deadlock = (f"livelock: the schedule took {MAX_STEPS} steps without its tasks "
+                         f"finishing; {lane or 'a callback'} ran last{where}")
+
+    def _close(self) -> None:
+        """Close what is left: unfinished coroutines (their ``finally`` blocks run
+        now), then the loop."""
+        for unit in self.units:
+            task = unit.task
+            if task is not None and not task.done():
+                try:
+                    task.get_coro().close()
+                except BaseException:  # noqa: BLE001 - a finally block that awaits again
+                    pass
+        self.loop.close()
+        self.loop.finish()
+
+    # ---- asyncio Locks (see aiowaits.Lock) ---------------------------------------------
+    def lane_of(self, task: object) -> Lane | None:
+        unit = self._tasks.get(task) if task is not None else None  # type: ignore[call-overload]
+        return self.workers[unit.lane] if unit is not None else None
+
+    def lock_key(self, site: Site) -> LockKey:
+        where = (site[0], site[1])
+        ordinal = self._made.get(where, 0)
+        self._made[where] = ordinal + 1
+        return (site[0], site[1], ordinal)
+
+    def user_frames(self) -> list[FrameType]:
+        """The user-code frames of every unfinished task (to name what they use)."""
+        frames: list[FrameType] = []
+        for lane in self.workers:
+            task = lane.unit.task
+            if task is not None and not task.done():
+                frames.extend(frame for frame in reversed(coroutine_frames(task))
+                              if self.is_user(frame.f_code.co_filename))
+        return frames
+
+
+def _end_site(task: asyncio.Task[Any], error: BaseException | None,
+              is_user: Callable[[str], bool]) -> Site | None:
+    """Where a finished task ended: the user line that raised, or its function if
+    that is user code."""
+    if error is not None:
+        tb = error.__traceback__
+        site = None
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if is_user(code.co_filename):
+                site = (code.co_filename, tb.tb_lineno, code.co_name)
+            tb = tb.tb_next
+        if site is not None:
+            return site
+    coroutine: Any = task.get_coro()
+    body = getattr(coroutine, "cr_code", None)
+    if body is None or not is_user(body.co_filename):
+        return None
+    return (body.co_filename, body.co_firstlineno, body.co_name)

@@ -99,7 +99,7 @@ class Lane:
     origin: str = ""  # "started by worker 0 at k.py:12" for a task an actor started
 
     def __repr__(self) -> str:
-        return f"worker {self.index}"
+        return f"{'worker' if self.actor else 'task'} {self.index}"
 
     @property
     def task(self) -> asyncio.Task[Any] | None:
@@ -205,6 +205,12 @@ class AsyncSchedule:
         self.aborting = False
         self._fatal: BaseException | None = None  # KeyboardInterrupt... from a task
         self._ident: int | None = None  # the loop thread
+
+    @property
+    def titles(self) -> list[str]:
+        """The interleaving's column heads: the actors are workers, the tasks they
+        started are tasks."""
+        return [str(lane) for lane in self.workers]
 
     # ---- the engine's side (the exploring thread) ----------------------------------
     def run(self) -> None:
@@ -512,7 +518,7 @@ class AsyncSchedule:
         with self._outside:
             self._offloads.add(job)
         job.add_done_callback(copy)
-        arrived.wait(self.engine.patience)
+        arrived.wait(min(self.engine.patience, self.engine.hang_timeout / 2))
 
     def _drain(self) -> None:
         with self._outside:

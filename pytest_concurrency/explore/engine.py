@@ -531,7 +531,8 @@ def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any
         return None
     token = _token.encode(strategy, seed, index, granularity, len(schedule.engine.actors),
                           schedule.choices)
-    table = render_interleaving(schedule.trace, len(schedule.workers), limit=report_steps)
+    table = render_interleaving(schedule.trace, len(schedule.workers), limit=report_steps,
+                                titles=getattr(schedule, "titles", None))
     report = "\n".join([
         f"explore found {_FOUND[kind]} in schedule {index} "
         f"(strategy={strategy}, seed={seed}, granularity={granularity}, "

@@ -162,13 +162,14 @@ def interleaving_rows(trace: Sequence[Step], limit: int = 20) -> tuple[list[Row]
 
 
 def render_interleaving(trace: Sequence[Step], nworkers: int, limit: int = 20,
-                        width: int | None = None) -> str:
-    """The last ``limit`` rows of the trace as a table, one column per worker."""
+                        width: int | None = None, titles: Sequence[str] | None = None) -> str:
+    """The last ``limit`` rows of the trace as a table, one column per worker
+    (headed ``titles``, by default "worker N")."""
     rows, total = interleaving_rows(trace, limit)
     if not rows:
         return "(no user-code steps recorded)"
     width = width or max(34, min(60, 120 // max(nworkers, 1)))
-    head = [f"worker {index}" for index in range(nworkers)]
+    head = list(titles) if titles else [f"worker {index}" for index in range(nworkers)]
     out = []
     if total > len(rows):
         out.append(f"(last {len(rows)} of {total} steps)")

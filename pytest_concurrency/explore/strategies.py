@@ -7,6 +7,7 @@ at every pytest start), so a strategy knows workers only as :class:`Indexed`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
@@ -91,18 +92,24 @@ class PCT(Strategy):
         self.seed, self.depth, self.k = seed, depth, k
         self.longest = 0
         self.tried: set[tuple[int, tuple[int, ...], tuple[int, ...]]] = set()
+        self.drawn: dict[tuple[int, int], int] = {}  # (span, workers) -> keys in tried
 
     def begin(self, index: int, nworkers: int) -> None:
         self.rng = _rng(self.seed, index)
         n = self.depth - 1
         span = max(self.k, n)
-        for _ in range(64):  # small spaces: do not draw the same parameters twice
+        # Small spaces: do not draw the same parameters twice, while there are new ones.
+        fresh = self.drawn.get((span, nworkers), 0) < \
+            math.factorial(nworkers) * math.comb(span, n)
+        for _ in range(64 if fresh else 1):
             prio = [self.depth + self.rng.random() for _ in range(nworkers)]
             points = tuple(sorted(self.rng.sample(range(1, span + 1), n)))
             key = (span, tuple(sorted(range(nworkers), key=prio.__getitem__)), points)
             if key not in self.tried:
                 break
-        self.tried.add(key)
+        if key not in self.tried:
+            self.tried.add(key)
+            self.drawn[(span, nworkers)] = self.drawn.get((span, nworkers), 0) + 1
         self.prio = dict(enumerate(prio))
         self.changes = dict(zip(points, range(1, n + 1), strict=True))
         self.count = 0

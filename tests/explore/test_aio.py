@@ -1,0 +1,428 @@
+"""explore() with coroutine actors: asyncio tasks on one event loop, switched at the
+awaits that suspend, on a virtual clock; deadlocks at once; DPOR on conservative
+events (a task's step depends on every other step)."""
+import asyncio
+import collections
+import contextlib
+import threading
+import time
+import types
+
+import aio_kernels as K
+import pytest
+
+from pytest_concurrency.explore import ReplayDiverged, decode_token, explore
+
+SEEDS = range(10)
+
+
+def _state(**kw):
+    return types.SimpleNamespace(**kw)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", list(K.BUGGY))
+def test_default_settings_find_every_async_bug_within_three_schedules(name, seed):
+    k = K.BUGGY[name]
+    result = explore(k.setup, k.actors, k.check, seed=seed)
+    assert result.failure is not None, f"{name} not found with seed {seed}"
+    assert result.failure.kind == K.EXPECTED_KIND[name], result.failure.report
+    assert result.failure.granularity == "await"
+    assert result.schedules_run <= 4, (name, seed, result.schedules_run)
+
+
+@pytest.mark.parametrize("name", list(K.FIXED))
+def test_fixed_twin_passes_every_schedule(name):
+    k = K.FIXED[name]
+    result = explore(k.setup, k.actors, k.check, seed=3)
+    assert result.failure is None, result.failure.report
+    assert result.schedules_run == 200
+
+
+@pytest.mark.parametrize("name", list(K.FIXED))
+def test_fixed_twin_is_verified_complete_by_dpor(name):
+    k = K.FIXED[name]
+    result = explore(k.setup, k.actors, k.check, strategy="dpor", schedules=5000)
+    assert result.failure is None, result.failure.report
+    assert result.complete, result.incomplete
+    assert result.distinct == result.schedules_run - result.stats.get("redundant", 0)
+
+
+@pytest.mark.parametrize("name", list(K.BUGGY))
+def test_dpor_finds_every_async_bug(name):
+    k = K.BUGGY[name]
+    result = explore(k.setup, k.actors, k.check, strategy="dpor", schedules=5000)
+    assert result.failure is not None
+    assert not result.complete
+
+
+# ---- programs whose every outcome DPOR must reach (checked against exhaustive DFS) ----
+
+def _programs_state():
+    return _state(log=[], lock=asyncio.Lock(), event=asyncio.Event(),
+                  cond=asyncio.Condition(), queue=asyncio.Queue())
+
+
+async def _locked(s):
+    async with s.lock:
+        s.log.append("a")
+        await asyncio.sleep(0)
+        s.log.append("b")
+
+
+async def _waits_for_event(s):
+    s.log.append("w")
+    await s.event.wait()
+    s.log.append("woken")
+
+
+async def _sets_event(s):
+    await asyncio.sleep(0)
+    s.log.append("set")
+    s.event.set()
+    await asyncio.sleep(0)
+    s.log.append("after")
+
+
+async def _times_out(s):
+    try:
+        async with asyncio.timeout(0.5):
+            await s.event.wait()
+        s.log.append("in time")
+    except TimeoutError:
+        s.log.append("timed out")
+
+
+async def _sets_after_sleep(s):
+    await asyncio.sleep(0.5)
+    s.log.append("slept")
+    s.event.set()
+
+
+async def _cancels_child(s):
+    async def child():
+        try:
+            s.log.append("child")
+            await asyncio.sleep(0.5)
+            s.log.append("child done")
+        finally:
+            s.log.append("child finally")
+
+    task = asyncio.create_task(child())
+    await asyncio.sleep(0)
+    task.cancel()
+    s.log.append("cancelled")
+
+
+async def _gathers(s):
+    async def one(n):
+        s.log.append(f"start {n}")
+        await asyncio.sleep(0)
+        s.log.append(f"end {n}")
+        return n
+
+    s.log.append(str(await asyncio.gather(one(1), one(2))))
+
+
+async def _puts(s):
+    await s.queue.put(1)
+    await asyncio.sleep(0)
+    await s.queue.put(2)
+    s.log.append("put both")
+
+
+async def _gets(s):
+    s.log.append(f"got {await asyncio.wait_for(s.queue.get(), 1.0)}")
+
+
+PROGRAMS = {
+    "lock": [_locked, _locked],
+    "event": [_waits_for_event, _sets_event],
+    "timeout": [_times_out, _sets_after_sleep],
+    "cancel": [_cancels_child, _locked],
+    "gather": [_gathers, _sets_event],
+    "queue": [_puts, _gets],
+    "mixed": [_locked, _sets_after_sleep, _times_out],
+}
+
+
+def _outcomes(actors, strategy, **kwargs):
+    seen = set()
+    result = explore(_programs_state, actors, None, strategy=strategy, schedules=100_000,
+                     seed=0, observe=lambda s, _returns, _token: seen.add(tuple(s.log)),
+                     **kwargs)
+    assert result.failure is None, result.failure.report
+    assert result.exhausted
+    return seen, result
+
+
+@pytest.mark.parametrize("name", list(PROGRAMS))
+def test_dpor_reaches_every_outcome_that_exhaustive_search_does(name):
+    every, _ = _outcomes(PROGRAMS[name], "dfs", preemption_bound=10_000)
+    found, result = _outcomes(PROGRAMS[name], "dpor")
+    assert found == every
+    assert result.complete
+    assert len(every) > 1 or name == "lock"
+
+
+def test_timers_due_at_one_instant_fire_in_both_orders():
+    seen, result = _outcomes(PROGRAMS["timeout"], "dpor")
+    # the timeout (0.5 s) and the sleep that sets the event (0.5 s) end together:
+    # whichever fires first decides
+    assert any("in time" in log for log in seen)
+    assert any("timed out" in log for log in seen)
+    assert result.stats["virtual_time"] == 0.5
+
+
+# ---- virtual time ------------------------------------------------------------------
+
+async def _sleeps_half_a_minute(s):
+    await asyncio.sleep(30)
+    s.log.append(asyncio.get_running_loop().time())
+
+
+def test_a_thirty_second_sleep_takes_no_time_on_the_virtual_clock():
+    result = explore(lambda: _state(log=[]), [_sleeps_half_a_minute] * 2,
+                     lambda s, _r: None, schedules=50, seed=0)
+    assert result.failure is None
+    assert result.schedules_run == 50
+    assert result.stats["virtual_time"] == 30.0
+    # one jump per schedule: both sleeps end at the same instant
+    assert result.stats["time_advances"] == 50
+
+
+async def _polls(s):
+    while not s.flag:  # a poll loop: without fairness the poller would spin for ever
+        await asyncio.sleep(0)
+    s.log.append("saw it")
+
+
+async def _sets_flag(s):
+    await asyncio.sleep(0)
+    s.flag = True
+
+
+def test_a_polling_task_does_not_starve_the_others():
+    result = explore(lambda: _state(flag=False, log=[]), [_polls, _sets_flag],
+                     lambda s, _r: None, schedules=30, seed=1)
+    assert result.failure is None
+    dpor = explore(lambda: _state(flag=False, log=[]), [_polls, _sets_flag], None,
+                   strategy="dpor", schedules=30)
+    assert not dpor.complete  # the spinning was cut short: not every interleaving ran
+
+
+# ---- deadlocks, at once -------------------------------------------------------------
+
+def test_abba_between_asyncio_locks_is_a_cycle_with_holders_and_lines():
+    k = K.BUGGY["abba_deadlock"]
+    f = explore(k.setup, k.actors, seed=0).failure
+    assert f.kind == "deadlock"
+    assert "wait-for cycle worker 0 -> worker 1 -> worker 0" in f.message
+    assert "worker 0 holds state.accounts (aio_kernels.py:" in f.message
+    assert "and waits for state.audit (aio_kernels.py:" in f.message
+    assert "held by worker 1" in f.message
+    assert "worker 1 holds state.audit" in f.message
+
+
+def test_an_event_nobody_sets_and_an_empty_queue_are_named():
+    f = explore(K.BUGGY["lost_event"].setup, K.BUGGY["lost_event"].actors, seed=0).failure
+    assert "waits for state.event to be set, which nobody will do (aio_kernels.py:" \
+        in f.message
+
+    async def get(s):
+        await s.queue.get()
+
+    async def idle(s):
+        await asyncio.sleep(0)
+
+    f = explore(lambda: _state(queue=asyncio.Queue()), [get, idle], seed=0).failure
+    assert "waits in get() for an item on state.queue that nobody will put" in f.message
+
+
+def test_tasks_awaiting_each_other_are_a_cycle():
+    async def first(s):
+        s.first = asyncio.current_task()
+        await asyncio.sleep(0)
+        await s.second
+
+    async def second(s):
+        s.second = asyncio.current_task()
+        await asyncio.sleep(0)
+        await s.first
+
+    f = explore(lambda: _state(), [first, second], seed=0).failure
+    assert "wait-for cycle worker 0 -> worker 1 -> worker 0" in f.message
+    assert "worker 0 awaits worker 1, which never finishes" in f.message
+
+
+def test_a_deadlock_is_reported_without_waiting_for_a_timeout():
+    k = K.BUGGY["abba_deadlock"]
+    result = explore(k.setup, k.actors, seed=0, hang_timeout=600)
+    assert result.failure.kind == "deadlock"  # a hang_timeout wait would have taken 10 min
+
+
+def test_lock_order_inversion_is_seen_even_when_no_schedule_deadlocks():
+    async def post(s):
+        async with s.entries:
+            async with s.audit:
+                pass
+        s.done.set()
+
+    async def review(s):
+        await s.done.wait()
+        async with s.audit:
+            async with s.entries:
+                pass
+
+    def ledger():
+        return _state(entries=asyncio.Lock(), audit=asyncio.Lock(), done=asyncio.Event())
+
+    f = explore(ledger, [post, review], schedules=5, seed=0).failure
+    assert f is not None and "lock-order inversion" in f.message
+    assert "state.entries" in f.report and "state.audit" in f.report
+
+
+# ---- tasks that start tasks ------------------------------------------------------------
+
+async def _increments_in_a_task_group(s):
+    async def increment():
+        value = s.value
+        await asyncio.sleep(0)
+        s.value = value + 1
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(increment())
+        group.create_task(increment())
+
+
+def test_tasks_started_in_a_task_group_are_interleaved_too():
+    def check(s, _returns):
+        assert s.value == 2, "lost update"
+
+    f = explore(lambda: _state(value=0), [_increments_in_a_task_group], check, seed=0).failure
+    assert f is not None and "lost update" in f.message
+    assert "task 1" in f.report  # a lane per task, the started ones named as such
+
+
+def test_tasks_left_running_are_cancelled_and_their_way_out_explored():
+    async def starts_background(s):
+        async def forever():
+            try:
+                while True:
+                    await asyncio.sleep(1)
+            finally:
+                s.log.append("cancelled")
+
+        asyncio.create_task(forever())
+        await asyncio.sleep(0)
+
+    seen = collections.Counter()
+    result = explore(lambda: _state(log=[]), [starts_background], None, strategy="dpor",
+                     observe=lambda s, _r, _t: seen.update([tuple(s.log)]))
+    assert result.failure is None and result.complete
+    assert result.stats["left_running"] == 0
+    # cancelled before its first step, a task never runs its try block
+    assert set(seen) == {("cancelled",), ()}
+
+
+# ---- outside the schedule ---------------------------------------------------------------
+
+async def _in_a_thread(s):
+    await asyncio.to_thread(time.sleep, 0)
+    s.value += 1
+
+
+def test_to_thread_works_and_makes_the_verdict_say_what_was_not_controlled():
+    def check(s, _returns):
+        assert s.value == 2
+
+    result = explore(lambda: _state(value=0), [_in_a_thread, _in_a_thread], check,
+                     strategy="dpor", schedules=50)
+    assert result.failure is None
+    assert not result.complete
+    assert result.incomplete.startswith("a thread outside the schedule, at test_aio.py:")
+
+
+def test_a_thread_that_never_calls_back_is_a_hang_not_a_hung_session():
+    never = threading.Event()
+
+    async def waits_for_thread(s):
+        await asyncio.to_thread(never.wait)
+
+    try:
+        f = explore(lambda: _state(), [waits_for_thread], seed=0, schedules=3,
+                    hang_timeout=0.5).failure
+    finally:
+        never.set()
+    assert f.kind == "deadlock"
+    assert f.message.startswith("hang: no task can run, and no thread outside the schedule "
+                                "called back")
+
+
+def test_a_blocking_call_in_a_coroutine_is_a_hang_with_its_line():
+    async def holds_a_thread_lock(s):
+        with s.lock:  # a threading.Lock across an await: the other task blocks the loop
+            await asyncio.sleep(0)
+
+    lock = threading.Lock()
+    try:
+        f = explore(lambda: _state(lock=lock), [holds_a_thread_lock] * 2, seed=0,
+                    hang_timeout=0.5).failure
+    finally:
+        with contextlib.suppress(RuntimeError):
+            lock.release()
+    assert f.kind == "deadlock"
+    assert "has not given the event loop back for 0.5 s" in f.message
+    assert "with s.lock:" in f.message
+
+
+def test_call_soon_threadsafe_from_another_thread_is_not_controlled():
+    async def from_thread(s):
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        thread = threading.Thread(target=loop.call_soon_threadsafe, args=(done.set,))
+        thread.start()
+        await done.wait()
+        thread.join()
+
+    result = explore(lambda: _state(), [from_thread], None, strategy="dpor", schedules=5)
+    assert result.failure is None
+    assert not result.complete
+    assert "a thread outside the schedule called the loop" in result.incomplete
+
+
+def test_network_io_is_refused_with_a_sentence():
+    async def connects(s):
+        await asyncio.open_connection("localhost", 1)
+
+    f = explore(lambda: _state(), [connects], seed=0).failure
+    assert "explore's event loop runs tasks, timers and callbacks on a virtual clock, " \
+        "not network I/O" in f.message
+
+
+# ---- replay, and what explore() refuses ---------------------------------------------------
+
+def test_a_token_replays_the_failing_schedule():
+    k = K.BUGGY["half_update"]
+    first = explore(k.setup, k.actors, k.check, seed=4).failure
+    data = decode_token(first.token)
+    assert data["granularity"] == "await" and data["workers"] == 2
+    again = explore(k.setup, k.actors, k.check, replay=first.token).failure
+    assert again.message == first.message
+    assert again.steps == first.steps
+
+
+def test_a_token_of_other_code_diverges():
+    k = K.BUGGY["lost_update"]
+    token = explore(k.setup, k.actors, k.check, seed=0).failure.token
+    other = K.BUGGY["half_update"]
+    with pytest.raises(ReplayDiverged, match="replay diverged"):
+        explore(other.setup, other.actors, other.check, replay=token)
+
+
+def test_threads_and_tasks_cannot_be_mixed():
+    def plain(s):
+        pass
+
+    with pytest.raises(ValueError, match="actor 0 is not a coroutine function and actor 1 is"):
+        explore(lambda: None, [plain, _sets_flag])

@@ -61,7 +61,7 @@ def serial_reason(item: pytest.Item, mode: str, detect: bool = True,
             call = unsafe_call(_function_of(item))
             if call:
                 return f"uses {call}"
-    return shared_loop(item, shared_fixtures)
+    return shared_loop(item, shared_fixtures, explore=mode == "explore")
 
 
 def _function_of(item: pytest.Item) -> Callable[..., Any] | None:
@@ -209,11 +209,13 @@ class _Names:
 # ---------------------------------------------------------------- event loops
 
 
-def shared_loop(item: pytest.Item, shared_fixtures: bool = False) -> str | None:
+def shared_loop(item: pytest.Item, shared_fixtures: bool = False,
+                explore: bool = False) -> str | None:
     """Why the item's async fixtures tie all its workers to one event loop, if they
     do: pytest-asyncio fixtures on a loop wider than the function, any anyio
     async fixture (anyio runs them all on its one test runner), and any async
-    fixture at all when the workers share their fixtures."""
+    fixture at all when the workers share their fixtures.  ``explore`` runs the
+    workers as tasks of a loop of its own: any async fixture runs on another."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None or not is_coroutine_test(item):
         return None
@@ -227,6 +229,11 @@ def shared_loop(item: pytest.Item, shared_fixtures: bool = False) -> str | None:
             func = inspect.unwrap(fixturedef.func)
             if not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
                 continue
+            if explore:
+                runner = "anyio's test runner" if "anyio_backend" in names and \
+                    not _asyncio_fixture(func) else "pytest-asyncio's event loop"
+                return (f"async fixture {name!r} runs on {runner}, and explore runs the "
+                        "test's tasks on an event loop of its own")
             if "anyio_backend" in names and not _asyncio_fixture(func):
                 return (f"async fixture {name!r} runs on anyio's test runner, one event "
                         "loop the workers cannot share")

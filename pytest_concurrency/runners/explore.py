@@ -271,7 +271,7 @@ def run(request: RunRequest) -> RunOutcome:
     last: dict[str, Any] = {}
 
     def observe(state: _Round, returns: list[Any], passed: Passed) -> str:
-        last["values"] = returns
+        last["values"] = returns = returns[:n]  # the workers', not the threads/tasks they start
         return _outcome(returns)
 
     start = time.perf_counter()
@@ -313,7 +313,7 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     def outcome_of(state: _Round, returns: list[Any]) -> Any:
         if state.outcome is _UNJUDGED:
             state.outcome = actors.arbiter(state.data) if actors.arbiter is not None else \
-                tuple(r[0] if r else None for r in returns)
+                tuple(r[0] if r else None for r in returns[:n])  # not the tasks they start
         return state.outcome
 
     def check(state: _Round, returns: list[Any]) -> None:

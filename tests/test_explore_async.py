@@ -1,0 +1,384 @@
+"""explore mode for asyncio through pytest: an async whole-body test's workers and
+coroutine actors are tasks on one event loop, switched at their awaits, on a
+virtual clock; findings replay, deadlocks are named at once, fixed code is
+verified, and pytest-asyncio's and anyio's markers keep working."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("pytest_asyncio")
+pytest.importorskip("anyio")
+
+CACHE = """
+import asyncio
+import pytest
+
+
+class Cache:
+    def __init__(self):
+        self.values = {}
+        self.fetches = 0
+        self.lock = asyncio.Lock()
+
+    async def fetch(self, key):
+        await asyncio.sleep(0.1)  # the database
+        self.fetches += 1
+        return key.upper()
+
+    async def get(self, key):
+        if key not in self.values:
+            self.values[key] = await self.fetch(key)
+        return self.values[key]
+
+    async def get_user(self):
+        return await self.get("user")
+
+    async def get_locked(self, key="user"):
+        async with self.lock:
+            if key not in self.values:
+                self.values[key] = await self.fetch(key)
+        return self.values[key]
+
+
+@pytest.fixture
+def cache():
+    return Cache()
+
+
+@pytest.mark.concurrency(modes=["explore"], seed=1)
+async def test_fetched_once(cache, barrier):
+    assert await cache.get("user") == "USER"
+    await barrier.wait_async()
+    assert cache.fetches == 1
+
+
+@pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+async def test_fetched_once_locked(cache, barrier):
+    assert await cache.get_locked("user") == "USER"
+    await barrier.wait_async()
+    assert cache.fetches == 1
+
+
+@pytest.mark.concurrency(modes=["explore"], seed=2)
+def test_actors(concurrency):
+    outcomes = concurrency.run_actors(Cache.get_user, Cache.get_user, setup=Cache,
+                                      arbiter=lambda c: c.fetches)
+    outcomes.expect(1)
+
+
+@pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+def test_actors_locked(concurrency):
+    outcomes = concurrency.run_actors(Cache.get_locked, Cache.get_locked, setup=Cache,
+                                      arbiter=lambda c: c.fetches)
+    outcomes.expect(1)
+"""
+
+
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+
+def _command(text):
+    found = re.findall(r"^\s*(pytest '[^']+' --concurrency-replay=\S+)$", text, re.M)
+    assert found, text
+    return found[0]
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makeini(INI)
+    pytester.makepyfile(test_cache=CACHE)
+    return pytester
+
+
+def test_an_async_race_is_found_with_its_interleaving_and_a_replay_command(project):
+    result = project.runpytest("-p", "no:cacheprovider", "-k", "test_fetched_once and not "
+                               "locked")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*explore found an assertion in schedule * (strategy=pct, seed=1, granularity=await, "
+        "2 workers, * steps)*",
+        "interleaving:",
+        "step | worker 0 * | worker 1*",
+        "*test_cache.py:12  await asyncio.sleep(0.1)  # the database*",
+        "replay it with:",
+        "  pytest 'test_cache.py::test_fetched_once?explore?' --concurrency-replay=x1.*",
+        "*1 schedule explored (strategy=pct, seed=1, 2 workers, Python *, asyncio awaits)",
+    ])
+
+
+def test_the_printed_replay_command_fails_again_as_printed_in_a_fresh_process(project):
+    first = project.runpytest_subprocess("-p", "no:cacheprovider", "-k",
+                                         "test_fetched_once and not locked")
+    first.assert_outcomes(failed=1)
+    command = _command(first.stdout.str())
+    schedule = re.search(r"explore found an assertion in schedule (\d+)", first.stdout.str())
+    argv = shlex.split(command)
+    assert argv[0] == "pytest"
+    again = subprocess.run([sys.executable, "-m", *argv, "-p", "no:cacheprovider"],
+                           cwd=project.path, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert f"explore found an assertion in schedule {schedule.group(1)} " in again.stdout
+    assert "assert 2 == 1" in again.stdout
+    assert "1 failed" in again.stdout
+
+
+def test_coroutine_actors_are_tasks_with_a_tally_and_a_replay_per_outcome(project):
+    result = project.runpytest("-p", "no:cacheprovider", "-k", "test_actors", "-rP")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines([
+        "E*of 200 rounds had outcomes other than 1:",
+        "E*replay a schedule that produced 2:",
+        "E*pytest 'test_cache.py::test_actors?explore?' --concurrency-replay=x1.*",
+        "*verified: all * distinct interleavings explored, no failure (complete, no preemption "
+        "bound; strategy=dpor, * 2 workers, Python *, asyncio awaits)",
+    ])
+
+
+def test_the_locked_cache_is_verified_and_the_report_says_so(project):
+    result = project.runpytest("-p", "no:cacheprovider", "-k", "locked",
+                               "--concurrency-report=r.json")
+    result.assert_outcomes(passed=2)
+    tests = {entry["nodeid"]: entry for entry in
+             json.loads((project.path / "r.json").read_text())["tests"]}
+    body = tests["test_cache.py::test_fetched_once_locked[explore]"]["exploration"]
+    assert body["complete"] is True
+    assert body["verdict"].startswith("verified: all ")
+    assert body["virtual_time"] == pytest.approx(0.1)
+
+
+def test_a_deadlock_between_asyncio_locks_is_named_at_once(pytester):
+    pytester.makepyfile("""
+        import asyncio
+        import pytest
+
+        class Accounts:
+            def __init__(self):
+                self.ledger = asyncio.Lock()
+                self.audit = asyncio.Lock()
+
+        async def transfer(accounts):
+            async with accounts.ledger:
+                await asyncio.sleep(0)
+                async with accounts.audit:
+                    pass
+
+        async def report(accounts):
+            async with accounts.audit:
+                await asyncio.sleep(0)
+                async with accounts.ledger:
+                    pass
+
+        @pytest.mark.concurrency(modes=["explore"], seed=0, timeout=600)
+        def test_abba(concurrency):
+            concurrency.run_actors(transfer, report, setup=Accounts)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--concurrency-report=r.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*deadlock: every unfinished task is waiting, and no timer or thread will wake one; "
+        "wait-for cycle worker ? -> worker ? -> worker ?",
+        "*worker 0 holds accounts.ledger (*.py:10) and waits for accounts.audit (*.py:12), "
+        "held by worker 1",
+        "*worker 1 holds accounts.audit (*.py:16) and waits for accounts.ledger (*.py:18), "
+        "held by worker 0",
+    ])
+    exploration = json.loads((pytester.path / "r.json").read_text())["tests"][0]["exploration"]
+    assert exploration["schedules"] <= 3  # found by running, not by waiting for a timeout
+
+
+def test_a_thirty_second_sleep_explores_on_the_virtual_clock(pytester):
+    pytester.makepyfile("""
+        import asyncio
+        import pytest
+
+        @pytest.mark.concurrency(modes=["explore"], schedules=40, seed=0)
+        async def test_slow(worker):
+            start = asyncio.get_running_loop().time()
+            await asyncio.sleep(30)
+            assert asyncio.get_running_loop().time() - start == 30
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--concurrency-report=r.json")
+    result.assert_outcomes(passed=1)
+    exploration = json.loads((pytester.path / "r.json").read_text())["tests"][0]["exploration"]
+    assert exploration["schedules"] == 40
+    assert exploration["virtual_time"] == 30
+
+
+def test_a_timeout_that_fires_in_one_order_and_not_in_another_is_explored(pytester):
+    pytester.makepyfile("""
+        import asyncio
+        import pytest
+
+        class Job:
+            def __init__(self):
+                self.done = asyncio.Event()
+
+        async def waits(job):
+            try:
+                await asyncio.wait_for(job.done.wait(), timeout=5)
+                return "in time"
+            except TimeoutError:
+                return "timed out"
+
+        async def works(job):
+            await asyncio.sleep(5)
+            job.done.set()
+            return "worked"
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+        def test_deadline(concurrency):
+            outcomes = concurrency.run_actors(waits, works, setup=Job)
+            assert set(outcomes) == {("in time", "worked"), ("timed out", "worked")}
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rP")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*verified: all * distinct interleavings explored*"])
+
+
+def test_a_thread_outside_the_schedule_is_never_verified_and_says_where(pytester):
+    pytester.makepyfile("""
+        import asyncio
+        import time
+        import pytest
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor", schedules=20)
+        async def test_offloaded(worker):
+            await asyncio.to_thread(time.sleep, 0)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rP")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*no failure in * schedules; not complete (a thread outside the schedule, at "
+        "test_a_thread_outside_the_schedule_is_never_verified_and_says_where.py:7)*"])
+
+
+def test_pytest_asyncio_and_anyio_markers_keep_working(pytester):
+    pytester.makeini(INI)
+    pytester.makepyfile("""
+        import asyncio
+        import anyio
+        import pytest
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture
+        async def queue():
+            q = asyncio.Queue()
+            await q.put(1)
+            yield q
+
+        @pytest.mark.asyncio
+        @pytest.mark.concurrency(modes=["explore"], schedules=20)
+        async def test_asyncio_marker(worker):
+            await asyncio.sleep(1)
+            assert asyncio.get_running_loop().time() == 1
+
+        @pytest.mark.asyncio
+        @pytest.mark.concurrency(modes=["explore"], schedules=20)
+        async def test_asyncio_fixture(queue):
+            assert await queue.get() == 1
+
+        @pytest.fixture(params=["asyncio", "trio"])
+        def anyio_backend(request):
+            return request.param
+
+        class Counter:
+            def __init__(self):
+                self.value = 0
+                self.lock = anyio.Lock()
+
+            async def increment(self):
+                async with self.lock:
+                    value = self.value
+                    await anyio.sleep(0)
+                    self.value = value + 1
+
+        @pytest.mark.anyio
+        @pytest.mark.concurrency(modes=["explore"], schedules=30)
+        async def test_anyio_body(worker):
+            async with anyio.create_task_group() as group:
+                group.start_soon(anyio.sleep, 1)
+            with anyio.move_on_after(5):
+                await anyio.Event().wait()
+            assert anyio.current_time() == 6
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+        def test_anyio_lock_verified(concurrency):
+            concurrency.run_actors(Counter.increment, Counter.increment, setup=Counter,
+                                   arbiter=lambda c: c.value).expect(2)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v", "-rs",
+                                "--concurrency-report=r.json")
+    result.assert_outcomes(passed=4, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*test_asyncio_fixture?explore?: serial: async fixture 'queue' runs on "
+        "pytest-asyncio's event loop, and explore runs the test's tasks on an event loop of "
+        "its own",
+        "SKIPPED*explore runs asyncio tasks; anyio's 'trio' backend is not explored (trio is "
+        "out of scope: run it in thread mode)",
+    ])
+    outcomes = {entry["nodeid"].split("::")[1]: entry for entry in
+                json.loads((pytester.path / "r.json").read_text())["tests"]}
+    assert outcomes["test_asyncio_marker[explore]"]["exploration"]["schedules"] == 20
+    assert outcomes["test_anyio_body[explore-asyncio]"]["exploration"]["virtual_time"] == 6
+    assert outcomes["test_anyio_lock_verified[explore]"]["exploration"]["complete"] is True
+
+
+def test_a_blocking_barrier_wait_in_an_async_test_is_refused_with_a_sentence(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.concurrency(modes=["explore"], schedules=5)
+        async def test_meets(barrier):
+            barrier.wait()
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*explore runs this test's workers as asyncio tasks on one "
+                                 "event loop: wait at the barrier with 'await "
+                                 "barrier.wait_async()'*"])
+
+
+def test_threads_and_tasks_as_actors_of_one_run_are_refused_with_a_sentence(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        def plain(state):
+            pass
+
+        async def coroutine(state):
+            pass
+
+        @pytest.mark.concurrency(modes=["explore"])
+        def test_mixed(concurrency):
+            concurrency.run_actors(plain, coroutine)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*run_actors(): explore runs either threads or asyncio "
+                                 "tasks: the actors must all be coroutine functions*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_coroutine_actors_in_thread_mode_run_each_on_its_own_loop(pytester):
+    pytester.makepyfile("""
+        import asyncio
+        import threading
+        import pytest
+
+        async def where():
+            await asyncio.sleep(0)
+            return threading.current_thread() is not threading.main_thread()
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        def test_actors(concurrency):
+            concurrency.run_actors(where, where, rounds=3).expect((True, True))
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

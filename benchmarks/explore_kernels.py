@@ -5,6 +5,7 @@
     python benchmarks/explore_kernels.py --dpor     # DPOR and switch-point cost only
     python benchmarks/explore_kernels.py --dpor --baseline-tree DIR  # ... and DIR's cost
     python benchmarks/explore_kernels.py --growth   # one DPOR / pct schedule, N = 250..8000
+    python benchmarks/explore_kernels.py --aio      # the asyncio kernels (tasks, not threads)
 
 For every kernel in tests/explore/bug_kernels.py and every strategy x granularity: the
 schedules explore() needed to find the bug (median and max over seeds 0..9; "-" when
@@ -18,6 +19,12 @@ cost of switch points: 2 workers x 2000 ``box.value += 1``, 5 pct schedules, aga
 untraced body, optionally beside an older checkout (``--baseline-tree``, e.g. a
 ``git worktree`` at the commit before the cheap switch points), the two measured in
 alternating subprocesses in one run.
+
+With --aio: for every kernel in tests/explore/aio_kernels.py (coroutine actors, run as
+asyncio tasks on one loop): the schedules to the bug per strategy (median / max over
+seeds 0..9), the schedules strategy="dpor" ran to verify each fixed twin, and the cost
+of a schedule: 200 pct schedules of the fixed twin against the same actors run as
+plain ``asyncio.run(gather(...))`` rounds, the two measured alternately in one run.
 """
 import argparse
 import json
@@ -32,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "explore"))
 
+import aio_kernels  # noqa: E402
 import bug_kernels as kernels  # noqa: E402
 
 from pytest_concurrency.explore import explore  # noqa: E402
@@ -283,6 +291,81 @@ def report_dpor(args, out):
     out["switch_cost"] = costs
 
 
+AIO_STRATEGIES = ("pct", "random", "dfs", "dpor")
+
+
+def _aio_found(kernel, strategy, seed):
+    r = explore(kernel.setup, kernel.actors, kernel.check, strategy=strategy, seed=seed,
+                schedules=200 if strategy != "dpor" else 5000)
+    return (r.failure.schedule + 1) if r.failure else None
+
+
+def _plain_round(kernel):
+    """One round of the kernel without explore: the actors as tasks of asyncio.run."""
+    import asyncio
+
+    async def main():
+        state = kernel.setup()
+        returns = await asyncio.gather(*(actor(state) for actor in kernel.actors))
+        if kernel.check is not None:
+            kernel.check(state, list(returns))
+
+    asyncio.run(main())
+
+
+def aio_cost(kernel, schedules=200, rounds=5):
+    """Seconds per schedule of ``schedules`` pct schedules of ``kernel``, and per plain
+    asyncio.run round; medians of ``rounds``, the two alternating.  A kernel that sleeps
+    (in real time, outside explore) gets 2 plain rounds per run."""
+    explored, plain = [], []
+    plain_rounds = 2 if getattr(kernel, "sleeps", 0) else schedules
+    for _ in range(rounds):
+        start = time.perf_counter()
+        explore(kernel.setup, kernel.actors, kernel.check, schedules=schedules, seed=0)
+        explored.append((time.perf_counter() - start) / schedules)
+        start = time.perf_counter()
+        for _ in range(plain_rounds):
+            _plain_round(kernel)
+        plain.append((time.perf_counter() - start) / plain_rounds)
+    return statistics.median(explored), statistics.median(plain)
+
+
+def report_aio(args, out):
+    seeds = range(args.seeds)
+    print(f"\nasyncio kernels: schedules to the bug, median / max over seeds 0..{seeds[-1]} "
+          "(dfs and dpor: one run)\n")
+    print("| kernel | " + " | ".join(AIO_STRATEGIES) + " |")
+    print("|---" * (len(AIO_STRATEGIES) + 1) + "|")
+    out["aio_found"] = {}
+    for name, kernel in aio_kernels.BUGGY.items():
+        cells = []
+        for strategy in AIO_STRATEGIES:
+            found = [_aio_found(kernel, strategy, seed)
+                     for seed in (seeds if strategy in ("pct", "random") else [0])]
+            out["aio_found"][f"{name}|{strategy}"] = found
+            cells.append(_stat(found))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nasyncio fixed twins: strategy='dpor' (5000 schedules allowed), and the cost of a "
+          "schedule (200 pct schedules vs 200 plain asyncio.run rounds, median of 5)\n")
+    print("| kernel | dpor schedules | verified complete | dpor seconds | per schedule | "
+          "plain asyncio.run round | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    out["aio_fixed"] = {}
+    for name, kernel in aio_kernels.FIXED.items():
+        start = time.perf_counter()
+        r = explore(kernel.setup, kernel.actors, kernel.check, strategy="dpor",
+                    schedules=5000)
+        seconds = time.perf_counter() - start
+        complete = r.complete and r.failure is None
+        per, plain = aio_cost(kernel)
+        out["aio_fixed"][name] = {"schedules": r.schedules_run, "complete": complete,
+                                  "seconds": seconds, "per_schedule": per, "plain": plain}
+        plain_text = f"{plain:.2f} s (sleeps)" if getattr(kernel, "sleeps", 0) else \
+            f"{plain * 1e6:.0f} us"
+        print(f"| {name} | {r.schedules_run} | {'yes' if complete else 'NO'} | "
+              f"{seconds:.2f} | {per * 1e6:.0f} us | {plain_text} | {per / plain:.2g}x |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -296,8 +379,16 @@ def main():
                     "the switch-point cost with")
     ap.add_argument("--growth", action="store_true",
                     help="the cost of one DPOR and one pct schedule as it grows")
+    ap.add_argument("--aio", action="store_true", help="the asyncio kernels only")
     args = ap.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    if args.aio:
+        out = {}
+        report_aio(args, out)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(out, fh, indent=1)
+        return
     if args.growth:
         out = {}
         report_growth(out)

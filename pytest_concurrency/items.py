@@ -165,6 +165,8 @@ class ConcurrentItems:
                 from .reproduce import explore_spec_of
 
                 run_spec = explore_spec_of(run_spec)
+                if coroutines.is_coroutine(pyfuncitem.obj):  # as tasks of one loop
+                    target = coroutines.task_body(pyfuncitem.obj, pyfuncitem.funcargs)
             fresh = (lambda: compat.fresh_funcargs(pyfuncitem)) \
                 if run_spec.mode == "explore" and sets is None else None
             try:
@@ -214,8 +216,6 @@ def _reproduce(item: pytest.Function, run_spec: spec.RunSpec, target: Any,
     targets = reproduce.wanted(failures)
     if not targets:
         text = "not tried under explore: the failure is not an exception raised by the body"
-    elif coroutines.is_coroutine(item.obj):
-        text = "not tried under explore: explore runs plain functions, this test is async"
     elif per_worker:
         text = ("not tried under explore: it runs tests with shared fixtures (fresh for "
                 "every schedule); run again with --concurrency-fixtures=shared")
@@ -223,8 +223,14 @@ def _reproduce(item: pytest.Function, run_spec: spec.RunSpec, target: Any,
         def fresh() -> dict[str, Any]:
             return dict(compat.fresh_funcargs(item))
 
-        run = reproduce.explore_once(item, target, fresh(), fresh)
-        text = reproduce.attempt(run_spec, targets, run, item.nodeid)
+        try:
+            if coroutines.is_coroutine(item.obj):  # explore runs the workers as tasks
+                target = coroutines.task_body(item.obj, item.funcargs)
+        except pytest.skip.Exception as exc:  # anyio's trio backend
+            text = f"not tried under explore: {exc.msg}"
+        else:
+            run = reproduce.explore_once(item, target, fresh(), fresh)
+            text = reproduce.attempt(run_spec, targets, run, item.nodeid)
     item.add_report_section("call", reproduce.SECTION, text)
 
 

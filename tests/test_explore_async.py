@@ -382,3 +382,42 @@ def test_coroutine_actors_in_thread_mode_run_each_on_its_own_loop(pytester):
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_an_async_thread_mode_failure_is_reproduced_as_tasks_and_replayed(pytester):
+    pytester.makepyfile(test_race="""
+        import asyncio
+        import pytest
+
+        class Counter:
+            def __init__(self):
+                self.value = 0
+
+            async def increment(self):
+                seen = self.value
+                await asyncio.sleep(0.01)  # a round trip to the database
+                self.value = seen + 1
+
+        @pytest.fixture
+        def counter():
+            return Counter()
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2)
+        async def test_increments(counter, barrier):
+            await counter.increment()
+            await barrier.wait_async()
+            assert counter.value == 2, "an update was lost"
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--concurrency-reproduce")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*reproduced under explore (pct, seed 0): AssertionError at test_race.py:21, the same "
+        "as in thread mode.",
+        "replay it with:",
+    ])
+    token = _command(result.stdout.str()).split("=")[-1]
+    again = pytester.runpytest("-p", "no:cacheprovider", "test_race.py::test_increments[thread]",
+                               f"--concurrency-replay={token}")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*explore found an assertion in schedule 0 (strategy=pct, "
+                                "seed=0, granularity=await, 2 workers, * steps)*"])

@@ -7,7 +7,8 @@ import types
 
 
 class Kernel(types.SimpleNamespace):
-    """setup, actors, check (check may be None)."""
+    """setup, actors, check (check may be None); sleeps: the virtual seconds a round
+    sleeps (real seconds outside explore)."""
 
 
 def _state(**kw):
@@ -220,9 +221,9 @@ def _balanced(s, _returns):
 
 
 half_update = Kernel(setup=lambda: _state(checking=100, savings=100),
-                     actors=[_mover, _mover], check=_balanced)
+                     actors=[_mover, _mover], check=_balanced, sleeps=1.0)
 half_update_fixed = Kernel(setup=lambda: _state(checking=100, savings=100),
-                           actors=[_mover_fixed, _mover_fixed], check=_balanced)
+                           actors=[_mover_fixed, _mover_fixed], check=_balanced, sleeps=1.0)
 
 
 BUGGY = {

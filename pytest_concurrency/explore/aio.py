@@ -35,8 +35,8 @@ def are_tasks(actors: Sequence[Callable[..., Any]]) -> bool:
         raise ValueError(
             "explore runs either threads or asyncio tasks: the actors must all be coroutine "
             f"functions (async def) or all plain functions, but actor {plain[0]} is not a "
-            "coroutine function and actor "
-            f"{kinds.index(True)} is")
+            f"coroutine function and actor {kinds.index(True)} is (a lambda that returns a "
+            "coroutine is not one: use an async def, or functools.partial of one)")
     return bool(kinds) and all(kinds)
 
 

@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import contextvars
 import dataclasses
+import inspect
 import os
 import sys
 import threading
@@ -387,7 +388,8 @@ class AsyncSchedule:
                 result = task.result()
             except BaseException as exc:  # noqa: BLE001 - the actor's failure, if an actor
                 error = exc
-            end = _end_site(task, error, self.is_user)
+            actor = self.engine.actors[lane.index] if lane.actor else None
+            end = _end_site(task, error, self.is_user, actor)
             if end is not None:
                 self.trace.append((lane.index, *end, "returns" if error is None else
                                    f"raises {type(error).__name__}"))
@@ -639,9 +641,10 @@ class AsyncSchedule:
 
 
 def _end_site(task: asyncio.Task[Any], error: BaseException | None,
-              is_user: Callable[[str], bool]) -> Site | None:
-    """Where a finished task ended: the user line that raised, or its function if
-    that is user code."""
+              is_user: Callable[[str], bool], actor: object = None) -> Site | None:
+    """Where a finished task ended: the user line that raised, or its function (the
+    actor's, for an actor: ``inspect.unwrap`` sees through explore's wrappers) if that
+    is user code."""
     if error is not None:
         tb = error.__traceback__
         site = None
@@ -654,6 +657,10 @@ def _end_site(task: asyncio.Task[Any], error: BaseException | None,
             return site
     coroutine: Any = task.get_coro()
     body = getattr(coroutine, "cr_code", None)
+    if (body is None or not is_user(body.co_filename)) and actor is not None:
+        function: Any = inspect.unwrap(actor)  # type: ignore[arg-type]
+        function = getattr(function, "func", function)  # a partial of the user's function
+        body = getattr(getattr(function, "__func__", function), "__code__", None)
     if body is None or not is_user(body.co_filename):
         return None
     return (body.co_filename, body.co_firstlineno, body.co_name)

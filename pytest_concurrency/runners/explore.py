@@ -90,6 +90,14 @@ def _barrier(parties: int, tasks: bool) -> threading.Barrier:
     return threading.Barrier(parties)
 
 
+def _wrapping(worker: functools.partial[Any], user: Callable[..., Any]
+              ) -> functools.partial[Any]:
+    """``worker``, marked as running ``user``'s function (``inspect.unwrap`` finds it:
+    the interleaving names it where a task's step ends in it)."""
+    worker.__wrapped__ = user  # type: ignore[attr-defined]
+    return worker
+
+
 STEPS_SHOWN = 200  # of a failing schedule, in the reports' interleaving
 
 
@@ -247,7 +255,8 @@ def run(request: RunRequest) -> RunOutcome:
 
     tasks = inspect.iscoroutinefunction(target)  # each worker an asyncio task of one loop
     worker = _task if tasks else _worker
-    workers = [functools.partial(worker, i, n, spec.iterations, body) for i in range(n)]
+    workers = [_wrapping(functools.partial(worker, i, n, spec.iterations, body), target)
+               for i in range(n)]
     schedules = iter(range(1 << 62))
 
     def teardown() -> None:
@@ -347,7 +356,7 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
         return (lambda _data: actor()) if stateless else actor
 
     worker = _task if tasks else _worker
-    workers = [functools.partial(worker, i, n, 1, call_of(actor))
+    workers = [_wrapping(functools.partial(worker, i, n, 1, call_of(actor)), actor)
                for i, actor in enumerate(actors.actors)]
     start = time.perf_counter()
     result, seed, outcomes = _explore(spec, options, setup, workers, observe,

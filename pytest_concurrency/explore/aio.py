@@ -64,9 +64,11 @@ class LoopThread:
             finally:
                 self._done.release()
 
-    def run(self, job: Callable[[], None], stuck: Callable[[], bool]) -> bool:
+    def run(self, job: Callable[[], None], stuck: Callable[[], bool],
+            abort: Callable[[], None]) -> bool:
         """Run ``job`` on the thread and wait; False when ``stuck()`` said to give up
-        on it (the thread is then left to itself)."""
+        on it (the thread is then left to itself).  Interrupted (Ctrl-C), ``abort()``
+        stops the job at its next step."""
         self._job = job
         self._go.release()
         try:
@@ -74,7 +76,7 @@ class LoopThread:
                 if stuck():
                     return False
         except BaseException:
-            stuck()  # KeyboardInterrupt: the schedule stops at its next step
+            abort()
             self._done.acquire(True, 1.0)
             raise
         return True
@@ -129,8 +131,12 @@ class AioEngine:
         def stuck() -> bool:
             return schedule.hung() is not None
 
+        def abort() -> None:
+            schedule.aborting = True
+            self._thread = None  # it may still be in a step: the next run gets a new one
+
         try:
-            if not thread.run(job, stuck):
+            if not thread.run(job, stuck, abort):
                 schedule.abandoned.append(thread.thread)
                 self._thread = None  # left to finish its step, if it ever does
         finally:

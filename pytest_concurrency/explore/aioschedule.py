@@ -204,6 +204,7 @@ class AsyncSchedule:
         self._replaying = strategy.name == "replay"
         self.step_started = 0.0  # real time the running step started (for the watchdog)
         self.aborting = False
+        self.closing = False  # unfinished coroutines are being closed
         self._fatal: BaseException | None = None  # KeyboardInterrupt... from a task
         self._ident: int | None = None  # the loop thread
 
@@ -231,13 +232,15 @@ class AsyncSchedule:
         """Called by the waiting thread: why the loop thread is stuck, if it is
         (a step has kept it for longer than the hang timeout)."""
         current = self.current
-        if current is None or self.finished:
+        if (current is None and not self.closing) or self.deadlock is not None:
             return None
         if _orig.monotonic() - self.step_started < self.engine.hang_timeout:
             return None
-        lane = self.workers[current.lane] if current.lane < len(self.workers) else None
-        who = f"worker {lane.index}" if lane is not None and current.task is not None \
-            else "a callback"
+        lane = self.workers[current.lane] if current is not None and \
+            current.lane < len(self.workers) else None
+        who = str(lane) if lane is not None and current is not None and \
+            current.task is not None else "a callback" if current is not None else \
+            "a task's finally block, run as its schedule ended,"
         stack = self._thread_stack()
         text = (f"hang: {who} has not given the event loop back for "
                 f"{self.engine.hang_timeout:g} s: a blocking call in a coroutine (a "
@@ -608,6 +611,8 @@ class AsyncSchedule:
     def _close(self) -> None:
         """Close what is left: unfinished coroutines (their ``finally`` blocks run
         now), then the loop."""
+        self.closing = True
+        self.step_started = _orig.monotonic()
         for unit in self.units:
             task = unit.task
             if task is not None and not task.done():

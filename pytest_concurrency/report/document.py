@@ -38,6 +38,9 @@ A document is plain JSON-able data::
             "outcomes": 2, "outcome_counts": {"[[1], [2]]": 9, ...},
             "schedules_per_second": 160.2, "switch_points": "sys.monitoring",
             "python": "3.12",
+            "virtual_time": null or 30.0,  # asyncio tasks: the most virtual seconds
+                                           # a schedule's clock went (switch_points
+                                           # "asyncio awaits")
             "interleaving": null or {  # the failing schedule, its last 200 steps
               "schedule": 9, "kind": "assertion", "worker": 1, "message": "...",
               "total_steps": 28, "steps": [{"worker": 0, "file": "/path/test_x.py",

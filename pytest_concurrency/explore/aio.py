@@ -26,6 +26,47 @@ from .strategies import Strategy
 POLL = 0.25  # seconds between two looks at a running schedule
 
 
+_PROBLEM: list[str | None] = []  # problem()'s answer, once found
+
+
+def problem() -> str | None:
+    """Why explore cannot run asyncio tasks on this interpreter, if it cannot: its loop
+    must tell a task's steps from other callbacks (a task schedules its steps as
+    callables whose ``__self__`` is the task) and become the running loop."""
+    if _PROBLEM:
+        return _PROBLEM[0]
+    import asyncio
+
+    from .aioloop import Entry, ExploreLoop
+
+    class Probe:
+        clock = 0.0
+
+        def __init__(self) -> None:
+            self.entries: list[Entry] = []
+
+        def add(self, entry: Entry) -> None:
+            self.entries.append(entry)
+
+        def callback_error(self, entry: object, context: object) -> None:
+            pass
+
+    why = None
+    if not callable(getattr(asyncio.events, "_set_running_loop", None)):
+        why = "asyncio.events._set_running_loop is gone"
+    else:
+        probe = Probe()
+        loop = ExploreLoop(probe, DaemonExecutor())  # type: ignore[arg-type]
+        coroutine = asyncio.sleep(0)
+        task = loop.create_task(coroutine)
+        if not probe.entries or getattr(probe.entries[0].callback, "__self__", None) is not task:
+            why = "an asyncio task's steps cannot be told from other callbacks"
+        coroutine.close()
+        loop.close()
+    _PROBLEM.append(why)
+    return why
+
+
 def are_tasks(actors: Sequence[Callable[..., Any]]) -> bool:
     """Whether the actors are coroutine functions (run as tasks on one loop) rather
     than plain functions (run as threads); ValueError for a mix of the two."""
@@ -37,7 +78,11 @@ def are_tasks(actors: Sequence[Callable[..., Any]]) -> bool:
             f"functions (async def) or all plain functions, but actor {plain[0]} is not a "
             f"coroutine function and actor {kinds.index(True)} is (a lambda that returns a "
             "coroutine is not one: use an async def, or functools.partial of one)")
-    return bool(kinds) and all(kinds)
+    tasks = bool(kinds) and all(kinds)
+    why = problem() if tasks else None
+    if why is not None:
+        raise ValueError(f"explore cannot run asyncio tasks on this Python: {why}")
+    return tasks
 
 
 class LoopThread:

@@ -281,10 +281,13 @@ class AsyncSchedule:
                 self._drain()
             if self.error_worker is not None:
                 return
-            if self._actors_done() and self._wrap_up():
-                return
+            # every task done: the callbacks ready now still run (as at asyncio.run's
+            # end), the clock no longer moves
+            draining = self._actors_done() and self._wrap_up()
             enabled = self._enabled()
             if not enabled:
+                if draining:
+                    return
                 if self._advance_time() or self._outside_news():
                     continue
                 self._stuck()

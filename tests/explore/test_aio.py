@@ -426,3 +426,28 @@ def test_threads_and_tasks_cannot_be_mixed():
 
     with pytest.raises(ValueError, match="actor 0 is not a coroutine function and actor 1 is"):
         explore(lambda: None, [plain, _sets_flag])
+
+
+def test_a_call_later_callback_runs_on_the_virtual_clock_in_either_order():
+    async def schedules_a_callback(s):
+        loop = asyncio.get_running_loop()
+        loop.call_later(2.0, s.log.append, "callback")
+        await asyncio.sleep(2.0)
+        s.log.append("task")
+
+    seen = set()
+    result = explore(lambda: _state(log=[]), [schedules_a_callback], None, strategy="dpor",
+                     observe=lambda s, _r, _t: seen.add(tuple(s.log)))
+    assert result.complete
+    assert seen == {("callback", "task"), ("task", "callback")}  # both due at 2.0
+    assert result.stats["virtual_time"] == 2.0
+
+
+def test_an_interpreter_whose_tasks_it_cannot_follow_gets_a_sentence(monkeypatch):
+    from pytest_concurrency.explore import aio
+
+    monkeypatch.setattr(aio, "_PROBLEM", [])
+    monkeypatch.delattr(asyncio.events, "_set_running_loop")
+    with pytest.raises(ValueError, match="explore cannot run asyncio tasks on this Python: "
+                                         "asyncio.events._set_running_loop is gone"):
+        explore(lambda: None, [_sets_flag])

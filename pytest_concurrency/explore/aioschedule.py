@@ -444,10 +444,10 @@ class AsyncSchedule:
         owner: Any = getattr(entry.callback, "__self__", None)
         if entry.when is None and _is_task(owner) and owner.get_loop() is self.loop:
             unit = self._tasks.get(owner) or self._new_task(owner)
-            unit.entries.append(entry)
-            if unit.status != DONE:
+            if unit.status != DONE:  # a step of the task (a method of a finished one, such
+                unit.entries.append(entry)  # as its cancel() as a callback, runs alone)
                 unit.status = READY
-            return
+                return
         current = self.current
         unit = Unit(len(self.units), None, current.lane if current is not None else 0,
                     current.index if current is not None else None, when=entry.when)

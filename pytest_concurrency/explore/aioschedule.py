@@ -70,6 +70,7 @@ class EngineView(Protocol):
 
     def run_on_loop_thread(self, schedule: AsyncSchedule, job: Callable[[], None]) -> None: ...
 
+
 READY = "ready"  # a step (or the callback) is scheduled and may run now
 WAITING = "waiting"  # a task awaiting a future; a timer not due yet
 DONE = "done"  # dpor.DONE: a finished task, a callback that ran or was cancelled
@@ -85,6 +86,7 @@ MAX_STEPS = 100_000  # a schedule that takes more is a livelock
 # The callback an ``asyncio.sleep()`` timer runs: it completes one future and touches
 # nothing else (a private name: without it, the timer depends on every step).
 _SLEEP_DONE: object = getattr(asyncio.futures, "_set_result_unless_cancelled", None)
+
 
 @dataclasses.dataclass(eq=False)
 class Lane:
@@ -344,8 +346,10 @@ class AsyncSchedule:
             # A task that has had the loop this long while others waited (polling
             # with sleep(0)) waits its turn now: the others are chosen among.
             others = [unit for unit in enabled if unit is not spinner]
-            self._uncontrolled("a task kept the loop for more than "
-                               f"{FAIR_STREAK} steps in a row, and was made to wait")
+            assert spinner is not None
+            self._uncontrolled(f"a task kept the loop for {FAIR_STREAK} steps in a row and "
+                               "was made to wait",
+                               self.await_site(spinner.task) if spinner.task else None)
             self._streak = (None, 0)
             return self.strategy.choose(others, self.last, self.steps)
         return self.strategy.choose(enabled, self.last, self.steps)
@@ -598,6 +602,10 @@ class AsyncSchedule:
         waiting = [lane for lane in self.workers if lane.unit.status != DONE]
         if self._wrapped:
             self.left_running = len(waiting)
+            for lane in waiting:
+                site = self.await_site(lane.unit.task) if lane.unit.task else None
+                self._uncontrolled(f"{lane} was still waiting after the actors finished and "
+                                   "it was cancelled", site)
             return
         self.deadlock = aiowaits.describe_deadlock(self, list(waiting))
 

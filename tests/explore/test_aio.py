@@ -451,3 +451,23 @@ def test_an_interpreter_whose_tasks_it_cannot_follow_gets_a_sentence(monkeypatch
     with pytest.raises(ValueError, match="explore cannot run asyncio tasks on this Python: "
                                          "asyncio.events._set_running_loop is gone"):
         explore(lambda: None, [_sets_flag])
+
+
+def test_a_task_that_outlives_its_cancellation_makes_the_search_incomplete():
+    async def starts_stubborn(s):
+        async def stubborn():
+            while True:
+                try:
+                    await s.never.wait()
+                except asyncio.CancelledError:
+                    continue  # swallows every cancellation
+
+        asyncio.create_task(stubborn())
+        await asyncio.sleep(0)
+
+    result = explore(lambda: _state(never=asyncio.Event()), [starts_stubborn], None,
+                     strategy="dpor")
+    assert result.failure is None
+    assert not result.complete
+    assert result.incomplete.startswith("task 1 was still waiting after the actors finished "
+                                        "and it was cancelled, at test_aio.py:")

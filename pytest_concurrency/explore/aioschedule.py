@@ -38,8 +38,9 @@ from typing import Any, Protocol
 from . import _orig, aiowaits
 from .accesses import ALL, NOTHING, Event, Objects
 from .aioloop import Entry, ExploreLoop, Site
-from .blind import BlindSpots
+from .aiooutside import Outside
 from .aiowaits import coroutine_frames
+from .blind import BlindSpots
 from .instrument import UserCode
 from .lockorder import LockKey, LockOrder
 from .strategies import Strategy
@@ -196,10 +197,7 @@ class AsyncSchedule:
         self._timers: dict[int, Unit] = {}  # id(TimerHandle) -> its unit
         self._live: list[Unit] = []  # units not done
         self._made: dict[tuple[str, int], int] = {}  # asyncio Locks made at each site
-        self._inbox: collections.deque[Entry] = collections.deque()  # call_soon_threadsafe
-        self._outside = threading.Condition(threading.Lock())  # guards _inbox, _offloads
-        self._offloads: set[concurrent.futures.Future[Any]] = set()
-        self._threads: set[int] = set()  # threads alive when the schedule started
+        self.outside = Outside(engine.executor)  # what other threads hand the loop
         self._actors = len(engine.actors)
         self._wrapped = False  # the leftover tasks were cancelled (the actors are done)
         self._streak: tuple[Unit | None, int] = (None, 0)
@@ -264,7 +262,7 @@ class AsyncSchedule:
     # ---- the loop thread ---------------------------------------------------------------
     def _main(self, contexts: list[contextvars.Context]) -> None:
         self._ident = threading.get_ident()
-        self._threads = {thread.ident or 0 for thread in threading.enumerate()}
+        self.outside.start()
         loop = self.loop
         loop.start()
         try:
@@ -279,7 +277,7 @@ class AsyncSchedule:
 
     def _drive(self) -> None:
         while not self.aborting:
-            if self._inbox:
+            if self.outside:
                 self._drain()
             if self.error_worker is not None:
                 return
@@ -494,51 +492,22 @@ class AsyncSchedule:
     def external(self, entry: Entry) -> None:
         if threading.get_ident() != self._ident:
             self._uncontrolled("a thread outside the schedule called the loop",
-                               self._thread_site())
-        with self._outside:
-            self._inbox.append(entry)
-            self._outside.notify_all()
+                               self.caller_site())
+        self.outside.post(entry)
 
     def offload(self, job: concurrent.futures.Future[Any], result: asyncio.Future[Any],
                 site: Site | None) -> None:
-        """``run_in_executor``: the job runs in a thread the schedule does not control.
-        It waits here for the job (up to the patience), so that what the job did comes
-        back at this point of the schedule; a job that takes longer comes back when it
-        does, and either way the search is not complete."""
+        """``run_in_executor``: the job runs in a thread the schedule does not control;
+        what it did comes back through the inbox, here if it is quick (see
+        ``Outside.offload``).  Either way the search is not complete."""
         self._uncontrolled("a thread outside the schedule", site)
-        loop = self.loop
-        arrived = threading.Event()
-
-        def copy(done: concurrent.futures.Future[Any]) -> None:
-            def settle() -> None:
-                if result.cancelled():
-                    return
-                if done.cancelled():
-                    result.cancel()
-                elif done.exception() is not None:
-                    result.set_exception(done.exception())  # type: ignore[arg-type]
-                else:
-                    result.set_result(done.result())
-
-            with self._outside:
-                self._offloads.discard(job)
-                self._inbox.append(Entry(asyncio.Handle(settle, (), loop, None), settle, (),
-                                         contextvars.copy_context(), None))
-                self._outside.notify_all()
-            arrived.set()
-
-        with self._outside:
-            self._offloads.add(job)
-        job.add_done_callback(copy)
-        arrived.wait(min(self.engine.patience, self.engine.hang_timeout / 2))
+        self.outside.offload(job, result, self.loop,
+                             min(self.engine.patience, self.engine.hang_timeout / 2))
 
     def _drain(self) -> None:
-        with self._outside:
-            entries = list(self._inbox)
-            self._inbox.clear()
-        current, self.current = self.current, None
+        current, self.current = self.current, None  # no step of the schedule made them
         try:
-            for entry in entries:
+            for entry in self.outside.take():
                 self.add(entry)
         finally:
             self.current = current
@@ -546,24 +515,14 @@ class AsyncSchedule:
     def _outside_news(self) -> bool:
         """Nothing can run here: wait (up to the hang timeout) for a thread outside the
         schedule that may still call back; True if one did."""
-        with self._outside:
-            if self._inbox:
-                return True
-            if not self._offloads and not self._foreign_threads():
-                return False
-            self._outside.wait(self.engine.hang_timeout)
-            if self._inbox:
-                return True
+        news = self.outside.wait(self.engine.hang_timeout)
+        if news is not False:
+            return bool(news)
         self.deadlock = ("hang: no task can run, and no thread outside the schedule called "
                          f"back within {self.engine.hang_timeout:g} s\n  " +
                          "\n  ".join(self.uncontrolled or ["(a thread the test started)"]))
         self.finished = True
         return False
-
-    def _foreign_threads(self) -> bool:
-        executor = {thread.ident for thread in getattr(self.engine.executor, "threads", ())}
-        return any(thread.is_alive() and thread.ident not in self._threads and
-                   thread.ident not in executor for thread in threading.enumerate())
 
     def callback_error(self, entry: Entry | None, context: dict[str, Any]) -> None:
         if self.finished or entry is None:
@@ -578,14 +537,6 @@ class AsyncSchedule:
             code = frame.f_code
             if self.is_user(code.co_filename):
                 return (code.co_filename, frame.f_lineno, code.co_name)
-            frame = frame.f_back
-        return None
-
-    def _thread_site(self) -> Site | None:
-        frame: FrameType | None = sys._getframe(2)
-        while frame is not None:
-            if self.is_user(frame.f_code.co_filename):
-                return (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
             frame = frame.f_back
         return None
 

@@ -6,6 +6,12 @@ started, or by ``run_coroutine_threadsafe``) and the result of a
 them, and the schedule takes them in between two of its steps.  When nothing
 can run, the schedule asks whether anything may still arrive (a job not done,
 a thread started since the schedule began) and waits for it, up to a bound.
+
+A thread started while the schedule runs may touch what the tasks touch
+without calling the loop at all: :meth:`Outside.watch` notes every thread
+started meanwhile (``threading.setprofile``, public since Python 2), with the
+first user function it runs, so that the verdict can say what it did not
+control.
 """
 
 from __future__ import annotations
@@ -14,10 +20,16 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
+import sys
 import threading
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
-from .aioloop import Entry
+from .aioloop import Entry, Site
+
+OWN_PREFIX = "explore-worker-"  # the names of explore's own threads
+CALLS_LOOKED_AT = 10_000  # in a new thread, before giving up on finding user code in it
 
 
 class Outside:
@@ -25,6 +37,7 @@ class Outside:
 
     def __init__(self, executor: concurrent.futures.Executor) -> None:
         self._executor = executor
+        self._hook: Any = None  # threading's profile hook before watch()
         self._inbox: collections.deque[Entry] = collections.deque()
         self._changed = threading.Condition(threading.Lock())  # guards _inbox, _jobs
         self._jobs: set[concurrent.futures.Future[Any]] = set()
@@ -90,6 +103,34 @@ class Outside:
                 return None
             self._changed.wait(timeout)
             return bool(self._inbox)
+
+    def watch(self, is_user: Callable[[str], bool],
+              started: Callable[[Site | None], None]) -> None:
+        """Until :meth:`unwatch`, every thread started (but explore's own) calls
+        ``started`` once, with the first user function it runs (None: none in its
+        first calls)."""
+        def profile(frame: FrameType, event: str, arg: object) -> None:
+            if threading.current_thread().name.startswith(OWN_PREFIX):
+                sys.setprofile(None)
+                return
+            if event != "call":
+                return
+            code = frame.f_code
+            calls = getattr(local, "calls", 0) + 1
+            local.calls = calls
+            if is_user(code.co_filename):
+                sys.setprofile(None)
+                started((code.co_filename, code.co_firstlineno, code.co_name))
+            elif calls >= CALLS_LOOKED_AT:
+                sys.setprofile(None)
+                started(None)
+
+        local = threading.local()
+        self._hook = threading.getprofile()
+        threading.setprofile(profile)
+
+    def unwatch(self) -> None:
+        threading.setprofile(self._hook)
 
     def _foreign_threads(self) -> bool:
         """Whether a thread started since the schedule began (not an executor's, whose

@@ -263,6 +263,7 @@ class AsyncSchedule:
     def _main(self, contexts: list[contextvars.Context]) -> None:
         self._ident = threading.get_ident()
         self.outside.start()
+        self.outside.watch(self.is_user, self._thread_started)
         loop = self.loop
         loop.start()
         try:
@@ -540,6 +541,10 @@ class AsyncSchedule:
             frame = frame.f_back
         return None
 
+    def _thread_started(self, site: Site | None) -> None:
+        """A thread started while the schedule ran (``site``: its first user function)."""
+        self._uncontrolled("a thread outside the schedule", site)
+
     def _uncontrolled(self, what: str, site: Site | None = None) -> None:
         text = what + (f", at {os.path.basename(site[0])}:{site[1]}" if site else "")
         if text not in self.uncontrolled:
@@ -573,6 +578,7 @@ class AsyncSchedule:
     def _close(self) -> None:
         """Close what is left: unfinished coroutines (their ``finally`` blocks run
         now), then the loop."""
+        self.outside.unwatch()
         self.closing = True
         self.step_started = _orig.monotonic()
         for unit in self.units:

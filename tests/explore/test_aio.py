@@ -471,3 +471,19 @@ def test_a_task_that_outlives_its_cancellation_makes_the_search_incomplete():
     assert not result.complete
     assert result.incomplete.startswith("task 1 was still waiting after the actors finished "
                                         "and it was cancelled, at test_aio.py:")
+
+
+def test_a_thread_that_never_calls_the_loop_still_makes_the_search_incomplete():
+    def bump(s):  # races with the tasks on s.value, without a word to the loop
+        s.value += 1
+
+    async def starts_a_thread(s):
+        thread = threading.Thread(target=bump, args=(s,))
+        thread.start()
+        thread.join()
+
+    result = explore(lambda: _state(value=0), [starts_a_thread], None, strategy="dpor")
+    assert result.failure is None
+    assert not result.complete
+    line = bump.__code__.co_firstlineno
+    assert result.incomplete == f"a thread outside the schedule, at test_aio.py:{line}"

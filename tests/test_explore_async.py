@@ -421,3 +421,52 @@ def test_an_async_thread_mode_failure_is_reproduced_as_tasks_and_replayed(pytest
     again.assert_outcomes(failed=1)
     again.stdout.fnmatch_lines(["*explore found an assertion in schedule 0 (strategy=pct, "
                                 "seed=0, granularity=await, 2 workers, * steps)*"])
+
+
+def test_a_lost_event_wake_up_and_tasks_in_a_task_group_are_explored(pytester):
+    pytester.makepyfile(test_jobs="""
+        import asyncio
+        import pytest
+
+        class Jobs:
+            def __init__(self):
+                self.pending = []
+                self.ready = asyncio.Event()
+                self.done = 0
+
+            async def submit(self):
+                self.pending.append("build")
+                self.ready.set()
+
+            async def next(self):
+                if not self.pending:
+                    await asyncio.sleep(0)
+                    self.ready.clear()
+                    await self.ready.wait()
+                return self.pending.pop()
+
+            async def run_two(self):
+                async def one():
+                    done = self.done
+                    await asyncio.sleep(0)
+                    self.done = done + 1
+
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(one())
+                    group.create_task(one())
+
+        @pytest.mark.concurrency(modes=["explore"], seed=0)
+        def test_worker_gets_the_job(concurrency):
+            concurrency.run_actors(Jobs.submit, Jobs.next, setup=Jobs)
+
+        @pytest.mark.concurrency(modes=["explore"], seed=0)
+        def test_both_counted(concurrency):
+            concurrency.run_actors(Jobs.run_two, setup=Jobs, arbiter=lambda j: j.done).expect(2)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*deadlock: every unfinished task is waiting, and no timer or thread will wake one",
+        "*worker 1 waits for self.ready to be set, which nobody will do (test_jobs.py:18)",
+    ])
+    result.stdout.fnmatch_lines(["E*of 200 rounds had outcomes other than 2:*"])

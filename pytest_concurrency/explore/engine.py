@@ -285,7 +285,8 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             depth: int = 3, report_steps: int = 20, lock_order: str = "fail",
             observe: Callable[[Any, list[Any], Passed], object] | None = None,
             time_limit: float | None = None) -> ExploreResult:
-    """Run ``actors`` (one per worker thread) on ``setup()`` state under up to
+    """Run ``actors`` (one per worker thread; coroutine functions: one asyncio task
+    each, on one event loop, see ``aio``) on ``setup()`` state under up to
     ``schedules`` seeded interleavings; stop at the first failing one.
 
     ``check(state, returns)``, if given, is called after every schedule in which

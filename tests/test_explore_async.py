@@ -134,7 +134,8 @@ def test_coroutine_actors_are_tasks_with_a_tally_and_a_replay_per_outcome(projec
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
         "E*of 200 rounds had outcomes other than 1:",
-        "E*replay a schedule that produced 2:",
+        "E*schedule * produced 2:",
+        "E*replay it with:",
         "E*pytest 'test_cache.py::test_actors?explore?' --concurrency-replay=x1.*",
         "*verified: all * distinct interleavings explored, no failure (complete, no preemption "
         "bound; strategy=dpor, * 2 workers, Python *, asyncio awaits)",

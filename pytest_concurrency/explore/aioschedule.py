@@ -65,6 +65,9 @@ class EngineView(Protocol):
     def hang_timeout(self) -> float: ...
 
     @property
+    def deadline(self) -> float | None: ...  # _orig.monotonic() time the search must end by
+
+    @property
     def executor(self) -> concurrent.futures.Executor: ...
 
     def setup(self) -> Any: ...
@@ -304,6 +307,10 @@ class AsyncSchedule:
             self._grant(choice)
             if self.steps >= MAX_STEPS:
                 self._livelock()
+                return
+            deadline = self.engine.deadline
+            if deadline is not None and _orig.monotonic() >= deadline:
+                self._out_of_time()
                 return
 
     def _actors_done(self) -> bool:
@@ -556,8 +563,7 @@ class AsyncSchedule:
         if self.deadlock is not None:
             return  # _outside_news said why
         waiting = [lane for lane in self.workers if lane.unit.status != DONE]
-        if self._wrapped:
-            self.left_running = len(waiting)
+        if self._wrapped:  # said in the verdict (left_running counts threads)
             for lane in waiting:
                 site = self.await_site(lane.unit.task) if lane.unit.task else None
                 self._uncontrolled(f"{lane} was still waiting after the actors finished and "
@@ -566,14 +572,25 @@ class AsyncSchedule:
         self.deadlock = aiowaits.describe_deadlock(self, list(waiting))
 
     def _livelock(self) -> None:
-        spinner = self._streak[0]
-        lane = self.workers[spinner.lane] if spinner is not None else None
-        site = self.await_site(spinner.task) if spinner is not None and \
-            spinner.task is not None else None
-        where = f" (it keeps awaiting at {os.path.basename(site[0])}:{site[1]})" if site \
-            else ""
-        self.deadlock = (f"livelock: the schedule took {MAX_STEPS} steps without its tasks "
-                         f"finishing; {lane or 'a callback'} ran last{where}")
+        """The schedule took MAX_STEPS steps: its tasks never finish (a worker that
+        never finishes, never a deadlock)."""
+        self.spin = "\n".join(self.still_running(lane) for lane in self.workers
+                               if lane.unit.status != DONE) or \
+            f"the schedule took {MAX_STEPS} steps (callbacks that schedule callbacks)"
+
+    def _out_of_time(self) -> None:
+        """The time limit ran out while this schedule ran: stop it, saying who was
+        still running, and where."""
+        self.cut = "\n".join(self.still_running(lane) for lane in self.workers
+                              if lane.unit.status != DONE) or "every worker had finished"
+
+    def still_running(self, lane: Lane) -> str:
+        """``worker 1 still running after 12 steps (waiting at test_x.py:7)``."""
+        task = lane.unit.task
+        site = self.await_site(task) if task is not None else None
+        where = f"{os.path.basename(site[0])}:{site[1]}" if site else "?"
+        state = "waiting" if lane.unit.status == WAITING else "ready"
+        return f"{lane} still running after {self.steps} steps ({state} at {where})"
 
     def _close(self) -> None:
         """Close what is left: unfinished coroutines (their ``finally`` blocks run

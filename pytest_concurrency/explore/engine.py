@@ -160,7 +160,7 @@ class Passed:
     """A schedule that ran to its end without failing, as ``observe`` sees it: its
     index, its steps, and (called, or ``token()``) its replay token."""
 
-    def __init__(self, schedule: Schedule, index: int, strategy: str, seed: int,
+    def __init__(self, schedule: Schedule | AsyncSchedule, index: int, strategy: str, seed: int,
                  granularity: str, actors: int) -> None:
         self.index = index
         self.steps: list[Step] = schedule.trace
@@ -477,8 +477,8 @@ _FOUND = {"exception": "an exception", "assertion": "an assertion", "deadlock": 
           "spin": "a worker that never finishes"}
 
 
-def _timed_out(schedule: Schedule, index: int, strategy: str, seed: int, granularity: str,
-               limit: float, report_steps: int) -> Finding:
+def _timed_out(schedule: Schedule | AsyncSchedule, index: int, strategy: str, seed: int,
+               granularity: str, limit: float, report_steps: int) -> Finding:
     """The finding of a search whose time ran out before any schedule finished."""
     message = (f"explore's time limit ({limit:g} s) ran out in schedule {index}, before any "
                f"schedule finished")

@@ -487,3 +487,16 @@ def test_a_thread_that_never_calls_the_loop_still_makes_the_search_incomplete():
     assert not result.complete
     line = bump.__code__.co_firstlineno
     assert result.incomplete == f"a thread outside the schedule, at test_aio.py:{line}"
+
+
+def test_the_time_limit_stops_a_search_between_two_steps():
+    async def forever(s):
+        while True:
+            await asyncio.sleep(1)
+
+    result = explore(lambda: _state(), [forever, forever], None, schedules=5, seed=0,
+                     time_limit=0.2)
+    assert result.out_of_time
+    assert result.failure is not None and result.failure.kind == "timeout"
+    assert "worker 0 still running after" in result.failure.report
+    assert "at test_aio.py:" in result.failure.report

@@ -31,6 +31,7 @@ SHORT = {
     "abandoned": 1,
     "nondeterministic": True,
     "blind": _blind(),
+    "uncontrolled": ("a thread outside the schedule, at test_x.py:3",),
 }
 
 

@@ -72,13 +72,14 @@ def test_own(resource, shared, worker, barrier):
 """
 
 
-@pytest.mark.parametrize("mode", ["thread", "process", "hybrid"])
+@pytest.mark.parametrize("mode", ["thread", "process", "hybrid", "explore"])
 def test_a_function_fixture_is_set_up_once_per_call(pytester, tmp_path, monkeypatch, mode):
     log = tmp_path / "log"
     log.mkdir()
     monkeypatch.setenv("LOG", str(log))
     pytester.makepyfile(test_counted=COUNTED.replace("MODE", mode))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    # explore: one schedule, whose every call (each worker, each iteration) gets its own
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--concurrency-schedules=1")
     result.assert_outcomes(passed=1)
     setups = sorted(path.read_text().strip() for path in log.iterdir()
                     if path.name.startswith("setup"))

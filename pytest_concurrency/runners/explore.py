@@ -249,8 +249,9 @@ def run(request: RunRequest) -> RunOutcome:
     live: list[WorkerInfo] = []  # workers whose per-worker fixtures are set up
 
     def body(data: Mapping[Any, Any]) -> Any:
-        if calls is not None:  # per-worker fixtures: this worker's own
-            data = data[context.current_worker().index]
+        if calls is not None:  # per-worker fixtures: this call's own
+            me = context.current_worker()
+            data = data[(me.index, me.iteration)]
         return target(*args, **data)
 
     tasks = inspect.iscoroutinefunction(target)  # each worker an asyncio task of one loop
@@ -265,12 +266,14 @@ def run(request: RunRequest) -> RunOutcome:
 
     def setup() -> _Round:
         first = not next(schedules)
-        if calls is not None:  # each worker of each schedule on fresh fixtures of its own
+        if calls is not None:  # every call of each schedule on fresh fixtures of its own
             teardown()
             data: dict[Any, Any] = {}
-            for info in infos:
-                data[info.index] = calls.setup(info)
-                live.append(info)
+            for iteration in range(spec.iterations):  # set up before the schedule runs
+                for info in infos:
+                    at = info._replace(iteration=iteration)
+                    data[(info.index, iteration)] = calls.setup(at)
+                    live.append(at)
         else:
             if not first and options.fresh_kwargs is not None:
                 kwargs.update(options.fresh_kwargs())

@@ -35,7 +35,7 @@ from _pytest.unittest import TestCaseFunction
 __all__ = ["CaptureResult", "FixtureSet", "ReprFileLocation", "TerminalRepr",
            "TerminalWriter", "TestCaseFunction", "Traceback", "TracebackEntry", "argnames",
            "assertrepr_compare", "detach_fixtures", "failed_fixture", "fill_fixtures",
-           "fresh_funcargs", "without_function_fixtures",
+           "fresh_funcargs", "instance_of", "without_function_fixtures",
            "ini_names", "install_reprcompare", "rewrite_asserts", "rewritten_by_pytest",
            "teardown_fixtures", "write_raw"]
 
@@ -151,6 +151,21 @@ def without_function_fixtures(item: pytest.Function) -> Iterator[None]:
         yield
     finally:
         names[:] = original
+
+
+@contextlib.contextmanager
+def instance_of(item: pytest.Function, instance: object) -> Iterator[None]:
+    """While in the block, ``instance`` is the item's instance of its class: what
+    ``request.instance`` gives, so the fixtures set up in the block (the class's
+    own, ``setup_method``'s) are bound to it, as pytest binds them to the
+    instance it makes per test.  ``Function.instance`` reads ``_instance``
+    (pytest 8.2 to 9.2), made once by ``_getinstance()``."""
+    saved = item.instance
+    item._instance = instance
+    try:
+        yield
+    finally:
+        item._instance = saved
 
 
 def failed_fixture(item: pytest.Function) -> str | None:

@@ -141,7 +141,10 @@ class ConcurrentItems:
         funcargs = {} if sets is not None else \
             {name: pyfuncitem.funcargs[name] for name in compat.argnames(pyfuncitem)}
         target = pyfuncitem.obj
-        if coroutines.is_coroutine(target):  # explore: each worker a task of one loop
+        own = _own_instance(pyfuncitem, run_spec, sets)
+        if own is not None:  # a method of a plain class: each call on an instance of its own
+            target = own
+        if coroutines.is_coroutine(pyfuncitem.obj):  # explore: each worker a task of one loop
             target = coroutines.task_body(target, pyfuncitem.funcargs) \
                 if run_spec.mode == "explore" else coroutines.body(target, pyfuncitem.funcargs)
         if _in_context(run_spec):
@@ -174,6 +177,8 @@ class ConcurrentItems:
                                     arg_kind="fixture", fresh_kwargs=fresh, calls=sets),
                         pyfuncitem)
             except outcomes.WorkerFailures as failures:
+                if own is None:
+                    _note_shared_instance(failures, pyfuncitem.instance)
                 if run_spec.mode == "thread" and options.flag(pyfuncitem.config, "reproduce"):
                     _reproduce(pyfuncitem, run_spec, target, failures, sets is not None)
                 raise
@@ -232,6 +237,31 @@ def _reproduce(item: pytest.Function, run_spec: spec.RunSpec, target: Any,
             run = reproduce.explore_once(item, target, fresh(), fresh)
             text = reproduce.attempt(run_spec, targets, run, item.nodeid)
     item.add_report_section("call", reproduce.SECTION, text)
+
+
+def _own_instance(item: pytest.Function, run_spec: spec.RunSpec,
+                  sets: FixtureSets | None) -> Any:
+    """The test method called on an instance of each call's own, where calls get
+    fixtures of their own; None for a function, or with shared fixtures."""
+    if sets is not None:
+        return sets.own
+    if not _per_worker(item, run_spec):
+        return None
+    from . import instances
+
+    return instances.own_instance(item)
+
+
+def _note_shared_instance(failures: BaseException, instance: object) -> None:
+    """A failed run whose workers shared the instance of the test's class, which
+    the test keeps state on: the report says so."""
+    if instance is None:
+        return
+    from . import instances
+
+    note = instances.shared_note(instance)
+    if note is not None:
+        failures.add_note(note)
 
 
 def _per_worker(item: pytest.Item, run_spec: spec.RunSpec) -> bool:

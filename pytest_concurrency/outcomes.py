@@ -363,6 +363,8 @@ def render(exc: WorkerFailures, style: str = "long") -> str:
             lines.append("")
             lines.append(group.first.text)
         lines.extend(_other_messages(group))
+    for note in getattr(exc, "__notes__", ()):  # what the run adds (a shared instance...)
+        lines += ["", note]
     return "\n".join(lines)
 
 

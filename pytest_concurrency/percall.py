@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, TextIO, cast
 
 import pytest
 
-from . import compat, context, coroutines
+from . import compat, context, coroutines, instances
 from .context import CallKey, WorkerInfo
 
 _STAMP = "_concurrency_call"  # LogRecord attribute: the call that logged it
@@ -267,6 +267,10 @@ class FixtureSets:
         # a coroutine test's body runs on pytest-asyncio's runner of its call; a
         # plain function gets only the arguments it takes
         self.coroutine = coroutines.is_coroutine(item.obj)
+        # a method of a plain test class: every call runs on an instance of its
+        # own, the one its fixtures were set up on
+        self.own = instances.own_instance(item)
+        self.instances: dict[CallKey, object] = {}
         self._factory: Callable[..., logging.LogRecord] | None = None
         if "caplog" in self.keep:
             self._factory = logging.getLogRecordFactory()
@@ -279,6 +283,8 @@ class FixtureSets:
         key = (info.index, info.iteration)
         self.ready[key] = compat.detach_fixtures(self.item, self.keep)
         self.contexts[key] = contextvars.copy_context()
+        if self.own is not None:
+            self.instances[key] = self.item.instance
         self.order.append(key)
 
     def drop(self) -> None:
@@ -317,6 +323,8 @@ class FixtureSets:
             kwargs["caplog"] = WorkerCaplog(caplog, key)
         if self.coroutine and coroutines.RUNNER in fixtures.values:  # its own event loop
             kwargs[coroutines.RUNNER] = fixtures.values[coroutines.RUNNER]
+        if self.own is not None:  # the instance its fixtures were set up on
+            kwargs[instances.INSTANCE] = self.instances[key]
         if self.router is not None and "capsys" in kwargs:
             self.router.install()
             self.router.open(key)
@@ -338,6 +346,7 @@ class FixtureSets:
         for done in unwind(self.order, self.finished):
             self.finished.discard(done)
             self.contexts.pop(done, None)
+            self.instances.pop(done, None)
             at = info._replace(index=done[0], iteration=done[1])
             with context.preparing(at):
                 errors = compat.teardown_fixtures(self.live.pop(done), self.item)
@@ -357,6 +366,7 @@ class FixtureSets:
         self.order.clear()
         self.finished.clear()
         self.contexts.clear()
+        self.instances.clear()
         if self.router is not None:
             for key in list(self.router.out):
                 self.router.close(key)
@@ -370,8 +380,13 @@ class FixtureSets:
 
     def _make(self, info: WorkerInfo) -> compat.FixtureSet:
         __tracebackhide__ = True
+        key = (info.index, info.iteration)
+        # pytest's Class.newinstance(): the class called without arguments
+        instance = self.own.cls() if self.own is not None else None
+        bound = compat.instance_of(self.item, instance) if self.own is not None \
+            else contextlib.nullcontext()
         try:
-            with context.preparing(info):
+            with context.preparing(info), bound:
                 compat.fill_fixtures(self.item)
         except BaseException as exc:
             name = compat.failed_fixture(self.item)
@@ -380,7 +395,9 @@ class FixtureSets:
             raise FixtureSetupError(
                 f"{what} failed to set up for worker {info.index} in iteration "
                 f"{info.iteration}", exc) from exc
-        self.contexts[(info.index, info.iteration)] = contextvars.copy_context()
+        self.contexts[key] = contextvars.copy_context()
+        if self.own is not None:
+            self.instances[key] = instance
         return compat.detach_fixtures(self.item, self.keep)
 
     @staticmethod

@@ -51,6 +51,8 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
         if SERIAL in self.stash:  # runs once, as unittest would run it
             testcase(result=self)
             return
+        from . import instances
+        from .outcomes import WorkerFailures
         from .running import execute, request_for
 
         run_spec = self.stash[spec.SPEC]
@@ -62,7 +64,13 @@ class ConcurrentTestCaseFunction(TestCaseFunction):
 
         def run_concurrently() -> None:
             __tracebackhide__ = True
-            execute(request, self)
+            try:
+                execute(request, self)
+            except WorkerFailures as failures:  # the workers shared this TestCase
+                note = instances.shared_note(testcase)
+                if note is not None:
+                    failures.add_note(note)
+                raise
 
         setattr(testcase, self.method_name, run_concurrently)
         try:

@@ -65,6 +65,21 @@ def release(config: pytest.Config) -> None:
 class ConcurrentItems:
     """Setting up, running, tearing down and reporting concurrent items."""
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """Start the thread-mode worker pool before the first test, so before any
+        fixture of any scope is set up: the threads are there when a suite's
+        thread-leak check (an autouse fixture, a plugin's hook) takes its first
+        look, and never seen to appear during a test.  So is the thread that
+        guards teardowns."""
+        from . import watchdog
+
+        watchdog.start_guard()
+        _warm_pool(max((run_spec.workers for item in session.items
+                        if (run_spec := spec_of(item)) is not None
+                        and run_spec.mode == "thread" and SERIAL not in item.stash),
+                       default=0))
+
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
         __tracebackhide__ = True
@@ -81,6 +96,8 @@ class ConcurrentItems:
             from . import leaks
             from .report import entry
 
+            if run_spec.mode == "thread" and SERIAL not in item.stash:
+                _warm_pool(run_spec.workers)  # threads a timeout abandoned are replaced now
             entry.start(item, run_spec, item.stash.get(SERIAL, None))
             leaks.watch(item, run_spec.leaks)
         per_worker = run_spec is not None and _per_worker(item, run_spec)
@@ -209,6 +226,14 @@ class ConcurrentItems:
             if style not in ("no", "native"):
                 report.longrepr = outcomes.longrepr(call.excinfo.value, style, item.location)
         return report
+
+
+def _warm_pool(workers: int) -> None:
+    """Have ``workers`` idle worker threads in the pool (none started if there are)."""
+    if workers > 0:
+        from . import runners
+
+        runners.warm(workers)
 
 
 def _reproduce(item: pytest.Function, run_spec: spec.RunSpec, target: Any,

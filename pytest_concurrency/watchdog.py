@@ -171,15 +171,22 @@ class _MainThreadGuard:
             now = time.monotonic()
             self._armed = (self._token, now + seconds, now + cap, seconds, what)
             self.fired = None
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, daemon=True,
-                                                name=GUARD_THREAD)
-                self._thread.start()
+            self._start()
             if now + seconds < self._wakes_at:
                 # Woken only when it would look too late: a guard armed for every
                 # teardown does not wake the thread (and switch to it) every time;
                 # at its next look it finds the newest deadline and waits for that.
                 self._cond.notify()
+
+    def start(self) -> None:
+        """Start the watching thread now, if it is not running (it waits unarmed)."""
+        with self._cond:
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, daemon=True, name=GUARD_THREAD)
+            self._thread.start()
 
     def disarm(self) -> str | None:
         with self._cond:
@@ -224,6 +231,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
         import pytest
 
         raise pytest.fail.Exception(message, pytrace=False)
+
+
+def start_guard() -> None:
+    """Start the thread :func:`main_thread_guard` uses now, before the first test,
+    rather than in the first teardown (where a suite's own thread-leak check
+    would see it appear)."""
+    if threading.current_thread() is threading.main_thread():
+        _guard.start()
 
 
 @contextlib.contextmanager

@@ -182,3 +182,37 @@ def test_capture_sees_the_helper_threads_of_a_pytest_asyncio_test(pytester, run)
             assert capsys.readouterr().out == f"helper of {worker.index}\\n"
     """)
     run(*APPLY).assert_outcomes(passed=1)
+
+
+LEAK_CHECKS = """
+import threading
+import pytest
+
+@pytest.fixture(autouse=True)
+def check_thread_leaks():  # zict's, in essence: no thread may appear during a test
+    before = set(threading.enumerate())
+    yield
+    assert set(threading.enumerate()) <= before
+
+@pytest.fixture(scope="module", autouse=True)
+def check_module_thread_leaks():
+    before = set(threading.enumerate())
+    yield
+    assert set(threading.enumerate()) <= before
+
+def test_first():
+    pass
+
+@pytest.mark.concurrency(workers=6)
+def test_more_workers_than_the_others():
+    pass
+"""
+
+
+@pytest.mark.parametrize("apply", [(), ("--concurrency-apply=thread",)])
+def test_a_suites_thread_leak_check_never_sees_the_worker_pool(pytester, run, apply):
+    """The worker threads are started before any fixture of the session, for as
+    many workers as its largest thread-mode item has."""
+    pytester.makepyfile(test_leaks=LEAK_CHECKS)
+    result = run(*apply)
+    result.assert_outcomes(passed=2)

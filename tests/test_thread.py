@@ -226,6 +226,22 @@ def test_a_run_returns_with_its_threads_back_in_the_pool(monkeypatch):
     assert idents[0] == idents[1] == idents[2] and len(idents[0]) == 4
 
 
+def test_a_warm_pool_has_its_threads_before_the_run_that_uses_them(monkeypatch):
+    pool = workers.Pool()
+    monkeypatch.setattr(workers, "POOL", pool)
+    runners.warm(3)
+    started = {slot.thread for slot in pool._free}
+    assert len(started) == 3 and all(t.is_alive() for t in started)
+    runners.warm(2)  # enough already: nothing started
+    assert {slot.thread for slot in pool._free} == started
+    (s,) = spec.resolve({"workers": 3, "timeout": 30}, spec.Settings())
+    before = set(threading.enumerate())
+    outcome = runners.run(runners.RunRequest(s, threading.get_ident))
+    assert set(threading.enumerate()) == before  # the run started no thread
+    assert {v for values in outcome.values.values() for v in values} == \
+        {t.ident for t in started}
+
+
 def test_returned_is_set_by_the_last_task_only():
     returned = workers._Returned(2)
     assert not returned.all.is_set()

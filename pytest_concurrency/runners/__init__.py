@@ -17,7 +17,7 @@ from types import ModuleType
 from .request import Actors, Calls, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
 
 __all__ = ["Actors", "Calls", "ExploreOptions", "RunError", "RunOutcome", "RunRequest", "run",
-           "runner", "seed_of"]
+           "runner", "seed_of", "warm"]
 
 
 MODES = ("thread", "process", "hybrid", "explore")
@@ -36,3 +36,11 @@ def run(request: RunRequest) -> RunOutcome:
     """Run ``request`` under the execution model of its spec's mode."""
     outcome: RunOutcome = runner(request.spec.mode).run(request)
     return outcome
+
+
+def warm(threads: int) -> None:
+    """Have ``threads`` idle worker threads for thread mode in this process now,
+    rather than started by the run that needs them (``workers.Pool.warm``)."""
+    from .workers import POOL
+
+    POOL.warm(threads)

@@ -174,6 +174,20 @@ class Pool:
                 return taken, exc
         return taken, None
 
+    def warm(self, count: int) -> None:
+        """Have ``count`` idle threads ready, started now rather than by the run
+        that needs them: a session starts them before any fixture is set up, so
+        that a suite's own thread-leak check never sees them appear.  A thread
+        that cannot be started now is left for the run to report."""
+        with self._lock:
+            missing = count - len(self._free)
+        for _ in range(missing):
+            try:
+                slot = _Slot(self)
+            except RuntimeError:  # "can't start new thread"
+                return
+            self.release(slot)
+
     def release(self, slot: _Slot) -> None:
         with self._lock:
             self._free.append(slot)

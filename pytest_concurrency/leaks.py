@@ -173,7 +173,7 @@ def snapshot() -> Snapshot:
     )
 
 
-ABANDONED_PREFIXES = (watchdog.WORKER_PREFIX, "explore-worker-")
+ABANDONED_PREFIXES = watchdog.PLUGIN_PREFIXES
 OWN_THREADS = (watchdog.GUARD_THREAD,)  # the plugin's, for the whole session
 
 

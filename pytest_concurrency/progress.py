@@ -1,9 +1,14 @@
-"""Telling a stuck thread from a slow one: samples of its CPU time and its stack.
+"""Telling a stuck thread from a slow one: samples of its CPU time, its stack and
+how often it ran.
 
-A thread is *making progress* between two samples when it used CPU time or
-its stack changed; it is *stuck* when neither happened (blocked on a lock, a
-wait, a select that will never return).  Reading a thread's CPU time costs
-one small read of ``/proc``; its stack comes from ``sys._current_frames()``.
+A thread is *making progress* while it uses CPU time, while its stack changes,
+or while it keeps waking up (it ran again in most of the moments it was
+watched: a loop of short sleeps, a poll, I/O trickling in uses next to no CPU
+and shows the same line whenever it is looked at).  It is *stuck* when none
+of these happen: blocked on a lock, a wait, a select that will never return,
+which the kernel does not run until it is woken.  Reading a thread's CPU time
+and its runs costs a small read of ``/proc`` each; its stack comes from
+``sys._current_frames()``.
 """
 
 from __future__ import annotations
@@ -13,18 +18,24 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 CPU_EPSILON = 0.02  # seconds of CPU between two samples that count as no work
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+WAKES = 2  # intervals of a look in which a thread ran again that count as progress
+
+
 @dataclasses.dataclass(frozen=True)
 class Sample:
-    """One look at a thread: when, its CPU seconds so far, and where it was."""
+    """One look at a thread: when, its CPU seconds so far, where it was, and how
+    many times it has been run so far."""
 
     at: float
     cpu: float | None  # None where the OS does not tell
     stack: tuple[tuple[str, int | None], ...]  # (filename, lineno) of every frame, innermost last
+    runs: int | None = None  # None where the OS does not tell
 
 
 def thread_cpu(native_id: int | None) -> float | None:
@@ -40,6 +51,54 @@ def thread_cpu(native_id: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime after the comm
 
 
+def task_runs(task: str) -> int | None:
+    """How many times the kernel has run the thread whose ``/proc`` directory is
+    ``task`` (each wake-up from a sleep or a wait, each time it got a CPU back):
+    ``schedstat``'s count of time slices, else the context switches ``status``
+    counts; None where neither can be read."""
+    try:
+        with open(f"{task}/schedstat", "rb") as f:
+            return int(f.read().split()[2])
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        with open(f"{task}/status", "rb") as f:
+            counts = [int(line.split()[1]) for line in f
+                      if line.startswith((b"voluntary_ctxt_switches",
+                                          b"nonvoluntary_ctxt_switches"))]
+    except (OSError, IndexError, ValueError):
+        return None
+    return sum(counts) if counts else None
+
+
+def thread_runs(native_id: int | None) -> int | None:
+    """How many times thread ``native_id`` of this process has been run so far."""
+    return None if native_id is None else task_runs(f"/proc/self/task/{native_id}")
+
+
+def process_runs(pid: int) -> dict[int, int]:
+    """How many times each thread of process ``pid`` has been run so far, by
+    thread id (empty if the process is gone)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    found = {}
+    for task in tasks:
+        runs = task_runs(f"/proc/{pid}/task/{task}")
+        if runs is not None:
+            found[int(task)] = runs
+    return found
+
+
+def _woke(before: dict[int, int], after: dict[int, int]) -> int:
+    """How many times the threads of ``before`` and ``after`` (thread id -> runs)
+    were run in between: each one's increase, and a thread that appeared
+    meanwhile counts once."""
+    return sum(runs - before[tid] if tid in before else 1 for tid, runs in after.items()
+               if runs > before.get(tid, -1))
+
+
 def stack_of(ident: int | None) -> tuple[tuple[str, int | None], ...]:
     """Where thread ``ident`` is: (filename, lineno) per frame, outermost first."""
     frame = sys._current_frames().get(ident) if ident is not None else None
@@ -51,7 +110,8 @@ def stack_of(ident: int | None) -> tuple[tuple[str, int | None], ...]:
 
 
 def sample(thread: threading.Thread) -> Sample:
-    return Sample(time.monotonic(), thread_cpu(thread.native_id), stack_of(thread.ident))
+    return Sample(time.monotonic(), thread_cpu(thread.native_id), stack_of(thread.ident),
+                  thread_runs(thread.native_id))
 
 
 def progressed(before: Sample, after: Sample) -> bool:
@@ -76,34 +136,72 @@ SAMPLES = 5  # looks at each thread in that time
 class Verdict:
     """How the threads (or processes) of a run past its deadline are doing."""
 
-    progressing: bool  # some used CPU or changed their stack while watched
+    progressing: bool  # some used CPU, changed their stack or kept waking up while watched
     cpu: float  # CPU seconds they used while watched
     distinct: int  # distinct stacks seen while watched
     seconds: float  # how long they were watched
+    # times they were run while watched, where that alone showed progress (no CPU
+    # used, the same stacks: a loop of short sleeps, a poll)
+    wakeups: int = 0
 
     def describe(self) -> str:
         if self.progressing:
+            woke = f", {self.wakeups} wake-up{'s' if self.wakeups != 1 else ''}" \
+                if self.wakeups else ""
             return (f"making progress (CPU +{self.cpu:.2f} s, {self.distinct} distinct "
-                    f"stack{'s' if self.distinct != 1 else ''} in the last "
+                    f"stack{'s' if self.distinct != 1 else ''}{woke} in the last "
                     f"{'second' if abs(self.seconds - 1) < 0.05 else f'{self.seconds:.1f} s'})")
         return (f"stuck (no CPU used and the same stacks for {self.seconds:.1f} s: "
                 "blocked in a lock, a wait or a call that does not return)")
 
 
+def _ran(before: Sample, after: Sample) -> int:
+    if before.runs is None or after.runs is None:
+        return 0
+    return max(0, after.runs - before.runs)
+
+
 def watch(threads: list[threading.Thread], seconds: float = LOOK,
           samples: int = SAMPLES) -> Verdict:
-    """Watch ``threads`` for ``seconds``: are they making progress or stuck?"""
+    """Watch ``threads`` for ``seconds``: are they making progress or stuck?  A
+    thread progresses if it used CPU, changed its stack, or was run again in
+    :data:`WAKES` or more of the ``samples`` intervals (once is what a signal
+    does to a blocked thread)."""
     start = time.monotonic()
     first = [sample(t) for t in threads]
     seen = [{s.stack} for s in first]
+    woken = [0] * len(threads)  # intervals in which each thread ran
     last = first
     for step in range(1, samples + 1):
         time.sleep(max(0.0, start + seconds * step / samples - time.monotonic()))
-        last = [sample(t) for t in threads]
-        for stacks, now in zip(seen, last, strict=True):
-            stacks.add(now.stack)
+        now = [sample(t) for t in threads]
+        for i, (stacks, before, after) in enumerate(zip(seen, last, now, strict=True)):
+            stacks.add(after.stack)
+            woken[i] += _ran(before, after) > 0
+        last = now
+    moved = [progressed(a, b) or len(stacks) > 1
+             for a, b, stacks in zip(first, last, seen, strict=True)]
+    waking = [not m and w >= WAKES for m, w in zip(moved, woken, strict=True)]
     return Verdict(
-        progressing=any(progressed(a, b) or len(stacks) > 1
-                        for a, b, stacks in zip(first, last, seen, strict=True)),
+        progressing=any(moved) or any(waking),
         cpu=sum(cpu_used(a, b) for a, b in zip(first, last, strict=True)),
-        distinct=sum(len(stacks) for stacks in seen), seconds=time.monotonic() - start)
+        distinct=sum(len(stacks) for stacks in seen), seconds=time.monotonic() - start,
+        wakeups=0 if any(moved) else sum(_ran(a, b) for a, b, w in
+                                         zip(first, last, waking, strict=True) if w))
+
+
+def waking(pids: Sequence[int], seconds: float, samples: int = SAMPLES) -> int:
+    """Watch the threads of the processes ``pids`` for ``seconds``: how many times
+    they were run, if they were in :data:`WAKES` or more of the ``samples``
+    intervals (0 otherwise: nothing woke them, or once, as a signal does)."""
+    start = time.monotonic()
+    last = [process_runs(pid) for pid in pids]
+    intervals = total = 0
+    for step in range(1, samples + 1):
+        time.sleep(max(0.0, start + seconds * step / samples - time.monotonic()))
+        now = [process_runs(pid) for pid in pids]
+        ran = sum(_woke(a, b) for a, b in zip(last, now, strict=True))
+        intervals += ran > 0
+        total += ran
+        last = now
+    return total if intervals >= WAKES else 0

@@ -17,6 +17,13 @@ from types import FrameType
 from . import progress
 
 WORKER_PREFIX = "concurrency-worker-"
+PLUGIN_PREFIXES = (WORKER_PREFIX, "explore-worker-")  # names of the plugin's worker threads
+
+
+def is_plugin_thread(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is the plugin's: a pool worker (idle, running a worker,
+    or abandoned), an explore worker, or the teardown guard."""
+    return thread.name.startswith(PLUGIN_PREFIXES) or thread.name == GUARD_THREAD
 
 
 def worker_index(thread: threading.Thread) -> int:
@@ -28,13 +35,20 @@ def worker_index(thread: threading.Thread) -> int:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+_BOOTSTRAP = ("_bootstrap", "_bootstrap_inner", "run")  # threading.Thread's, above its target
+
+
 def _user_frames(frame: FrameType) -> traceback.StackSummary:
     """The stack below the worker loop: thread bootstrap and plugin frames dropped."""
     frames = traceback.extract_stack(frame)
     for i in range(len(frames) - 1, -1, -1):
         if frames[i].filename.startswith(_PACKAGE_DIR):
             return traceback.StackSummary.from_list(frames[i + 1:])
-    return frames
+    start = 0
+    while start < len(frames) and frames[start].filename == threading.__file__ \
+            and frames[start].name in _BOOTSTRAP:
+        start += 1
+    return traceback.StackSummary.from_list(frames[start:])
 
 
 def thread_stacks(threads: Iterable[threading.Thread]) -> str:
@@ -46,7 +60,9 @@ def thread_stacks(threads: Iterable[threading.Thread]) -> str:
         if frame is None:
             continue
         stack = "".join(traceback.format_list(_user_frames(frame))).rstrip()
-        parts.append(f"--- {thread.name} (still running, abandoned) ---\n{stack}")
+        what = "still running, abandoned" if thread.name.startswith(WORKER_PREFIX) \
+            else "started during the run, still running"
+        parts.append(f"--- {thread.name} ({what}) ---\n{stack}")
     return "\n\n".join(parts)
 
 

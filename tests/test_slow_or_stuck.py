@@ -3,11 +3,17 @@ stacks changing) is never called a hang, and may go on to the timeout cap; one
 stuck (no CPU, the same stack, blocked) fails as a hang within timeout + 3 s."""
 
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
+from pytest_concurrency import progress
+
 BODIES = """
-import os
 import threading
 import time
 import pytest
@@ -79,3 +85,98 @@ def test_bad_timeout_cap_is_a_usage_error(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--concurrency-timeout-cap='soon': expected 'off', seconds, "
                                  "or a multiple of the timeout such as '10x'*"])
+
+
+# ---------------------------------------------------------------- threads the test starts
+
+SLEEPER = """
+import threading
+import time
+
+def works():
+    for _ in range(80):  # 4 s of short sleeps: no CPU, the same stack, awake 20 times a second
+        time.sleep(0.05)
+
+def test_joins_a_working_thread():
+    thread = threading.Thread(target=works)
+    thread.start()
+    thread.join()
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "process", "hybrid"])
+def test_a_thread_the_test_started_that_keeps_working_is_progress(pytester, run, mode):
+    """The workers wait in join(); the thread they joined makes the progress."""
+    pytester.makepyfile(test_sleeper=SLEEPER)
+    apply = (f"--concurrency-apply={mode}", "--concurrency-workers=2",
+             "--concurrency-timeout=1")
+    result = run(*apply, "--concurrency-timeout-cap=off")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "timed out after" not in out and ": stuck (" not in out
+    result.stdout.fnmatch_lines(["*still running after *s, making progress (CPU +*, "
+                                 "* wake-ups in the last *"])
+    if mode == "thread":  # where they ran: the threads it started, besides the workers
+        result.stdout.fnmatch_lines(["--- Thread-* (works) (started during the run, "
+                                     "still running) ---"])
+    run(*apply).assert_outcomes(passed=1)  # under --concurrency-apply it may finish
+
+
+def test_a_thread_that_keeps_waking_up_makes_progress_one_that_waits_does_not():
+    stop, blocked = threading.Event(), threading.Event()
+
+    def sleeps():
+        while not stop.is_set():
+            time.sleep(0.02)
+
+    sleeper = threading.Thread(target=sleeps)
+    waiter = threading.Thread(target=blocked.wait)
+    sleeper.start()
+    waiter.start()
+    try:
+        verdict = progress.watch([sleeper])
+        assert verdict.progressing and verdict.wakeups > 0 and verdict.cpu < 0.5
+        assert " wake-ups in the last " in verdict.describe()
+        assert not progress.watch([waiter]).progressing
+        assert progress.watch([waiter, sleeper]).progressing
+    finally:
+        stop.set()
+        blocked.set()
+        sleeper.join()
+        waiter.join()
+
+
+def test_one_wake_up_is_not_progress():
+    """A signal wakes a blocked thread once; progress is waking up again and again."""
+    blocked = threading.Event()
+    waiter = threading.Thread(target=blocked.wait)
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+    waiter.start()
+    try:
+        kicked = threading.Timer(0.5, signal.pthread_kill, (waiter.ident, signal.SIGUSR1))
+        kicked.start()
+        verdict = progress.watch([waiter])
+        kicked.join()
+        assert not verdict.progressing
+    finally:
+        blocked.set()
+        waiter.join()
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_the_threads_of_a_process_that_keep_waking_up_are_seen():
+    ready = "import sys, time\nprint('ready', flush=True)\n"
+    sleeping = subprocess.Popen([sys.executable, "-c", ready + "while True: time.sleep(0.02)"],
+                                stdout=subprocess.PIPE, text=True)
+    blocked = subprocess.Popen([sys.executable, "-c", ready + "sys.stdin.read()"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        for proc in (sleeping, blocked):  # in their loop, or about to block for good
+            assert proc.stdout.readline() == "ready\n"
+        assert progress.waking([sleeping.pid], 1.0) > 0
+        assert progress.waking([blocked.pid], 1.0) == 0
+        assert progress.waking([12345678], 0.1) == 0  # no such process: nothing to see
+    finally:
+        for proc in (sleeping, blocked):
+            proc.kill()
+            proc.communicate()

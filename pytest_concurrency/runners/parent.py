@@ -156,7 +156,9 @@ def _dump_stacks(children: Sequence[_Child]) -> None:
 
 def _watch(children: Sequence[_Child]) -> progress_.Verdict:
     """Are children past their deadline stuck or making progress?  Their CPU time
-    (with their descendants') over a second, and two stack dumps a second apart."""
+    (with their descendants') over a second, two stack dumps a second apart, and
+    whether their threads kept waking up between the dumps (a loop of short
+    sleeps uses no CPU and shows the same stack in both)."""
     # loaded when a run is late, not by every session: a smaller parent forks faster
     import psutil
 
@@ -182,13 +184,17 @@ def _watch(children: Sequence[_Child]) -> progress_.Verdict:
 
     start, before = time.monotonic(), cpu()
     first = dumps()
-    time.sleep(max(0.0, start + progress_.LOOK - time.monotonic()))
+    # between the dumps, whose signal wakes a thread of each child once
+    wakeups = progress_.waking([proc.pid for proc in procs],
+                               max(0.0, start + progress_.LOOK - time.monotonic()))
     second = dumps()
     used = max(0.0, cpu() - before)
     changed = sum(a != b for a, b in zip(first, second, strict=True))
-    return progress_.Verdict(progressing=used > progress_.CPU_EPSILON or changed > 0,
+    moved = used > progress_.CPU_EPSILON or changed > 0
+    return progress_.Verdict(progressing=moved or wakeups > 0,
                              cpu=used, distinct=len(children) + changed,
-                             seconds=time.monotonic() - start)
+                             seconds=time.monotonic() - start,
+                             wakeups=0 if moved else wakeups)
 
 
 def _size(path: str) -> int:

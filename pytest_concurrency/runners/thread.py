@@ -40,5 +40,6 @@ def run(request: RunRequest) -> RunOutcome:
     if report.stuck:
         failures.append(outcomes.timeout(
             [watchdog.worker_index(t) for t in report.stuck], spec.mode, pid, spec.timeout,
-            watchdog.thread_stacks(report.stuck), report.verdict, time.monotonic() - begun))
+            watchdog.thread_stacks(report.stuck + report.started), report.verdict,
+            time.monotonic() - begun))
     return RunOutcome(report.values, failures, [], wall, seed)

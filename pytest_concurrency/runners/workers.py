@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
 from typing import Any, Protocol
 
-from .. import context, progress
+from .. import context, progress, watchdog
 from ..context import RunContext, WorkerInfo
 from ..watchdog import WORKER_PREFIX
 from .request import Calls
@@ -214,6 +214,9 @@ class WorkersReport:
     raw: Raw
     stuck: list[threading.Thread]  # threads still running when the run was given up
     verdict: progress.Verdict | None = None  # how those threads were doing then
+    # threads started during the run (by its workers, the fixtures of their calls,
+    # and threads these started) still running when it was given up
+    started: list[threading.Thread] = dataclasses.field(default_factory=list)
 
 
 def _abort(*barriers: threading.Barrier) -> None:
@@ -271,6 +274,9 @@ class _Run:
     ready: list[threading.Event] | None = None
     finished: _Countdown = dataclasses.field(default_factory=lambda: _Countdown(()))
     done: dict[int, int] = dataclasses.field(default_factory=dict)  # worker -> calls made
+    # the threads alive when the run began, where a deadline is watched: any other
+    # thread (the plugin's aside) was started by the run, and its progress is the run's
+    before: frozenset[threading.Thread] = frozenset()
     aborted: bool = False
     left: bool = False  # a worker left the run early (a broken barrier, a stop)
 
@@ -391,7 +397,9 @@ def run_workers(body: Body, infos: Sequence[WorkerInfo], iterations: int,
                  kwargs={info.index: kwargs or {} for info in infos},
                  ready=None if calls is None else [threading.Event()
                                                    for _ in range(iterations)],
-                 finished=_Countdown(info.index for info in infos))
+                 finished=_Countdown(info.index for info in infos),
+                 before=frozenset(threading.enumerate()) if deadline is not None
+                 else frozenset())
     if len(infos) == 1 and deadline is None and calls is None:
         _alone(state, infos[0], None)
         return WorkersReport(state.values, state.raw, [])
@@ -457,10 +465,11 @@ def _step(state: _Run, infos: Sequence[WorkerInfo], slots: Sequence[_Slot], call
             state.ready[iteration].set()
         stuck, verdict, deadline = _until(
             functools.partial(state.finished.reach, iteration + 1),
-            functools.partial(_busy, state, slots, infos, iteration), deadline, cap)
+            functools.partial(_busy, state, slots, infos, iteration),
+            functools.partial(_started, state), deadline, cap)
         if stuck:
             state.abort()
-            return WorkersReport(state.values, state.raw, stuck, verdict)
+            return WorkersReport(state.values, state.raw, stuck, verdict, _started(state))
         _teardown_calls(state, infos, calls, iteration)
     return None
 
@@ -505,18 +514,29 @@ def _finish(state: _Run, slots: Sequence[_Slot], returned: _Returned,
     deadline only while they make progress, and never past ``cap``."""
     stuck, verdict, _ = _until(
         returned.all.wait, lambda: [slot.thread for slot in slots if not slot.done.is_set()],
-        deadline, cap)
+        functools.partial(_started, state), deadline, cap)
     if stuck:
         state.abort()
+        return WorkersReport(state.values, state.raw, stuck, verdict, _started(state))
     return WorkersReport(state.values, state.raw, stuck, verdict)
 
 
+def _started(state: _Run) -> list[threading.Thread]:
+    """The threads started since the run began that are still running, the
+    plugin's own aside (the run's own workers are watched as such)."""
+    return [thread for thread in threading.enumerate()
+            if thread not in state.before and not watchdog.is_plugin_thread(thread)]
+
+
 def _until(done: Callable[[float | None], bool], busy: Callable[[], list[threading.Thread]],
-           deadline: float | None, cap: float | None,
+           started: Callable[[], list[threading.Thread]], deadline: float | None,
+           cap: float | None,
            ) -> tuple[list[threading.Thread], progress.Verdict | None, float | None]:
     """Wait until ``done(timeout)``; past ``deadline`` go on waiting only while the
-    ``busy`` threads make progress, until ``cap``.  Returns the threads given up
-    (none if done), how they were doing, and the deadline to use next."""
+    ``busy`` threads make progress, or the threads ``started`` during the run do
+    (a worker joining a thread that works is not stuck), until ``cap``.  Returns
+    the busy threads given up (none if done), how they and the started ones were
+    doing, and the deadline to use next."""
     while True:
         if done(_remaining(deadline)):
             return [], None, deadline
@@ -525,7 +545,7 @@ def _until(done: Callable[[float | None], bool], busy: Callable[[], list[threadi
             if cap is not None and time.monotonic() >= cap:
                 return [], None, deadline
         else:
-            verdict = progress.watch(threads)
+            verdict = progress.watch(threads + started())
             if done(0):
                 return [], None, deadline
             if not (verdict.progressing and cap is not None and time.monotonic() < cap):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import cleanup, metrics, watchdog
+from . import cleanup, ending, metrics, watchdog
 
 if TYPE_CHECKING:
     import psutil  # imported when a test left processes behind: rarely, and not before
@@ -179,8 +179,8 @@ OWN_THREADS = (watchdog.GUARD_THREAD,)  # the plugin's, for the whole session
 
 def _is_ours(thread: threading.Thread) -> bool:
     # Worker threads still alive were abandoned by a timeout or an explore hang,
-    # whose report showed them.
-    return thread.name.startswith(ABANDONED_PREFIXES)
+    # whose report showed them, and so were the threads a timed-out run had started.
+    return thread.name.startswith(ABANDONED_PREFIXES) or ending.abandoned(thread)
 
 
 def _is_plugins(thread: threading.Thread) -> bool:
@@ -297,6 +297,7 @@ def check(item: pytest.Item) -> str | None:
         return None
     message = describe(found, policy)
     kill(found)
+    ending.abandon(found.threads)  # reported, and never waited for at exit
     if policy == "fail":
         return message
     warnings.warn(pytest.PytestWarning(message), stacklevel=1)

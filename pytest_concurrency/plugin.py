@@ -93,6 +93,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return gil.header()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from . import ending
+
+    # a thread a test left stuck must not keep the process from ending
+    ending.session_finished(int(session.exitstatus))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     item_hooks.release(config)
 

@@ -2,18 +2,24 @@
 stacks changing) is never called a hang, and may go on to the timeout cap; one
 stuck (no CPU, the same stack, blocked) fails as a hang within timeout + 3 s."""
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
+import weakref
 
+import psutil
 import pytest
 
-from pytest_concurrency import progress
+from pytest_concurrency import ending, progress
 
 BODIES = """
+import os
 import threading
 import time
 import pytest
@@ -180,3 +186,78 @@ def test_the_threads_of_a_process_that_keep_waking_up_are_seen():
         for proc in (sleeping, blocked):
             proc.kill()
             proc.communicate()
+
+
+# ---------------------------------------------------------------- the session ends
+
+STUCK_EXECUTOR = """
+import concurrent.futures
+import threading
+
+EVENT = threading.Event()
+
+def test_waits_for_ever():
+    concurrent.futures.ThreadPoolExecutor(1).submit(EVENT.wait).result()
+
+def test_after():
+    pass
+"""
+LEAKING_EXECUTOR = """
+
+def test_leaves_it_waiting():  # a leak: reported at teardown, and never joined either
+    concurrent.futures.ThreadPoolExecutor(1).submit(EVENT.wait)
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_a_session_whose_test_left_an_executor_thread_stuck_ends(pytester, mode):
+    """concurrent.futures joins its threads at exit: one stuck for ever would keep
+    the process from ending after its summary.  (In process mode the children
+    that held them are killed.)"""
+    pytester.makepyfile(test_stuck=STUCK_EXECUTOR + (LEAKING_EXECUTOR if mode == "thread"
+                                                     else ""))
+    mark = f"h1-stuck-{uuid.uuid4()}"
+    session = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--concurrency-apply={mode}",
+         "--concurrency-workers=2", "--concurrency-timeout=3"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "SESSION_MARK": mark})
+    try:
+        out, _ = session.communicate(timeout=120)  # it ends at all: it does in seconds
+    except subprocess.TimeoutExpired:
+        session.kill()
+        out, _ = session.communicate()
+        pytest.fail(f"the session did not end:\n{out}")
+    assert session.returncode == pytest.ExitCode.TESTS_FAILED, out
+    # the hang is reported once (the threads it showed are no leak), the leak once
+    summary = "1 failed, 2 passed, 1 error" if mode == "thread" else "1 failed, 1 passed"
+    assert re.search(rf"^=+ {summary} in [\d.]+s =+$", out, re.MULTILINE), out
+    assert "timed out after 3s: stuck (" in out
+    if mode == "thread":
+        assert "ERROR test_stuck.py::test_leaves_it_waiting[thread]" in out
+    left = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("SESSION_MARK") == mark:
+                left.append((proc.pid, proc.cmdline()))
+    assert left == []
+
+
+def test_the_exit_waits_for_no_thread_the_session_gave_up_on(monkeypatch):
+    monkeypatch.setattr(ending, "_ABANDONED", weakref.WeakSet())
+    release = threading.Event()
+    ended = threading.Thread(target=lambda: None)
+    worker = threading.Thread(target=release.wait, name="concurrency-worker-7", daemon=True)
+    started = threading.Thread(target=release.wait, daemon=True)  # a worker's: a daemon too
+    for thread in (ended, worker, started):
+        thread.start()
+    ended.join()
+    try:
+        assert ending.waited_for() == []
+        ending.abandon([ended, worker, started])
+        assert ending.abandoned(started) and not ending.abandoned(threading.current_thread())
+        assert ending.waited_for() == [started]  # alive, and the test's (the pool's is not)
+    finally:
+        release.set()
+        worker.join()
+        started.join()

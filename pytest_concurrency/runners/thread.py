@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from .. import outcomes, watchdog
+from .. import ending, outcomes, watchdog
 from ..context import RunContext, WorkerInfo
 from .request import RunOutcome, RunRequest, seed_of
 from .workers import Stop, run_workers
@@ -38,6 +38,7 @@ def run(request: RunRequest) -> RunOutcome:
     wall = time.perf_counter() - start
     failures = outcomes.describe(report.raw, request.tb_style)
     if report.stuck:
+        ending.abandon(report.stuck + report.started)  # the session ends without them
         failures.append(outcomes.timeout(
             [watchdog.worker_index(t) for t in report.stuck], spec.mode, pid, spec.timeout,
             watchdog.thread_stacks(report.stuck + report.started), report.verdict,

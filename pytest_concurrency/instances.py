@@ -19,6 +19,7 @@ share every fixture: when such a run fails and the test kept state on
 from __future__ import annotations
 
 import inspect
+import unittest
 from collections.abc import Callable
 from typing import Any
 
@@ -66,18 +67,12 @@ def own_instance(item: pytest.Function) -> OwnInstance | None:
     the item is no method of a plain test class (a function, a static method)
     or is wrapped in a way that hides which method it is."""
     instance = item.instance
-    if instance is None or isinstance(instance, _unittest_case()):
+    if instance is None or isinstance(instance, unittest.TestCase):
         return None
     function = method_function(item.obj, instance)
     if function is None:
         return None
     return OwnInstance(function, type(instance))
-
-
-def _unittest_case() -> type:
-    import unittest
-
-    return unittest.TestCase
 
 
 # unittest sets these on the instance it runs; they are no state the test keeps
@@ -89,7 +84,7 @@ def kept_state(instance: object) -> list[str]:
     that a new instance of its class, made as pytest (or unittest) makes one,
     does not have."""
     try:
-        if isinstance(instance, _unittest_case()):
+        if isinstance(instance, unittest.TestCase):
             name = instance._testMethodName
             # the concurrent run stands in for the method while it runs (testcase.py)
             made = {*vars(type(instance)(name)), name}

@@ -12,7 +12,8 @@ never changes the timing of the race under test.
 
 Two fixtures are process-global by nature and are routed per worker instead of
 set up again: ``caplog`` (every record is stamped with the call that logged it,
-and each worker's ``caplog`` sees only its own) and, where a process runs
+each worker's ``caplog`` sees only its own, and the levels it sets apply to its
+own records: see loglevels.py) and, where a process runs
 several workers, ``capsys`` (writes to ``sys.stdout``/``sys.stderr`` from a
 worker go to that worker's buffer, read by its own ``readouterr()``).
 """
@@ -29,10 +30,10 @@ from typing import Any, BinaryIO, TextIO, cast
 
 import pytest
 
-from . import compat, context, coroutines, instances
+from . import compat, context, coroutines, instances, loglevels
 from .context import CallKey, WorkerInfo
 
-_STAMP = "_concurrency_call"  # LogRecord attribute: the call that logged it
+_STAMP = loglevels.STAMP  # LogRecord attribute: the call that logged it
 
 
 class FixtureSetupError(Exception):
@@ -65,11 +66,25 @@ class _Stamping:
 
 class WorkerCaplog:
     """The ``caplog`` of one call: pytest's ``caplog``, seeing only the records
-    that call logged."""
+    that call logged, and setting levels for that call's records only."""
 
-    def __init__(self, caplog: pytest.LogCaptureFixture, key: CallKey) -> None:
+    def __init__(self, caplog: pytest.LogCaptureFixture, key: CallKey,
+                 levels: loglevels.CallLevels) -> None:
         self._caplog = caplog
         self._key = key
+        self._levels = levels
+
+    def set_level(self, level: int | str, logger: str | None = None) -> None:
+        """Capture this call's records of ``logger`` (the root logger if None)
+        from ``level`` on, until the call ends; another worker's level is its own."""
+        self._levels.set(self._key, level, logger, self._caplog.handler)
+
+    def at_level(self, level: int | str,
+                 logger: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """``set_level`` for the ``with`` block only: this call's levels are put back
+        after it, whatever the other workers' blocks do meanwhile."""
+        return loglevels.at_level(self._levels, self._key, level, logger,
+                                  self._caplog.handler)
 
     def _mine(self, records: list[logging.LogRecord]) -> list[logging.LogRecord]:
         return [r for r in records if getattr(r, _STAMP, None) == self._key]
@@ -100,13 +115,17 @@ class WorkerCaplog:
 
     def clear(self) -> None:
         """Forget this call's records (the other workers' stay)."""
-        handler = self._caplog.handler
-        with handler.lock or contextlib.nullcontext():
-            handler.records[:] = [r for r in handler.records
-                                  if getattr(r, _STAMP, None) != self._key]
+        forget_records(self._caplog, self._key)
 
-    def __getattr__(self, name: str) -> Any:  # set_level, at_level, filtering...
+    def __getattr__(self, name: str) -> Any:  # filtering, handler...
         return getattr(self._caplog, name)
+
+
+def forget_records(caplog: pytest.LogCaptureFixture, key: CallKey) -> None:
+    """Take the records of the call ``key`` out of ``caplog``'s handler."""
+    handler = caplog.handler
+    with handler.lock or contextlib.nullcontext():
+        handler.records[:] = [r for r in handler.records if getattr(r, _STAMP, None) != key]
 
 
 # ---------------------------------------------------------------- capsys
@@ -272,6 +291,7 @@ class FixtureSets:
         self.own = instances.own_instance(item)
         self.instances: dict[CallKey, object] = {}
         self._factory: Callable[..., logging.LogRecord] | None = None
+        self.levels = loglevels.CallLevels()  # what each call's caplog set
         if "caplog" in self.keep:
             self._factory = logging.getLogRecordFactory()
             logging.setLogRecordFactory(_Stamping(self._factory))
@@ -320,7 +340,7 @@ class FixtureSets:
         if "caplog" in self.keep and "caplog" in kwargs:
             caplog = self.item.funcargs["caplog"]
             assert isinstance(caplog, pytest.LogCaptureFixture)
-            kwargs["caplog"] = WorkerCaplog(caplog, key)
+            kwargs["caplog"] = WorkerCaplog(caplog, key, self.levels)
         if self.coroutine and coroutines.RUNNER in fixtures.values:  # its own event loop
             kwargs[coroutines.RUNNER] = fixtures.values[coroutines.RUNNER]
         if self.own is not None:  # the instance its fixtures were set up on
@@ -347,6 +367,10 @@ class FixtureSets:
             self.finished.discard(done)
             self.contexts.pop(done, None)
             self.instances.pop(done, None)
+            self.levels.forget(done)
+            caplog = self.item.funcargs.get("caplog")
+            if isinstance(caplog, pytest.LogCaptureFixture):  # its records go with its call
+                forget_records(caplog, done)  # (explore's next schedule reuses its key)
             at = info._replace(index=done[0], iteration=done[1])
             with context.preparing(at):
                 errors = compat.teardown_fixtures(self.live.pop(done), self.item)
@@ -371,6 +395,7 @@ class FixtureSets:
             for key in list(self.router.out):
                 self.router.close(key)
             self.router.uninstall()
+        self.levels.close()
         if self._factory is not None:
             logging.setLogRecordFactory(self._factory)
             self._factory = None

@@ -2,11 +2,12 @@
 (fixtures that save and restore process state, TestCase instances, context
 variables, pytest-asyncio fixtures, capture) under --concurrency-apply."""
 
+import logging
 import unittest
 
 import pytest
 
-from pytest_concurrency import percall, testcase
+from pytest_concurrency import loglevels, percall, testcase
 
 APPLY = ("--concurrency-apply=thread", "--concurrency-workers=3", "--concurrency-iterations=2")
 
@@ -216,3 +217,101 @@ def test_a_suites_thread_leak_check_never_sees_the_worker_pool(pytester, run, ap
     pytester.makepyfile(test_leaks=LEAK_CHECKS)
     result = run(*apply)
     result.assert_outcomes(passed=2)
+
+
+CAPLOG_LEVELS = """
+import logging
+
+def test_at_level(caplog, worker, barrier):
+    log = logging.getLogger("x")
+    if worker.index == 0:
+        with caplog.at_level(logging.INFO):  # first in: it found WARNING, and puts it back
+            barrier.wait()
+            barrier.wait()  # every other worker is inside a block of its own
+            log.info("one message")
+        barrier.wait()  # worker 0 has left its block
+        barrier.wait()
+    else:
+        barrier.wait()
+        with caplog.at_level(logging.INFO):
+            barrier.wait()
+            barrier.wait()
+            barrier.wait()  # worker 0 has left its block: logs with its own level still
+            log.info("one message")
+    assert [r.getMessage() for r in caplog.records] == ["one message"]
+    log.info("not captured")  # out of the block: the logger's own level again
+    assert caplog.messages == ["one message"]
+
+def test_set_level(caplog, worker, barrier):
+    caplog.set_level(logging.INFO if worker.index == 0 else logging.ERROR, logger="y")
+    barrier.wait()  # every worker has set its own
+    logging.getLogger("y.z").info("info")
+    logging.getLogger("y").error("error")
+    assert caplog.messages == (["info", "error"] if worker.index == 0 else ["error"])
+
+def test_after():
+    assert not logging.getLogger("x").isEnabledFor(logging.INFO)
+    assert not logging.getLogger("y").isEnabledFor(logging.INFO)
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "hybrid"])
+def test_caplog_levels_are_per_worker(pytester, run, mode):
+    """One worker's caplog.at_level or set_level never suppresses another's records:
+    worker 0 leaves its at_level block, and puts back the level it found, while the
+    others are still inside theirs."""
+    pytester.makepyfile(test_levels=CAPLOG_LEVELS)
+    result = run(f"--concurrency-apply={mode}", "--concurrency-workers=4",
+                 "--concurrency-iterations=2")
+    result.assert_outcomes(passed=3)
+    result = run(f"--concurrency-apply={mode}", "--concurrency-workers=4",
+                 "-o", "log_level=WARNING")  # the caplog handler's own level is WARNING
+    result.assert_outcomes(passed=3)
+
+
+def test_caplog_under_explore_sees_its_own_schedule_only(pytester, run):
+    pytester.makepyfile(test_explored="""
+        import logging
+
+        def test_logs(caplog):
+            with caplog.at_level(logging.INFO):
+                logging.getLogger("x").info("one message")
+            assert caplog.messages == ["one message"]
+    """)
+    run("--concurrency-apply=explore", "--concurrency-schedules=5").assert_outcomes(passed=1)
+
+
+def test_call_levels_are_logging_with_the_calls_levels_in_place():
+    levels = loglevels.CallLevels()
+    handler = logging.Handler(logging.WARNING)
+    parent, child = logging.getLogger("h1.levels"), logging.getLogger("h1.levels.child")
+    own = logging.getLogger("h1.levels.own")
+    own.setLevel(logging.ERROR)
+    original = logging.Logger.isEnabledFor
+    try:
+        levels.set((0, 0), "INFO", "h1.levels", handler)
+        assert logging.Logger.isEnabledFor is not original  # consulted while calls set levels
+        assert handler.level == logging.NOTSET and handler.filters
+        mine = levels.calls[(0, 0)]
+        assert levels.enabled(child, logging.INFO, mine)  # the call's level of its parent
+        assert not levels.enabled(own, logging.WARNING, mine)  # its own level comes first
+        assert not levels.enabled(parent, logging.DEBUG, mine)
+        record = logging.LogRecord("h1.levels", logging.INFO, __file__, 1, "m", (), None)
+        setattr(record, loglevels.STAMP, (0, 0))
+        assert levels.takes(record, logging.WARNING)  # the call's handler level
+        setattr(record, loglevels.STAMP, (1, 0))
+        assert not levels.takes(record, logging.WARNING)  # another call's: the handler's
+        logging.disable(logging.INFO)
+        try:  # as pytest's caplog does, the call's level lifts logging.disable()
+            levels.set((0, 0), logging.INFO, "h1.levels", handler)
+            assert levels.enabled(child, logging.INFO, levels.calls[(0, 0)])
+            assert not levels.enabled(child, logging.INFO, loglevels._Call())
+        finally:
+            logging.disable(logging.NOTSET)
+        with pytest.raises(ValueError, match="Unknown level: 'LOUD'"):
+            levels.set((0, 0), "LOUD", None, handler)
+    finally:
+        levels.close()
+        own.setLevel(logging.NOTSET)
+    assert logging.Logger.isEnabledFor is original
+    assert handler.level == logging.WARNING and not handler.filters

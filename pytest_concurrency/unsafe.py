@@ -5,9 +5,15 @@ Thread-unsafe test techniques change what the whole process shares: fixtures
 such as ``monkeypatch``, ``capfd`` or ``recwarn``, and, read from the test's
 source (and the functions it calls in its own module, two levels deep),
 ``unittest.mock.patch``, ``warnings.catch_warnings``, ``pytest.warns`` and
-``pytest.deprecated_call``.  ``@pytest.mark.thread_unsafe(reason=...)`` (the
-marker of pytest-run-parallel) says so explicitly.  Process mode isolates
-memory, so a test that is only thread-unsafe runs normally there.
+``pytest.deprecated_call``, and what replaces a process-wide setting or hook:
+assigning ``sys.stdout``/``sys.stderr``/``sys.stdin``, ``sys.excepthook``,
+``sys.unraisablehook``, ``threading.excepthook`` (also with ``setattr``),
+setting or deleting ``os.environ[...]``, and calls such as ``os.chdir``,
+``os.putenv``, ``os.environ.update``, ``signal.signal``,
+``contextlib.redirect_stdout`` or ``sys.setrecursionlimit``.
+``@pytest.mark.thread_unsafe(reason=...)`` (the marker of pytest-run-parallel)
+says so explicitly.  Process mode isolates memory, so a test that is only
+thread-unsafe runs normally there.
 
 Async tests whose async fixtures are bound to an event loop that the workers
 cannot share (pytest-asyncio fixtures on a class-, module- or session-scoped
@@ -35,12 +41,32 @@ SERIAL = pytest.StashKey[str]()  # why an item runs once, serially (set at colle
 UNSAFE_FIXTURES = ("capfd", "capfdbinary", "capsysbinary", "capteesys", "monkeypatch",
                    "recwarn", "mocker", "class_mocker", "module_mocker", "package_mocker",
                    "session_mocker")
-# (module, name) of calls that patch or catch process-wide; "*" is any name.
+# (module, name) of calls that patch, catch or set process-wide; "*" is any name.
 UNSAFE_CALLS = frozenset({
     ("unittest.mock", "*"), ("mock", "*"), ("warnings", "catch_warnings"),
     ("pytest", "warns"), ("pytest", "deprecated_call"), ("_pytest.recwarn", "warns"),
     ("_pytest.recwarn", "deprecated_call"),
+    # the working directory, the environment, the umask: every thread's
+    ("os", "chdir"), ("os", "fchdir"), ("os", "putenv"), ("os", "unsetenv"), ("os", "umask"),
+    ("os.environ", "update"), ("os.environ", "pop"), ("os.environ", "popitem"),
+    ("os.environ", "setdefault"), ("os.environ", "clear"),
+    # handlers, hooks and settings of the whole interpreter
+    ("signal", "signal"), ("signal", "setitimer"), ("signal", "alarm"),
+    ("contextlib", "redirect_stdout"), ("contextlib", "redirect_stderr"),
+    ("sys", "setrecursionlimit"), ("sys", "setswitchinterval"),
+    ("sys", "set_int_max_str_digits"), ("threading", "settrace"),
+    ("threading", "setprofile"), ("threading", "settrace_all_threads"),
+    ("threading", "setprofile_all_threads"), ("socket", "setdefaulttimeout"),
+    ("locale", "setlocale"), ("logging", "disable"),
 })
+# (module, attribute) whose assignment replaces what every thread uses
+UNSAFE_ATTRIBUTES = frozenset({
+    ("sys", "stdout"), ("sys", "stderr"), ("sys", "stdin"), ("sys", "__stdout__"),
+    ("sys", "__stderr__"), ("sys", "__stdin__"), ("sys", "excepthook"),
+    ("sys", "unraisablehook"), ("sys", "displayhook"), ("sys", "breakpointhook"),
+    ("threading", "excepthook"), ("os", "environ"),
+})
+UNSAFE_ITEMS = frozenset({("os", "environ")})  # (module, name) whose items every thread sees
 _PATCHERS = ("patch", "patch.object", "patch.dict", "patch.multiple")
 DEPTH = 2  # called functions of the test's module looked into
 
@@ -58,9 +84,9 @@ def serial_reason(item: pytest.Item, mode: str, detect: bool = True,
             found = unsafe_fixture(getattr(item, "fixturenames", ()))
             if found:
                 return f"uses {found}"
-            call = unsafe_call(_function_of(item))
-            if call:
-                return f"uses {call}"
+            technique = unsafe_call(_function_of(item))
+            if technique:
+                return technique
     return shared_loop(item, shared_fixtures, explore=mode == "explore")
 
 
@@ -81,8 +107,9 @@ def unsafe_fixture(fixturenames: Iterable[str]) -> str | None:
 
 
 def unsafe_call(function: Callable[..., Any] | None) -> str | None:
-    """The first thread-unsafe technique ``function`` uses ('unittest.mock.patch',
-    'pytest.warns'...), looking into the functions it calls from its own module."""
+    """The first thread-unsafe technique ``function`` uses, as the reason says it
+    ('uses unittest.mock.patch', 'assigns sys.stderr', 'sets os.environ[...]'),
+    looking into the functions it calls from its own module."""
     if function is None:
         return None
     try:
@@ -101,8 +128,11 @@ def _scan(function: Callable[..., Any], depth: int) -> str | None:
             return None
     names = _Names(getattr(function, "__globals__", {}))
     for node in ast.walk(tree):
+        found = _assigned(node, names)
+        if found:
+            return found
         if isinstance(node, ast.Call):
-            found = names.unsafe(node.func)
+            found = names.set_by_setattr(node) or _uses(names.unsafe(node.func))
             if found:
                 return found
             if depth < DEPTH:
@@ -114,9 +144,42 @@ def _scan(function: Callable[..., Any], depth: int) -> str | None:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for decorator in node.decorator_list:  # @mock.patch(...) on the test
                 target = decorator.func if isinstance(decorator, ast.Call) else decorator
-                found = names.unsafe(target)
+                found = _uses(names.unsafe(target))
                 if found:
                     return found
+    return None
+
+
+def _uses(technique: str | None) -> str | None:
+    return f"uses {technique}" if technique else None
+
+
+def _assigned(node: ast.AST, names: _Names) -> str | None:
+    """What process-wide ``node`` assigns or deletes (``sys.stderr = ...``, ``del
+    os.environ["X"]``), said as the reason: 'assigns sys.stderr'."""
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        targets = [node.target] if node.value is not None else []
+    elif isinstance(node, ast.Delete):
+        targets = node.targets
+    else:
+        return None
+    deleting = isinstance(node, ast.Delete)
+    while targets:
+        target = targets.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            targets.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+        elif isinstance(target, ast.Attribute):
+            found = names.global_attribute(target)
+            if found:
+                return f"{'deletes' if deleting else 'assigns'} {found}"
+        elif isinstance(target, ast.Subscript):
+            found = names.global_items(target.value)
+            if found:
+                return f"{'deletes' if deleting else 'sets'} {found}[...]"
     return None
 
 
@@ -172,7 +235,10 @@ class _Names:
         parts.append(node.id)
         return parts[::-1]
 
-    def unsafe(self, node: ast.expr) -> str | None:
+    def _resolve(self, node: ast.expr) -> tuple[str, list[str]] | None:
+        """The module a dotted name starts from and the names after it:
+        ``os.environ.update`` and, after ``from os import environ``,
+        ``environ.update`` are both ('os', ['environ', 'update'])."""
         parts = self._dotted(node)
         if not parts:
             return None
@@ -184,8 +250,39 @@ class _Names:
         else:
             module = getattr(value, "__module__", None) or ""
             rest = [getattr(value, "__name__", parts[0]), *parts[1:]]
-        if not rest:
+        return (module, rest) if rest else None
+
+    def global_attribute(self, node: ast.expr) -> str | None:
+        """``sys.stderr`` if ``node`` is such a process-wide attribute."""
+        resolved = self._resolve(node)
+        if resolved is None or len(resolved[1]) != 1:
             return None
+        module, (name,) = resolved
+        return f"{module}.{name}" if (module, name) in UNSAFE_ATTRIBUTES else None
+
+    def global_items(self, node: ast.expr) -> str | None:
+        """``os.environ`` if ``node`` names a mapping every thread sees."""
+        resolved = self._resolve(node)
+        if resolved is None or len(resolved[1]) != 1:
+            return None
+        module, (name,) = resolved
+        return f"{module}.{name}" if (module, name) in UNSAFE_ITEMS else None
+
+    def set_by_setattr(self, call: ast.Call) -> str | None:
+        """``setattr(sys, "stderr", ...)``: 'assigns sys.stderr'."""
+        if not (isinstance(call.func, ast.Name) and call.func.id == "setattr"
+                and self.namespace.get("setattr", setattr) is setattr
+                and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant)
+                and isinstance(call.args[1].value, str)):
+            return None
+        found = self.global_attribute(ast.Attribute(call.args[0], call.args[1].value, ast.Load()))
+        return f"assigns {found}" if found else None
+
+    def unsafe(self, node: ast.expr) -> str | None:
+        resolved = self._resolve(node)
+        if resolved is None:
+            return None
+        module, rest = resolved
         for depth in range(len(rest)):  # unittest.mock + patch.object, or mock + patch
             prefix = ".".join([module, *rest[:depth]]) if depth else module
             name = rest[depth]

@@ -2,9 +2,13 @@
 pytest-run-parallel's thread_unsafe marker, and thread-unsafe techniques found in
 the test's fixtures and source.  Process mode isolates memory and runs them."""
 
+import io
 import json
+import os
+import sys
 import unittest.mock as um
 import warnings as w
+from os import environ
 
 from pytest_concurrency import unsafe
 
@@ -79,6 +83,86 @@ def test_thread_unsafe_tests_run_serially_and_say_why(pytester):
         "global registry"])
 
 
+GLOBAL_HOOKS = """
+import contextlib
+import io
+import os
+import sys
+import threading
+from os import environ
+
+def test_replaces_stderr():
+    saved, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        print("to the test's own stream", file=sys.stderr)
+        assert sys.stderr.getvalue() == "to the test's own stream\\n"
+    finally:
+        sys.stderr = saved
+
+def test_replaces_the_excepthook():
+    seen = []
+    saved = sys.excepthook
+    sys.excepthook = lambda *args: seen.append(args[0])
+    try:
+        sys.excepthook(ValueError, ValueError(), None)
+        assert seen == [ValueError]
+    finally:
+        sys.excepthook = saved
+
+def install(hook):  # a helper of the test's module, as traceback tests have
+    setattr(threading, "excepthook", hook)
+
+def test_replaces_the_threading_excepthook():
+    saved = threading.excepthook
+    install(lambda args: None)
+    install(saved)
+
+def test_sets_the_environment():
+    environ["H1_SETTING"] = "on"
+    try:
+        assert os.environ["H1_SETTING"] == "on"
+    finally:
+        del os.environ["H1_SETTING"]
+
+def test_changes_directory(tmp_path):
+    saved = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert os.getcwd() == str(tmp_path)
+    finally:
+        os.chdir(saved)
+
+def test_redirects_stdout():
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        print("captured")
+    assert out.getvalue() == "captured\\n"
+
+def test_only_reads_them():
+    assert sys.stderr is not None and sys.excepthook is not None and "PATH" in os.environ
+"""
+
+HOOK_REASONS = {
+    "test_replaces_stderr": "assigns sys.stderr",
+    "test_replaces_the_excepthook": "assigns sys.excepthook",
+    "test_replaces_the_threading_excepthook": "assigns threading.excepthook",
+    "test_sets_the_environment": "sets os.environ[...]",
+    "test_changes_directory": "uses os.chdir",
+    "test_redirects_stdout": "uses contextlib.redirect_stdout",
+}
+
+
+def test_tests_that_replace_process_wide_streams_and_hooks_run_serially(pytester, run):
+    pytester.makepyfile(test_hooks=GLOBAL_HOOKS)
+    result = run("--concurrency-apply=thread", "--concurrency-workers=4",
+                 "--concurrency-report=r.json")
+    result.assert_outcomes(passed=7)
+    entries = {e["nodeid"].split("::")[1]: e
+               for e in json.loads((pytester.path / "r.json").read_text())["tests"]}
+    assert {name[:-len("[thread]")]: entry["serial"] for name, entry in entries.items()
+            if entry["outcome"] == "serial"} == HOOK_REASONS
+    assert entries["test_only_reads_them[thread]"]["outcome"] == "passed"
+
+
 def test_detection_can_be_turned_off_but_the_marker_still_counts(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess(
@@ -109,7 +193,7 @@ def test_source_detection_resolves_aliases():
     def clean():
         return 1
 
-    assert unsafe.unsafe_call(aliased) == "unittest.mock.patch.object"
+    assert unsafe.unsafe_call(aliased) == "uses unittest.mock.patch.object"
     assert unsafe.unsafe_call(clean) is None
     assert unsafe.unsafe_call(print) is None  # no source: assumed safe
 
@@ -138,6 +222,35 @@ def test_source_detection_parses_a_module_once_and_finds_decorated_defs(monkeypa
     assert unsafe._definition(other).name == "other"
     assert unsafe._definition(lambda: 0) is None  # not a def: read from its own source
     assert len(parsed) == 1
-    assert unsafe._scan.__wrapped__(decorated, 0) == "unittest.mock.patch"
+    assert unsafe._scan.__wrapped__(decorated, 0) == "uses unittest.mock.patch"
     assert unsafe._scan.__wrapped__(other, 0) is None
     assert len(parsed) == 1
+
+
+def test_source_detection_finds_what_replaces_process_wide_state():
+    def streams():
+        sys.stdout, sys.stderr = io.StringIO(), io.StringIO()
+
+    def hook():
+        sys.unraisablehook = print
+
+    def deleted():
+        del environ["H1_SETTING"]
+
+    def environment():
+        os.environ.setdefault("H1_SETTING", "on")
+
+    def through_setattr():
+        setattr(sys, "stdin", io.StringIO())  # noqa: B010 - the form it must see through
+
+    def reads():
+        print(sys.stdout, os.environ.get("H1_SETTING"), environ["PATH"], sys.path)
+        setattr(io, "x", 1)  # noqa: B010 - not a process-wide hook
+        return getattr(sys, "stderr")  # noqa: B009 - a read
+
+    assert unsafe.unsafe_call(streams) in ("assigns sys.stdout", "assigns sys.stderr")
+    assert unsafe.unsafe_call(hook) == "assigns sys.unraisablehook"
+    assert unsafe.unsafe_call(deleted) == "deletes os.environ[...]"
+    assert unsafe.unsafe_call(environment) == "uses os.environ.setdefault"
+    assert unsafe.unsafe_call(through_setattr) == "assigns sys.stdin"
+    assert unsafe.unsafe_call(reads) is None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import cleanup, ending, metrics, watchdog
+from . import cleanup, ending, metrics, progress, watchdog
 
 if TYPE_CHECKING:
     import psutil  # imported when a test left processes behind: rarely, and not before
@@ -48,39 +48,16 @@ class Leaks:
         return bool(self.threads or self.hidden_threads or self.processes)
 
 
-def _children(pid: int) -> list[int]:
-    """The children of ``pid``, from ``/proc/<pid>/task/*/children``: one small
-    read per thread, where psutil would scan every process on the machine."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found  # gone meanwhile
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
-                found += map(int, f.read().split())
-        except OSError:
-            continue  # a thread that ended meanwhile
-    return found
-
-
-def _proc_children() -> bool:
-    """Whether this kernel tells a thread's children (CONFIG_PROC_CHILDREN)."""
-    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
-
-
 def _start_time(pid: int) -> float | None:
     """When ``pid`` started (clock ticks since boot): with the pid, it names a
     process that no later one with a reused pid can be mistaken for."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return float(f.read().rpartition(b")")[2].split()[19])
+        return float(progress.stat_fields(f"/proc/{pid}/stat")[19])
     except (OSError, IndexError, ValueError):
         return None
 
 
-_PROC_CHILDREN = _proc_children()
+_PROC_CHILDREN = progress.PROC_CHILDREN
 _WALL = 0x40000000  # Linux's __WALL: children of any kind (os does not export it)
 
 
@@ -110,7 +87,7 @@ def _descendant_keys() -> set[tuple[int, float]]:
     keys, todo = set(), [os.getpid()]
     guardian = cleanup.guardian_pid()  # starts no process: nothing below it to look at
     while todo:
-        for child in _children(todo.pop()):
+        for child in progress.children(todo.pop()):
             start = _start_time(child)
             if start is not None:
                 keys.add((child, start))

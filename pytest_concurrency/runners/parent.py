@@ -159,22 +159,12 @@ def _watch(children: Sequence[_Child]) -> progress_.Verdict:
     (with their descendants') over a second, two stack dumps a second apart, and
     whether their threads kept waking up between the dumps (a loop of short
     sleeps uses no CPU and shows the same stack in both)."""
-    # loaded when a run is late, not by every session: a smaller parent forks faster
-    import psutil
-
-    procs = []
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(child.pid)
-            procs += [proc, *proc.children(recursive=True)]
+    # from /proc by system calls: psutil's buffered reads took seconds on a
+    # free-threaded build while the children kept the CPUs busy (3.13t)
+    pids = [pid for child in children for pid in (child.pid, *progress_.descendants(child.pid))]
 
     def cpu() -> float:
-        total = 0.0
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                times = proc.cpu_times()
-                total += times.user + times.system
-        return total
+        return sum(progress_.process_cpu(pid) or 0.0 for pid in pids)
 
     def dumps() -> list[str]:
         sizes = [_size(c.job.stderr_path) for c in children]
@@ -185,7 +175,7 @@ def _watch(children: Sequence[_Child]) -> progress_.Verdict:
     start, before = time.monotonic(), cpu()
     first = dumps()
     # between the dumps, whose signal wakes a thread of each child once
-    wakeups = progress_.waking([proc.pid for proc in procs],
+    wakeups = progress_.waking(pids,
                                max(0.0, start + progress_.LOOK - time.monotonic()))
     second = dumps()
     used = max(0.0, cpu() - before)
@@ -207,13 +197,12 @@ def _size(path: str) -> int:
 def _read_from(path: str, offset: int) -> str:
     """What a child wrote to ``path`` past ``offset``, thread ids aside (they do
     not change between two dumps of the same stacks)."""
-    try:
-        with open(path, errors="backslashreplace") as f:
-            f.seek(offset)
-            return "\n".join(line for line in f.read().splitlines()
-                             if not line.startswith(("Thread 0x", "Current thread 0x")))
+    try:  # read while the children run: see progress.read_proc
+        text = progress_.read_proc(path, offset).decode(errors="backslashreplace")
     except OSError:
         return ""
+    return "\n".join(line for line in text.splitlines()
+                     if not line.startswith(("Thread 0x", "Current thread 0x")))
 
 
 def _timeout_failure(spec: RunSpec, stuck: Sequence[_Child], progress: Progress,

@@ -72,6 +72,8 @@ class ConcurrentItems:
         thread-leak check (an autouse fixture, a plugin's hook) takes its first
         look, and never seen to appear during a test.  So is the thread that
         guards teardowns."""
+        if session.config.option.collectonly:
+            return  # nothing runs
         from . import watchdog
 
         watchdog.start_guard()

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import _thread
 import dataclasses
+import os
 import resource
 import time
+from collections.abc import Mapping
 
 from . import cleanup
 
@@ -23,12 +25,19 @@ _sleep = time.sleep  # explore mode patches time.sleep during its runs
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
-    """One run: ``wall`` and ``cpu`` in seconds, ``peak_rss`` in bytes (or None)."""
+    """One run: ``wall`` and ``cpu`` in seconds, ``peak_rss`` in bytes (or None).
+
+    ``child_cpu`` is the part of ``cpu`` spent in child processes; ``waited`` the
+    seconds this process's threads spent ready to run, waiting for a CPU (None when
+    not measured, or where the kernel does not tell).
+    """
 
     wall: float
     cpu: float
     calls: int  # body calls that completed
     peak_rss: int | None = None
+    child_cpu: float = 0.0
+    waited: float | None = None
 
     @property
     def throughput(self) -> float:
@@ -112,31 +121,74 @@ def cpu_availability(seconds: float = AVAILABILITY_PROBE) -> float:
     return min(1.0, (time.thread_time() - cpu0) / wall) if wall > 0 else 1.0
 
 
-def _cpu_now() -> float:
-    """CPU seconds of this process (all threads) and of its reaped children."""
+def _children_cpu() -> float:
+    """CPU seconds of this process's reaped children."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + children.ru_utime + children.ru_stime
+    return children.ru_utime + children.ru_stime
+
+
+def run_queue_waits() -> dict[str, int] | None:
+    """Nanoseconds each thread of this process has spent ready to run but waiting
+    for a CPU (Linux's schedstat), by thread id; None where the kernel does not
+    tell.  Time asleep or blocked is not in it: this is what a busy machine costs."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    waits = {}
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat", "rb") as stats:
+                waits[tid] = int(stats.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile, or no schedstat here
+    return waits or None
+
+
+def waited_between(before: Mapping[str, int], after: Mapping[str, int]) -> float:
+    """Seconds the threads waited for a CPU from ``before`` to ``after``
+    (:func:`run_queue_waits`); a thread started meanwhile counts whole, a thread that
+    ended is not seen."""
+    total = 0
+    for tid, now in after.items():
+        then = before.get(tid, 0)
+        total += now - then if now >= then else now  # a thread id used again
+    return total / 1e9
 
 
 class Meter:
-    """Measure the run inside ``with Meter(memory=...) as meter:``; then ``meter.result()``."""
+    """Measure the run inside ``with Meter(memory=...) as meter:``; then ``meter.result()``.
 
-    def __init__(self, memory: bool = False) -> None:
+    ``waits`` measures the time this process's threads waited for a CPU too
+    (a read of every thread's schedstat before and after: for budget rounds)."""
+
+    def __init__(self, memory: bool = False, waits: bool = False) -> None:
         self.memory = memory
+        self.waits = waits
         self.peak_rss: int | None = None
+        self.waited: float | None = None
 
     def __enter__(self) -> Meter:
         if self.memory:
             _sampler.start()
-        self._cpu = _cpu_now()
+        self._waits = run_queue_waits() if self.waits else None
+        self._children = _children_cpu()
+        self._cpu = time.process_time()
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self._start
-        self.cpu = _cpu_now() - self._cpu
+        own = time.process_time() - self._cpu
+        self.child_cpu = _children_cpu() - self._children
+        self.cpu = own + self.child_cpu
+        if self._waits is not None:
+            after = run_queue_waits()
+            if after is not None:
+                self.waited = waited_between(self._waits, after)
         if self.memory:
             self.peak_rss = _sampler.stop()
 
     def result(self, calls: int) -> Measurement:
-        return Measurement(self.wall, self.cpu, calls, self.peak_rss)
+        return Measurement(self.wall, self.cpu, calls, self.peak_rss, self.child_cpu,
+                           self.waited)

@@ -53,15 +53,16 @@ def explore_roots(node: pytest.Item, target: object) -> tuple[str, ...]:
     return tuple(sorted(roots))
 
 
-def execute(request: runners.RunRequest, node: pytest.Item,
-            memory: bool = False) -> runners.RunOutcome:
+def execute(request: runners.RunRequest, node: pytest.Item, memory: bool = False,
+            waits: bool = False) -> runners.RunOutcome:
     """Run ``request`` and measure it; attach its output; raise the test's outcome.
-    ``memory`` samples the process tree's peak memory too."""
+    ``memory`` samples the process tree's peak memory too, ``waits`` the time the
+    threads waited for a CPU."""
     __tracebackhide__ = True
     problem: str | None = None
     runners.runner(request.spec.mode)  # its import is no part of the run's CPU time
     try:
-        with metrics.Meter(memory=memory) as meter:
+        with metrics.Meter(memory=memory, waits=waits) as meter:
             outcome = runners.run(request)
     except (shipping.ShippingError, runners.RunError) as exc:
         problem = str(exc)

@@ -71,7 +71,7 @@ def test_the_runner_is_imported_before_the_run_is_measured(monkeypatch):
     seen = []
 
     class Meter:
-        def __init__(self, memory=False):
+        def __init__(self, memory=False, waits=False):
             seen.append("pytest_concurrency.runners.hybrid" in sys.modules)
 
         def __enter__(self):

@@ -226,10 +226,11 @@ def test_baseline_saved_then_a_slowdown_fails_the_test(pytester, run, monkeypatc
         def test_new():
             pass
     """)
-    # 50%: the unchanged test must not trip it on a loaded machine; 5x slower must
-    # strict: on a busy machine a failing wall-clock limit only warns without it
+    # 50%: the unchanged test must not fail it on a loaded machine (its interval may
+    # straddle the limit there: a warning, which --concurrency-strict would make a
+    # failure); 5x slower must, busy machine or not: a sleep is not slowed by load
     result = run("--concurrency-baseline", "base.json", "--concurrency-compare-fail",
-                 "median:50%", "--concurrency-report", "r.json", "--concurrency-strict")
+                 "median:50%", "--concurrency-report", "r.json")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*concurrency budget exceeded*", "*regression <= 50%*"])
     tests = entries_by_id(document.load(str(pytester.path / "r.json")))

@@ -100,7 +100,8 @@ class ConcurrentItems:
 
             if run_spec.mode == "thread" and SERIAL not in item.stash:
                 _warm_pool(run_spec.workers)  # threads a timeout abandoned are replaced now
-            entry.start(item, run_spec, item.stash.get(SERIAL, None))
+            entry.start(item, run_spec, item.stash.get(SERIAL, None),
+                        applied=item.get_closest_marker("concurrency") is None)
             leaks.watch(item, run_spec.leaks)
         per_worker = run_spec is not None and _per_worker(item, run_spec)
         if per_worker and run_spec is not None and run_spec.mode in ("process", "hybrid"):

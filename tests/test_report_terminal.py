@@ -184,6 +184,118 @@ def test_compact_table_leaves_out_columns_nobody_filled():
                                                                     "baseline"]
 
 
+# -- a whole suite under --concurrency-apply --------------------------------------------------
+
+
+def plain(name, outcome="passed", wall=0.01, **fields):
+    entry = {"nodeid": f"t.py::{name}[thread]", "test": f"t.py::{name}", "mode": "thread",
+             "layout": "4", "outcome": outcome, "metrics": {"wall": {"value": wall}},
+             "budget": [], "baseline": None, "failures": []}
+    entry.update(fields)
+    return entry
+
+
+def suite(count=300):
+    return [plain(f"test_{i:03d}", wall=0.01 + i * 1e-5) for i in range(count)]
+
+
+def test_a_whole_suite_shows_what_needs_a_look_and_counts_the_rest():
+    entries = suite() + [
+        plain("test_failed", "failed"), plain("test_serial", "serial", serial="uses capsys"),
+        plain("test_interrupted", "interrupted"), plain("test_skipped", "skipped"),
+        plain("test_slow", wall=3.0),
+        plain("test_budget", budget=[{"key": "wall", "verdict": "pass"}]),
+        plain("test_regressed", baseline={"status": "regressed", "ratio": 1.5}),
+        plain("test_leaked", failures=[{"kind": "leak", "summary": "thread left running"}]),
+        explored(), plain("test_marked"),
+    ]
+    countable = {e["nodeid"] for e in entries} - {"t.py::test_marked[thread]"}
+    lines = terminal.table(entries, countable=countable)
+    shown = {line.split()[0] for line in lines[1:-1]}
+    assert shown == {f"t.py::test_{name}[thread]" for name in (
+        "failed", "serial", "interrupted", "slow", "budget", "regressed", "leaked",
+        "marked")} | {"t.py::test_passed[explore]"}
+    assert lines[-1] == ("... and 301 more items with nothing to look at: 300 passed, "
+                         "1 skipped (-v lists them)")
+    verbose = terminal.table(entries, verbose=True, countable=countable)
+    assert len([line for line in verbose if line.startswith("t.py::")]) == len(entries)
+    assert "nothing to look at" not in "\n".join(verbose)
+    # without countable entries (no --concurrency-apply, or `show` of a report file)
+    assert len(terminal.table(entries)) == len(entries) + 1
+    # a run that went on past its timeout (making progress) is slow whatever the others
+    lines = terminal.table(entries, countable=countable, overran={"t.py::test_007[thread]"})
+    assert "t.py::test_007[thread]" in {line.split()[0] for line in lines}
+    assert lines[-1].startswith("... and 300 more items")
+
+
+def test_a_suite_with_nothing_to_look_at_is_one_line():
+    entries = suite(5000)
+    assert terminal.table(entries, countable={e["nodeid"] for e in entries}) == [
+        "5,000 items with nothing to look at: 5,000 passed (-v lists them)"]
+
+
+def test_slow_is_ten_times_the_median_one_percent_of_the_total_and_a_second():
+    entries = [plain(f"test_{i:03d}", wall=0.15) for i in range(300)]  # 45 s together
+    assert terminal.slow(entries) == set()
+    entries.append(plain("test_long", wall=3.0))  # 20x the median, 6% of the total
+    entries.append(plain("test_longish", wall=1.4))  # 9x
+    assert terminal.slow(entries) == {"t.py::test_long[thread]"}
+    few = [plain("a", wall=0.1), plain("b", wall=0.1), plain("c", wall=1.1)]
+    assert terminal.slow(few) == {"t.py::c[thread]"}
+    # a trivial test a busy machine held up is not slow
+    assert terminal.slow([*suite(300), plain("test_held_up", wall=0.5)]) == set()
+    # in a suite of a thousand, a test ten times the median is not 1% of the time
+    many = [plain(f"test_{i}", wall=0.2) for i in range(1000)] + [plain("ten", wall=2.0)]
+    assert terminal.slow(many) == set()
+    assert terminal.slow([plain("alone", wall=5.0)]) == set()
+    assert terminal.slow([explored(), plain("x", wall=0.001), plain("y", wall=0.001)]) == set()
+
+
+def test_needs_a_look():
+    assert not terminal.needs_a_look(plain("a"))
+    assert not terminal.needs_a_look(plain("a", "skipped"))
+    assert not terminal.needs_a_look(plain("a", "xfailed"))
+    for outcome in ("failed", "error", "interrupted", "serial", "xpassed"):
+        assert terminal.needs_a_look(plain("a", outcome))
+    assert terminal.needs_a_look(plain("a"), {"t.py::a[thread]"})
+    assert terminal.needs_a_look(explored())
+    assert not terminal.needs_a_look(plain("a", baseline={"status": "unchanged"}))
+
+
+def test_the_session_table_of_an_applied_suite(pytester):
+    """300 passing tests under --concurrency-apply: one line; a failure, a serial test
+    and a marked test each keep a row; -v lists every item."""
+    tests = "\n".join(f"def test_{i:03d}():\n    pass\n" for i in range(300))
+    pytester.makepyfile(test_suite=tests + """
+import pytest
+
+def test_fails():
+    assert False
+
+@pytest.mark.thread_unsafe(reason="changes the process's umask")
+def test_serial():
+    pass
+
+@pytest.mark.concurrency(modes=["thread"], workers=2)
+def test_marked():
+    pass
+""")
+    args = ("-p", "no:cacheprovider", "-p", "no:randomly", "--concurrency-apply", "thread")
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=302, failed=1)
+    section = result.stdout.str().split("= concurrency =")[1]
+    rows = [line.split()[0] for line in section.splitlines() if line.startswith("test_")]
+    assert sorted(rows) == ["test_suite.py::test_fails[thread]",
+                            "test_suite.py::test_marked[thread]",
+                            "test_suite.py::test_serial[thread]"]
+    result.stdout.fnmatch_lines(["... and 300 more items with nothing to look at: 300 passed "
+                                 "(-v lists them)"])
+    verbose = pytester.runpytest(*args, "-v")
+    section = verbose.stdout.str().split("= concurrency =")[1]
+    assert len([line for line in section.splitlines() if line.startswith("test_")]) == 303
+    assert "nothing to look at" not in section
+
+
 # -- explore items ---------------------------------------------------------------------------
 
 

@@ -30,6 +30,8 @@ def new_entry(nodeid: str, data: dict[str, Any] | None) -> dict[str, Any]:
         "iterations": data.get("iterations"), "outcome": "interrupted", "duration": 0.0,
         "metrics": {}, "budget": [], "baseline": None, "advice": None, "failures": [],
         "serial": data.get("serial"), "exploration": None,
+        # for the terminal table only, taken out of the reports by Collector.build
+        "applied": data.get("applied"), "timeout": data.get("timeout"),
     }
 
 
@@ -171,6 +173,8 @@ class Collector:
         self.report: dict[str, Any] | None = None
         self.written: list[str] = []  # what was written, for the terminal summary
         self.problems: list[str] = []  # what could not be, one line each
+        self.applied: set[str] = set()  # node ids --concurrency-apply made concurrent
+        self.overran: set[str] = set()  # node ids whose runs took longer than their timeout
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if entry.REPORT_ATTR in report.__dict__ or report.outcome == "failed":
@@ -237,6 +241,11 @@ class Collector:
             baseline.judge(tests, self.stored, run["machine"], self.settings.threshold)
         for e in tests:
             e.pop("measured_in_rounds", None)
+            if e.pop("applied", None):
+                self.applied.add(e["nodeid"])
+            timeout, wall = e.pop("timeout", None), e["metrics"].get("wall", {}).get("value")
+            if timeout is not None and wall is not None and wall > timeout:
+                self.overran.add(e["nodeid"])  # went on past its timeout, making progress
         return document.new(run, tests)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -249,7 +258,8 @@ class Collector:
         verbose = self.config.get_verbosity() > 0
         # the compact table's other columns take about 50 characters
         width = max(terminal.MAX_TEST_WIDTH, self.config.get_terminal_writer().fullwidth - 50)
-        lines = terminal.table(self.report["tests"], verbose=verbose, width=width)
+        lines = terminal.table(self.report["tests"], verbose=verbose, width=width,
+                               countable=self.applied, overran=self.overran)
         if lines:
             terminalreporter.section("concurrency")
         for line in lines:

@@ -43,13 +43,15 @@ def mode_of(nodeid: str) -> str | None:
 
 
 def start(item: pytest.Item, run_spec: spec.RunSpec,
-          serial: str | None = None) -> dict[str, Any]:
+          serial: str | None = None, applied: bool = False) -> dict[str, Any]:
     """Fresh data for ``item`` (a rerun starts over), kept in its stash until its
-    reports are made.  ``serial``: why it runs once, serially, instead."""
+    reports are made.  ``serial``: why it runs once, serially, instead;
+    ``applied``: --concurrency-apply made it concurrent, not a marker."""
     data = item.stash[DATA] = {
         "mode": run_spec.mode, "layout": run_spec.layout, "workers": run_spec.workers,
         "iterations": run_spec.iterations, "metrics": {}, "budget": [],
-        "failures": [], "measured_in_rounds": False, "serial": serial,
+        "failures": [], "measured_in_rounds": False, "serial": serial, "applied": applied,
+        "timeout": run_spec.timeout,
     }
     return data
 

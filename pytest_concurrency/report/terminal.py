@@ -7,6 +7,10 @@ row.  Whatever was not measured or recorded prints as ``-``.  Explore items
 show schedules explored per second as their throughput: the calls per second
 of one traced schedule say nothing.
 
+A whole suite run under ``--concurrency-apply`` would be thousands of rows:
+the compact table shows the items it made concurrent only when they need a
+look (:func:`needs_a_look`) and counts the rest in one line.
+
 :func:`progress` shows a long exploration's progress while it runs.
 """
 
@@ -14,10 +18,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import compat
+from .. import compat, stats
 from ..budget import format_value
 from . import document
 
@@ -33,16 +37,88 @@ VERBOSE = ("test", "outcome", "workers", "iterations", "wall", "cpu", "memory",
            "throughput", "speedup", "budget", "baseline")
 _NUMERIC = frozenset(("workers", "iterations", *document.METRICS))
 _VERDICT_ORDER = {"fail": 0, "inconclusive": 1, "unmeasured": 2}
+# Slow: a run's wall time this many times the median item's, at least this share of
+# all the items' wall time together (so that a suite of equals has none), and at least
+# SLOW_MIN seconds (a busy machine makes a trivial test take a hundred times as long
+# now and then: that is no news about the test)
+SLOW_FACTOR = 10
+SLOW_SHARE = 0.01
+SLOW_MIN = 1.0
+UNREMARKABLE = ("passed", "skipped", "xfailed")
+
+
+def slow(tests: list[dict[str, Any]]) -> set[str]:
+    """The node ids of the entries whose wall time stands out from the rest: at
+    least SLOW_FACTOR times the median entry's, SLOW_SHARE of the total and
+    SLOW_MIN seconds."""
+    walls = {e["nodeid"]: value for e in tests
+             if isinstance(value := ((e.get("metrics") or {}).get("wall") or {}).get("value"),
+                           (int, float)) and e.get("mode") != "explore"}
+    if len(walls) < 2:
+        return set()
+    typical = stats.median(list(walls.values()))
+    total = sum(walls.values())
+    return {nodeid for nodeid, wall in walls.items()
+            if wall >= max(SLOW_FACTOR * typical, SLOW_SHARE * total, SLOW_MIN)}
+
+
+def needs_a_look(entry: dict[str, Any], slow_ids: Container[str] = ()) -> bool:
+    """Whether an entry is worth a row of its own in a whole suite's table: it did
+    not simply pass (failed, error, interrupted, serial, xpassed), reported a
+    failure, has a budget, regressed against its baseline, explored, or is slow."""
+    return bool(entry.get("outcome") not in UNREMARKABLE or entry.get("failures")
+                or entry.get("budget") or entry.get("mode") == "explore"
+                or (entry.get("baseline") or {}).get("status") == "regressed"
+                or entry["nodeid"] in slow_ids)
+
+
+def rest_line(rest: list[dict[str, Any]], after_rows: bool) -> str:
+    """``... and 298 more items with nothing to look at: 290 passed, 8 skipped (-v
+    lists them)``: the entries a whole suite's table counts instead of showing."""
+    items = f"{len(rest):,} {'more ' if after_rows else ''}item{'s' if len(rest) != 1 else ''}"
+    return (f"{'... and ' if after_rows else ''}{items} with nothing to look at: "
+            f"{outcome_counts(rest)} (-v lists them)")
+
+
+def outcome_counts(tests: list[dict[str, Any]]) -> str:
+    """``5 passed, 5 failed, 1 skipped``: pytest's outcomes first, in its order."""
+    counts: dict[str, int] = {}
+    for entry in tests:
+        outcome = entry.get("outcome") or "unknown"
+        counts[outcome] = counts.get(outcome, 0) + 1
+    order = [*document.OUTCOMES, *sorted(set(counts) - set(document.OUTCOMES))]
+    return ", ".join(f"{counts[o]:,} {o}" for o in order if o in counts)
 
 
 def table(tests: list[dict[str, Any]], verbose: bool = False,
-          width: int = MAX_TEST_WIDTH) -> list[str]:
+          width: int = MAX_TEST_WIDTH, countable: Container[str] = (),
+          overran: Iterable[str] = ()) -> list[str]:
     """The lines of a table of ``tests`` (document entries), regressions first;
     no lines at all when there are no entries.  A compact table cuts node ids
     to ``width`` characters and leaves out columns with nothing in them (no
-    test had a budget, a baseline or a speedup)."""
+    test had a budget, a baseline or a speedup).  It shows the entries whose
+    node id is in ``countable`` (those ``--concurrency-apply`` made concurrent)
+    only when they need a look (:func:`needs_a_look`; ``overran``, the node ids
+    of runs that went on past their timeout, count as slow), and counts the
+    others in a last line."""
     if not tests:
         return []
+    rest: list[dict[str, Any]] = []
+    if not verbose and countable:
+        slow_ids = slow(tests) | set(overran)
+        rest = [e for e in tests if e["nodeid"] in countable and not needs_a_look(e, slow_ids)]
+        if rest:
+            counted = {id(e) for e in rest}
+            tests = [e for e in tests if id(e) not in counted]
+            if not tests:
+                return [rest_line(rest, after_rows=False)]
+    lines = _rows(tests, verbose, width)
+    if rest:
+        lines.append(rest_line(rest, after_rows=True))
+    return lines
+
+
+def _rows(tests: list[dict[str, Any]], verbose: bool, width: int) -> list[str]:
     columns: tuple[str, ...] = VERBOSE if verbose else COMPACT
     entries = document.regressions_first(tests)
     rows = [[_cell(entry, column, verbose, width) for column in columns] for entry in entries]
@@ -137,13 +213,8 @@ def run_line(data: dict[str, Any]) -> str:
 
 def totals(tests: list[dict[str, Any]]) -> str:
     """``12 entries: 5 passed, 5 failed, 1 skipped; 1 regressed``."""
-    counts: dict[str, int] = {}
-    for entry in tests:
-        outcome = entry.get("outcome") or "unknown"
-        counts[outcome] = counts.get(outcome, 0) + 1
-    order = [*document.OUTCOMES, *sorted(set(counts) - set(document.OUTCOMES))]
     text = f"{len(tests)} {'entry' if len(tests) == 1 else 'entries'}"
-    outcomes = ", ".join(f"{counts[o]} {o}" for o in order if o in counts)
+    outcomes = outcome_counts(tests)
     if outcomes:
         text += f": {outcomes}"
     regressed = sum((e.get("baseline") or {}).get("status") == "regressed" for e in tests)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import context
-from .results import Outcomes, Results
 from .spec import SETTINGS, RunSpec, for_workers, resolve, spec_of
+
+if TYPE_CHECKING:
+    from .results import Outcomes, Results
+
+# context and results are imported where they are used: every session loads this
+# module (the plugin's fixtures live here), few run a concurrent test.
 
 
 def _call_actor(actors: Sequence[Callable[..., Any]], state: Any, stateless: bool) -> Any:
+    from . import context
+
     actor = actors[context.current_worker().index]
     result = actor() if stateless else actor(state)
     if inspect.iscoroutine(result):  # a coroutine actor: on this worker's own event loop
@@ -48,6 +54,7 @@ class ConcurrencyRunner:
     def _run(self, spec: RunSpec, target: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Results:
         __tracebackhide__ = True
+        from .results import Results
         from .running import execute, request_for
 
         outcome = execute(request_for(spec, self._node, target, args, kwargs), self._node)
@@ -72,6 +79,8 @@ class ConcurrencyRunner:
             raise TypeError("run_actors() needs at least one actor")
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise TypeError(f"rounds={rounds!r}: expected an integer >= 1")
+        from .results import Outcomes
+
         accepted, forbidden = _outcomes_arg("expect", expect), _outcomes_arg("forbid", forbid)
         spec = for_workers(self.spec, len(actors))
         if spec.mode == "explore":
@@ -94,6 +103,7 @@ class ConcurrencyRunner:
                         forbid: tuple[Any, ...] | None) -> Outcomes:
         """explore: one round per schedule; each outcome keeps a replay command."""
         __tracebackhide__ = True
+        from .results import Outcomes
         from .runners import Actors
         from .running import execute, request_for
 
@@ -119,14 +129,20 @@ class CurrentWorker:
     """The ``worker`` fixture: resolves to the calling worker's WorkerInfo."""
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(context.current_worker(), name)
+        from .context import current_worker
+
+        return getattr(current_worker(), name)
 
     def __iter__(self) -> Iterator[int | str]:
-        return iter(context.current_worker())
+        from .context import current_worker
+
+        return iter(current_worker())
 
     def __repr__(self) -> str:
+        from .context import current_worker
+
         try:
-            return repr(context.current_worker())
+            return repr(current_worker())
         except RuntimeError:
             return "<worker: not inside a concurrency worker>"
 
@@ -142,7 +158,9 @@ class SharedBarrier:
     """
 
     def wait(self, timeout: float | None = None) -> int:
-        barrier = context.current_run().barrier
+        from .context import current_run
+
+        barrier = current_run().barrier
         if inspect.iscoroutinefunction(barrier.wait):  # explore's tasks share one thread
             raise RuntimeError("explore runs this test's workers as asyncio tasks on one "
                                "event loop: wait at the barrier with "
@@ -155,17 +173,23 @@ class SharedBarrier:
         are tasks of one loop, on an ``asyncio.Barrier``)."""
         import asyncio
 
-        barrier: Any = context.current_run().barrier
+        from .context import current_run
+
+        barrier: Any = current_run().barrier
         if isinstance(barrier, asyncio.Barrier):  # explore's tasks: asyncio's barrier
             async with asyncio.timeout(timeout):
                 return await barrier.wait()
         return await asyncio.get_running_loop().run_in_executor(None, barrier.wait, timeout)
 
     def abort(self) -> None:
-        context.current_run().barrier.abort()
+        from .context import current_run
+
+        current_run().barrier.abort()
 
     def __getattr__(self, name: str) -> Any:  # parties, n_waiting, broken
-        return getattr(context.current_run().barrier, name)
+        from .context import current_run
+
+        return getattr(current_run().barrier, name)
 
     def __reduce__(self) -> tuple[type[SharedBarrier], tuple[()]]:
         return (SharedBarrier, ())

@@ -12,13 +12,25 @@ from __future__ import annotations
 
 import re
 import sys
-import sysconfig
 import warnings
 from typing import Any
 
 import pytest
 
-FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+def _free_threaded() -> bool:
+    """Whether this is a free-threaded build: its ABI flags carry a ``t`` (PEP 703),
+    read without loading the build's whole configuration (sysconfig, a few ms at
+    every pytest start), which is asked only where there are no ABI flags."""
+    abiflags = getattr(sys, "abiflags", None)
+    if abiflags is not None:
+        return "t" in abiflags
+    import sysconfig  # pragma: no cover - Windows
+
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))  # pragma: no cover
+
+
+FREE_THREADED = _free_threaded()
 _REENABLED = re.compile(r"The global interpreter lock \(GIL\) has been enabled to load "
                         r"module '(?P<module>[^']*)'")
 EVENTS = pytest.StashKey[list[dict[str, str]]]()  # imports that re-enabled the GIL

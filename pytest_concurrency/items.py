@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import options, spec, unsafe
-from .report.settings import BASELINE, MACHINE, REPORTS
-from .spec import spec_of, tb_style
+from .report.settings import BASELINE, COLLECTOR, MACHINE, REPORTS
+from .spec import INVALID, spec_of, tb_style
 
 if TYPE_CHECKING:
     from .budget import Limit, Verdict
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from .stats import Estimate
 
 ITEM_HOOKS = "concurrency-items"
-COLLECTOR = "concurrency-report"
-# (parent nodeid, function name) -> the marker's problem
-INVALID = pytest.StashKey[dict[tuple[str, str], str]]()
 SERIAL = unsafe.SERIAL  # why an item runs once, serially (decided at collection)
 SETS: pytest.StashKey[FixtureSets] = pytest.StashKey()  # per-worker fixtures while it runs
 

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import pytest
 
-from . import items as item_hooks
-from . import options, spec, testcase
+from . import compat, options, spec
 from .fixtures import barrier, concurrency, worker
 from .report import settings as report_settings
-from .spec import SPEC, SPEC_ARG
+from .spec import INVALID, SPEC, SPEC_ARG
 
 # Everything that runs, watches or reports concurrent work (psutil,
-# multiprocessing, the runners, the report writers) is imported, and its hooks
-# registered, only once collection finds a concurrent item: a suite of ordinary
-# tests pays next to nothing for the plugin.
+# multiprocessing, the runners, the report writers, the item hooks in items.py,
+# unittest support in testcase.py) is imported, and its hooks registered, only
+# once collection finds a concurrent item: a suite of ordinary tests pays next
+# to nothing for the plugin. Such imports stay inside the functions that need
+# them, and the stash keys the eager modules share live in eager modules
+# (spec.py, report/settings.py), so a module imported afresh (as pytester's
+# inline runs do, restoring sys.modules after each) never meets another
+# generation's keys.
 
 __all__ = ["barrier", "concurrency", "worker"]  # fixtures, found by pytest here
 
@@ -84,7 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
     gil.watch(config)  # a free-threaded build: which import re-enables the GIL, if any
     controller = config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
     if controller or reports.reports:  # xdist's controller: its workers collect, it reports
-        item_hooks.use_collector(config)
+        from . import items
+
+        items.use_collector(config)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -102,7 +108,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    item_hooks.release(config)
+    if config.pluginmanager.has_plugin(report_settings.COLLECTOR):
+        from . import items
+
+        items.release(config)
 
 
 _MARKERS = frozenset(("concurrency", "concurrency_budget"))
@@ -138,7 +147,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         # Reported when this test is set up, so the module's other tests still run.
         assert definition.parent is not None  # a function's module or class
         key = (definition.parent.nodeid, definition.originalname)
-        metafunc.config.stash.setdefault(item_hooks.INVALID, {})[key] = str(exc)
+        metafunc.config.stash.setdefault(INVALID, {})[key] = str(exc)
         return
     if specs:
         metafunc.config.stash[_FOUND] = True
@@ -150,6 +159,7 @@ def _mark_serial(items: list[pytest.Item], settings: spec.Settings) -> None:
     """Record, for each concurrent whole-body item that cannot run concurrently in
     its mode, why (it then runs once, serially, and is reported as such)."""
     from . import unsafe
+    from .items import SERIAL
 
     for item in items:
         run_spec = item.stash.get(SPEC, None)
@@ -159,21 +169,28 @@ def _mark_serial(items: list[pytest.Item], settings: spec.Settings) -> None:
             run_spec.mode in ("process", "hybrid") and run_spec.start_method != "fork")
         reason = unsafe.serial_reason(item, run_spec.mode, settings.detect_unsafe, shared)
         if reason:
-            item.stash[item_hooks.SERIAL] = reason
+            item.stash[SERIAL] = reason
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[spec.SETTINGS]
-    invalid = config.stash.setdefault(item_hooks.INVALID, {})
-    items[:] = testcase.expand(items, settings, invalid)
+    invalid = config.stash.setdefault(INVALID, {})
+    testcases = False
+    if any(type(item) is compat.TestCaseFunction for item in items):
+        from . import testcase
+
+        items[:] = testcase.expand(items, settings, invalid)
+        testcases = any(isinstance(item, testcase.ConcurrentTestCaseFunction)
+                        for item in items)
     found = config.stash.get(_FOUND, False)
     if found:  # each item keeps its spec in its stash, the one place spec_of() reads
         for item in items:
             callspec = getattr(item, "callspec", None)
             if callspec is not None and SPEC_ARG in callspec.params:
                 item.stash[SPEC] = callspec.params[SPEC_ARG]
-    if found or any(isinstance(item, testcase.ConcurrentTestCaseFunction) for item in items):
+    if found or testcases:
         _mark_serial(items, settings)
-    if invalid or found or any(isinstance(item, testcase.ConcurrentTestCaseFunction)
-                               for item in items):
+    if invalid or found or testcases:
+        from . import items as item_hooks
+
         item_hooks.use_item_hooks(config)

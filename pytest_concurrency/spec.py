@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import resource
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,8 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from . import options
-from .explore.lockorder import POLICIES as LOCK_ORDER_POLICIES
-from .explore.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from .budget import Limit
@@ -148,6 +145,20 @@ def _seconds(name: str, value: Any) -> float:
     return min(float(value), MAX_TIMEOUT)
 
 
+def _strategies() -> tuple[str, ...]:
+    """explore's strategies (imported when a marker or option names one: every
+    pytest session reads the settings, few use explore)."""
+    from .explore.strategies import STRATEGIES
+
+    return STRATEGIES
+
+
+def _lock_order_policies() -> tuple[str, ...]:
+    from .explore.lockorder import POLICIES
+
+    return POLICIES
+
+
 def _read_int(path: str) -> int | None:
     try:
         with open(path) as f:
@@ -158,6 +169,8 @@ def _read_int(path: str) -> int | None:
 
 def thread_limit() -> tuple[int, str]:
     """The most threads a worker process may run, and what sets that limit."""
+    import resource
+
     found = [(MAX_THREADS, "pytest-concurrency's limit")]
     soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
     if soft != resource.RLIM_INFINITY:
@@ -285,11 +298,13 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
         except ValueError:
             raise SpecError(f"--concurrency-timeout={text!r}: expected seconds") from None
         kwargs["timeout"] = _seconds("--concurrency-timeout", number)
-    for name, choices in (("start_method", START_METHODS), ("strategy", STRATEGIES),
-                          ("leaks", LEAK_POLICIES)):
+    choices: dict[str, Callable[[], Collection[str]]] = {
+        "start_method": lambda: START_METHODS, "strategy": _strategies,
+        "leaks": lambda: LEAK_POLICIES}
+    for name, valid in choices.items():
         text = values.get(name)
         if text:
-            kwargs[name] = _choice(f"--concurrency-{name.replace('_', '-')}", text, choices)
+            kwargs[name] = _choice(f"--concurrency-{name.replace('_', '-')}", text, valid())
     text = values.get("apply")
     if text:
         kwargs["apply"] = check_modes(text, "--concurrency-apply")
@@ -370,13 +385,13 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
         settings.start_method or default_start_method(),
     )
     schedules = given("schedules", _int, settings.schedules)
-    strategy = given("strategy", lambda n, v: _choice(n, v, STRATEGIES), settings.strategy)
+    strategy = given("strategy", lambda n, v: _choice(n, v, _strategies()), settings.strategy)
     seed = _seed("seed", kwargs["seed"]) if kwargs.get("seed") is not None else settings.seed
     instrument = _instrument(kwargs.get("instrument", ()))
     leaks = given("leaks", lambda n, v: _choice(n, v, LEAK_POLICIES), settings.leaks)
     fixtures = given("fixtures", lambda n, v: _choice(n, v, FIXTURE_MODES),
                      settings.fixtures or ("per-worker" if applied else "shared"))
-    lock_order = given("lock_order", lambda n, v: _choice(n, v, LOCK_ORDER_POLICIES), None)
+    lock_order = given("lock_order", lambda n, v: _choice(n, v, _lock_order_policies()), None)
     if lock_order not in (None, "ignore") and "explore" not in modes:
         raise SpecError(
             f"lock_order={lock_order!r}: lock order is checked in explore mode only (thread, "
@@ -447,6 +462,8 @@ SETTINGS = pytest.StashKey[Settings]()
 
 SPEC_ARG = "_concurrency_spec"  # the parametrized argument that makes one item per mode
 SPEC = pytest.StashKey[RunSpec]()  # a concurrent item's RunSpec, stored at collection
+# (parent nodeid, function name) -> the problem of its marker, reported at its setup
+INVALID = pytest.StashKey[dict[tuple[str, str], str]]()
 
 
 def spec_of(node: pytest.Item) -> RunSpec | None:

@@ -95,3 +95,12 @@ def test_python_3_14s_forkserver_default_does_not_change_ours(monkeypatch):
     assert spec.default_start_method() == "fork"
     (run_spec,) = spec.resolve({"modes": ["process"]}, spec.Settings())
     assert run_spec.start_method == "fork"
+
+
+def test_the_build_is_told_by_its_abi_flags_as_sysconfig_tells_it():
+    """Read at every pytest start: the ABI flags' ``t`` (PEP 703), not the build's whole
+    configuration, which sysconfig loads in a few milliseconds."""
+    import sysconfig
+
+    assert gil._free_threaded() is bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    assert gil.FREE_THREADED is gil._free_threaded()

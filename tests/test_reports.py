@@ -367,8 +367,10 @@ def test_a_report_is_written_even_when_nothing_concurrent_ran(pytester, run):
 
 
 def test_plain_suites_do_not_load_the_runtime(pytester):
-    """Without concurrent items the runners, psutil and the report writers stay
-    unimported and their per-test hooks unregistered."""
+    """Without concurrent items the runners, psutil, the report writers, the item
+    hooks, unittest support and explore stay unimported and their per-test hooks
+    unregistered: what every session imports is the options, the settings and the
+    fixtures' names."""
     pytester.makepyfile(test_suite="""
         import sys
 
@@ -382,7 +384,11 @@ def test_plain_suites_do_not_load_the_runtime(pytester):
                                   "pytest_concurrency.report.files",
                                   "pytest_concurrency.report.document",
                                   "pytest_concurrency.report.html",
-                                  "pytest_concurrency.report.markdown")
+                                  "pytest_concurrency.report.markdown",
+                                  "pytest_concurrency.report.compare",
+                                  "pytest_concurrency.items", "pytest_concurrency.testcase",
+                                  "pytest_concurrency.unsafe", "pytest_concurrency.context",
+                                  "pytest_concurrency.results", "pytest_concurrency.explore")
                       if m in sys.modules]
             assert loaded == []
             manager = request.config.pluginmanager

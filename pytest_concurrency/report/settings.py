@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from .. import options
-from . import compare
 
 REPORT_FORMATS = (".json", ".md", ".html")
 DEFAULT_BASELINE = "concurrency-baseline.json"
@@ -29,10 +28,12 @@ class ReportSettings:
 
     @property
     def threshold(self) -> float:
-        return self.compare_fail if self.compare_fail is not None else \
-            compare.DEFAULT_THRESHOLD
+        from .compare import DEFAULT_THRESHOLD
+
+        return self.compare_fail if self.compare_fail is not None else DEFAULT_THRESHOLD
 
 
+COLLECTOR = "concurrency-report"  # the plugin name of the session's report collector
 REPORTS = pytest.StashKey[ReportSettings]()
 BASELINE = pytest.StashKey[dict[str, Any]]()  # the baseline read at configure
 MACHINE = pytest.StashKey[str]()  # this machine's baseline key, worked out once
@@ -50,6 +51,8 @@ def read(config: pytest.Config) -> ReportSettings:
     text = options.value(config, "compare_fail")
     threshold = None
     if text:
+        from . import compare
+
         try:
             threshold = compare.parse_rule(text).threshold
         except compare.CompareError as exc:

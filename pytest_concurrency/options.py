@@ -85,7 +85,8 @@ OPTIONS: tuple[Option, ...] = (
            "mode; off runs them concurrently anyway (the marker still counts)",
            kind="switch", default="on"),
     Option("strict", "fail, instead of warning, when a budget verdict stays inconclusive or "
-           "a wall-clock budget is exceeded under pytest-xdist", kind="flag", default="off"),
+           "a wall-clock limit is exceeded by no more than a busy machine explains",
+           kind="flag", default="off"),
     Option("report", "write a report of concurrent runs; the format comes from the suffix: "
            ".json, .md, .html (repeatable)", kind="paths", metavar="PATH"),
     Option("baseline", "baseline file to compare with (default: concurrency-baseline.json in "

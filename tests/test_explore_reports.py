@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 from terminal_screen import screen
 
-from pytest_concurrency.report import document
+from pytest_concurrency.report import document, terminal
 
 # A lost update: two workers do `self.value += 1` on a fixture's counter; the twin
 # holds a lock around it and passes.
@@ -143,7 +143,9 @@ def test_json_junit_and_terminal_carry_the_exploration(pytester, run):
     out = result.stdout.str()
     table = out[out.index("= concurrency ="):]
     row = next(line for line in table.splitlines() if line.startswith(LOCKED))
-    assert re.search(r"\d sched/s", row)
+    # the rate the JSON recorded, in the table's words ("160 sched/s" on one machine,
+    # "1.8k sched/s" on a faster one): what load cannot change is that they agree
+    assert f" {terminal.schedules_rate(tests[LOCKED])} " in f" {row} "
     verdict = table.splitlines()[table.splitlines().index(row) + 1]
     assert verdict.startswith("    explore: 50 schedules explored (strategy=pct, seed=0")
     assert verdict.endswith("bounded: not every interleaving was explored")
@@ -178,7 +180,8 @@ def test_html_swimlane_and_markdown_verdict(pytester, run):
     assert (f"explore: schedule {schedules - 1} failed, {schedules} of 200 run "
             "(pct, seed 0)") in markdown
     assert "explore: bounded: 50 of 50 schedules, 1 distinct outcome (pct, seed 0)" in markdown
-    assert re.search(r"\| \d+(\.\d+)?k? sched/s \|", markdown)
+    locked = next(e for e in lost if e["nodeid"] == LOCKED)
+    assert f"| {terminal.schedules_rate(locked)} |" in markdown
 
 
 SLOW = """
@@ -240,12 +243,17 @@ def in_a_terminal(args, cwd, columns=100, timeout=120):
 
 def test_a_long_exploration_shows_its_progress_on_a_terminal(pytester):
     pytester.makepyfile(test_slow=SLOW)
+    started = time.monotonic()
     raw = in_a_terminal([], pytester.path)
+    took = time.monotonic() - started  # the whole session: longer than the exploration
     updates = re.findall(r"\[explore (\d+)/120 schedules, 1 distinct outcome\]", raw)
     assert updates, raw
     done = [int(n) for n in updates]
     assert done == sorted(done) and 0 < done[0] < 120
-    assert len(done) <= 2 * 3.5  # every half second from the first second on, not more
+    # every half second from the first second on, not more: as many as the time it
+    # took allows, however long a busy machine made that
+    most = 1 + (took - terminal.PROGRESS_AFTER) / terminal.PROGRESS_EVERY
+    assert len(done) <= most, (done, took)
     # ... written in place and wiped: pytest's own line reads as if it had not been there
     lines, _ = screen(raw)
     (line,) = [line for line in lines if line.startswith("test_slow.py ")]

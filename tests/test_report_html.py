@@ -171,7 +171,8 @@ def chromium():
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed, but CI must check the HTML report in it")
-        pytest.skip("chromium is not installed")
+        pytest.skip("chromium is not installed, so the HTML report is not opened in a "
+                    "browser (Debian: apt-get install chromium, as .ci/run does)")
     return path
 
 

@@ -6,6 +6,9 @@ import re
 
 import pytest
 
+from pytest_concurrency import watchdog
+from pytest_concurrency.spec import TIMEOUT_CAP_FACTOR
+
 pytest_asyncio = pytest.importorskip("pytest_asyncio")
 
 # pytest-asyncio 1.x cancels a session loop's tasks at teardown and waits for them (the
@@ -63,15 +66,20 @@ def test_a_stuck_teardown_fails_and_the_session_goes_on(pytester, run):
     result.stdout.fnmatch_lines([
         "*ERROR at teardown of test_keeps_a_lock[[]thread[]]*",
         "the teardown of test_left.py::test_keeps_a_lock[[]thread[]] did not finish within "
-        "2s and made no progress for 1.0s (CPU +0.0?s, the same stack); it was "
+        "2s and made no progress for *s (CPU +0.0?s, the same stack); it was "
         "interrupted so that the session can go on. It was stuck here:",
         '  File "*test_left.py", line *, in needs_the_lock',
         "    with LOCK:",
     ])
+    # it looked twice, a second apart (how long that took is the machine's business)
+    watched = re.findall(r"made no progress for ([\d.]+)s", result.stdout.str())
+    assert watched and all(float(s) >= watchdog.LOOK_AGAIN - 0.05 for s in watched), watched
     durations = [re.fullmatch(r"([\d.]+)s teardown +(\S+)", line.strip())
                  for line in result.stdout.lines]
     teardowns = {m[2]: float(m[1]) for m in durations if m}
-    assert teardowns["test_left.py::test_keeps_a_lock[thread]"] < 5.0  # timeout + 3 s
+    # interrupted as stuck, long before the cap a teardown still working may go on to
+    bound = 2 * TIMEOUT_CAP_FACTOR
+    assert teardowns["test_left.py::test_keeps_a_lock[thread]"] < bound
     if not WAITS_FOR_TASKS:
         return
     result.stdout.fnmatch_lines([
@@ -81,4 +89,4 @@ def test_a_stuck_teardown_fails_and_the_session_goes_on(pytester, run):
         "tasks still pending on the event loop it was waiting for*",
         "  Task-*: <coroutine object stubborn at *> at *test_left.py:*",
     ])
-    assert teardowns["test_left.py::test_session_goes_on"] < 5.0  # timeout + 3 s
+    assert teardowns["test_left.py::test_session_goes_on"] < bound

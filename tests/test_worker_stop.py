@@ -9,7 +9,7 @@ import time
 import pytest
 
 @pytest.mark.concurrency(modes=[{mode!r}], {layout}, iterations=3,
-                         fixtures="per-worker", timeout=20)
+                         fixtures="per-worker", timeout=60)
 def test_one_fails_late(worker, tmp_path):
     if worker.index == 0:
         time.sleep(0.5)  # the others are at the next iteration's barrier by now
@@ -29,7 +29,9 @@ def test_a_failure_stops_the_others_without_a_timeout(run, pytester, mode, layou
     result.stdout.fnmatch_lines([f"*1 of * workers failed in {mode} mode*"])
     result.stdout.fnmatch_lines(["*ValueError: boom*"])
     result.stdout.no_fnmatch_line("*timed out*")
-    assert result.duration < 15  # not the run's timeout (20 s)
+    # it did not wait the run's timeout out (that would also say "timed out"), however
+    # long a busy machine makes the rest of the session
+    assert result.duration < 60
 
 
 CALLS = """

@@ -96,8 +96,8 @@ METRICS = {
     "throughput": ("calls/s", "higher"),
     "speedup": ("x", "higher"),
     "efficiency": ("ratio", "higher"),
-    # the share of one CPU a thread got during a budgeted test's rounds: below
-    # rounds.BUSY the machine was too busy for wall-clock limits to be enforced
+    # the share of one CPU a thread got during a budgeted test's rounds (what a busy
+    # machine makes of the CPU time it cannot see waiting: rounds.unexplained)
     "availability": ("ratio", "higher"),
 }
 OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed", "interrupted",

@@ -240,7 +240,7 @@ def _load(samples: Samples) -> tuple[bool, str]:
     waited = [m.waited for m in runs if m.waited is not None]
     if waited:
         said.append(f"the run's threads waited {budget.format_value('wall', stats.median(waited))}"
-                    " for a CPU")
+                    " for a CPU between them")
     unseen = stats.median([m.cpu if m.waited is None else m.child_cpu for m in runs])
     if unseen > 0 or not waited:
         factor = f"{1 / share:.2g}-fold" if share > 0 else "without bound"
@@ -257,13 +257,13 @@ def judge_load(verdict: budget.Verdict, load_free: budget.Verdict, samples: Samp
     notable, story = _load(samples)
     if not notable:
         return verdict.message
-    return (f"{verdict.message}, more than the busy machine explains: {story}; with that "
-            f"taken out: {verdict.limit.key} {_describe(load_free)} (waiting, as in sleep, "
-            "I/O or a lock, is not slowed by load)")
+    return (f"{verdict.message}, more than the busy machine explains: {story}; even with "
+            f"all of that taken out: {verdict.limit.key} {_describe(load_free)} (waiting, as "
+            "in sleep, I/O or a lock, is not slowed by load)")
 
 
 def excused(verdict: budget.Verdict, load_free: budget.Verdict, samples: Samples) -> str:
     """The warning for a failing wall-clock ``verdict`` the machine's load explains."""
     return (f"{verdict.message} (not enforced: the machine was busy, {_load(samples)[1]}; "
-            f"with that taken out: {verdict.limit.key} {_describe(load_free)}; "
-            "--concurrency-strict enforces it)")
+            f"with all of that taken out, at best: {verdict.limit.key} "
+            f"{_describe(load_free)}; --concurrency-strict enforces it)")

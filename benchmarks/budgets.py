@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -87,6 +88,13 @@ def ratio_row(check, samples, a, b, limit, unit="s", both_ways=False):
     return r
 
 
+def paired_row(check, samples, a, b):
+    """Informative row: the median of the paired ratios a[i] / b[i] and its interval."""
+    paired = Estimate.of([x / y for x, y in zip(samples[a], samples[b], strict=True)])
+    row(check, f"median of {paired.n}, {paired.confidence:.0%} interval",
+        f"{paired.median:.3f}x", f"[{paired.low:.3f}x, {paired.high:.3f}x]", None)
+
+
 # ---------------------------------------------------------------- 1. suite overhead
 
 
@@ -120,12 +128,17 @@ def suite_overhead(rounds: int) -> dict:
             "installed, -p no:concurrency": (["-p", "no:concurrency"], installed),
         }
         inner = {name: [] for name in commands}  # pytest's own "in X s"
+        cpu = {name: [] for name in commands}  # the subprocess's CPU time (user + system)
 
         def variant(name):
             args, env = commands[name]
 
             def call():
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 out = run_pytest(args, tmp, env).stdout
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(after.ru_utime + after.ru_stime
+                                 - before.ru_utime - before.ru_stime)
                 found = re.search(r"(\d+) passed in ([\d.]+)s", out)
                 if not found or int(found.group(1)) != SUITE_TESTS:
                     raise RuntimeError(f"expected {SUITE_TESTS} passed:\n{out[-1000:]}")
@@ -140,18 +153,23 @@ def suite_overhead(rounds: int) -> dict:
                    for _ in range(6)][1:]
     for name in inner:
         inner[name] = inner[name][1:]  # drop the warm-up run, as interleave does
+        cpu[name] = cpu[name][1:]
     ratio_row("1 suite wall: plugin / no plugin", samples, "plugin", "no plugin", 1.02)
-    paired = Estimate.of([a / b for a, b in zip(samples["plugin"], samples["no plugin"],
-                                                strict=True)])
-    row("1 suite wall: paired ratios plugin / no plugin",
-        f"median of {paired.n}, {paired.confidence:.0%} interval",
-        f"{paired.median:.3f}x", f"[{paired.low:.3f}x, {paired.high:.3f}x]", None)
+    paired_row("1 suite wall: paired ratios plugin / no plugin", samples, "plugin",
+               "no plugin")
+    # CPU time is what the plugin adds; wall time adds whatever the machine's load does
+    # to each run (+-20% here), which hides a 2% difference in all but quiet runs
+    ratio_row("1 suite CPU: plugin / no plugin", cpu, "plugin", "no plugin", 1.02)
+    paired_row("1 suite CPU: paired ratios plugin / no plugin", cpu, "plugin", "no plugin")
+    fastest = {name: [min(values)] for name, values in cpu.items()}  # the least disturbed
+    ratio_row("1 suite CPU, fastest run: plugin / no plugin", fastest, "plugin", "no plugin",
+              None)
     ratio_row("1 suite pytest 'in Xs': plugin / no plugin", inner, "plugin", "no plugin", None)
     row("1 plugin import time after pytest", "median of 5 fresh interpreters",
         f"{statistics.median(imports) * 1e3:.0f} ms", "-", None)
     ratio_row("1 suite wall, autoload: installed / no:concurrency", samples, "installed",
               "installed, -p no:concurrency", None)
-    return {"wall": samples, "pytest_reported": inner, "plugin_import": imports}
+    return {"wall": samples, "cpu": cpu, "pytest_reported": inner, "plugin_import": imports}
 
 
 # ---------------------------------------------------------------- 2+3. speedups

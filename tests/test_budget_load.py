@@ -93,9 +93,9 @@ def test_a_slowdown_the_load_explains_warns_with_the_numbers_unless_strict():
 
 def test_process_mode_names_the_share_for_the_children():
     with pytest.warns(pytest.PytestWarning, match=r"the run's threads waited 1ms for a CPU "
-                      r"between them and a thread got 50% of a CPU, which stretches the child processes' "
-                      r"CPU time \(20ms\) up to 2-fold \(medians of the rounds\); with all of "
-                      r"that taken out, at best: wall 39ms"):
+                      r"between them and a thread got 50% of a CPU, which stretches the child "
+                      r"processes' CPU time \(20ms\) up to 2-fold \(medians of the rounds\); "
+                      r"with all of that taken out, at best: wall 39ms"):
         _enforce({"wall": "50ms"},
                  _rounds(wall=0.06, cpu=0.022, share=0.5, waited=0.001, child_cpu=0.02))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from . import compat, options, spec
+from . import compat, options, originals, spec  # noqa: F401 - originals: saved now
 from .fixtures import barrier, concurrency, worker
 from .report import settings as report_settings
 from .spec import INVALID, SPEC, SPEC_ARG

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from types import FrameType
 
-from . import progress
+from . import originals, progress
 
 WORKER_PREFIX = "concurrency-worker-"
 PLUGIN_PREFIXES = (WORKER_PREFIX, "explore-worker-")  # names of the plugin's worker threads
@@ -240,7 +240,7 @@ class _MainThreadGuard:
     def _start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._watch, daemon=True, name=GUARD_THREAD)
-            self._thread.start()
+            originals.start(self._thread)  # not a Thread.start a test replaced
 
     def disarm(self) -> str | None:
         with self._cond:

@@ -3,7 +3,7 @@
 import sys
 import threading
 
-from pytest_concurrency import runners, spec
+from pytest_concurrency import originals, runners, spec
 from pytest_concurrency.context import current_worker
 from pytest_concurrency.runners import workers
 
@@ -192,15 +192,17 @@ def test_switch_interval_is_lowered_during_the_run_and_restored():
 
 def test_thread_that_cannot_start_aborts_the_barrier(monkeypatch):
     started = []
-    real_start = threading.Thread.start
+    real_start = originals.start
 
-    def start(self):
+    def start(thread):
         if len(started) == 2:
             raise RuntimeError("can't start new thread")
-        started.append(self)
-        real_start(self)
+        started.append(thread)
+        real_start(thread)
 
-    monkeypatch.setattr(threading.Thread, "start", start)
+    # the pool starts its threads with the Thread.start saved at import (a test's
+    # replacement of Thread.start does not reach it): the failure is injected there
+    monkeypatch.setattr(originals, "start", start)
     monkeypatch.setattr(workers, "POOL", workers.Pool())  # no idle threads to reuse
     (s,) = spec.resolve({"workers": 4, "timeout": 30}, spec.Settings())
     outcome = runners.run(runners.RunRequest(s, lambda: current_worker().index))

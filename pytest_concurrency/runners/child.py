@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, TextIO
 
-from .. import childcov, cleanup, outcomes, shipping, watchdog
+from .. import childcov, cleanup, originals, outcomes, shipping, watchdog
 from ..context import RunContext, WorkerInfo
 from .crossing import DUMP_SIGNAL, ChildJob
 from .workers import run_workers
@@ -45,6 +45,7 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     """Entry point of every child process."""
     os.setpgid(0, 0)  # lead a process group: a timeout kills our descendants with us
     cleanup.in_child()
+    originals.reapply()  # a patch the test made, which the parent forked without
     err = _redirect(job.stdout_path, job.stderr_path)
     watchdog.die_with_parent(job.parent_pid)
     faulthandler.enable(file=err, all_threads=True)

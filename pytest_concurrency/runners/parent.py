@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
-from .. import cleanup, outcomes, shipping, watchdog
+from .. import cleanup, originals, outcomes, shipping, watchdog
 from .. import progress as progress_
 from ..spec import RunSpec
 from .child import child_main
@@ -65,7 +65,7 @@ def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
     # Objects frozen at fork time are never scanned by the children's garbage
     # collector, so children do not copy every page of the parent's heap.
     gc.freeze()
-    with contextlib.ExitStack() as stack, warnings.catch_warnings():
+    with contextlib.ExitStack() as stack, warnings.catch_warnings(), originals.restored():
         stack.callback(gc.unfreeze)
         # Python 3.12+ warns when forking a process that has threads (pytest-xdist's
         # execnet thread, pytest-timeout's timer...).  The child only runs the test

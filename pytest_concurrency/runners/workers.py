@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, MutableSequence, Sequence
 from typing import Any, Protocol
 
-from .. import context, progress, watchdog
+from .. import context, originals, progress, watchdog
 from ..context import RunContext, WorkerInfo
 from ..watchdog import WORKER_PREFIX
 from .request import Calls
@@ -133,7 +133,7 @@ class _Slot:
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._serve, args=(pool,), daemon=True,
                                        name=f"{WORKER_PREFIX}idle")
-        self.thread.start()
+        originals.start(self.thread)  # not a Thread.start a test replaced
 
     def _serve(self, pool: Pool) -> None:
         while True:

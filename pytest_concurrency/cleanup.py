@@ -1,8 +1,10 @@
 """Nothing left behind by a session, however it ends.
 
-* **SIGTERM** stops the session the way Ctrl-C does (:func:`catch_sigterm`):
-  the running item is interrupted, its children are killed on the way out,
-  teardown and the reports run.  A second SIGTERM ends it at once.
+* **Ctrl-C and SIGTERM** stop the session once (:func:`catch_signals`): the
+  running item is interrupted, its children are killed on the way out,
+  teardown and the reports run.  A signal that comes while the session is
+  already stopping is noted on stderr and changes nothing: it can cost neither
+  the reports nor a clean exit.  SIGKILL ends the session at once.
 * **SIGKILL** (or any death) of the session is covered by a *guardian*: a
   small process started with the first child process, in a session of its
   own, that reads the pids of the running children's process groups from a
@@ -19,6 +21,7 @@ guardian itself, so it imports nothing beyond the standard library at the top.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -37,41 +40,102 @@ _NAME = re.compile(re.escape(PREFIX) + r"(\d+)-")
 LEGACY_AGE = 24 * 3600.0  # seconds: scratch directories named without a pid, swept when older
 
 
-# ---------------------------------------------------------------- SIGTERM
+# ---------------------------------------------------------------- Ctrl-C and SIGTERM
 
 
 class SessionTerminated(KeyboardInterrupt):
     """SIGTERM, turned into pytest's clean stop for an interrupted session."""
 
 
-# what SIGTERM did before catch_sigterm() (None: not caught), as signal.signal() takes it
-_previous_sigterm: Callable[[int, FrameType | None], object] | int | signal.Handlers | None = None
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+_previous: dict[int, _Handler] = {}  # what each signal did before catch_signals()
+_catches = 0  # sessions (pytester runs one inside another) that asked for catch_signals()
+_stopping: str | None = None  # why the session is stopping, once it is
 
 
-def catch_sigterm() -> None:
-    """Make SIGTERM stop the session like Ctrl-C (once; only where nobody else
-    handles SIGTERM, and only from the main thread)."""
-    global _previous_sigterm
-    if _previous_sigterm is not None or threading.current_thread() is not threading.main_thread():
+def catch_signals() -> None:
+    """Make SIGTERM stop the session like Ctrl-C, and a second signal harmless
+    (only where nobody else handles them, and only from the main thread)."""
+    global _catches, _stopping
+    if threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    _catches += 1
+    if _catches > 1:
         return
-    _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    _stopping = None
+    for signum, default in ((signal.SIGINT, signal.default_int_handler),
+                            (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(signum) is default:
+            _previous[signum] = signal.signal(signum, _on_signal)
 
 
-def release_sigterm() -> None:
-    """Put back what SIGTERM did before :func:`catch_sigterm`."""
-    global _previous_sigterm
-    if _previous_sigterm is None:
+def release_signals() -> None:
+    """Put back what the signals did before :func:`catch_signals`."""
+    global _catches
+    if threading.current_thread() is not threading.main_thread() or _catches == 0:
         return
-    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-        signal.signal(signal.SIGTERM, _previous_sigterm)
-    _previous_sigterm = None
+    _catches -= 1
+    if _catches:
+        return
+    for signum, previous in _previous.items():
+        if signal.getsignal(signum) is _on_signal:
+            signal.signal(signum, previous)
+    _previous.clear()
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
-    raise SessionTerminated("SIGTERM: the session was asked to stop")
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    __tracebackhide__ = True  # pytest shows where the session was, not this
+    global _stopping
+    name = signal.Signals(signum).name
+    if _stopping is None:
+        _stopping = name
+        if signum == signal.SIGTERM:
+            raise SessionTerminated("SIGTERM: the session was asked to stop")
+        raise KeyboardInterrupt
+    with contextlib.suppress(OSError):
+        os.write(2, f"\npytest-concurrency: {name} while the session stops ({_stopping}): "
+                    "it finishes its teardown and writes its reports (SIGKILL ends it at "
+                    "once, and what it started with it)\n".encode())
+
+
+def stopping() -> str | None:
+    """Why the session is stopping (``SIGINT``, ``SIGTERM``, ``KeyboardInterrupt``,
+    ``pytest.exit``), or None."""
+    return _stopping
+
+
+def interrupted(why: str) -> None:
+    """The session is stopping for ``why`` (pytest caught the interruption): a
+    later signal only gets noted."""
+    global _stopping
+    if _stopping is None:
+        _stopping = why
+
+
+def went_on() -> None:
+    """An item finished: an interruption during it, if any, was caught by the
+    test and the session went on; the next signal stops it again."""
+    global _stopping
+    _stopping = None
+
+
+def _in_child() -> None:
+    """After a fork: the signals do what they did before the session caught them
+    (a test's own forked child, or a worker child, dies of SIGTERM as it would
+    in a plain run)."""
+    global _catches
+    went_on()
+    if _catches:
+        _catches = 0
+        for signum, previous in _previous.items():
+            with contextlib.suppress(ValueError):  # not the child's main thread
+                if previous is not None and signal.getsignal(signum) is _on_signal:
+                    signal.signal(signum, previous)
+        _previous.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_child)
 
 
 # ---------------------------------------------------------------- scratch directory

@@ -39,24 +39,24 @@ def use_item_hooks(config: pytest.Config) -> None:
 
 def use_collector(config: pytest.Config) -> None:
     """Register the report collector (once); from then on SIGTERM stops the
-    session cleanly, like Ctrl-C, so that nothing is left running and the
-    reports are written."""
+    session cleanly, like Ctrl-C, and a second signal cannot cost the reports,
+    so that nothing is left running and the reports are written."""
     if not config.pluginmanager.has_plugin(COLLECTOR):
         from . import cleanup
         from .report import baseline, collector
 
-        cleanup.catch_sigterm()
+        cleanup.catch_signals()
         stored = config.stash.get(BASELINE, None) or baseline.empty()
         config.pluginmanager.register(
             collector.Collector(config, config.stash[REPORTS], stored), COLLECTOR)
 
 
 def release(config: pytest.Config) -> None:
-    """At the end of the session: SIGTERM back to what it was."""
+    """At the end of the session: SIGINT and SIGTERM back to what they were."""
     if config.pluginmanager.has_plugin(COLLECTOR):
         from . import cleanup
 
-        cleanup.release_sigterm()
+        cleanup.release_signals()
 
 
 class ConcurrentItems:

@@ -182,3 +182,95 @@ def test_sweep_leaves_live_and_foreign_directories(tmp_path):
     removed = cleanup.sweep(str(tmp_path))
     assert sorted(removed) == sorted([str(dead), str(legacy_old)])
     assert alive.exists() and legacy_new.exists() and other.exists()
+
+
+# ---------------------------------------------------------------- interruptions
+
+
+@pytest.fixture
+def marks(tmp_path, monkeypatch):
+    path = tmp_path / "marks"
+    path.mkdir()
+    monkeypatch.setenv("MARKS", str(path))
+    return path
+
+
+def interrupted_report(pytester, session, signum, out):
+    """What every report says of a session stopped by ``signum``: its one item
+    interrupted, never passed."""
+    if signum == signal.SIGKILL:
+        return
+    assert session.returncode == pytest.ExitCode.INTERRUPTED, out
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["run"]["interrupted"] is True
+    assert [e["outcome"] for e in report["tests"]] == ["interrupted"], out
+    markdown = (pytester.path / "r.md").read_text()
+    assert "1 interrupted" in markdown and "**The session was interrupted**" in markdown
+    assert "interrupted" in out and "Traceback" not in out
+
+
+SET_UP = """
+import os, time
+import pytest
+
+@pytest.fixture
+def slow_setup():
+    open(os.path.join(os.environ["MARKS"], "setup"), "w").close()
+    {how}
+
+@pytest.mark.concurrency(modes=[{mode!r}], workers=2)
+def test_never_set_up(slow_setup):
+    pass
+"""
+
+
+@pytest.mark.parametrize(("mode", "signum"), [("thread", signal.SIGINT),
+                                               ("process", signal.SIGTERM),
+                                               ("thread", None)])
+def test_an_item_interrupted_in_its_setup_is_reported_interrupted(pytester, marks, start, mode,
+                                                                  signum):
+    how = "raise KeyboardInterrupt" if signum is None else "time.sleep(60)"
+    pytester.makepyfile(test_setup=SET_UP.format(mode=mode, how=how))
+    session = start("--concurrency-report=r.json", "--concurrency-report=r.md")
+    wait_for(lambda: (marks / "setup").exists())
+    if signum is not None:
+        session.send_signal(signum)
+    out, _ = session.communicate(timeout=60)
+    interrupted_report(pytester, session, signum, out)
+    assert f"test_setup.py::test_never_set_up[{mode}]  interrupted" in out
+
+
+TWO_SIGNALS = """
+import os, time
+import pytest
+
+@pytest.fixture
+def slow_teardown():
+    yield
+    time.sleep(1.5)  # the second signal comes while the session stops
+
+@pytest.mark.concurrency(modes=[{mode!r}], workers=2)
+def test_runs(slow_teardown):
+    open(os.path.join(os.environ["MARKS"], "running"), "w").close()
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize(("mode", "first", "second"), [
+    ("process", signal.SIGINT, signal.SIGINT),
+    ("process", signal.SIGINT, signal.SIGTERM),
+    ("process", signal.SIGTERM, signal.SIGTERM),
+    ("process", signal.SIGTERM, signal.SIGINT),
+    ("thread", signal.SIGINT, signal.SIGTERM),
+])
+def test_a_second_signal_costs_neither_the_reports_nor_a_clean_exit(pytester, marks, start,
+                                                                    mode, first, second):
+    pytester.makepyfile(test_two=TWO_SIGNALS.format(mode=mode))
+    session = start("--concurrency-report=r.json", "--concurrency-report=r.md")
+    wait_for(lambda: (marks / "running").exists())
+    session.send_signal(first)
+    time.sleep(0.1)  # "within 0.2 s": the second signal is sent while the session stops
+    session.send_signal(second)
+    out, _ = session.communicate(timeout=60)
+    interrupted_report(pytester, session, first, out)
+    assert "concurrency report written to" in out

@@ -584,3 +584,17 @@ def test_a_unittest_skip_in_a_concurrent_testcase_skips(pytester, run):
     result.assert_outcomes(skipped=1)
     (e,) = document.load(str(pytester.path / "r.json"))["tests"]
     assert e["outcome"] == "skipped" and e["failures"] == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs a directory no file can be made in")
+def test_the_reports_are_written_when_pytests_junit_writer_fails(pytester, run):
+    """pytest's own JUnit writer raising (it cannot make /proc/j.xml) costs it
+    its file, not the concurrency reports."""
+    pytester.makepyfile(test_suite=SUITE)
+    result = run("--junitxml=/proc/j.xml", "--concurrency-report=r.json",
+                 "--concurrency-report=r.md")
+    tests = entries_by_id(document.load(str(pytester.path / "r.json")))
+    assert tests["test_suite.py::test_fine[process]"]["outcome"] == "passed"
+    assert tests["test_suite.py::test_crash[process]"]["outcome"] == "failed"
+    assert "test_suite.py::test_fine[thread]" in (pytester.path / "r.md").read_text()
+    assert "/proc/j.xml" in result.stdout.str() + result.stderr.str()

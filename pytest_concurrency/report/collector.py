@@ -6,12 +6,12 @@ baseline.  Only the controller (or a plain session) writes anything."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
 
-from .. import gil, spec
+from .. import cleanup, gil, spec
 from . import baseline, document, entry
 from .settings import ReportSettings
 
@@ -175,17 +175,45 @@ class Collector:
         self.problems: list[str] = []  # what could not be, one line each
         self.applied: set[str] = set()  # node ids --concurrency-apply made concurrent
         self.overran: set[str] = set()  # node ids whose runs took longer than their timeout
+        self.unfinished: dict[str, None] = {}  # items started and not finished, in order
+        self.controller = config.getoption("dist", "no") != "no" \
+            and not hasattr(config, "workerinput")  # pytest-xdist's: workers run the items
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.unfinished[nodeid] = None
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.unfinished.pop(nodeid, None)
+        if not self.controller:  # an interruption (if any) was caught: the session goes on
+            cleanup.went_on()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if entry.REPORT_ATTR in report.__dict__ or report.outcome == "failed":
             add(self.entries, report)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self) -> None:
+        cleanup.interrupted("KeyboardInterrupt")  # raised by a fixture, or pytest.exit()
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """The reports are written after every other plugin's session finish (the
+        last teardown of an interrupted session among them), and whether those
+        fail or not (pytest's JUnit writer, say), before the terminal summary."""
+        try:
+            return (yield)
+        finally:
+            self.finish(session)
+
+    def finish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # a pytest-xdist worker: its controller reports
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED \
+            or cleanup.stopping() is not None
+        if interrupted:
+            self._interrupted(session)
         if not self.entries and not self.settings.reports:
             return  # nothing concurrent ran, and no file to write
-        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
         if not self._attempt("build the concurrency report",
                              lambda: setattr(self, "report", self.build(interrupted))):
             self.report = None
@@ -193,6 +221,25 @@ class Collector:
             self.write()
         if self.problems and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def _interrupted(self, session: pytest.Session) -> None:
+        """The items the interruption caught (in their setup, call or teardown) are
+        ``interrupted``, whatever an earlier phase said, unless one failed."""
+        items = {item.nodeid: item for item in session.items} if self.unfinished else {}
+        for nodeid in self.unfinished:
+            item = items.get(nodeid)
+            if item is not None:
+                concurrent = spec.spec_of(item) is not None
+                data = item.stash.get(entry.DATA, None)
+            else:  # pytest-xdist's controller: the items are the workers'
+                concurrent = nodeid in self.entries or entry.mode_of(nodeid) is not None
+                data = None
+            if not concurrent:
+                continue
+            found = self.entries.setdefault(nodeid, new_entry(nodeid, data))
+            if found["outcome"] not in ("failed", "error"):
+                found["outcome"] = "interrupted"
+        self.unfinished.clear()
 
     def _attempt(self, what: str, action: Callable[[], object]) -> bool:
         """Run ``action``; a failure is one line at the end of the session, never a

@@ -1,44 +1,38 @@
 """Nothing left behind by a session, however it ends.
 
 * **Ctrl-C and SIGTERM** stop the session once (:func:`catch_signals`): the
-  running item is interrupted, its children are killed on the way out,
+  running item is interrupted, what it started is killed on the way out,
   teardown and the reports run.  A signal that comes while the session is
   already stopping is noted on stderr and changes nothing: it can cost neither
   the reports nor a clean exit.  SIGKILL ends the session at once.
-* **SIGKILL** (or any death) of the session is covered by a *guardian*: a
-  small process started with the first child process, in a session of its
-  own, that reads the pids of the running children's process groups from a
-  pipe.  When the pipe closes (the session died, however) it kills every
-  group still registered, the children's descendants with them, and removes
-  the session's scratch directory.
-* A session's **scratch directory** (children's stdout/stderr, in
-  ``/dev/shm`` where there is one) is named after its pid; each new session
-  sweeps the directories of sessions whose pid is gone.
-
-Run as a script (``python -I -S cleanup.py PID DIR``) this module is the
-guardian itself, so it imports nothing beyond the standard library at the top.
+* **What a concurrent item starts carries a token** in its environment
+  (:data:`guardian.TOKEN_VAR`, set while the item runs): every program it
+  starts inherits it, wherever it moves in the process tree.
+* **Process groups** led by the children of a run stay registered while they
+  have members (:func:`watch_group`, :func:`settle`): a grandchild that outlives
+  the child which started it is still known.  Processes a test left running
+  under ``leaks="ignore"`` are registered too (:func:`leave`).
+* **At the session's end** (:func:`finish`), clean or interrupted, what is
+  still registered is killed.
+* **SIGKILL** (or any death) of the session is covered by the *guardian*
+  (``guardian.py``), a small process started with the first concurrent item,
+  which is told the same and kills it, and every process carrying the token,
+  when the session is gone.
+* The session's **scratch directory** is ``scratch.py``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-import re
-import select
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 from collections.abc import Callable
 from types import FrameType
 
-PREFIX = "pytest-concurrency-"
-_NAME = re.compile(re.escape(PREFIX) + r"(\d+)-")
-LEGACY_AGE = 24 * 3600.0  # seconds: scratch directories named without a pid, swept when older
-
+from . import guardian as guardian_
+from . import scratch
 
 # ---------------------------------------------------------------- Ctrl-C and SIGTERM
 
@@ -123,8 +117,9 @@ def _in_child() -> None:
     """After a fork: the signals do what they did before the session caught them
     (a test's own forked child, or a worker child, dies of SIGTERM as it would
     in a plain run)."""
-    global _catches
+    global _catches, _mark
     went_on()
+    _mark = -1  # the child's copy marks it; closing it is not the child's business
     if _catches:
         _catches = 0
         for signum, previous in _previous.items():
@@ -138,209 +133,162 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_child)
 
 
-# ---------------------------------------------------------------- scratch directory
+# ---------------------------------------------------------------- what the session left
 
 
-_scratch: str | None = None
+@dataclasses.dataclass
+class _Left:
+    """What one session must kill before it ends."""
+
+    groups: set[int] = dataclasses.field(default_factory=set)  # process groups, maybe in use
+    processes: dict[int, float] = dataclasses.field(default_factory=dict)  # pid -> start
 
 
-def scratch_dir() -> str:
-    """This session's scratch directory, made on first use (in shared memory
-    where there is some: files on a disk cost milliseconds per run, more than
-    forking the children).  Sweeps the directories of dead sessions first."""
-    scratch = _scratch
-    if scratch is None or os.getpid() != _owner:
-        parent = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) \
-            else tempfile.gettempdir()
-        sweep(parent)
-        scratch = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent)
-        _set_scratch(scratch)
-    return scratch
+start_time = guardian_.start_time  # when a pid started (Linux: clock ticks since boot)
 
 
-_owner = -1
+def _started(pid: int) -> float | None:
+    """When ``pid`` started: clock ticks (Linux), else psutil's create time, as
+    leaks.py keys processes."""
+    ticks = start_time(pid)
+    if ticks is not None:
+        return float(ticks)
+    import psutil
 
-
-def _set_scratch(path: str) -> None:
-    global _scratch, _owner
-    _scratch, _owner = path, os.getpid()
-    import atexit
-
-    atexit.register(_remove_scratch, path, _owner)
-
-
-def _remove_scratch(path: str, owner: int) -> None:
-    if os.getpid() == owner:  # not in a forked child that exits normally
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
-def sweep(parent: str, now: float | None = None) -> list[str]:
-    """Remove the scratch directories in ``parent`` of sessions that are gone
-    (and ours only); returns what was removed."""
-    removed: list[str] = []
-    now = time.time() if now is None else now
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return removed
-    for name in names:
-        if not name.startswith(PREFIX):
-            continue
-        path = os.path.join(parent, name)
-        try:
-            info = os.lstat(path)
-        except OSError:
-            continue
-        if info.st_uid != os.getuid() or not os.path.isdir(path) or os.path.islink(path):
-            continue
-        match = _NAME.match(name)
-        if match:
-            gone = not _alive(int(match[1]))
-        else:  # written by an older version, without its pid
-            gone = now - info.st_mtime > LEGACY_AGE
-        if gone:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+_sessions: list[_Left] = []  # one per session running concurrent items (pytester nests them)
+_token = ""
 
 
-# ---------------------------------------------------------------- guardian
+def token() -> str:
+    """This process's token: what the environment of everything its concurrent
+    items start carries."""
+    global _token
+    if not _token or not _token.startswith(f"{os.getpid()}-"):
+        _token = f"{os.getpid()}-{os.urandom(6).hex()}"
+    return _token
 
 
-class Guardian:
-    """The parent's end of the guardian process: register and forget groups."""
-
-    def __init__(self) -> None:
-        self.owner = os.getpid()
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-S", os.path.abspath(__file__), str(self.owner),
-             scratch_dir()],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True)
-        assert self.process.stdin is not None  # stdin=PIPE
-        self.fd = self.process.stdin.fileno()
-        import atexit
-
-        atexit.register(self.close)
-
-    def close(self) -> None:
-        """At the session's end: the guardian sees its pipe close, finds nothing
-        left to kill (everything was cleaned up), removes the scratch directory
-        and exits."""
-        if os.getpid() != self.owner or self.process.stdin is None:
-            return  # a forked child exiting: the session is not over
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def _send(self, line: str) -> None:
-        try:
-            os.write(self.fd, line.encode())
-        except OSError:  # the guardian is gone: nothing to tell it
-            pass
-
-    def watch(self, pid: int) -> None:
-        """``pid`` leads a process group to kill if the session dies."""
-        self._send(f"+{pid}\n")
-
-    def forget(self, pid: int) -> None:
-        """``pid``'s group was cleaned up by the session itself."""
-        self._send(f"-{pid}\n")
+def begin() -> None:
+    """A session that runs concurrent items starts."""
+    _sessions.append(_Left())
 
 
-_guardian: Guardian | None = None
+def _left() -> _Left:
+    if not _sessions:
+        begin()
+    return _sessions[-1]
 
 
-def guardian() -> Guardian | None:
+_mark = -1  # while a concurrent item runs: the marker every process it forks inherits
+
+
+def item_starts() -> None:
+    """A concurrent item starts: what it starts carries the token (a program in
+    its environment, a forked copy of this process in a file descriptor), and
+    the guardian is there if the session dies."""
+    global _mark
+    os.environ[guardian_.TOKEN_VAR] = token()
+    if _mark < 0 and hasattr(os, "memfd_create"):
+        with contextlib.suppress(OSError):  # closed by exec: programs carry the variable
+            _mark = os.memfd_create(guardian_.mark_name(token()), os.MFD_CLOEXEC)
+    guardian()
+
+
+def item_ends() -> None:
+    global _mark
+    os.environ.pop(guardian_.TOKEN_VAR, None)
+    if _mark >= 0:
+        with contextlib.suppress(OSError):
+            os.close(_mark)
+        _mark = -1
+
+
+def guardian() -> guardian_.Guardian | None:
     """This session's guardian, started on first use (None where it cannot be)."""
-    global _guardian
-    if _guardian is None or _guardian.owner != os.getpid():
-        try:
-            _guardian = Guardian()
-        except OSError:
-            _guardian = None
-    return _guardian
+    running = guardian_.running()
+    if running is not None:
+        return running
+    started = guardian_.guardian(token())
+    path = scratch.owned_path()
+    if started is not None and path is not None:
+        started.scratch(path)
+    return started
 
 
 def guardian_pid() -> int | None:
     """The guardian's pid if one was started: it is no leak."""
-    return _guardian.pid if _guardian is not None and _guardian.owner == os.getpid() else None
+    running = guardian_.running()
+    return running.pid if running is not None else None
 
 
 def in_child() -> None:
-    """In a forked child: close the guardian's pipe, which only the session may hold
-    open (the guardian acts when the last writer is gone)."""
-    if _guardian is not None:
+    guardian_.in_child()
+
+
+def scratch_dir() -> str:
+    """The session's scratch directory (the guardian removes it if the session dies)."""
+    known = scratch.owned_path()
+    path = scratch.scratch_dir()
+    running = guardian_.running()
+    if running is not None and path != known:
+        running.scratch(path)
+    return path
+
+
+def watch_group(pgid: int) -> None:
+    """``pgid`` leads a process group: killed if the session ends while it has members."""
+    _left().groups.add(pgid)
+    running = guardian_.running()
+    if running is not None:
+        running.watch(pgid)
+
+
+def settle() -> None:
+    """Forget the process groups that have no member left."""
+    if not _sessions:
+        return
+    left = _sessions[-1]
+    for pgid in list(left.groups):
         try:
-            os.close(_guardian.fd)
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            left.groups.discard(pgid)
+            running = guardian_.running()
+            if running is not None:
+                running.forget(pgid)
         except OSError:
-            pass
+            pass  # members of someone else's: still in use
 
 
-DRAIN_EVERY = 0.5  # seconds between two reads of the guardian's pipe
+def leave(pid: int, start: float) -> None:
+    """A test left ``pid`` (started at ``start``) running: killed at the session's end."""
+    _left().processes[pid] = start
+    running = guardian_.running()
+    if running is not None and start_time(pid) == start:  # the guardian reads /proc
+        running.leftover(pid, int(start))
 
 
-def _guard(scratch: str) -> None:
-    """The guardian's main loop: until the pipe closes, keep the registered pids;
-    then kill their groups and remove ``scratch``.
+def finish() -> None:
+    """At the end of a session: kill what it left (groups with members,
+    processes left running), reap them and let the guardian go."""
+    if not _sessions:
+        return
+    left = _sessions.pop()
+    from . import watchdog
 
-    It waits for the pipe to close, not for lines to read: a line written to the
-    pipe does not wake it (and take a CPU from the session, twice per child
-    process), it reads what came every :data:`DRAIN_EVERY` seconds and, when the
-    session is gone, the rest: all it acts on is the last state."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    groups: set[int] = set()
-    buffered = b""
-    os.set_blocking(0, False)
-    poller = select.poll()
-    poller.register(0, 0)  # no events asked for: hang-up (and errors) only
-    closed = False
-    while not closed:
-        hangup = bool(poller.poll(DRAIN_EVERY * 1000))
-        while True:  # what the pipe holds now
-            try:
-                chunk = os.read(0, 65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            buffered += chunk
-        closed = closed or hangup
-        *lines, buffered = buffered.split(b"\n")
-        for line in lines:
-            if line[:1] == b"+":
-                groups.add(int(line[1:]))
-            elif line[:1] == b"-":
-                groups.discard(int(line[1:]))
-    for pid in groups:
-        for kill in (os.killpg, os.kill):
-            try:
-                kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-    if scratch.startswith(os.path.join(os.path.dirname(scratch), PREFIX)):
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    _guard(sys.argv[2])  # argv[1], the session's pid, names it in ps
+    watchdog.kill_groups(left.groups)
+    watchdog.kill_tree([pid for pid, start in left.processes.items()
+                        if _started(pid) == start])
+    running = guardian_.running()
+    if running is not None:
+        for pgid in left.groups:
+            running.forget(pgid)
+        if not _sessions:
+            running.close(clean=True)
+            guardian_.forget_guardian()

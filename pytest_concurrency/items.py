@@ -62,6 +62,26 @@ def release(config: pytest.Config) -> None:
 class ConcurrentItems:
     """Setting up, running, tearing down and reporting concurrent items."""
 
+    def __init__(self) -> None:
+        from . import cleanup
+
+        cleanup.begin()  # what this session's items leave is killed at its end
+        self.running: pytest.Item | None = None  # set up and not yet checked for leaks
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(self) -> Generator[None, None, None]:
+        """After the session's last teardown (pytest tears down what an interrupted
+        session left set up): kill what its items left, however it ended."""
+        try:
+            return (yield)
+        finally:
+            from . import cleanup, leaks
+
+            if self.running is not None:  # interrupted: what it started dies now
+                leaks.abandon(self.running)
+                self.running = None
+            cleanup.finish()
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         """Start the thread-mode worker pool before the first test, so before any
@@ -100,6 +120,7 @@ class ConcurrentItems:
             entry.start(item, run_spec, item.stash.get(SERIAL, None),
                         applied=item.get_closest_marker("concurrency") is None)
             leaks.watch(item, run_spec.leaks)
+            self.running = item
         per_worker = run_spec is not None and _per_worker(item, run_spec)
         if per_worker and run_spec is not None and run_spec.mode in ("process", "hybrid"):
             # The children set up every call's fixtures: the parent sets up only the
@@ -131,10 +152,16 @@ class ConcurrentItems:
         # stuck past the timeout is interrupted and fails, saying where it was.
         run_spec = spec_of(item)
         seconds = (run_spec or item.config.stash[spec.SETTINGS]).timeout
-        with watchdog.main_thread_guard(seconds, seconds * spec.TIMEOUT_CAP_FACTOR,
-                                        f"the teardown of {item.nodeid}"):
-            result = yield
+        try:
+            with watchdog.main_thread_guard(seconds, seconds * spec.TIMEOUT_CAP_FACTOR,
+                                            f"the teardown of {item.nodeid}"):
+                result = yield
+        except BaseException:  # Ctrl-C, SIGTERM: what the item started dies with it
+            leaks.abandon(item)
+            self.running = None
+            raise
         failure = leaks.check(item)
+        self.running = None
         if failure:
             from .report import entry
 

@@ -206,10 +206,10 @@ def _describe_process(proc: psutil.Process) -> str:
 
     try:
         with proc.oneshot():
-            cmd = " ".join(proc.cmdline()) or proc.name()
-            status = proc.status()
+            status = proc.status()  # first: a zombie has no command line to read
             if status == psutil.STATUS_ZOMBIE:
                 return f"process {proc.pid} ({proc.name()}), a zombie: exited, never waited for"
+            cmd = " ".join(proc.cmdline()) or proc.name()
             return f"process {proc.pid} ({cmd}), {status}, parent {proc.ppid()}"
     except psutil.Error:
         return f"process {proc.pid} (gone while being described)"
@@ -252,30 +252,69 @@ _WATCH = pytest.StashKey[tuple[Snapshot, str]]()  # (Snapshot, policy) of an ite
 
 
 def watch(item: pytest.Item, policy: str) -> None:
-    """Before ``item``'s setup: remember what runs now (nothing, with ``ignore``)."""
-    if policy != "ignore":
-        item.stash[_WATCH] = (snapshot(), policy)
-        watchdog.become_subreaper()
+    """Before ``item``'s setup: remember what runs now (processes only, with
+    ``ignore``: what the item leaves is killed at the session's end)."""
+    cleanup.item_starts()
+    if policy == "ignore":
+        before = Snapshot(set(), 0, False, _descendant_keys())
+    else:
+        before = snapshot()
+    item.stash[_WATCH] = (before, policy)
+    watchdog.become_subreaper()
 
 
 def check(item: pytest.Item) -> str | None:
     """After ``item``'s teardown: kill and report what it left running.  Returns
-    the failure message under ``leaks="fail"``; warns under ``"warn"``."""
+    the failure message under ``leaks="fail"``; warns under ``"warn"``; under
+    ``"ignore"`` leaves it running until the session's end."""
     watched = item.stash.get(_WATCH, None)
     if watched is None:
         return None
-    del item.stash[_WATCH]
     before, policy = watched
     try:
-        found = find(before)
-    finally:
-        watchdog.stop_being_subreaper()
+        found = None if policy == "ignore" else find(before, GRACE)
+        if found is None:
+            _leave(before)
+    except BaseException:  # Ctrl-C, SIGTERM in the grace period: no report, no leftovers
+        abandon(item)
+        raise
+    _done(item)
     if not found:
         return None
-    message = describe(found, policy)
+    message = describe(found, policy, GRACE)
     kill(found)
     ending.abandon(found.threads)  # reported, and never waited for at exit
+    cleanup.settle()
     if policy == "fail":
         return message
     warnings.warn(pytest.PytestWarning(message), stacklevel=1)
     return None
+
+
+def abandon(item: pytest.Item) -> None:
+    """``item`` was interrupted (Ctrl-C, SIGTERM): kill what it started, at once,
+    without a report."""
+    watched = item.stash.get(_WATCH, None)
+    if watched is None:
+        return
+    try:
+        helpers = _session_helpers()
+        watchdog.kill_tree([pid for pid, _start in _descendant_keys() - watched[0].processes
+                            if pid not in helpers])
+    finally:
+        _done(item)
+
+
+def _done(item: pytest.Item) -> None:
+    del item.stash[_WATCH]
+    watchdog.stop_being_subreaper()
+    cleanup.item_ends()
+    cleanup.settle()
+
+
+def _leave(before: Snapshot) -> None:
+    """``leaks="ignore"``: what the item left running is killed at the session's end."""
+    helpers = _session_helpers()
+    for pid, start in _descendant_keys() - before.processes:
+        if pid not in helpers:
+            cleanup.leave(pid, start)

@@ -14,10 +14,14 @@ import threading
 import time
 import tokenize
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import originals, progress
+
+if TYPE_CHECKING:
+    import psutil
 
 WORKER_PREFIX = "concurrency-worker-"
 PLUGIN_PREFIXES = (WORKER_PREFIX, "explore-worker-")  # names of the plugin's worker threads
@@ -104,22 +108,23 @@ def thread_stacks(threads: Iterable[threading.Thread]) -> str:
     return "\n\n".join(parts)
 
 
-def kill_tree(pids: Sequence[int], timeout: float = 5.0, groups: bool = False) -> None:
-    """SIGKILL the given processes and all their descendants, then reap them.
+def kill_tree(pids: Sequence[int], timeout: float = 5.0, groups: bool = False,
+              keep: Collection[int] = ()) -> None:
+    """SIGKILL the given processes and all their descendants, and wait until they
+    are gone, reaping those that are (or become, as orphans) this process's
+    children, but for ``keep``: pids whose exit status their owner collects
+    (multiprocessing's children, which it joins).
 
     Descendants are collected before anything is killed, so none is
     re-parented out of reach in between.  With ``groups``, each pid also
     leads a process group (our children call ``setpgid``): the whole group is
-    killed too, catching descendants that were already orphaned.
+    killed too, catching descendants that were already orphaned, and the
+    members of those groups that were re-parented to this process are reaped.
     """
     if not pids:
         return
     import psutil  # loaded when there is something to kill, not by every session
 
-    if groups:
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
     procs = []
     for pid in pids:
         try:
@@ -128,12 +133,75 @@ def kill_tree(pids: Sequence[int], timeout: float = 5.0, groups: bool = False) -
             procs.append(proc)
         except psutil.NoSuchProcess:
             continue
+    if groups:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=timeout)
+    killed = {proc.pid for proc in procs}
+    deadline = time.monotonic() + timeout
+    while True:
+        procs = [p for p in procs if not _ended(p, p.pid not in keep, killed)]
+        if groups:
+            reap_groups(pids, keep)
+        if not procs or time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
+
+
+def _ended(proc: psutil.Process, reap: bool, killed: Collection[int]) -> bool:
+    """Whether ``proc`` has ended: reaped now (``reap``), waitable (a child of ours
+    someone else reaps), no longer there, or a zombie someone else will reap
+    (not one whose parent was ``killed`` with it: that one becomes ours, as its
+    subreaper, or init's)."""
+    import psutil
+
+    try:
+        if reap:
+            if os.waitpid(proc.pid, os.WNOHANG)[0]:
+                return True
+        elif os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+    except ChildProcessError:
+        pass  # not our child: gone once it is no longer there
+    except (AttributeError, OSError):  # no waitid
+        pass
+    try:
+        return not proc.is_running() or (
+            proc.status() == psutil.STATUS_ZOMBIE and proc.ppid() not in (os.getpid(), *killed))
+    except psutil.Error:
+        return True
+
+
+def reap_groups(groups: Collection[int], keep: Collection[int] = ()) -> int:
+    """Reap this process's children in the process groups ``groups`` that have
+    exited (killed grandchildren re-parented to us, its subreaper), but for
+    ``keep``; returns how many of its children are still in them."""
+    if not groups:
+        return 0
+    left = 0
+    for pid in progress.children(os.getpid()):
+        if pid in keep:
+            continue
+        try:
+            if os.getpgid(pid) in groups and not os.waitpid(pid, os.WNOHANG)[0]:
+                left += 1
+        except OSError:
+            continue
+    return left
+
+
+def kill_groups(groups: Collection[int], timeout: float = 5.0) -> None:
+    """SIGKILL every process in the process groups ``groups`` (whose leaders may be
+    long gone) and reap those that are this process's children."""
+    for pgid in groups:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while reap_groups(groups) and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 _PR_SET_PDEATHSIG = 1

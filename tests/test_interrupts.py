@@ -14,7 +14,7 @@ import psutil
 import pytest
 from pid_records import still_running
 
-from pytest_concurrency import cleanup
+from pytest_concurrency import scratch
 
 SLEEPER = """
 import os, subprocess, time
@@ -81,7 +81,7 @@ def start(pytester):
 
 def scratch_dirs(pid: int) -> list[str]:
     return [name for name in os.listdir("/dev/shm")
-            if name.startswith(f"{cleanup.PREFIX}{pid}-")]
+            if name.startswith(f"{scratch.PREFIX}{pid}-")]
 
 
 def started(pid_dir, count):
@@ -147,9 +147,9 @@ def test_killing_the_session_leaves_no_grandchild_and_no_scratch(pytester, pid_d
 def test_a_later_session_sweeps_the_scratch_of_dead_sessions(pytester, tmp_path):
     dead = psutil.Popen(["true"])
     dead.wait()
-    left = os.path.join("/dev/shm", f"{cleanup.PREFIX}{dead.pid}-leftover")
+    left = os.path.join("/dev/shm", f"{scratch.PREFIX}{dead.pid}-leftover")
     os.makedirs(left, exist_ok=True)
-    mine = os.path.join("/dev/shm", f"{cleanup.PREFIX}{os.getpid()}-alive")
+    mine = os.path.join("/dev/shm", f"{scratch.PREFIX}{os.getpid()}-alive")
     os.makedirs(mine, exist_ok=True)
     try:
         pytester.makepyfile("""
@@ -169,17 +169,17 @@ def test_a_later_session_sweeps_the_scratch_of_dead_sessions(pytester, tmp_path)
 
 
 def test_sweep_leaves_live_and_foreign_directories(tmp_path):
-    alive = tmp_path / f"{cleanup.PREFIX}{os.getpid()}-x"
+    alive = tmp_path / f"{scratch.PREFIX}{os.getpid()}-x"
     dead_proc = psutil.Popen(["true"])
     dead_proc.wait()
-    dead = tmp_path / f"{cleanup.PREFIX}{dead_proc.pid}-x"
-    legacy_old = tmp_path / f"{cleanup.PREFIX}abcdef"
-    legacy_new = tmp_path / f"{cleanup.PREFIX}ghijkl"
+    dead = tmp_path / f"{scratch.PREFIX}{dead_proc.pid}-x"
+    legacy_old = tmp_path / f"{scratch.PREFIX}abcdef"
+    legacy_new = tmp_path / f"{scratch.PREFIX}ghijkl"
     other = tmp_path / "something-else-1-x"
     for path in (alive, dead, legacy_old, legacy_new, other):
         path.mkdir()
     os.utime(legacy_old, (0, 0))
-    removed = cleanup.sweep(str(tmp_path))
+    removed = scratch.sweep(str(tmp_path))
     assert sorted(removed) == sorted([str(dead), str(legacy_old)])
     assert alive.exists() and legacy_new.exists() and other.exists()
 
@@ -274,3 +274,123 @@ def test_a_second_signal_costs_neither_the_reports_nor_a_clean_exit(pytester, ma
     out, _ = session.communicate(timeout=60)
     interrupted_report(pytester, session, first, out)
     assert "concurrency report written to" in out
+
+
+# ---------------------------------------------------------------- leftovers of an item
+
+
+RECORD = """
+import os, subprocess, time
+import psutil, pytest
+
+def record(pid):
+    with open(os.path.join(os.environ["PIDS"], str(pid)), "w") as f:
+        f.write("%f" % psutil.Process(pid).create_time())
+
+def mark(name):
+    open(os.path.join(os.environ["MARKS"], name), "w").close()
+
+def sleeper(**kwargs):
+    return subprocess.Popen(["sleep", "1000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, **kwargs)
+"""
+
+
+SLOW_TEARDOWN = RECORD + """
+@pytest.fixture
+def slow_teardown():
+    yield
+    mark("teardown")
+    time.sleep(60)
+
+@pytest.mark.concurrency(modes=[{mode!r}], workers=2)
+def test_starts_a_grandchild(slow_teardown):
+    record(sleeper().pid)
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_process_outliving_its_worker_dies_with_the_session(pytester, pid_dir, marks, start,
+                                                              mode, signum):
+    """Stopped during a slow fixture teardown, after the worker that started it
+    (a process-mode child) exited: the grandchild is killed, and the item,
+    whose leak check never ran, is interrupted, not passed."""
+    pytester.makepyfile(test_outlived=SLOW_TEARDOWN.format(mode=mode))
+    session = start("--concurrency-report=r.json", "--concurrency-report=r.md")
+    wait_for(lambda: (marks / "teardown").exists())
+    assert len(still_running(pid_dir)) == 2
+    session.send_signal(signum)
+    out, _ = session.communicate(timeout=60)
+    interrupted_report(pytester, session, signum, out)
+    wait_for(lambda: not still_running(pid_dir), 15)
+    wait_for(lambda: not scratch_dirs(session.pid), 15)
+
+
+IN_THE_GRACE_PERIOD = RECORD + """
+import pytest_concurrency.leaks
+
+pytest_concurrency.leaks.GRACE = 60  # the leak check waits as long for what is left
+
+@pytest.fixture
+def teardown_done():
+    yield
+    mark("teardown")
+
+@pytest.mark.concurrency(modes=[{mode!r}], workers=2)
+def test_starts_a_grandchild(teardown_done):
+    record(sleeper().pid)
+"""
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_stopped_in_the_leak_checks_grace_period(pytester, pid_dir, marks, start, mode, signum):
+    pytester.makepyfile(test_grace=IN_THE_GRACE_PERIOD.format(mode=mode))
+    session = start("--concurrency-report=r.json", "--concurrency-report=r.md")
+    wait_for(lambda: (marks / "teardown").exists())
+    session.send_signal(signum)
+    out, _ = session.communicate(timeout=60)
+    interrupted_report(pytester, session, signum, out)
+    wait_for(lambda: not still_running(pid_dir), 15)
+
+
+ESCAPES = RECORD + """
+@pytest.mark.concurrency(modes=[{mode!r}], workers=1)
+def test_starts_everything():
+    record(sleeper().pid)                          # a child (thread mode: the session's)
+    record(sleeper(start_new_session=True).pid)    # one that left its process group
+    shell = subprocess.Popen(["sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo $!"],
+                             stdout=subprocess.PIPE, text=True)
+    record(int(shell.communicate()[0]))            # an orphan, re-parented at once
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                   # a copy of this process, no exec
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(read)
+        os.close(write)
+        time.sleep(1000)
+        os._exit(0)
+    os.close(write)
+    record(pid)
+    mark("started")
+    time.sleep(60)
+"""
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_sigkill_of_the_session_leaves_nothing_the_item_started(pytester, pid_dir, marks,
+                                                                start, mode):
+    """The guardian finds what the item started by the token its environment
+    carries (programs) or the marker file it holds (forked copies), wherever it
+    moved in the process tree."""
+    pytester.makepyfile(test_escapes=ESCAPES.format(mode=mode))
+    session = start("-W", "ignore::DeprecationWarning")
+    wait_for(lambda: (marks / "started").exists())
+    assert len(still_running(pid_dir)) == 4
+    session.send_signal(signal.SIGKILL)
+    session.communicate(timeout=60)
+    wait_for(lambda: not still_running(pid_dir), 15)

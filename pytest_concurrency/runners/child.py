@@ -33,7 +33,11 @@ def _redirect(stdout_path: str, stderr_path: str) -> TextIO:
     sys.stdout.flush()
     sys.stderr.flush()
     for fd, path in ((1, stdout_path), (2, stderr_path)):
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except FileNotFoundError:  # the scratch directory was removed meanwhile: again
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(target, fd)
         os.close(target)
     sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
@@ -46,7 +50,11 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     os.setpgid(0, 0)  # lead a process group: a timeout kills our descendants with us
     cleanup.in_child()
     originals.reapply()  # a patch the test made, which the parent forked without
-    err = _redirect(job.stdout_path, job.stderr_path)
+    try:
+        err = _redirect(job.stdout_path, job.stderr_path)
+    except OSError as exc:
+        _cannot_start(conn, job, f"could not open its output file: {exc}")
+        return
     watchdog.die_with_parent(job.parent_pid)
     faulthandler.enable(file=err, all_threads=True)
     faulthandler.register(DUMP_SIGNAL, file=err, all_threads=True, chain=False)
@@ -81,6 +89,19 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     childcov.save(cov)
     sys.stdout.flush()
     sys.stderr.flush()
+
+
+def _cannot_start(conn: Connection, job: ChildJob, why: str) -> None:
+    """Tell the parent why this child cannot run its workers, as their failure."""
+    first = job.process_index * job.threads
+    failure = outcomes.Failure(
+        kind="exception", workers=tuple(range(first, first + job.threads)), mode=job.mode,
+        pid=os.getpid(), iteration=None,
+        summary=f"pytest-concurrency: process {job.process_index} {why}",
+        text="The harness could not start this child's workers; the body did not run.",
+        key=("cannot-start", why))
+    conn.send_bytes(_dumps(({}, [failure])))
+    conn.close()
 
 
 def _dumps(message: object) -> bytes:

@@ -58,8 +58,9 @@ class _Child:
 
 
 def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
-           guardian: cleanup.Guardian | None) -> list[_Child]:
-    children = []
+           children: list[_Child]) -> None:
+    """Start a child for each job, appending it to ``children`` as soon as it runs
+    (an interruption meanwhile must find every child started so far)."""
     if ctx.get_start_method() == "fork":
         watchdog.before_fork()
     # Objects frozen at fork time are never scanned by the children's garbage
@@ -84,10 +85,12 @@ def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
                            range(first, first + job.threads), job)
             children.append(child)
             process.start()
-            if guardian is not None:
-                guardian.watch(process.pid)
+            # the child leads its own group: said here too, so that no kill of the
+            # group can come before the child has run as far as saying it
+            with contextlib.suppress(OSError):
+                os.setpgid(process.pid, process.pid)
+            cleanup.watch_group(process.pid)
             writer.close()
-    return children
 
 
 def _tail(path: str, lines: int = STDERR_TAIL_LINES, offset: int = 0) -> str:
@@ -272,8 +275,15 @@ def _wait(spec: RunSpec, children: Sequence[_Child], progress: Progress,
             _dump_stacks(stuck)
             failures.append(_timeout_failure(spec, stuck, progress, verdict,
                                              time.monotonic() - start))
-        watchdog.kill_tree([c.pid for c in stuck], groups=True)
+        _kill(stuck)
     return failures
+
+
+def _kill(children: Sequence[_Child]) -> None:
+    """Kill ``children``, their process groups and descendants; reap all but the
+    children themselves, whom multiprocessing joins (and gets their status)."""
+    pids = [c.process.pid for c in children if c.process.pid is not None]
+    watchdog.kill_tree(pids, groups=True, keep=frozenset(pids))
 
 
 def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcome:
@@ -297,7 +307,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
     shared = Shared.take(ctx, spec.start_method, n)
     progress, stop, barriers = shared.progress, shared.stop, shared.barriers
     prefix = os.path.join(cleanup.scratch_dir(), f"{next(_runs)}-")
-    guardian = cleanup.guardian()
+    cleanup.guardian()
     seed = seed_of(spec)
     jobs = [
         ChildJob(
@@ -317,7 +327,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
     children: list[_Child] = []
     clean = False  # nothing failed: the shared objects can serve the next run
     try:
-        children = _start(ctx, jobs, guardian)
+        _start(ctx, jobs, children)
         failures = _wait(spec, children, progress, barriers, start)
         wall = time.monotonic() - start
         values: dict[int, list[Any]] = {i: [] for i in range(n)}
@@ -329,15 +339,21 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
                 reported.extend(child_failures)
         outputs = _outputs(children)
         clean = not failures and not reported
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM) or broken: nothing the run started outlives it,
+        # the descendants of children that already exited included
+        _kill(children)
+        raise
     finally:
+        children = [c for c in children if c.process.pid is not None]  # started
         if children:
-            watchdog.kill_tree([c.pid for c in children if c.process.is_alive()],
-                               groups=True)
+            _kill([c for c in children if c.process.is_alive()])
             for child in children:
                 child.process.join(timeout=5)
                 child.conn.close()
-                if guardian is not None and child.process.exitcode is not None:
-                    guardian.forget(child.pid)
+            # a group that still has members (a grandchild the leak check will find)
+            # stays registered until it has none
+            cleanup.settle()
         if clean and all(child.process.exitcode == 0 for child in children):
             shared.give_back()
         for job in jobs:

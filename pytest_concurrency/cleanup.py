@@ -28,7 +28,7 @@ import dataclasses
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from . import guardian as guardian_
@@ -117,9 +117,10 @@ def _in_child() -> None:
     """After a fork: the signals do what they did before the session caught them
     (a test's own forked child, or a worker child, dies of SIGTERM as it would
     in a plain run)."""
-    global _catches, _mark
+    global _catches, _own_children
     went_on()
-    _mark = -1  # the child's copy marks it; closing it is not the child's business
+    _mark_the_fork()
+    _own_children = False  # in a worker child: what it forks is marked
     if _catches:
         _catches = 0
         for signum, previous in _previous.items():
@@ -185,28 +186,48 @@ def _left() -> _Left:
     return _sessions[-1]
 
 
-_mark = -1  # while a concurrent item runs: the marker every process it forks inherits
+_running = False  # a concurrent item runs: what it starts carries the token
+_own_children = False  # the runner forks its children: they are in groups of their own
+_marked = False  # this process holds the marker file (a fork made during an item)
 
 
 def item_starts() -> None:
     """A concurrent item starts: what it starts carries the token (a program in
-    its environment, a forked copy of this process in a file descriptor), and
-    the guardian is there if the session dies."""
-    global _mark
+    its environment; a copy of this process forked meanwhile as an open file,
+    made in the child, so that only forks pay for it), and the guardian is
+    there if the session dies."""
+    global _running
     os.environ[guardian_.TOKEN_VAR] = token()
-    if _mark < 0 and hasattr(os, "memfd_create"):
-        with contextlib.suppress(OSError):  # closed by exec: programs carry the variable
-            _mark = os.memfd_create(guardian_.mark_name(token()), os.MFD_CLOEXEC)
+    _running = True
     guardian()
 
 
 def item_ends() -> None:
-    global _mark
+    global _running
     os.environ.pop(guardian_.TOKEN_VAR, None)
-    if _mark >= 0:
-        with contextlib.suppress(OSError):
-            os.close(_mark)
-        _mark = -1
+    _running = False
+
+
+@contextlib.contextmanager
+def forking_own_children() -> Iterator[None]:
+    """While the runner forks its children, which lead process groups the session
+    kills: no marker file for them to make."""
+    global _own_children
+    _own_children = True
+    try:
+        yield
+    finally:
+        _own_children = False
+
+
+def _mark_the_fork() -> None:
+    """In a process just forked while a concurrent item runs: hold the marker
+    file the guardian looks for (closed by exec: a program carries the token)."""
+    global _marked
+    if _running and not _own_children and not _marked and hasattr(os, "memfd_create"):
+        with contextlib.suppress(OSError):  # the session's token (token() is per process)
+            os.memfd_create(guardian_.mark_name(_token), os.MFD_CLOEXEC)
+            _marked = True
 
 
 def guardian() -> guardian_.Guardian | None:

@@ -66,7 +66,8 @@ def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
     # Objects frozen at fork time are never scanned by the children's garbage
     # collector, so children do not copy every page of the parent's heap.
     gc.freeze()
-    with contextlib.ExitStack() as stack, warnings.catch_warnings(), originals.restored():
+    with contextlib.ExitStack() as stack, warnings.catch_warnings(), originals.restored(), \
+            cleanup.forking_own_children():
         stack.callback(gc.unfreeze)
         # Python 3.12+ warns when forking a process that has threads (pytest-xdist's
         # execnet thread, pytest-timeout's timer...).  The child only runs the test

@@ -45,18 +45,22 @@ _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | N
 _previous: dict[int, _Handler] = {}  # what each signal did before catch_signals()
 _catches = 0  # sessions (pytester runs one inside another) that asked for catch_signals()
 _stopping: str | None = None  # why the session is stopping, once it is
+_stderr = -1  # the session's stderr as it was when it caught the signals, not a capture
 
 
 def catch_signals() -> None:
     """Make SIGTERM stop the session like Ctrl-C, and a second signal harmless
     (only where nobody else handles them, and only from the main thread)."""
-    global _catches, _stopping
+    global _catches, _stopping, _stderr
     if threading.current_thread() is not threading.main_thread():
         return
     _catches += 1
     if _catches > 1:
         return
     _stopping = None
+    with contextlib.suppress(OSError):  # pytest captures fd 2 while a test runs
+        _stderr = os.dup(2)
+        os.set_inheritable(_stderr, False)
     for signum, default in ((signal.SIGINT, signal.default_int_handler),
                             (signal.SIGTERM, signal.SIG_DFL)):
         if signal.getsignal(signum) is default:
@@ -75,6 +79,15 @@ def release_signals() -> None:
         if signal.getsignal(signum) is _on_signal:
             signal.signal(signum, previous)
     _previous.clear()
+    _close_stderr()
+
+
+def _close_stderr() -> None:
+    global _stderr
+    if _stderr >= 0:
+        with contextlib.suppress(OSError):
+            os.close(_stderr)
+        _stderr = -1
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -86,10 +99,11 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGTERM:
             raise SessionTerminated("SIGTERM: the session was asked to stop")
         raise KeyboardInterrupt
+    note = (f"\npytest-concurrency: {name} while the session stops ({_stopping}): it "
+            "finishes its teardown and writes its reports (SIGKILL ends it at once, and "
+            "what it started with it)\n")
     with contextlib.suppress(OSError):
-        os.write(2, f"\npytest-concurrency: {name} while the session stops ({_stopping}): "
-                    "it finishes its teardown and writes its reports (SIGKILL ends it at "
-                    "once, and what it started with it)\n".encode())
+        os.write(_stderr if _stderr >= 0 else 2, note.encode())
 
 
 def stopping() -> str | None:
@@ -121,6 +135,7 @@ def _in_child() -> None:
     went_on()
     _mark_the_fork()
     _own_children = False  # in a worker child: what it forks is marked
+    _close_stderr()
     if _catches:
         _catches = 0
         for signum, previous in _previous.items():

@@ -206,20 +206,26 @@ _own_children = False  # the runner forks its children: they are in groups of th
 _marked = False  # this process holds the marker file (a fork made during an item)
 
 
+_inherited = os.environ.get(guardian_.TOKEN_VAR)  # a session around this one: its tokens
+
+
 def item_starts() -> None:
     """A concurrent item starts: what it starts carries the token (a program in
-    its environment; a copy of this process forked meanwhile as an open file,
-    made in the child, so that only forks pay for it), and the guardian is
-    there if the session dies."""
+    its environment, after the tokens of the sessions around this one; a copy
+    of this process forked meanwhile as an open file, made in the child, so
+    that only forks pay for it), and the guardian is there if the session dies."""
     global _running
-    os.environ[guardian_.TOKEN_VAR] = token()
+    os.environ[guardian_.TOKEN_VAR] = f"{_inherited},{token()}" if _inherited else token()
     _running = True
     guardian()
 
 
 def item_ends() -> None:
     global _running
-    os.environ.pop(guardian_.TOKEN_VAR, None)
+    if _inherited:
+        os.environ[guardian_.TOKEN_VAR] = _inherited
+    else:
+        os.environ.pop(guardian_.TOKEN_VAR, None)
     _running = False
 
 

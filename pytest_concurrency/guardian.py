@@ -225,7 +225,7 @@ def _kill(pid: int, wanted: bytes | None = None, started: int | None = None,
         if wanted is not None:
             try:
                 with open(f"/proc/{pid}/environ", "rb") as f:
-                    carries = wanted in f.read().split(b"\0")
+                    carries = _carries(f.read(), wanted)
                 if not carries and not (mark and _marked(pid, mark)):
                     return False
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -249,11 +249,22 @@ def _kill(pid: int, wanted: bytes | None = None, started: int | None = None,
             os.close(pidfd)
 
 
+def _carries(environ: bytes, token: bytes) -> bool:
+    """Whether an environment (``/proc/<pid>/environ``) carries ``token``: the
+    variable lists the tokens of every session, outermost first, a program was
+    started under (a session that a test of another session started)."""
+    prefix = f"{TOKEN_VAR}=".encode()
+    for entry in environ.split(b"\0"):
+        if entry.startswith(prefix):
+            return token in entry[len(prefix):].split(b",")
+    return False
+
+
 def kill_carriers(token: str, spare: set[int]) -> int:
     """Kill every process whose environment carries ``token``, or which holds the
     marker file named after it (Linux: /proc), until a scan finds none; returns
     how many were killed."""
-    wanted = f"{TOKEN_VAR}={token}".encode()
+    wanted = token.encode()
     mark = f"/memfd:{mark_name(token)}"
     killed = 0
     for _ in range(KILL_PASSES):

@@ -116,10 +116,12 @@ CARRIER = "import os, time; os.environ; time.sleep(1000)"
 
 
 def test_the_guardian_kills_what_carries_the_sessions_token(tmp_path):
-    """A program started with the token in its environment, and a forked copy of
-    a process that holds the marker file, are found; anything else is not."""
+    """A program started with the token in its environment (after its own
+    session's, when a test started that session), and a forked copy of a
+    process that holds the marker file, are found; anything else is not."""
     token = f"test-{os.getpid()}-{time.monotonic_ns()}"
-    env = dict(os.environ, **{guardian.TOKEN_VAR: token})
+    # started by a test of a session that a test of this session started
+    env = dict(os.environ, **{guardian.TOKEN_VAR: f"{token},inner-{time.monotonic_ns()}"})
     carrier = subprocess.Popen([sys.executable, "-c", CARRIER], env=env)
     other = subprocess.Popen([sys.executable, "-c", CARRIER])
     marked = subprocess.Popen([sys.executable, "-c", (

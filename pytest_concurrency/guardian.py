@@ -18,12 +18,13 @@ the session would have to kill:
     the session ended and killed what it had to itself.
 
 When the pipe closes without ``.``, the session died: the guardian kills every
-group and process it was given, and every process whose environment carries
-the session's token (``PYTEST_CONCURRENCY_GUARD=<token>``, which the session
-sets while a concurrent item runs, so that every program the item starts
-inherits it: a thread-mode test's own children, a grandchild that left its
-process group or was re-parented to init).  Then it removes the scratch
-directory.
+group and process it was given, and every process that carries the session's
+token (Linux, from ``/proc``): in its environment (``PYTEST_CONCURRENCY_GUARD``,
+which the session sets while a concurrent item runs, so that every program the
+item starts inherits it: a thread-mode test's own children, a grandchild that
+left its process group or was re-parented to init), or as the name of a file it
+holds open (a copy of the session a test forked, whose environment is the
+session's own).  Then it removes the scratch directory.
 
 It waits for the pipe to close, not for lines to read: a line written to the
 pipe does not wake it (and take a CPU from the session, twice per child
@@ -187,8 +188,8 @@ def start_time(pid: int) -> int | None:
 
 
 def mark_name(token: str) -> str:
-    """The name of the (empty, in-memory) file the session holds open while a
-    concurrent item runs: every process it forks inherits the descriptor."""
+    """The name of the (empty, in-memory) file a process forked while a concurrent
+    item runs holds open (and what it forks in turn inherits)."""
     return f"{MARK_PREFIX}{token}"
 
 

@@ -317,12 +317,16 @@ def test_a_process_outliving_its_worker_dies_with_the_session(pytester, pid_dir,
     (a process-mode child) exited: the grandchild is killed, and the item,
     whose leak check never ran, is interrupted, not passed."""
     pytester.makepyfile(test_outlived=SLOW_TEARDOWN.format(mode=mode))
-    session = start("--concurrency-report=r.json", "--concurrency-report=r.md")
+    session = start("--concurrency-report=r.json", "--concurrency-report=r.md",
+                    "--concurrency-save-baseline", "--concurrency-baseline=base.json")
     wait_for(lambda: (marks / "teardown").exists())
     assert len(still_running(pid_dir)) == 2
     session.send_signal(signum)
     out, _ = session.communicate(timeout=60)
     interrupted_report(pytester, session, signum, out)
+    if signum != signal.SIGKILL:  # its call passed, and it is no baseline's
+        saved = json.loads((pytester.path / "base.json").read_text())
+        assert all(not entries for entries in saved["machines"].values())
     wait_for(lambda: not still_running(pid_dir), 15)
     wait_for(lambda: not scratch_dirs(session.pid), 15)
 

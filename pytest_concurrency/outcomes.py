@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 import pluggy
 import pytest
 
+from . import standins, texts
 from .compat import ReprFileLocation, TerminalRepr, TerminalWriter, Traceback, TracebackEntry
 from .context import WorkerInfo
 
@@ -149,11 +150,29 @@ def _filter(excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
 
 
 def format_exception(exc: BaseException, style: str = "long") -> str:
-    """Format like pytest would, assertion-rewrite detail included."""
+    """Format like pytest would, assertion-rewrite detail included.  An exception
+    too big to format whole is formatted as its stand-in (see standins.py), one
+    pytest cannot format at all as the traceback module does, and the text is
+    bounded in bytes and lines (see texts.py)."""
     if isinstance(exc, Failed) and not exc.pytrace:
-        return str(exc.msg)
-    if style == "native":
-        return "".join(traceback.format_exception(exc)).rstrip()
+        return texts.middle(texts.safe_str(exc.msg))
+    shown = standins.bounded(exc)
+    try:
+        text = _native(shown) if style == "native" else _pytest_format(shown, style)
+    except Exception:  # noqa: BLE001 - e.g. __notes__ that is no list of strings
+        try:
+            text = _native(shown)
+        except Exception as error:  # noqa: BLE001 - nothing can format it
+            text = (f"{_summary(exc)}\n(its traceback could not be formatted: "
+                    f"{_summary(error)})")
+    return texts.middle(text)
+
+
+def _native(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
+def _pytest_format(exc: BaseException, style: str) -> str:
     # pytest's "line" and "no" are "short" here, any other style "long"
     short = style in ("short", "line", "no")
     info = pytest.ExceptionInfo.from_exception(exc)
@@ -177,11 +196,7 @@ def _key(exc: BaseException) -> tuple[Any, ...]:
     return (type(exc).__module__, type(exc).__qualname__, frames)
 
 
-def _summary(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    name = type(exc).__qualname__
-    return f"{name}: {first}" if first else name
+_summary = standins.summary
 
 
 def describe(raw: Iterable[tuple[BaseException, WorkerInfo]], style: str) -> list[Failure]:
@@ -189,22 +204,22 @@ def describe(raw: Iterable[tuple[BaseException, WorkerInfo]], style: str) -> lis
 
     Tracebacks are formatted once per distinct failure.
     """
-    texts: dict[tuple[Any, ...], str] = {}
+    formatted: dict[tuple[Any, ...], str] = {}
     failures = []
     for exc, info in raw:
         key = _key(exc)
         summary = _summary(exc)
         if isinstance(exc, Skipped):
-            kind, text = "skip", str(exc.msg)
+            kind, text = "skip", texts.middle(texts.safe_str(exc.msg))
         elif isinstance(exc, unittest.SkipTest):  # @unittest.skip, self.skipTest()
-            kind, text = "skip", str(exc)
+            kind, text = "skip", texts.middle(texts.safe_str(exc))
         elif isinstance(exc, XFailed):
-            kind, text = "xfail", str(exc.msg)
+            kind, text = "xfail", texts.middle(texts.safe_str(exc.msg))
         else:
             kind = "exception"
-            if (key, summary) not in texts:
-                texts[key, summary] = format_exception(exc, style)
-            text = texts[key, summary]
+            if (key, summary) not in formatted:
+                formatted[key, summary] = format_exception(exc, style)
+            text = formatted[key, summary]
         failures.append(Failure(
             kind=kind, workers=(info.index,), mode=info.mode, pid=info.pid,
             iteration=info.iteration, summary=summary, text=text, key=key, exc=exc,
@@ -212,15 +227,23 @@ def describe(raw: Iterable[tuple[BaseException, WorkerInfo]], style: str) -> lis
     return failures
 
 
+PORTABLE_BYTES = 1024 * 1024  # a pickled exception larger than this stays behind
+
+
 def make_portable(failures: Sequence[Failure]) -> list[Failure]:
-    """Drop exception objects that cannot cross a process boundary."""
+    """Drop exception objects that cannot cross a process boundary: those that
+    cannot be pickled, whose pickling or unpickling raises (anything), or that
+    pickle to more than PORTABLE_BYTES.  Their failures keep their text."""
     out = []
     for failure in failures:
         exc = failure.exc
         if exc is not None:
             try:
-                pickle.loads(pickle.dumps(exc))
-            except Exception:
+                data = pickle.dumps(exc)
+                if len(data) > PORTABLE_BYTES:
+                    raise ValueError("too big to send")
+                pickle.loads(data)
+            except BaseException:  # noqa: BLE001 - a __reduce__ may raise SystemExit too
                 exc = None
             else:
                 exc.__traceback__ = None
@@ -262,6 +285,7 @@ def crash(workers: Sequence[int], mode: str, pid: int, iteration: int | None,
     hint = exit_hint(exitcode)
     if hint:
         details = f"{hint}\n{details}"
+    details = texts.middle(details)
     return Failure(kind="crash", workers=tuple(workers), mode=mode, pid=pid,
                    iteration=iteration, summary=summary, text=details,
                    key=("crash", exitcode, tuple(workers)))
@@ -282,7 +306,8 @@ def timeout(workers: Sequence[int], mode: str, pid: int, seconds: float,
     else:
         summary = f"timed out after {seconds:g}s"
     return Failure(kind="timeout", workers=tuple(workers), mode=mode, pid=pid,
-                   iteration=None, summary=summary, text=details, key=("timeout",))
+                   iteration=None, summary=summary, text=texts.middle(details),
+                   key=("timeout",))
 
 
 # ---------------------------------------------------------------- report
@@ -434,8 +459,10 @@ class WorkerFailures(ExceptionGroup):
 
 
 def _representative(group: Group) -> Exception:
+    """The exception that stands for ``group`` in the WorkerFailures group (pytest
+    formats the group too, before its report is replaced by :func:`render`)."""
     failure = group.first
-    exc = failure.exc
+    exc = standins.bounded(failure.exc) if failure.exc is not None else None
     if failure.kind == "crash":
         exc = WorkerCrashed(f"{failure.label}: {failure.summary}")
     elif failure.kind == "timeout":

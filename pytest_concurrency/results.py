@@ -7,6 +7,8 @@ import dataclasses
 from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .texts import short_repr
+
 if TYPE_CHECKING:
     from .metrics import Measurement
 
@@ -52,17 +54,19 @@ class Results(Sequence[Any]):
 
 def tally_table(counts: Mapping[Any, int], acceptable: Container[Any] | None = None,
                 forbidden: Container[Any] | None = None) -> str:
-    """A plain-text tally, most frequent outcome first, verdict per row."""
+    """A plain-text tally, most frequent outcome first, verdict per row; each
+    outcome by its repr, on one line within texts.REPR_BYTES."""
     total = sum(counts.values())
     rows = []
-    for outcome, n in sorted(counts.items(), key=lambda kv: (-kv[1], repr(kv[0]))):
+    shown = {id(outcome): short_repr(outcome) for outcome in counts}  # each repr once
+    for outcome, n in sorted(counts.items(), key=lambda kv: (-kv[1], shown[id(kv[0])])):
         if acceptable is not None:
             verdict = "ok" if outcome in acceptable else "UNEXPECTED"
         elif forbidden is not None:
             verdict = "FORBIDDEN" if outcome in forbidden else "ok"
         else:
             verdict = ""
-        rows.append((repr(outcome), str(n), f"{100.0 * n / total:.1f}%", verdict))
+        rows.append((shown[id(outcome)], str(n), f"{100.0 * n / total:.1f}%", verdict))
     header = ("outcome", "count", "share", "verdict")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
 
@@ -104,10 +108,10 @@ def rejects(outcome: Any, expect: tuple[Any, ...] | None,
             forbid: tuple[Any, ...] | None) -> str | None:
     """Why ``run_actors(expect=, forbid=)`` rejects ``outcome``; None if it does not."""
     if expect is not None and outcome not in expect:
-        return (f"the outcome {outcome!r} is not one of the expected "
-                f"{', '.join(map(repr, expect))}")
+        return (f"the outcome {short_repr(outcome)} is not one of the expected "
+                f"{', '.join(map(short_repr, expect))}")
     if forbid is not None and outcome in forbid:
-        return f"the outcome {outcome!r} is forbidden"
+        return f"the outcome {short_repr(outcome)} is forbidden"
     return None
 
 
@@ -134,15 +138,15 @@ class Outcomes(collections.Counter):
         for shown, outcome in enumerate(outcomes):
             first = self.first.get(outcome)
             if first is not None and shown < SHOWN:
-                lines.append(f"\nschedule {first.index} produced {outcome!r}:\n"
+                lines.append(f"\nschedule {first.index} produced {short_repr(outcome)}:\n"
                              f"{first.interleaving}\nreplay it with:\n  {first.command}")
             elif outcome in self.replays:
-                lines.append(f"replay a schedule that produced {outcome!r}:\n"
+                lines.append(f"replay a schedule that produced {short_repr(outcome)}:\n"
                              f"  {self.replays[outcome]}")
         return "\n" + "\n".join(lines) if lines else ""
 
     def _reject(self, head: str, table: str, bad: dict[Any, int]) -> AssertionError:
-        ordered = sorted(bad, key=lambda o: (-bad[o], repr(o)))
+        ordered = sorted(bad, key=lambda o: (-bad[o], short_repr(o)))
         error = AssertionError(f"{head}:\n{table}{self._replay_lines(ordered)}")
         error.rejection = Rejection(  # type: ignore[attr-defined]
             ordered[0], self.first.get(ordered[0]), sum(bad.values()))
@@ -155,7 +159,7 @@ class Outcomes(collections.Counter):
         if bad:
             raise self._reject(
                 f"{sum(bad.values())} of {self.total()} rounds had outcomes other than "
-                f"{', '.join(repr(a) for a in acceptable)}",
+                f"{', '.join(short_repr(a) for a in acceptable)}",
                 tally_table(self, acceptable=acceptable), bad)
 
     def forbid(self, *outcomes: Any) -> None:

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from .. import standins, texts
 from . import _orig
 from . import token as _token
 from .accesses import Table
@@ -192,11 +193,13 @@ def _source_dir(obj: object) -> str | None:
 
 
 def _format_exc(exc: BaseException) -> str:
-    """``exc``'s traceback without this package's frames."""
-    exception = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    """``exc``'s traceback without this package's frames, bounded (see texts.py);
+    an exception too big to format whole as its stand-in (see standins.py)."""
+    shown = standins.bounded(exc)
+    exception = traceback.TracebackException(type(shown), shown, shown.__traceback__)
     exception.stack = traceback.StackSummary.from_list(
         [entry for entry in exception.stack if not own_file(entry.filename)])
-    return "".join(exception.format())
+    return texts.middle("".join(exception.format()))
 
 
 class Engine:
@@ -512,7 +515,7 @@ def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any
         assert exc is not None  # error_worker is only ever a worker that raised
         worker, tb = failed.index, _format_exc(exc)
         kind = "assertion" if _is_assertion(exc) else "exception"
-        message = f"worker {failed.index} raised {type(exc).__name__}: {exc}"
+        message = texts.one_line(f"worker {failed.index} raised {standins.summary(exc)}")
     elif schedule.deadlock:
         kind, message = "deadlock", schedule.deadlock
     elif schedule.spin:
@@ -527,7 +530,7 @@ def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any
                 raise  # KeyboardInterrupt, SystemExit, pytest.skip ...
             kind = "assertion" if _is_assertion(error) else "exception"
             exc, tb = error, _format_exc(error)
-            message = f"check failed: {type(error).__name__}: {error}"
+            message = texts.one_line(f"check failed: {standins.summary(error)}")
     if kind is None:
         return None
     token = _token.encode(strategy, seed, index, granularity, len(schedule.engine.actors),

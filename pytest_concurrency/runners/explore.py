@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from .. import context, outcomes
+from .. import context, outcomes, texts
 from ..context import RunContext, WorkerInfo
 from ..options import replay_command
 from ..report.document import all_interleavings
@@ -99,6 +99,7 @@ def _wrapping(worker: functools.partial[Any], user: Callable[..., Any]
 
 
 STEPS_SHOWN = 200  # of a failing schedule, in the reports' interleaving
+OUTCOME_BYTES = 200  # of an outcome's repr, in the reports
 
 
 def exploration(result: ExploreResult, spec: RunSpec, seed: int,
@@ -300,9 +301,9 @@ def run(request: RunRequest) -> RunOutcome:
 
 
 def _outcome(values: object) -> str:
-    """A schedule's outcome as the reports name it: what the workers returned."""
-    text = repr(values)
-    return text if len(text) <= 200 else text[:199] + "\u2026"
+    """A schedule's outcome as the reports name it: what the workers returned, by
+    its repr on one line (a repr that raises named so), within 200 bytes."""
+    return texts.short_repr(values, OUTCOME_BYTES)
 
 
 def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
-from .. import cleanup, originals, outcomes, shipping, watchdog
+from .. import cleanup, originals, outcomes, shipping, texts, watchdog
 from .. import progress as progress_
 from ..spec import RunSpec
 from .child import child_main
@@ -96,14 +96,14 @@ def _start(ctx: multiprocessing.context.BaseContext, jobs: Sequence[ChildJob],
 
 def _tail(path: str, lines: int = STDERR_TAIL_LINES, offset: int = 0) -> str:
     """The last lines of a child's stderr (from ``offset``), pytest's own frames
-    folded away."""
+    folded away, within texts.TAIL_BYTES: only that much of the file is read,
+    and a first line says how much came before."""
     try:
-        with open(path, errors="backslashreplace") as f:
-            f.seek(offset)
-            text = f.read()
+        text, before = texts.read_tail(path, texts.TAIL_BYTES, offset)
     except OSError:
         return ""
-    return "\n".join(outcomes.trim_dump(text.rstrip()).splitlines()[-lines:])
+    return texts.tail(outcomes.trim_dump(text.rstrip()), texts.TAIL_BYTES, lines,
+                      before=before)
 
 
 def _iteration(child: _Child, progress: Progress) -> int | None:
@@ -201,8 +201,8 @@ def _size(path: str) -> int:
 def _read_from(path: str, offset: int) -> str:
     """What a child wrote to ``path`` past ``offset``, thread ids aside (they do
     not change between two dumps of the same stacks)."""
-    try:  # read while the children run: see progress.read_proc
-        text = progress_.read_proc(path, offset).decode(errors="backslashreplace")
+    try:  # read while the children run: with system calls, see texts.read_tail
+        text, _ = texts.read_tail(path, texts.TAIL_BYTES, offset)
     except OSError:
         return ""
     return "\n".join(line for line in text.splitlines()
@@ -379,14 +379,15 @@ def _outputs(children: Sequence[_Child]) -> list[tuple[str, str]]:
             try:
                 if not os.path.getsize(path):
                     continue
-                with open(path, errors="backslashreplace") as f:
-                    text = f.read()
+                text, before = texts.read_tail(path, texts.OUTPUT_BYTES)
             except OSError:
                 continue
             if stream == "stderr":
                 text = outcomes.trim_dump(text)
-                if len(text.splitlines()) <= child.stderr_shown:
+                if not before and len(text.splitlines()) <= child.stderr_shown:
                     continue  # all of it is in the failure report already
             if text:
-                sections.append((f"{label} {stream}", text))
+                sections.append((f"{label} {stream}",
+                                 texts.tail(text, texts.OUTPUT_BYTES, texts.OUTPUT_LINES,
+                                            before=before)))
     return sections

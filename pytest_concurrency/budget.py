@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import numbers
 import re
 from collections.abc import Iterable, Mapping
 
+from pytest_concurrency import parsing
 from pytest_concurrency.stats import Estimate
 
 KEYS = ("wall", "cpu", "memory", "speedup", "efficiency", "throughput", "regression")
@@ -120,13 +120,11 @@ class Verdict:
 
 
 def _error(key: str, value: object, problem: str) -> BudgetError:
-    return BudgetError(f"concurrency_budget: {key}={value!r}: {problem}")
+    return BudgetError(f"concurrency_budget: {key}={parsing.shown(value)}: {problem}")
 
 
 def _parse_one(key: str, value: object) -> Limit:
     kind = _KINDS[key]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
-        raise _error(key, value, kind.expected)
     if isinstance(value, str):
         match = _SPEC.fullmatch(value)
         if match is None:
@@ -135,15 +133,18 @@ def _parse_one(key: str, value: object) -> Limit:
         if scale is None:
             raise _error(key, value, kind.expected)
         op = match["op"] or kind.default_op
-        number = float(match["number"])
+        given: object = match["number"]
         bare = not match["unit"]
         text = value
     else:
-        op, number, scale, bare, text = kind.default_op, float(value), 1.0, True, repr(value)
-    if not math.isfinite(number):
-        raise _error(key, value, kind.expected)
-    if number < 0:
-        raise _error(key, value, f"must not be negative; {kind.expected}")
+        op, given, scale, bare, text = kind.default_op, value, 1.0, True, parsing.shown(value)
+    try:
+        number = parsing.real(given, minimum=0, text=True)
+    except parsing.NumberError as exc:
+        problem = {"large": f"{exc}; ", "range": "must not be negative; "}.get(exc.reason, "")
+        raise _error(key, value, problem + kind.expected) from None
+    if not math.isfinite(number * scale):
+        raise _error(key, value, f"is too large; {kind.expected}")
     if number == 0 and not kind.allow_zero:
         raise _error(key, value, f"must be positive; {kind.expected}")
     if bare and kind.bare_is_fraction and number > 1:
@@ -165,7 +166,8 @@ def parse(kwargs: Mapping[str, object]) -> tuple[Limit, ...]:
             close = difflib.get_close_matches(key, KEYS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise BudgetError(
-                f"concurrency_budget: unknown key {key!r}={kwargs[key]!r}{hint}; expected one "
+                f"concurrency_budget: unknown key {parsing.shown(key)}={parsing.shown(kwargs[key])}"
+                f"{hint}; expected one "
                 f"of " + ", ".join(KEYS)
             )
     return tuple(_parse_one(key, kwargs[key]) for key in KEYS if key in kwargs)

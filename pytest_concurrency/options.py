@@ -132,6 +132,15 @@ def flag(config: pytest.Config, name: str) -> bool:
                           "false") from None
 
 
+def check_flags(config: pytest.Config) -> None:
+    """OptionError naming the first on/off ini value that is neither, read now
+    (some flags are read only when they are needed, such as ``reproduce`` after a
+    failure: a bad value there would fail a test instead of the session)."""
+    for option in OPTIONS:
+        if option.kind in ("flag", "switch"):
+            flag(config, option.name)
+
+
 def paths(config: pytest.Config, name: str) -> list[str]:
     """Absolute paths: from the command line (relative to where pytest was
     invoked), else from the ini file (relative to it)."""

@@ -7,7 +7,6 @@ This is the only place that reads the ``concurrency`` marker and the
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from . import options
+from . import options, parsing
 
 if TYPE_CHECKING:
     from .budget import Limit
@@ -123,26 +122,20 @@ def _choices(values: Iterable[object]) -> str:
 
 
 def _int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(
-            f"{name}={value!r}: expected an integer >= {minimum}, "
-            f"got {type(value).__name__}"
-        )
-    if value < minimum:
-        raise SpecError(f"{name}={value!r}: must be an integer >= {minimum}")
-    return value
+    try:
+        return parsing.integer(value, minimum)
+    except parsing.NumberError as exc:
+        raise SpecError(f"{name}={parsing.shown(value)}: {exc}") from None
 
 
 def _seconds(name: str, value: Any) -> float:
-    """Seconds > 0; above MAX_TIMEOUT (infinity included) clamped to it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(
-            f"{name}={value!r}: expected a number of seconds > 0, "
-            f"got {type(value).__name__}"
-        )
-    if math.isnan(value) or not value > 0:
-        raise SpecError(f"{name}={value!r}: must be a number of seconds > 0")
-    return min(float(value), MAX_TIMEOUT)
+    """Seconds > 0; above MAX_TIMEOUT (infinity and any larger int included)
+    clamped to it."""
+    try:
+        number = parsing.real(value, above=0, infinite=True, what="a number of seconds")
+    except parsing.NumberError as exc:
+        raise SpecError(f"{name}={parsing.shown(value)}: {exc}") from None
+    return min(number, MAX_TIMEOUT)
 
 
 def _strategies() -> tuple[str, ...]:
@@ -194,13 +187,13 @@ def _within(name: str, value: int, what: str, limit: tuple[int, str]) -> None:
     """SpecError if ``value`` (of ``what``: threads, processes) is over ``limit``."""
     most, why = limit
     if value > most:
-        raise SpecError(f"{name}={value!r}: more {what} than can be run at once "
+        raise SpecError(f"{name}={parsing.shown(value)}: more {what} than can be run at once "
                         f"(at most {most}: {why})")
 
 
 def _choice(name: str, value: Any, choices: Collection[str]) -> str:
     if value not in choices:
-        raise SpecError(f"{name}={value!r}: valid choices are {_choices(choices)}")
+        raise SpecError(f"{name}={parsing.shown(value)}: valid choices are {_choices(choices)}")
     return value
 
 
@@ -211,12 +204,14 @@ def check_modes(given: Any, name: str = "modes") -> tuple[str, ...]:
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)) or not value:
         raise SpecError(
-            f"{name}={given!r}: expected a non-empty list of modes from {_choices(MODES)}"
+            f"{name}={parsing.shown(given)}: expected a non-empty list of modes from "
+            f"{_choices(MODES)}"
         )
     for mode in value:
         if mode not in MODES:
             raise SpecError(
-                f"{name}={given!r}: unknown mode {mode!r}; valid modes are {_choices(MODES)}"
+                f"{name}={parsing.shown(given)}: unknown mode {parsing.shown(mode)}; valid "
+                f"modes are {_choices(MODES)}"
             )
     return tuple(dict.fromkeys(value))
 
@@ -228,13 +223,18 @@ def _seed(name: str, value: Any) -> int | None:
 
 
 def _instrument(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = (value,)
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise SpecError(
-            f"instrument={value!r}: expected a list of package names, e.g. ['cachetools']"
-        )
-    return tuple(value)
+    """Package names: dotted identifiers (whether they can be imported is found
+    out when explore runs)."""
+    names = (value,) if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(v, str) for v in names):
+        raise SpecError(f"instrument={parsing.shown(value)}: expected a list of package "
+                        "names, e.g. ['cachetools']")
+    for name in names:
+        if not name or not all(part.isidentifier() for part in name.split(".")):
+            raise SpecError(f"instrument={parsing.shown(value)}: {parsing.shown(name)} is "
+                            "not a package name (dotted identifiers, e.g. 'cachetools' or "
+                            "'mypkg.cache')")
+    return tuple(names)
 
 
 # ---------------------------------------------------------------- settings
@@ -260,15 +260,18 @@ class Settings:
     detect_unsafe: bool = True  # run thread-unsafe tests serially in thread-like modes
 
 
-def _parse_int_text(name: str, text: str, allow_auto: bool = False) -> int:
+def _parse_int_text(name: str, text: str, allow_auto: bool = False,
+                    minimum: int = 1) -> int:
     if allow_auto and text.strip() == "auto":
         return usable_cpus()
     try:
-        return int(text)
-    except ValueError:
+        return parsing.integer(text, minimum, text=True)
+    except parsing.NumberError as exc:
+        if exc.reason != "text":  # digits, out of range
+            raise SpecError(f"{name}={parsing.shown(text)}: {exc}") from None
         raise SpecError(
-            f"{name}={text!r}: expected an integer" + (" or 'auto'" if allow_auto else "")
-        ) from None
+            f"{name}={parsing.shown(text)}: expected an integer"
+            + (" or 'auto'" if allow_auto else "")) from None
 
 
 def settings_from_values(values: Mapping[str, str | None]) -> Settings:
@@ -280,24 +283,17 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
     kwargs: dict[str, Any] = {}
     text = values.get("workers")
     if text:
-        kwargs["workers"] = _int("--concurrency-workers", _parse_int_text(
-            "--concurrency-workers", text, allow_auto=True))
+        kwargs["workers"] = _parse_int_text("--concurrency-workers", text, allow_auto=True)
     for name in ("iterations", "schedules"):
         text = values.get(name)
         if text:
-            kwargs[name] = _int(f"--concurrency-{name}",
-                                _parse_int_text(f"--concurrency-{name}", text))
+            kwargs[name] = _parse_int_text(f"--concurrency-{name}", text)
     text = values.get("seed")
     if text:
-        kwargs["seed"] = _int("--concurrency-seed",
-                              _parse_int_text("--concurrency-seed", text), minimum=0)
+        kwargs["seed"] = _parse_int_text("--concurrency-seed", text, minimum=0)
     text = values.get("timeout")
     if text:
-        try:
-            number = float(text)
-        except ValueError:
-            raise SpecError(f"--concurrency-timeout={text!r}: expected seconds") from None
-        kwargs["timeout"] = _seconds("--concurrency-timeout", number)
+        kwargs["timeout"] = _cli_seconds("--concurrency-timeout", text)
     choices: dict[str, Callable[[], Collection[str]]] = {
         "start_method": lambda: START_METHODS, "strategy": _strategies,
         "leaks": lambda: LEAK_POLICIES}
@@ -310,6 +306,12 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
         kwargs["apply"] = check_modes(text, "--concurrency-apply")
     text = values.get("replay")
     if text:
+        from .explore import token
+
+        try:
+            token.decode(text)  # a token that cannot be replayed stops the session now
+        except token.TokenError as exc:
+            raise SpecError(f"--concurrency-replay={parsing.shown(text)}: {exc}") from None
         kwargs["replay"] = text.strip()
     text = values.get("fixtures")
     if text:
@@ -333,14 +335,23 @@ def timeout_cap(text: str | None, timeout: float, name: str = "--concurrency-tim
         return timeout
     try:
         if text.endswith("x"):
-            factor = float(text[:-1])
-            if not factor >= 1:
-                raise ValueError
+            factor = parsing.real(text[:-1], minimum=1, infinite=True, text=True)
             return min(MAX_TIMEOUT, timeout * factor)
-        return max(timeout, _seconds(name, float(text)))
-    except ValueError:
-        raise SpecError(f"{name}={text!r}: expected 'off', seconds, or a multiple of the "
-                        "timeout such as '10x'") from None
+        return max(timeout, _cli_seconds(name, text))
+    except (parsing.NumberError, SpecError):
+        raise SpecError(f"{name}={parsing.shown(text)}: expected 'off', seconds, or a "
+                        "multiple of the timeout such as '10x'") from None
+
+
+def _cli_seconds(name: str, text: str) -> float:
+    """Seconds from the command line or ini file: a number > 0 or ``inf``; above
+    MAX_TIMEOUT clamped to it."""
+    try:
+        number = parsing.real(text, above=0, infinite=True, text=True,
+                              what="a number of seconds")
+    except parsing.NumberError as exc:
+        raise SpecError(f"{name}={parsing.shown(text)}: {exc}") from None
+    return min(number, MAX_TIMEOUT)
 
 
 # ---------------------------------------------------------------- resolve
@@ -352,8 +363,8 @@ def marker_kwargs(markers: Iterable[pytest.Mark]) -> dict[str, Any]:
     for mark in reversed(list(markers)):
         if mark.args:
             raise SpecError(
-                f"positional arguments {mark.args!r} are not accepted; "
-                f"use keywords, e.g. modes={list(mark.args)!r}"
+                f"positional arguments {parsing.shown(mark.args)} are not accepted; "
+                f"use keywords, e.g. modes={parsing.shown(list(mark.args))}"
             )
         merged.update(mark.kwargs)
     return merged
@@ -366,7 +377,7 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
     unknown = sorted(set(kwargs) - set(MARKER_ARGS))
     if unknown:
         raise SpecError(
-            f"unknown argument {unknown[0]!r}={kwargs[unknown[0]]!r}; "
+            f"unknown argument {unknown[0]!r}={parsing.shown(kwargs[unknown[0]])}; "
             f"valid arguments are {', '.join(MARKER_ARGS)}"
         )
     modes = check_modes(kwargs.get("modes", ("thread",)))
@@ -394,8 +405,9 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
     lock_order = given("lock_order", lambda n, v: _choice(n, v, _lock_order_policies()), None)
     if lock_order not in (None, "ignore") and "explore" not in modes:
         raise SpecError(
-            f"lock_order={lock_order!r}: lock order is checked in explore mode only (thread, "
-            f"process and hybrid runs do not see lock acquisitions); add 'explore' to modes")
+            f"lock_order={parsing.shown(lock_order)}: lock order is checked in explore mode "
+            "only (thread, process and hybrid runs do not see lock acquisitions); add "
+            "'explore' to modes")
 
     common: dict[str, Any] = dict(
         iterations=iterations, timeout=timeout, start_method=start_method,
@@ -477,7 +489,9 @@ def tb_style(config: pytest.Config) -> str:
 
 
 def read_settings(config: pytest.Config) -> Settings:
-    """CLI value if given, else ini value; raises SpecError naming the option."""
+    """CLI value if given, else ini value; raises SpecError (or OptionError)
+    naming the option, for every option of the plugin's, read now or later."""
+    options.check_flags(config)
     settings = settings_from_values({name: options.value(config, name)
                                      for name in SETTINGS_OPTIONS})
     return dataclasses.replace(settings, strict=options.flag(config, "strict"),
@@ -490,7 +504,8 @@ def parse_budget(markers: Iterable[pytest.Mark]) -> tuple[Limit, ...]:
     for mark in reversed(list(markers)):
         if mark.args:
             raise SpecError(
-                f"concurrency_budget takes keywords only, got positional {mark.args!r}"
+                "concurrency_budget takes keywords only, got positional "
+                f"{parsing.shown(mark.args)}"
             )
         merged.update(mark.kwargs)
     if not merged:

@@ -10,6 +10,8 @@ import sysconfig
 from collections.abc import Iterable
 from types import CodeType
 
+from ..standins import summary as _summary
+
 _ACCESS_NAMES = (
     "LOAD_ATTR", "STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR",
     "BINARY_SUBSCR", "STORE_SUBSCR", "DELETE_SUBSCR", "BINARY_SLICE", "STORE_SLICE",
@@ -44,7 +46,11 @@ def package_dirs(names: Iterable[str]) -> tuple[str, ...]:
     """Directories (or single files) of the named packages / modules."""
     out: list[str] = []
     for name in names:
-        spec = importlib.util.find_spec(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        except Exception as exc:  # noqa: BLE001 - importing its parent package raised
+            raise ValueError(f"instrument: cannot find package {name!r}: "
+                             f"{_summary(exc)}") from None
         if spec is None:
             raise ValueError(f"instrument: no importable package named {name!r}")
         if spec.submodule_search_locations:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 import zlib
 from collections.abc import Sequence
@@ -35,12 +36,31 @@ def _rle(values: Sequence[int]) -> str:
     return ".".join(f"{value}*{count}" if count > 1 else str(value) for value, count in runs)
 
 
-def _unrle(text: str) -> list[int]:
-    """``"1*3.0"`` -> ``[1, 1, 1, 0]``."""
+MAX_CHOICES = 10_000_000  # in one token: a schedule of ten million steps
+MAX_WORKERS = 10_000
+_MAX_JSON = 64 * 1024 * 1024  # bytes a token may decompress to
+_RUN = re.compile(r"(-?[0-9]{1,9})(?:\*([0-9]{1,12}))?", re.ASCII)
+_PYTHON = re.compile(r"[0-9]{1,3}\.[0-9]{1,4}", re.ASCII)
+
+
+class TokenError(ValueError):
+    """A replay token that cannot be used; the message says why."""
+
+
+def _unrle(text: str, workers: int) -> list[int]:
+    """``"1*3.0"`` -> ``[1, 1, 1, 0]``; every value a choice among ``workers``
+    (``-(i + 1)``: worker i was detached), at most MAX_CHOICES of them."""
     values: list[int] = []
     for part in filter(None, text.split(".")):
-        value, _, count = part.partition("*")
-        values.extend([int(value)] * (int(count) if count else 1))
+        run = _RUN.fullmatch(part)
+        if run is None:
+            raise TokenError(f"choice {part[:20]!r} is not a worker index")
+        value, count = int(run[1]), int(run[2] or 1)
+        if not -workers <= value < workers:
+            raise TokenError(f"choice {value} is not one of its {workers} workers")
+        if len(values) + count > MAX_CHOICES:
+            raise TokenError(f"more than {MAX_CHOICES:,} choices")
+        values.extend([value] * count)
     return values
 
 
@@ -55,15 +75,76 @@ def encode(strategy: str, seed: int, index: int, granularity: str, workers: int,
 
 
 def decode(token: str) -> TokenData:
-    """Token -> dict(strategy, seed, index, python, granularity, workers, choices)."""
-    if not isinstance(token, str) or not token.startswith(PREFIX):
-        raise ValueError(f"not an explore replay token: {token!r}")
-    body = token[len(PREFIX):].strip()
+    """Token -> dict(strategy, seed, index, python, granularity, workers, choices),
+    every field of its type and range; TokenError (a ValueError) saying what is
+    wrong with it otherwise."""
+    if not isinstance(token, str) or not token.strip().startswith(PREFIX):
+        raise TokenError(f"not an explore replay token (those start with {PREFIX!r})")
+    body = token.strip()[len(PREFIX):]
     try:
-        raw = zlib.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        data = json.loads(raw)
-        return {"strategy": data["s"], "seed": data["seed"], "index": data["i"],
-                "python": data["py"], "granularity": data["g"], "workers": data["w"],
-                "choices": _unrle(data["c"])}
-    except (ValueError, KeyError, zlib.error) as exc:
-        raise ValueError(f"corrupt explore replay token ({exc})") from None
+        return _fields(_json(body))
+    except TokenError as exc:
+        raise TokenError(f"corrupt explore replay token ({exc})") from None
+
+
+def _json(body: str) -> object:
+    """The JSON in a token's body (after its prefix)."""
+    try:
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)),
+                                 _MAX_JSON)
+    except (ValueError, zlib.error):
+        raise TokenError("not base64 of compressed data") from None
+    if inflate.unconsumed_tail:
+        raise TokenError("it decompresses to more than a token can hold")
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise TokenError("nested too deeply") from None
+    except ValueError:  # not JSON, or an integer of thousands of digits
+        raise TokenError("not JSON of a schedule") from None
+
+
+def _fields(data: object) -> TokenData:
+    """The token's fields, checked."""
+    from .instrument import GRANULARITIES
+    from .strategies import STRATEGIES
+
+    if not isinstance(data, dict):
+        raise TokenError("not a record of a schedule")
+    missing = [key for key in ("s", "seed", "i", "py", "g", "w", "c") if key not in data]
+    if missing:
+        raise TokenError(f"no {missing[0]!r} field")
+
+    def whole(key: str, what: str, minimum: int, maximum: int) -> int:
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not minimum <= value <= maximum:
+            raise TokenError(f"{key!r} is {_shown(value)}, not {what}")
+        return value
+
+    def choice(key: str, what: str, choices: tuple[str, ...]) -> str:
+        value = data[key]
+        if value not in choices or not isinstance(value, str):
+            raise TokenError(f"{key!r} is {_shown(value)}, not {what}")
+        return value
+
+    strategy = choice("s", "a strategy", STRATEGIES)
+    granularity = choice("g", "a granularity", GRANULARITIES)
+    seed = whole("seed", "a seed", 0, 2**64 - 1)
+    index = whole("i", "a schedule number", 0, 2**63 - 1)
+    workers = whole("w", "a number of workers", 1, MAX_WORKERS)
+    python = data["py"]
+    if not isinstance(python, str) or not _PYTHON.fullmatch(python):
+        raise TokenError(f"'py' is {_shown(python)}, not a Python version")
+    if not isinstance(data["c"], str):
+        raise TokenError(f"'c' is {_shown(data['c'])}, not the schedule's choices")
+    return {"strategy": strategy, "seed": seed, "index": index, "python": python,
+            "granularity": granularity, "workers": workers,
+            "choices": _unrle(data["c"], workers)}
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value) if value is None or isinstance(value, (str, int, float)) \
+        else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."

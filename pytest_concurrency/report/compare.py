@@ -11,14 +11,18 @@ the interval's low end is more than ``threshold`` above the baseline's median;
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Any
+
+from .. import parsing
 
 DEFAULT_THRESHOLD = 0.10
 MODES = ("thread", "process", "hybrid")  # compared; explore's tracing is no benchmark
 STATS = ("median",)  # every stored value is a median
 _RULE = re.compile(
-    r"\s*(?:(?P<stat>[a-z]+)\s*:)?\s*(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<pct>%?)\s*")
+    r"\s*(?:(?P<stat>[a-z]+)\s*:)?\s*(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<pct>%?)\s*",
+    re.ASCII)
 
 
 class CompareError(ValueError):
@@ -40,16 +44,20 @@ def parse_rule(text: str, what: str = "--concurrency-compare-fail") -> Rule:
     """``'median:10%'``, ``'10%'`` or ``'0.1'`` -> Rule('median', 0.1)."""
     match = _RULE.fullmatch(str(text))
     if match is None:
-        raise CompareError(f"{what}={text!r}: expected a threshold like 'median:10%', "
-                           "'10%' or '0.1'")
+        raise CompareError(f"{what}={parsing.shown(text)}: expected a threshold like "
+                           "'median:10%', '10%' or '0.1'")
     stat = match["stat"] or "median"
     if stat not in STATS:
-        raise CompareError(f"{what}={text!r}: {stat!r} is not a statistic it can compare "
+        raise CompareError(f"{what}={parsing.shown(text)}: {parsing.shown(stat)} is not a "
+                           "statistic it can compare "
                            f"(use {', '.join(STATS)}; every stored value is a median)")
-    value = float(match["number"])
+    try:
+        value = parsing.real(match["number"], text=True)
+    except parsing.NumberError as exc:  # digits beyond a float's range
+        raise CompareError(f"{what}={parsing.shown(text)}: the threshold {exc}") from None
     threshold = value / 100 if match["pct"] else value
     if threshold <= 0:
-        raise CompareError(f"{what}={text!r}: the threshold must be above 0")
+        raise CompareError(f"{what}={parsing.shown(text)}: the threshold must be above 0")
     return Rule(stat, threshold)
 
 
@@ -60,24 +68,34 @@ def key(entry: dict[str, Any]) -> str:
 
 def judge(old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: float,
           metric: str = "wall") -> dict[str, Any]:
-    """The baseline verdict of metric ``new`` (a document metric) against ``old``."""
+    """The baseline verdict of metric ``new`` (a document metric) against ``old``.
+    A ratio too large for a float (a baseline of 1e-320 s) is no number the
+    report can hold: the verdict stands, its ratio is None."""
     verdict: dict[str, Any] = {"status": "new", "metric": metric, "ratio": None, "baseline": None,
                "threshold": threshold}
     if old is None or new is None or not old.get("value"):
         return verdict
     base = old["value"]
-    ratio, low, high = new["value"] / base, new["low"] / base, new["high"] / base
+    ratio, low, high = (_ratio(new[field], base) for field in ("value", "low", "high"))
     if new.get("better", "lower") == "higher":  # express as "how much worse": > 1 is worse
-        ratio, low, high = 1 / ratio if ratio else float("inf"), \
-            (1 / high if high else float("inf")), (1 / low if low else float("inf"))
+        low, high = _ratio(1, high), _ratio(1, low)
     if low > 1 + threshold:
         status = "regressed"
     elif high < 1 / (1 + threshold):
         status = "improved"
     else:
         status = "unchanged"
-    verdict.update(status=status, ratio=new["value"] / base, baseline=base)
+    verdict.update(status=status, ratio=ratio if math.isfinite(ratio) else None,
+                   baseline=base)
     return verdict
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b``, infinite (with the sign of ``a``) where that overflows or ``b`` is 0."""
+    try:
+        return a / b if b else math.copysign(math.inf, a) if a else 1.0
+    except OverflowError:
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def regression(old: dict[str, Any], new_value: float, new_low: float,

@@ -86,7 +86,8 @@ import subprocess
 import sys
 from typing import Any
 
-SCHEMA = 1
+from . import schema
+from .schema import SCHEMA
 
 # metric -> (unit, which direction is better)
 METRICS = {
@@ -183,88 +184,76 @@ def new(run: dict[str, Any], tests: list[dict[str, Any]]) -> dict[str, Any]:
 
 def check(data: object, path: str, kind: str = "report") -> dict[str, Any]:
     """``data`` if it is a schema-1 document of ``kind`` whose every field the
-    readers rely on has its type, else a ReportError naming the file and the
-    first bad field, e.g. ``malformed report: r.json: tests[0].metrics.wall.value
-    is not a number``."""
+    readers rely on has its type (see schema.py), else a ReportError naming the
+    file and the first bad field, e.g. ``malformed report: r.json:
+    tests[0].metrics.wall.value is not a number``."""
     if not isinstance(data, dict) or "schema" not in data:
         raise ReportError(f"{path}: not a pytest-concurrency {kind} (no \"schema\" field)")
     if data["schema"] != SCHEMA:
-        raise ReportError(f"{path}: {kind} schema {data['schema']!r} is not supported "
+        raise ReportError(f"{path}: {kind} schema {_shown(data['schema'])} is not supported "
                           f"(this version reads schema {SCHEMA})")
     field = "tests" if kind == "report" else "machines"
     expected = list if kind == "report" else dict
     if not isinstance(data.get(field), expected):
         raise ReportError(f"{path}: not a pytest-concurrency {kind} "
                           f"(\"{field}\" missing or malformed)")
-    try:
-        if kind == "report":
-            _check_report(data)
-        else:
-            _check_baseline(data)
-    except _Malformed as exc:
-        raise ReportError(f"malformed {kind}: {path}: {exc}") from None
+    found = schema.problem(data, schema.REPORT if kind == "report" else schema.BASELINE)
+    if found:
+        raise ReportError(f"malformed {kind}: {path}: {found}")
+    if kind == "report":
+        data.setdefault("run", {})
     return data
 
 
-class _Malformed(Exception):
-    """The first field of a document that is not as the schema says."""
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _object(value: object, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Malformed(f"{where} is not an object")
-    return value
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
-def _check_metrics(metrics: object, where: str) -> None:
-    for key, metric in _object(metrics, where).items():
-        metric = _object(metric, f"{where}.{key}")
-        for field in ("value", "low", "high"):
-            if (field == "value" or field in metric) and not _number(metric.get(field)):
-                raise _Malformed(f"{where}.{key}.{field} is not a number")
-
-
-def _check_report(data: dict[str, Any]) -> None:
-    if not isinstance(data.setdefault("run", {}), dict):
-        raise _Malformed("run is not an object")
-    for index, entry in enumerate(data["tests"]):
-        where = f"tests[{index}]"
-        entry = _object(entry, where)
-        for field in ("nodeid", "test", "mode", "layout"):
-            if not isinstance(entry.get(field), str):
-                raise _Malformed(f"{where}.{field} is missing or not a string")
-        _check_metrics(entry.get("metrics", {}), f"{where}.metrics")
-
-
-def _check_baseline(data: dict[str, Any]) -> None:
-    for machine, entries in data["machines"].items():
-        where = f"machines[{machine!r}]"
-        for key, stored in _object(entries, where).items():
-            _check_metrics(_object(stored, f"{where}[{key!r}]").get("metrics"),
-                           f"{where}[{key!r}].metrics")
+def parse(text: str, path: str, kind: str = "report") -> dict[str, Any]:
+    """A file's ``text`` as a checked document; every problem is one ReportError
+    naming the file."""
+    try:
+        data = schema.parse(text)
+    except schema.Unusable as exc:
+        raise ReportError(f"{path}: corrupt {kind} ({exc})") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise ReportError(f"{path}: corrupt {kind} (not JSON: {exc})") from None
+    return check(data, path, kind)
 
 
 def load(path: str, kind: str = "report") -> dict[str, Any]:
     """Read and check a schema-1 file; every problem is one ReportError naming it."""
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+            text = f.read()
     except FileNotFoundError:
         raise ReportError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ReportError(f"{path}: is a directory, not a file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path}: cannot read it: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: corrupt {kind} (not JSON: {exc})") from None
-    return check(data, path, kind)
+    return parse(text, path, kind)
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+    """``data`` as the JSON text of a file; a number that is not finite (JSON has
+    no Infinity or NaN, and no reader could use it) is written as null."""
+    try:
+        return json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    except ValueError:  # every writer means to store finite numbers: a safety net
+        return json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every float that is not finite replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def regressions_first(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -234,9 +234,12 @@ def aligned(rows: Sequence[Sequence[str]], right: Container[int] = ()) -> list[s
 
 def change(ratio: float | None) -> str:
     """A ratio new/old as a signed percentage: ``+31%``, ``-19%``; ``=`` when it
-    rounds to no change, ``-`` when unknown."""
+    rounds to no change, ``-`` when unknown; a change of a million percent or
+    more as the ratio itself (``x2.5e+07``)."""
     if ratio is None:
         return MISSING
+    if not abs(ratio - 1) < 10_000:  # NaN and infinities too
+        return f"x{ratio:.3g}"
     percent = round((ratio - 1) * 100)
     return "=" if percent == 0 else f"{percent:+d}%"
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import cleanup, ending, metrics, progress, watchdog
+from . import cleanup, ending, metrics, progress, texts, watchdog
 
 if TYPE_CHECKING:
     import psutil  # imported when a test left processes behind: rarely, and not before
@@ -210,7 +210,8 @@ def _describe_process(proc: psutil.Process) -> str:
             if status == psutil.STATUS_ZOMBIE:
                 return f"process {proc.pid} ({proc.name()}), a zombie: exited, never waited for"
             cmd = " ".join(proc.cmdline()) or proc.name()
-            return f"process {proc.pid} ({cmd}), {status}, parent {proc.ppid()}"
+            return f"process {proc.pid} ({texts.one_line(cmd, texts.REPR_BYTES)}), {status}, " \
+                f"parent {proc.ppid()}"
     except psutil.Error:
         return f"process {proc.pid} (gone while being described)"
 
@@ -231,7 +232,7 @@ def describe(leaks: Leaks, policy: str, grace: float = GRACE) -> str:
     frames = sys._current_frames()
     for thread in leaks.threads:
         kind = "daemon thread" if thread.daemon else "thread"
-        lines.append(f"\n{kind} {thread.name!r} (ident {thread.ident}):")
+        lines.append(f"\n{kind} {texts.short_repr(thread.name)} (ident {thread.ident}):")
         frame = frames.get(thread.ident) if thread.ident is not None else None
         if frame is not None:
             lines.append("".join(traceback.format_stack(frame)).rstrip())
@@ -241,7 +242,7 @@ def describe(leaks: Leaks, policy: str, grace: float = GRACE) -> str:
     if leaks.processes:
         lines.append("")
         lines += [f"{_describe_process(p)}: killed" for p in leaks.processes]
-    return "\n".join(lines)
+    return texts.middle("\n".join(lines))
 
 
 def kill(leaks: Leaks) -> None:

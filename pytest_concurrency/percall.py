@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, TextIO, cast
 
 import pytest
 
-from . import compat, context, coroutines, instances, loglevels
+from . import compat, context, coroutines, instances, loglevels, standins
 from .context import CallKey, WorkerInfo
 
 _STAMP = loglevels.STAMP  # LogRecord attribute: the call that logged it
@@ -41,7 +41,7 @@ class FixtureSetupError(Exception):
     fixture, for which worker and iteration."""
 
     def __init__(self, where: str, exc: BaseException) -> None:
-        super().__init__(f"{where}: {type(exc).__name__}: {exc}")
+        super().__init__(f"{where}: {standins.summary(exc)}")
         self.where = where
 
 
@@ -434,8 +434,8 @@ class FixtureSets:
         whose = f" after worker {info.index}'s call in iteration {info.iteration}" \
             if info is not None else ""
         raise FixtureTeardownError(
-            f"fixture {name!r} failed to tear down{whose}: {type(exc).__name__}: "
-            f"{exc}") from exc
+            f"fixture {name!r} failed to tear down{whose}: "
+            f"{standins.summary(exc)}") from exc
 
 
 class InContext:

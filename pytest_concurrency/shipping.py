@@ -20,7 +20,7 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from . import compat
+from . import compat, standins, texts
 
 if TYPE_CHECKING:
     import pytest
@@ -37,7 +37,8 @@ def pack(target: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str,
         return pickle.dumps((target, args, dict(kwargs)))
     except Exception:  # noqa: BLE001 - find which part failed below
         pass
-    parts = [("the target " + getattr(target, "__qualname__", repr(target)), target)]
+    parts = [("the target " + getattr(target, "__qualname__", texts.short_repr(target)),
+              target)]
     parts += [(f"{arg_kind} {i}", value) for i, value in enumerate(args)]
     parts += [(f"{arg_kind} {name!r}", value) for name, value in kwargs.items()]
     for what, value in parts:
@@ -46,7 +47,7 @@ def pack(target: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str,
         except Exception as exc:  # noqa: BLE001
             raise ShippingError(
                 f"{what} ({_type_name(value)}) cannot be pickled for "
-                f"start_method={start_method!r}: {type(exc).__name__}: {exc}. "
+                f"start_method={start_method!r}: {standins.summary(exc)}. "
                 f"Use start_method='fork', or make it picklable (define it at "
                 f"module level, or build it inside the test body)."
             ) from None

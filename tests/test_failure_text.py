@@ -205,3 +205,53 @@ def test_an_outcome_whose_repr_raises_is_tallied(pytester, run, mode):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*<Odd object; repr() raised RuntimeError: no repr>*"])
     assert "INTERNALERROR" not in result.stdout.str()
+
+
+def test_unruly_exceptions_and_names_outside_the_body_are_reported_too(pytester, run):
+    """A per-worker fixture's error, a return value whose pickling raises, and a
+    leaked thread with a megabyte of name."""
+    pytester.makepyfile(test_around="""
+        import threading
+
+        import pytest
+
+        class BadStr(Exception):
+            def __str__(self):
+                raise RuntimeError("str is broken")
+
+        @pytest.fixture
+        def broken():
+            raise BadStr("fixture")
+
+        @pytest.mark.concurrency(modes=["thread"], workers=2, fixtures="per-worker")
+        def test_fixture(broken):
+            pass
+
+        class Unsendable:
+            def __reduce__(self):
+                raise BadStr("reduce")
+
+        @pytest.mark.concurrency(modes=["process"], workers=2)
+        def test_return_value():
+            return Unsendable()
+
+        STOP = threading.Event()
+
+        @pytest.mark.concurrency(modes=["thread"], workers=1)
+        def test_leaked_thread():
+            threading.Thread(target=STOP.wait, name="n" * 1_000_000, daemon=True).start()
+
+        def test_stop():
+            STOP.set()
+        """)
+    result = run("--concurrency-report", "r.json")
+    result.assert_outcomes(failed=1, passed=2, errors=2)
+    output = result.stdout.str()
+    assert len(output) < 100_000
+    assert "exited with status" not in output and "RuntimeError: str is broken\n" not in output
+    result.stdout.fnmatch_lines_random([
+        "*a return value could not be sent to the parent: BadStr (its message could not be "
+        "formatted: str() raised RuntimeError: str is broken)*",
+        "*BadStr*",
+        "*daemon thread 'nnnnnnnn*...*",
+    ])

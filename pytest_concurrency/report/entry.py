@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .. import spec
+from .. import spec, texts
 from ..options import replay_command
 from . import document
 
@@ -178,8 +178,8 @@ def failures_of(exc: BaseException, nodeid: str, data: dict[str, Any]) -> list[d
             found.append(failure(first.kind, first.summary, first.text, workers,
                                  first.iteration, first.replay, nodeid))
         return found
-    text = str(exc).strip()
-    summary = text.splitlines()[0] if text else type(exc).__name__
+    text = texts.middle(texts.safe_str(exc).strip())
+    summary = texts.one_line(text) if text else type(exc).__name__
     if any(v["verdict"] in ("fail", "inconclusive") for v in data.get("budget", ())) \
             and text.startswith("concurrency budget"):
         # the verdict that failed the test, before one that only stayed inconclusive
@@ -195,8 +195,8 @@ def leak(item: pytest.Item, message: str) -> None:
     """A teardown that found threads or processes left running."""
     data = item.stash.get(DATA, None)
     if data is not None:
-        first = message.strip().splitlines()[0]
-        data["failures"].append(failure("leak", first, message))
+        message = texts.middle(message)
+        data["failures"].append(failure("leak", texts.one_line(message), message))
 
 
 def for_report(item: pytest.Item, report: pytest.TestReport,

@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, TextIO
 
-from .. import childcov, cleanup, originals, outcomes, shipping, watchdog
+from .. import childcov, cleanup, originals, outcomes, shipping, standins, watchdog
 from ..context import RunContext, WorkerInfo
 from .crossing import DUMP_SIGNAL, ChildJob
 from .workers import run_workers
@@ -142,8 +142,7 @@ def _unpicklable_values(values: dict[int, list[Any]], exc: Exception,
     return outcomes.Failure(
         kind="exception", workers=tuple(values), mode=info.mode, pid=info.pid,
         iteration=None,
-        summary=f"a return value could not be sent to the parent: "
-                f"{type(exc).__name__}: {exc}",
+        summary=f"a return value could not be sent to the parent: {standins.summary(exc)}",
         text="Return picklable values from the body in process and hybrid mode.",
         key=("unpicklable-return", type(exc).__name__),
     )

@@ -59,6 +59,15 @@ def test_a_marker_argument_is_taken_or_refused_naming_it(name, value):
             assert run_spec.seed is None or 0 <= run_spec.seed <= parsing.MAX_INT
 
 
+@pytest.mark.parametrize("value", [*ODD_VALUES, ["thread", 7], "thread," * 1000, [[]]],
+                         ids=ids([*ODD_VALUES, [], "", [[]]]))
+def test_modes_are_taken_or_refused_naming_them(value):
+    try:
+        spec.resolve({"modes": value}, Settings())
+    except SpecError as exc:
+        one_sentence(str(exc), "modes=")
+
+
 BUDGET_VALUES = [*ODD_VALUES, "1e400", "1" + "0" * 400, "nan", "inf", "1e308min", "-1s", "٣s"]
 
 

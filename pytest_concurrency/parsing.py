@@ -19,11 +19,11 @@ the value with :func:`shown` (a 5,000-digit number is not echoed whole).
 
 from __future__ import annotations
 
-import decimal
 import math
 import numbers
 import re
 import sys
+from typing import SupportsFloat, cast
 
 from . import texts
 
@@ -54,6 +54,13 @@ def shown(value: object) -> str:
 
 def _kind(value: object) -> str:
     return type(value).__name__
+
+
+def _is_real(value: object) -> bool:
+    """A real number: any ``numbers.Real``, or a ``Decimal`` (registered as a Number
+    that is not Complex; decimal is not imported for it)."""
+    return isinstance(value, numbers.Real) or (
+        isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex))
 
 
 def integer(value: object, minimum: int = 0, maximum: int = MAX_INT,
@@ -93,13 +100,14 @@ def real(value: object, *, above: float | None = None, minimum: float | None = N
         if not _REAL_TEXT.fullmatch(value):
             raise NumberError(f"expected {what}{bound}", "text")
         number = float(value)
-    elif isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
+    elif isinstance(value, bool) or not _is_real(value):
         raise NumberError(f"expected {what}{bound}, got {_kind(value)}", "type")
     else:
+        real = cast("SupportsFloat", value)
         try:
-            number = float(value)
+            number = float(real)
         except OverflowError:  # an int or Fraction beyond a float's range
-            number = math.inf if value > 0 else -math.inf  # type: ignore[operator]
+            number = math.inf if real > 0 else -math.inf  # type: ignore[operator]
         except (ValueError, ArithmeticError):  # a signalling Decimal NaN
             number = math.nan
     if math.isinf(number) and number > 0 and not infinite:

@@ -126,7 +126,8 @@ def failed_after(exploration: dict[str, Any], exc: BaseException) -> dict[str, A
     run = exploration.get("schedules") or 0
     rejection = rejection_of(exc)
     if rejection is not None:
-        what = (f"the test rejected outcome {rejection.outcome!r} ({rejection.rejected} of "
+        what = (f"the test rejected outcome {texts.short_repr(rejection.outcome)} "
+                f"({rejection.rejected} of "
                 f"{run} schedule{'s' if run != 1 else ''})")
         first = rejection.first
         if first is not None:
@@ -134,10 +135,9 @@ def failed_after(exploration: dict[str, Any], exc: BaseException) -> dict[str, A
                 "schedule": first.index, "kind": "rejected outcome", "worker": None,
                 "message": what, "total_steps": first.total_steps, "steps": first.steps}
     else:
-        text = str(exc).strip()
-        what = f"the test failed after it: {type(exc).__name__}"
-        if text:
-            what += f": {text.splitlines()[0]}"
+        from ..standins import summary
+
+        what = f"the test failed after it: {summary(exc)}"
     searched = f"{run} schedule{'s' if run != 1 else ''} explored"
     if exploration.get("complete"):
         count = exploration.get("distinct") or run
@@ -165,10 +165,10 @@ def failures_of(exc: BaseException, nodeid: str, data: dict[str, Any]) -> list[d
         schedule = rejection.first
         where = f"; first in schedule {schedule.index}" if schedule is not None else ""
         count = rejection.rejected
-        return [failure("race", f"rejected outcome {rejection.outcome!r} ({count} "
-                                f"round{'s' if count != 1 else ''}{where})",
-                        str(exc), replay=schedule.token if schedule is not None else None,
-                        nodeid=nodeid)]
+        return [failure("race", f"rejected outcome {texts.short_repr(rejection.outcome)} "
+                                f"({count} round{'s' if count != 1 else ''}{where})",
+                        texts.middle(texts.safe_str(exc)),
+                        replay=schedule.token if schedule is not None else None, nodeid=nodeid)]
 
     if isinstance(exc, outcomes.WorkerFailures):
         found = []

@@ -7,7 +7,8 @@ limits, comparison thresholds), turned into ints and floats one way.
   point and an exponent for reals; never ``nan``, a Unicode digit or an
   underscore.
 - Integers are whole numbers from ``minimum`` to MAX_INT (the most that fits
-  in the 64 bits the process runners share), however large the Python int.
+  in 64 bits: seeds, as replay tokens hold them, and worker counts) or, for
+  counts (iterations, schedules), without a maximum.
 - Reals are finite: NaN, an infinity (unless ``infinite`` is allowed, for
   values that clamp, like a timeout), an int or text too large for a float
   are errors, never an OverflowError.
@@ -28,6 +29,7 @@ from typing import SupportsFloat, cast
 from . import texts
 
 MAX_INT = 2**63 - 1
+MAX_DIGITS = 4000  # of an integer written as text
 SHOWN_BYTES = 60  # of a bad value, echoed in an error message
 
 _INT_TEXT = re.compile(r"\s*[+-]?0*(?P<digits>[0-9]+)\s*", re.ASCII)
@@ -63,24 +65,26 @@ def _is_real(value: object) -> bool:
         isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex))
 
 
-def integer(value: object, minimum: int = 0, maximum: int = MAX_INT,
+def integer(value: object, minimum: int = 0, maximum: int | None = MAX_INT,
             text: bool = False) -> int:
-    """``value`` as an int from ``minimum`` to ``maximum``; ``text``: a string of
-    ASCII digits is read too."""
+    """``value`` as an int from ``minimum`` to ``maximum`` (None: no maximum, for
+    counts that never cross a process boundary); ``text``: a string of ASCII
+    digits is read too, of at most MAX_DIGITS digits."""
     bound = f" >= {minimum}"
     if isinstance(value, str) and text:
         match = _INT_TEXT.fullmatch(value)
         if match is None:
             raise NumberError(f"expected an integer{bound}", "text")
-        if len(match["digits"]) > len(str(MAX_INT)):  # int() refuses 4,300 digits
+        if len(match["digits"]) > MAX_DIGITS:  # int() refuses 4,300
             raise NumberError(f"must be an integer{bound}" if "-" in value else
+                              f"has more than {MAX_DIGITS:,} digits" if maximum is None else
                               f"must be an integer <= {maximum}", "range")
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise NumberError(f"expected an integer{bound}, got {_kind(value)}", "type")
     if value < minimum:
         raise NumberError(f"must be an integer{bound}", "range")
-    if value > maximum:
+    if maximum is not None and value > maximum:
         raise NumberError(f"must be an integer <= {maximum}", "range")
     return value
 

@@ -121,11 +121,18 @@ def _choices(values: Iterable[object]) -> str:
     return ", ".join(repr(v) for v in values)
 
 
-def _int(name: str, value: Any, minimum: int = 1) -> int:
+def _int(name: str, value: Any, minimum: int = 1,
+         maximum: int | None = parsing.MAX_INT) -> int:
     try:
-        return parsing.integer(value, minimum)
+        return parsing.integer(value, minimum, maximum)
     except parsing.NumberError as exc:
         raise SpecError(f"{name}={parsing.shown(value)}: {exc}") from None
+
+
+def _count(name: str, value: Any) -> int:
+    """A count >= 1 without a maximum (iterations, schedules): a loop's bound, which
+    the timeout ends."""
+    return _int(name, value, 1, None)
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -261,11 +268,11 @@ class Settings:
 
 
 def _parse_int_text(name: str, text: str, allow_auto: bool = False,
-                    minimum: int = 1) -> int:
+                    minimum: int = 1, maximum: int | None = parsing.MAX_INT) -> int:
     if allow_auto and text.strip() == "auto":
         return usable_cpus()
     try:
-        return parsing.integer(text, minimum, text=True)
+        return parsing.integer(text, minimum, maximum, text=True)
     except parsing.NumberError as exc:
         if exc.reason != "text":  # digits, out of range
             raise SpecError(f"{name}={parsing.shown(text)}: {exc}") from None
@@ -287,7 +294,7 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
     for name in ("iterations", "schedules"):
         text = values.get(name)
         if text:
-            kwargs[name] = _parse_int_text(f"--concurrency-{name}", text)
+            kwargs[name] = _parse_int_text(f"--concurrency-{name}", text, maximum=None)
     text = values.get("seed")
     if text:
         kwargs["seed"] = _parse_int_text("--concurrency-seed", text, minimum=0)
@@ -387,7 +394,7 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
         return fallback if value is None else check(name, value)
 
     workers = given("workers", _int, settings.workers)
-    iterations = given("iterations", _int, settings.iterations)
+    iterations = given("iterations", _count, settings.iterations)
     processes = given("processes", _int, None)
     threads = given("threads", _int, None)
     timeout = given("timeout", _seconds, settings.timeout)
@@ -395,7 +402,7 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
         "start_method", lambda n, v: _choice(n, v, START_METHODS),
         settings.start_method or default_start_method(),
     )
-    schedules = given("schedules", _int, settings.schedules)
+    schedules = given("schedules", _count, settings.schedules)
     strategy = given("strategy", lambda n, v: _choice(n, v, _strategies()), settings.strategy)
     seed = _seed("seed", kwargs["seed"]) if kwargs.get("seed") is not None else settings.seed
     instrument = _instrument(kwargs.get("instrument", ()))

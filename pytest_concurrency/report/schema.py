@@ -10,8 +10,9 @@ reader of the files relies on: ``python -m pytest_concurrency show``,
 they do not read may hold anything (a newer writer's additions are kept).
 
 :func:`parse` reads a file's text as JSON that can be used: no ``NaN`` or
-``Infinity`` (which JSON does not have), no number beyond a float's range, no
-nesting deeper than MAX_DEPTH; :func:`problem` names the first field that is
+``Infinity`` (which JSON does not have), no real number beyond a float's
+range, no integer of more digits than Python reads, no nesting deeper than
+MAX_DEPTH; :func:`problem` names the first field that is
 not as the schema says (``tests[0].metrics.wall.value is not a number``).
 Both are cheap next to reading the file: a walk over its values.
 """
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 SCHEMA = 1
 MAX_DEPTH = 32  # the documents nest 7 deep; a file nested deeper is not one of them
-MAX_DIGITS = 300  # of an integer: any longer is beyond a float's range
+MAX_DIGITS = 4300  # of an integer: Python's own limit for reading one
 
 STRING: dict[str, Any] = {"type": "string"}
 NUMBER: dict[str, Any] = {"type": "number"}
@@ -164,7 +166,7 @@ def _depth(data: Any) -> int:
 _TYPES = {
     "string": (lambda v: isinstance(v, str), "a string"),
     "number": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-               and (isinstance(v, int) or math.isfinite(v)), "a number"),
+               and -sys.float_info.max <= v <= sys.float_info.max, "a number"),
     "integer": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "boolean": (lambda v: isinstance(v, bool), "true or false"),
     "object": (lambda v: isinstance(v, dict), "an object"),

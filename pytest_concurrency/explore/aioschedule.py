@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Protocol
 
+from .. import texts
 from . import _orig, aiowaits
 from .accesses import ALL, NOTHING, Event, Objects
 from .aioloop import Entry, ExploreLoop, Site
@@ -536,7 +537,8 @@ class AsyncSchedule:
         if self.finished or entry is None:
             return  # a task destroyed with its schedule, a future nobody read: not ours
         exc = context.get("exception")
-        self.callback_errors.append(f"{context.get('message')}: {exc!r}")
+        self.callback_errors.append(f"{texts.safe_str(context.get('message'))}: "
+                                    f"{texts.short_repr(exc)}")
 
     def caller_site(self) -> Site | None:
         """The innermost user-code frame of the loop thread now."""

@@ -47,17 +47,16 @@ class TokenError(ValueError):
     """A replay token that cannot be used; the message says why."""
 
 
-def _unrle(text: str, workers: int) -> list[int]:
-    """``"1*3.0"`` -> ``[1, 1, 1, 0]``; every value a choice among ``workers``
-    (``-(i + 1)``: worker i was detached), at most MAX_CHOICES of them."""
+def _unrle(text: str) -> list[int]:
+    """``"1*3.0"`` -> ``[1, 1, 1, 0]``: worker indices (the actors', then threads
+    or tasks they started; ``-(i + 1)``: worker i was detached), at most
+    MAX_CHOICES of them.  An index no worker has makes the replay diverge."""
     values: list[int] = []
     for part in filter(None, text.split(".")):
         run = _RUN.fullmatch(part)
         if run is None:
             raise TokenError(f"choice {part[:20]!r} is not a worker index")
         value, count = int(run[1]), int(run[2] or 1)
-        if not -workers <= value < workers:
-            raise TokenError(f"choice {value} is not one of its {workers} workers")
         if len(values) + count > MAX_CHOICES:
             raise TokenError(f"more than {MAX_CHOICES:,} choices")
         values.extend([value] * count)
@@ -130,7 +129,8 @@ def _fields(data: object) -> TokenData:
         return value
 
     strategy = choice("s", "a strategy", STRATEGIES)
-    granularity = choice("g", "a granularity", GRANULARITIES)
+    # "await": the schedules of asyncio tasks, which switch only where they await
+    granularity = choice("g", "a granularity", (*GRANULARITIES, "await"))
     seed = whole("seed", "a seed", 0, 2**64 - 1)
     index = whole("i", "a schedule number", 0, 2**63 - 1)
     workers = whole("w", "a number of workers", 1, MAX_WORKERS)
@@ -141,7 +141,7 @@ def _fields(data: object) -> TokenData:
         raise TokenError(f"'c' is {_shown(data['c'])}, not the schedule's choices")
     return {"strategy": strategy, "seed": seed, "index": index, "python": python,
             "granularity": granularity, "workers": workers,
-            "choices": _unrle(data["c"], workers)}
+            "choices": _unrle(data["c"])}
 
 
 def _shown(value: object) -> str:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .spec import SETTINGS, RunSpec, for_workers, resolve, spec_of
-from .texts import short_repr
 
 if TYPE_CHECKING:
     from .results import Outcomes, Results
@@ -121,6 +120,8 @@ def _outcomes_arg(name: str, value: Collection[Any] | None) -> tuple[Any, ...] |
     if value is None:
         return None
     if not isinstance(value, (list, tuple, set, frozenset)):
+        from .texts import short_repr
+
         raise TypeError(f"run_actors({name}={short_repr(value)}): expected a list, tuple or "
                         f"set of outcomes, e.g. {name}=[{short_repr(value)}]")
     return tuple(value)

@@ -26,8 +26,6 @@ import re
 import sys
 from typing import SupportsFloat, cast
 
-from . import texts
-
 MAX_INT = 2**63 - 1
 MAX_DIGITS = 4000  # of an integer written as text
 SHOWN_BYTES = 60  # of a bad value, echoed in an error message
@@ -51,7 +49,9 @@ class NumberError(ValueError):
 
 def shown(value: object) -> str:
     """``value``'s repr for an error message, on one line within SHOWN_BYTES."""
-    return texts.short_repr(value, SHOWN_BYTES)
+    from .texts import short_repr
+
+    return short_repr(value, SHOWN_BYTES)
 
 
 def _kind(value: object) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from . import options, parsing
+from . import options
 
 if TYPE_CHECKING:
     from .budget import Limit
@@ -121,27 +121,39 @@ def _choices(values: Iterable[object]) -> str:
     return ", ".join(repr(v) for v in values)
 
 
-def _int(name: str, value: Any, minimum: int = 1,
-         maximum: int | None = parsing.MAX_INT) -> int:
+def _shown(value: object) -> str:
+    """``value`` for a message, cut (parsing.py is imported when a value is bad or
+    given: a session of plain tests reads no number)."""
+    from .parsing import shown
+
+    return shown(value)
+
+
+def _int(name: str, value: Any, minimum: int = 1, bounded: bool = True) -> int:
+    """An int >= ``minimum``; ``bounded``: within 64 bits (parsing.MAX_INT)."""
+    from . import parsing
+
     try:
-        return parsing.integer(value, minimum, maximum)
+        return parsing.integer(value, minimum, parsing.MAX_INT if bounded else None)
     except parsing.NumberError as exc:
-        raise SpecError(f"{name}={parsing.shown(value)}: {exc}") from None
+        raise SpecError(f"{name}={_shown(value)}: {exc}") from None
 
 
 def _count(name: str, value: Any) -> int:
     """A count >= 1 without a maximum (iterations, schedules): a loop's bound, which
     the timeout ends."""
-    return _int(name, value, 1, None)
+    return _int(name, value, 1, bounded=False)
 
 
 def _seconds(name: str, value: Any) -> float:
     """Seconds > 0; above MAX_TIMEOUT (infinity and any larger int included)
     clamped to it."""
+    from . import parsing
+
     try:
         number = parsing.real(value, above=0, infinite=True, what="a number of seconds")
     except parsing.NumberError as exc:
-        raise SpecError(f"{name}={parsing.shown(value)}: {exc}") from None
+        raise SpecError(f"{name}={_shown(value)}: {exc}") from None
     return min(number, MAX_TIMEOUT)
 
 
@@ -194,13 +206,13 @@ def _within(name: str, value: int, what: str, limit: tuple[int, str]) -> None:
     """SpecError if ``value`` (of ``what``: threads, processes) is over ``limit``."""
     most, why = limit
     if value > most:
-        raise SpecError(f"{name}={parsing.shown(value)}: more {what} than can be run at once "
+        raise SpecError(f"{name}={_shown(value)}: more {what} than can be run at once "
                         f"(at most {most}: {why})")
 
 
 def _choice(name: str, value: Any, choices: Collection[str]) -> str:
     if value not in choices:
-        raise SpecError(f"{name}={parsing.shown(value)}: valid choices are {_choices(choices)}")
+        raise SpecError(f"{name}={_shown(value)}: valid choices are {_choices(choices)}")
     return value
 
 
@@ -211,13 +223,13 @@ def check_modes(given: Any, name: str = "modes") -> tuple[str, ...]:
         value = [v.strip() for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)) or not value:
         raise SpecError(
-            f"{name}={parsing.shown(given)}: expected a non-empty list of modes from "
+            f"{name}={_shown(given)}: expected a non-empty list of modes from "
             f"{_choices(MODES)}"
         )
     for mode in value:
         if mode not in MODES:
             raise SpecError(
-                f"{name}={parsing.shown(given)}: unknown mode {parsing.shown(mode)}; valid "
+                f"{name}={_shown(given)}: unknown mode {_shown(mode)}; valid "
                 f"modes are {_choices(MODES)}"
             )
     return tuple(dict.fromkeys(value))
@@ -234,11 +246,11 @@ def _instrument(value: Any) -> tuple[str, ...]:
     out when explore runs)."""
     names = (value,) if isinstance(value, str) else value
     if not isinstance(names, (list, tuple)) or not all(isinstance(v, str) for v in names):
-        raise SpecError(f"instrument={parsing.shown(value)}: expected a list of package "
+        raise SpecError(f"instrument={_shown(value)}: expected a list of package "
                         "names, e.g. ['cachetools']")
     for name in names:
         if not name or not all(part.isidentifier() for part in name.split(".")):
-            raise SpecError(f"instrument={parsing.shown(value)}: {parsing.shown(name)} is "
+            raise SpecError(f"instrument={_shown(value)}: {_shown(name)} is "
                             "not a package name (dotted identifiers, e.g. 'cachetools' or "
                             "'mypkg.cache')")
     return tuple(names)
@@ -268,16 +280,18 @@ class Settings:
 
 
 def _parse_int_text(name: str, text: str, allow_auto: bool = False,
-                    minimum: int = 1, maximum: int | None = parsing.MAX_INT) -> int:
+                    minimum: int = 1, bounded: bool = True) -> int:
     if allow_auto and text.strip() == "auto":
         return usable_cpus()
+    from . import parsing
+
     try:
-        return parsing.integer(text, minimum, maximum, text=True)
+        return parsing.integer(text, minimum, parsing.MAX_INT if bounded else None, text=True)
     except parsing.NumberError as exc:
         if exc.reason != "text":  # digits, out of range
-            raise SpecError(f"{name}={parsing.shown(text)}: {exc}") from None
+            raise SpecError(f"{name}={_shown(text)}: {exc}") from None
         raise SpecError(
-            f"{name}={parsing.shown(text)}: expected an integer"
+            f"{name}={_shown(text)}: expected an integer"
             + (" or 'auto'" if allow_auto else "")) from None
 
 
@@ -294,7 +308,7 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
     for name in ("iterations", "schedules"):
         text = values.get(name)
         if text:
-            kwargs[name] = _parse_int_text(f"--concurrency-{name}", text, maximum=None)
+            kwargs[name] = _parse_int_text(f"--concurrency-{name}", text, bounded=False)
     text = values.get("seed")
     if text:
         kwargs["seed"] = _parse_int_text("--concurrency-seed", text, minimum=0)
@@ -318,7 +332,7 @@ def settings_from_values(values: Mapping[str, str | None]) -> Settings:
         try:
             token.decode(text)  # a token that cannot be replayed stops the session now
         except token.TokenError as exc:
-            raise SpecError(f"--concurrency-replay={parsing.shown(text)}: {exc}") from None
+            raise SpecError(f"--concurrency-replay={_shown(text)}: {exc}") from None
         kwargs["replay"] = text.strip()
     text = values.get("fixtures")
     if text:
@@ -340,24 +354,28 @@ def timeout_cap(text: str | None, timeout: float, name: str = "--concurrency-tim
         return min(MAX_TIMEOUT, timeout * (TIMEOUT_CAP_FACTOR if applied else 1))
     if text == "off":
         return timeout
+    from . import parsing
+
     try:
         if text.endswith("x"):
             factor = parsing.real(text[:-1], minimum=1, infinite=True, text=True)
             return min(MAX_TIMEOUT, timeout * factor)
         return max(timeout, _cli_seconds(name, text))
     except (parsing.NumberError, SpecError):
-        raise SpecError(f"{name}={parsing.shown(text)}: expected 'off', seconds, or a "
+        raise SpecError(f"{name}={_shown(text)}: expected 'off', seconds, or a "
                         "multiple of the timeout such as '10x'") from None
 
 
 def _cli_seconds(name: str, text: str) -> float:
     """Seconds from the command line or ini file: a number > 0 or ``inf``; above
     MAX_TIMEOUT clamped to it."""
+    from . import parsing
+
     try:
         number = parsing.real(text, above=0, infinite=True, text=True,
                               what="a number of seconds")
     except parsing.NumberError as exc:
-        raise SpecError(f"{name}={parsing.shown(text)}: {exc}") from None
+        raise SpecError(f"{name}={_shown(text)}: {exc}") from None
     return min(number, MAX_TIMEOUT)
 
 
@@ -370,8 +388,8 @@ def marker_kwargs(markers: Iterable[pytest.Mark]) -> dict[str, Any]:
     for mark in reversed(list(markers)):
         if mark.args:
             raise SpecError(
-                f"positional arguments {parsing.shown(mark.args)} are not accepted; "
-                f"use keywords, e.g. modes={parsing.shown(list(mark.args))}"
+                f"positional arguments {_shown(mark.args)} are not accepted; "
+                f"use keywords, e.g. modes={_shown(list(mark.args))}"
             )
         merged.update(mark.kwargs)
     return merged
@@ -384,7 +402,7 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
     unknown = sorted(set(kwargs) - set(MARKER_ARGS))
     if unknown:
         raise SpecError(
-            f"unknown argument {unknown[0]!r}={parsing.shown(kwargs[unknown[0]])}; "
+            f"unknown argument {unknown[0]!r}={_shown(kwargs[unknown[0]])}; "
             f"valid arguments are {', '.join(MARKER_ARGS)}"
         )
     modes = check_modes(kwargs.get("modes", ("thread",)))
@@ -412,7 +430,7 @@ def resolve(kwargs: Mapping[str, Any], settings: Settings,
     lock_order = given("lock_order", lambda n, v: _choice(n, v, _lock_order_policies()), None)
     if lock_order not in (None, "ignore") and "explore" not in modes:
         raise SpecError(
-            f"lock_order={parsing.shown(lock_order)}: lock order is checked in explore mode "
+            f"lock_order={_shown(lock_order)}: lock order is checked in explore mode "
             "only (thread, process and hybrid runs do not see lock acquisitions); add "
             "'explore' to modes")
 
@@ -512,7 +530,7 @@ def parse_budget(markers: Iterable[pytest.Mark]) -> tuple[Limit, ...]:
         if mark.args:
             raise SpecError(
                 "concurrency_budget takes keywords only, got positional "
-                f"{parsing.shown(mark.args)}"
+                f"{_shown(mark.args)}"
             )
         merged.update(mark.kwargs)
     if not merged:

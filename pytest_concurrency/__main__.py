@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .report import compare, diff, document, files, merge, terminal
 from .report.compare import CompareError
 from .report.document import ReportError
+
+if TYPE_CHECKING:
+    from .report.records import Report
 
 NAME = "pytest-concurrency"  # the prefix of error and warning lines
 EPILOG = ("exit status: 0 ok; 1 compare found a regression beyond the --fail-on "
@@ -110,7 +113,7 @@ def merge_command(args: argparse.Namespace) -> int:
         warn(f"{nodeid} is in {where}; keeping the entry from {args.reports[indexes[-1]]}")
     merged = merge.merge(documents)
     try:
-        files.write(args.output, document.dumps(merged))
+        files.write(args.output, document.text(merged))
     except OSError as exc:
         raise ReportError(f"{args.output}: cannot write it: {exc}") from None
     print(f"merged {len(merged['tests'])} entries from {len(documents)} reports "
@@ -118,8 +121,9 @@ def merge_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def load(path: str) -> dict[str, Any]:
-    """A schema-1 report (checked field by field); a ReportError otherwise."""
+def load(path: str) -> Report:
+    """A report (checked field by field; an older schema brought up to date); a
+    ReportError otherwise."""
     return document.load(path)
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
+
+if TYPE_CHECKING:
+    from .report.records import GilEvent
 
 
 def _free_threaded() -> bool:
@@ -33,7 +36,7 @@ def _free_threaded() -> bool:
 FREE_THREADED = _free_threaded()
 _REENABLED = re.compile(r"The global interpreter lock \(GIL\) has been enabled to load "
                         r"module '(?P<module>[^']*)'")
-EVENTS = pytest.StashKey[list[dict[str, str]]]()  # imports that re-enabled the GIL
+EVENTS = pytest.StashKey[list["GilEvent"]]()  # imports that re-enabled the GIL
 WATCHER = "concurrency-gil"
 
 
@@ -49,7 +52,15 @@ def reenabled_by(message: str) -> str | None:
     return match["module"] if match else None
 
 
-def state(config: pytest.Config | None = None) -> dict[str, Any]:
+class GilState(TypedDict):
+    """What the reports record of the GIL (the fields of a report's ``run``)."""
+
+    gil_disabled_build: bool
+    gil_enabled: bool
+    gil_reenabled_by: list[GilEvent]
+
+
+def state(config: pytest.Config | None = None) -> GilState:
     """What the reports record: the build, the GIL now, and what re-enabled it."""
     events = config.stash.get(EVENTS, []) if config is not None else []
     return {"gil_disabled_build": FREE_THREADED, "gil_enabled": enabled(),
@@ -83,7 +94,7 @@ def watch(config: pytest.Config) -> None:
         config.pluginmanager.register(Watcher(config), WATCHER)
 
 
-def describe(events: list[dict[str, str]]) -> str:
+def describe(events: list[GilEvent]) -> str:
     """One sentence for the terminal and the report files."""
     shown = ", ".join(f"importing {e['module']!r} (during {e['during']})" for e in events[:3])
     more = f" and {len(events) - 3} more" if len(events) > 3 else ""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .budget import Limit, Verdict
     from .context import WorkerInfo
     from .percall import FixtureSets
+    from .report.records import Metric
     from .stats import Estimate
 
 ITEM_HOOKS = "concurrency-items"
@@ -394,7 +395,7 @@ def _prepare_fixture_sets(item: pytest.Item, run_spec: spec.RunSpec) -> None:
 
 
 def _limits(item: pytest.Item,
-            run_spec: spec.RunSpec) -> tuple[tuple[Limit, ...], dict[str, Any] | None]:
+            run_spec: spec.RunSpec) -> tuple[tuple[Limit, ...], Metric | None]:
     """The item's budget, with ``--concurrency-compare-fail`` as a regression limit
     when the baseline has this test; and its baseline wall time, if any."""
     reports = item.config.stash[REPORTS]
@@ -403,9 +404,9 @@ def _limits(item: pytest.Item,
     from . import budget
     from .report import baseline, entry
 
-    stored = baseline.lookup(item.config.stash[BASELINE], item.config.stash[MACHINE], {
+    metrics = baseline.lookup(item.config.stash[BASELINE], item.config.stash[MACHINE], {
         "test": entry.base_id(item.nodeid), "mode": run_spec.mode, "layout": run_spec.layout})
-    stored = stored and stored.get("wall")
+    stored = metrics.get("wall") if metrics else None
     limits = run_spec.budget
     if stored and reports.compare_fail is not None \
             and not any(limit.key == "regression" for limit in limits):

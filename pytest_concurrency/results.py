@@ -11,6 +11,7 @@ from .texts import short_repr
 
 if TYPE_CHECKING:
     from .metrics import Measurement
+    from .report.records import Step
 
 
 class Results(Sequence[Any]):
@@ -85,7 +86,7 @@ class FirstSchedule:
     token: str  # its replay token
     command: str  # the command that replays it
     interleaving: str  # its steps as a table, one column per worker
-    steps: list[dict[str, Any]]  # its last steps, as the reports hold them
+    steps: list[Step]  # its last steps, as the reports hold them
     total_steps: int
     workers: int
 

@@ -39,6 +39,7 @@ from .stats import Estimate
 
 if TYPE_CHECKING:
     from .metrics import Measurement
+    from .report.records import Metric
     from .runners import Calls
 
 ROUNDS = 5  # paired rounds per batch
@@ -87,7 +88,7 @@ def _serial_time(run_spec: spec.RunSpec, target: Callable[..., Any],
 
 
 def estimates(samples: Samples, run_spec: spec.RunSpec,
-              baseline: dict[str, Any] | None = None) -> dict[str, Estimate]:
+              baseline: Metric | None = None) -> dict[str, Estimate]:
     """What the rounds measured, per budget key.  ``baseline`` (a report's wall
     metric from an earlier run) adds ``regression``: the slowdown against it."""
     runs = samples.concurrent
@@ -150,7 +151,7 @@ def without_load(samples: Samples) -> Samples:
 def run(run_spec: spec.RunSpec, item: pytest.Function, target: Callable[..., Any],
         kwargs: Mapping[str, Any], limits: Sequence[budget.Limit], strict: bool,
         record: Callable[[dict[str, Estimate], list[budget.Verdict]], None],
-        baseline: dict[str, Any] | None = None, calls: Calls | None = None) -> None:
+        baseline: Metric | None = None, calls: Calls | None = None) -> None:
     """Run the budgeted body in paired rounds and enforce ``limits``.
 
     ``record(estimates, verdicts)`` gets what was measured, also when a limit is then
@@ -190,7 +191,7 @@ def run(run_spec: spec.RunSpec, item: pytest.Function, target: Callable[..., Any
 
 
 def enforce(verdicts: Sequence[budget.Verdict], samples: Samples, run_spec: spec.RunSpec,
-            strict: bool, baseline: dict[str, Any] | None = None) -> None:
+            strict: bool, baseline: Metric | None = None) -> None:
     """Fail the test for the ``verdicts`` on ``samples`` that fail it, and warn for the
     rest: a wall-clock limit fails only beyond what the machine's load explains
     (:func:`without_load`), unless ``strict``."""

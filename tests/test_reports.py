@@ -82,7 +82,7 @@ def test_json_report_holds_metrics_verdicts_and_every_failure(pytester, run):
     result = run("--concurrency-report", "out/report.json")
     result.assert_outcomes(passed=5, failed=4, errors=1)
     report = document.load(str(pytester.path / "out" / "report.json"))
-    assert report["schema"] == 1
+    assert report["schema"] == 2
     for key in ("python", "platform", "cpu_count", "cpu_affinity", "usable_cpus",
                 "git_commit", "xdist_workers", "machine"):
         assert key in report["run"], key

@@ -16,41 +16,47 @@ so that what is stored is a median, not one noisy run.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import compare, document
+from .schema import BASELINE_SCHEMA
+
+if TYPE_CHECKING:
+    from .compare import Measured
+    from .records import Baseline, Entry, Metrics, Report, Run
 
 
-def empty() -> dict[str, Any]:
-    return {"schema": document.SCHEMA, "kind": "baseline", "machines": {}}
+def empty() -> Baseline:
+    return {"schema": BASELINE_SCHEMA, "kind": "baseline", "machines": {}}
 
 
-def load(path: str) -> dict[str, Any]:
+def load(path: str) -> Baseline:
     """The baseline at ``path``; an empty one if there is no file yet."""
     if not os.path.exists(path):
         return empty()
     return document.load(path, kind="baseline")
 
 
-def lookup(baseline: dict[str, Any], machine: str, entry: dict[str, Any]) -> dict[str, Any] | None:
+def lookup(baseline: Baseline, machine: str, entry: Measured) -> Metrics | None:
     """The stored metrics of the same test, mode and layout on this machine kind."""
     stored = baseline["machines"].get(machine, {}).get(compare.key(entry))
     return stored["metrics"] if stored else None
 
 
-def judge(tests: list[dict[str, Any]], baseline: dict[str, Any], machine: str,
+def judge(tests: Sequence[Entry], baseline: Baseline, machine: str,
           threshold: float) -> None:
     """Give every entry its ``baseline`` verdict (wall time) against ``baseline``."""
     for entry in tests:
         if entry["mode"] not in compare.MODES:
             continue
         old = lookup(baseline, machine, entry)
-        entry["baseline"] = compare.judge(old and old.get("wall"),
+        entry["baseline"] = compare.judge(old.get("wall") if old else None,
                                           entry["metrics"].get("wall"), threshold)
 
 
-def merged(text: str | None, path: str, run: dict[str, Any], created: str,
-           tests: list[dict[str, Any]]) -> str:
+def merged(text: str | None, path: str, run: Run, created: str,
+           tests: Sequence[Entry]) -> str:
     """The baseline file's new text: ``text`` with this run's passing entries."""
     data = empty() if text is None else document.parse(text, path, "baseline")
     machine = data["machines"].setdefault(run["machine"], {})
@@ -59,10 +65,10 @@ def merged(text: str | None, path: str, run: dict[str, Any], created: str,
                 entry["mode"] in compare.MODES:
             machine[compare.key(entry)] = {"metrics": entry["metrics"], "saved": created,
                                            "git_commit": run.get("git_commit")}
-    return document.dumps(data)
+    return document.text(data, "baseline")
 
 
-def save(path: str, report: dict[str, Any]) -> None:
+def save(path: str, report: Report) -> None:
     from . import files
 
     files.update(path, lambda text: merged(text, path, report["run"], report["created"],

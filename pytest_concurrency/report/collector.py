@@ -5,34 +5,47 @@ baseline.  Only the controller (or a plain session) writes anything."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Container, Generator, Sequence
 
 import pytest
 
 from .. import cleanup, gil, spec
 from . import baseline, document, entry
+from .records import Baseline, Entry, Report
 from .settings import ReportSettings
 
 MAX_ADVICE_LINES = 20  # in the terminal; the report files carry all of it
 
 
-def new_entry(nodeid: str, data: dict[str, Any] | None) -> dict[str, Any]:
+@dataclasses.dataclass
+class Facts:
+    """What the session knows of an item beyond its report entry."""
+
+    measured_in_rounds: bool = False  # its metrics are medians of paired rounds
+    applied: bool = False  # --concurrency-apply made it concurrent: the table may count it
+    timeout: float | None = None  # seconds: a run past it is slow, in the table
+
+
+def new_entry(nodeid: str, data: entry.ItemData | None) -> Entry:
     """A fresh entry.  Its outcome is "interrupted" until a report says how the
     item ended: an item set up and never called (Ctrl-C, SIGTERM, pytest.exit
     during its run) proved nothing and must never read as passed."""
-    data = data or {}
     return {
         "nodeid": nodeid, "test": entry.base_id(nodeid),
-        "mode": data.get("mode") or entry.mode_of(nodeid),
-        "layout": data.get("layout", "?"), "workers": data.get("workers"),
-        "iterations": data.get("iterations"), "outcome": "interrupted", "duration": 0.0,
-        "metrics": {}, "budget": [], "baseline": None, "advice": None, "failures": [],
-        "serial": data.get("serial"), "exploration": None,
-        # for the terminal table only, taken out of the reports by Collector.build
-        "applied": data.get("applied"), "timeout": data.get("timeout"),
+        "mode": data["mode"] if data else entry.mode_of(nodeid) or "?",
+        "layout": data["layout"] if data else "?",
+        "workers": data["workers"] if data else None,
+        "iterations": data["iterations"] if data else None,
+        "outcome": "interrupted", "serial": data["serial"] if data else None,
+        "duration": 0.0, "metrics": {}, "budget": [], "baseline": None, "advice": None,
+        "failures": [], "exploration": None,
     }
+
+
+def facts_of(data: entry.ItemData | None) -> Facts:
+    return Facts(applied=data["applied"], timeout=data["timeout"]) if data else Facts()
 
 
 def outcome_of(report: pytest.TestReport, current: str) -> str:
@@ -57,17 +70,20 @@ def _died_running(report: pytest.TestReport) -> bool:
         and "crashed while running" in report.longreprtext
 
 
-def add(entries: dict[str, dict[str, Any]], report: pytest.TestReport) -> None:
-    """Fold one test report into the entry of its item."""
-    data = getattr(report, entry.REPORT_ATTR, None)
+def add(entries: dict[str, Entry], report: pytest.TestReport,
+        facts: dict[str, Facts] | None = None) -> None:
+    """Fold one test report into the entry of its item (and its ``facts``)."""
+    data: entry.ItemData | None = getattr(report, entry.REPORT_ATTR, None)
     if data is None and not (report.nodeid in entries or _died_running(report)):
         return  # not a concurrent item
     item = entries.get(report.nodeid)
     if item is None or report.when == "setup":  # a rerun (pytest-rerunfailures) starts over
         item = entries[report.nodeid] = new_entry(report.nodeid, data)
+        if facts is not None:
+            facts[report.nodeid] = facts_of(data)
     if item["outcome"] not in ("failed", "error") or report.when == "call":
         item["outcome"] = outcome_of(report, item["outcome"])
-        if item["outcome"] == "passed" and item.get("serial"):
+        if item["outcome"] == "passed" and item["serial"]:
             item["outcome"] = "serial"  # it passed, but ran once: never a concurrent pass
     if data is None:
         if _died_running(report):
@@ -78,15 +94,18 @@ def add(entries: dict[str, dict[str, Any]], report: pytest.TestReport) -> None:
         item["duration"] = report.duration
         item["metrics"] = data["metrics"]
         item["budget"] = data["budget"]
-        item["measured_in_rounds"] = data["measured_in_rounds"]
-        if data.get("exploration") is not None:
+        if facts is not None:
+            facts.setdefault(report.nodeid, Facts()).measured_in_rounds = \
+                data["measured_in_rounds"]
+        if data["exploration"] is not None:
             item["exploration"] = data["exploration"]
-    elif report.failed and data.get("exploration") is not None and item.get("exploration"):
+    elif report.failed and data["exploration"] is not None and item["exploration"]:
         item["exploration"] = data["exploration"]  # the teardown failed after it
     item["failures"].extend(data["failures"])
 
 
-def advise(tests: list[dict[str, Any]], free_threaded: bool = False) -> None:
+def advise(tests: Sequence[Entry], free_threaded: bool = False,
+           in_rounds: Container[str] = ()) -> None:
     """Give each test run in two or more of thread/process/hybrid the advisor's
     note, on each of its modes: from paired rounds where every mode was
     measured in them (budgeted tests), else from the single runs (what their
@@ -94,7 +113,7 @@ def advise(tests: list[dict[str, Any]], free_threaded: bool = False) -> None:
     measurement broke does not make the measurement wrong."""
     from .. import advisor
 
-    by_test: dict[str, dict[str, dict[str, Any]]] = {}
+    by_test: dict[str, dict[str, Entry]] = {}
     for e in tests:
         measured_only = all(f["kind"] == "budget" for f in e["failures"])
         if e["mode"] in advisor.COST_ORDER and measured_only \
@@ -108,22 +127,22 @@ def advise(tests: list[dict[str, Any]], free_threaded: bool = False) -> None:
             value = {key: m["value"] for key, m in e["metrics"].items()}
             memory = value.get("memory")
             measured[mode] = advisor.ModeMeasurement(
-                mode=mode, workers=e["workers"], wall=value["wall"], cpu=value.get("cpu", 0.0),
+                mode=mode, workers=e["workers"] or 0, wall=value["wall"], cpu=value.get("cpu", 0.0),
                 peak_rss=int(memory) if memory is not None else None,
                 speedup=value.get("speedup"), availability=value.get("availability"))
-        in_rounds = all(e.get("measured_in_rounds") for e in modes.values())
-        how = advisor.advise if in_rounds else advisor.advise_from_runs
+        paired = all(e["nodeid"] in in_rounds for e in modes.values())
+        how = advisor.advise if paired else advisor.advise_from_runs
         text = how(measured, spec.usable_cpus(), free_threaded=free_threaded)
         for e in modes.values():
             e["advice"] = text
 
 
-def _budgeted(e: dict[str, Any]) -> bool:
+def _budgeted(e: Entry) -> bool:
     """A budget of the test's own (not compare-fail's regression limit)."""
     return any(b["key"] != "regression" for b in e["budget"])
 
 
-def serial_lines(tests: list[dict[str, Any]], verbose: bool = False) -> list[str]:
+def serial_lines(tests: Sequence[Entry], verbose: bool = False) -> list[str]:
     """How many items ran once, serially, and (with -v) why each did."""
     serial = [e for e in tests if e.get("serial")]
     if not serial:
@@ -137,7 +156,7 @@ def serial_lines(tests: list[dict[str, Any]], verbose: bool = False) -> list[str
     return lines
 
 
-def advice_lines(tests: list[dict[str, Any]], limit: int = MAX_ADVICE_LINES) -> list[str]:
+def advice_lines(tests: Sequence[Entry], limit: int = MAX_ADVICE_LINES) -> list[str]:
     """``<test>: <advice>`` once per test, at most ``limit`` lines and a last
     one saying how many more the report files hold."""
     advice = sorted({(e["test"], e["advice"]) for e in tests if e.get("advice")})
@@ -148,10 +167,10 @@ def advice_lines(tests: list[dict[str, Any]], limit: int = MAX_ADVICE_LINES) -> 
     return lines
 
 
-def render(path: str, report: dict[str, Any]) -> str:
+def render(path: str, report: Report) -> str:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
-        return document.dumps(report)
+        return document.text(report)
     if suffix == ".md":
         from . import markdown
 
@@ -165,12 +184,13 @@ class Collector:
     """A plugin object registered by plugin.py for the whole session."""
 
     def __init__(self, config: pytest.Config, settings: ReportSettings,
-                 stored: dict[str, Any]) -> None:
+                 stored: Baseline) -> None:
         self.config = config
         self.settings = settings
         self.stored = stored  # the baseline read at configure (empty without one)
-        self.entries: dict[str, dict[str, Any]] = {}
-        self.report: dict[str, Any] | None = None
+        self.entries: dict[str, Entry] = {}
+        self.facts: dict[str, Facts] = {}  # what the table needs beyond the entries
+        self.report: Report | None = None
         self.written: list[str] = []  # what was written, for the terminal summary
         self.problems: list[str] = []  # what could not be, one line each
         self.applied: set[str] = set()  # node ids --concurrency-apply made concurrent
@@ -189,7 +209,7 @@ class Collector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if entry.REPORT_ATTR in report.__dict__ or report.outcome == "failed":
-            add(self.entries, report)
+            add(self.entries, report, self.facts)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self) -> None:
@@ -236,6 +256,8 @@ class Collector:
                 data = None
             if not concurrent:
                 continue
+            if nodeid not in self.entries:
+                self.facts[nodeid] = facts_of(data)
             found = self.entries.setdefault(nodeid, new_entry(nodeid, data))
             if found["outcome"] not in ("failed", "error"):
                 found["outcome"] = "interrupted"
@@ -277,21 +299,22 @@ class Collector:
                              lambda: baseline.save(target, report)):
                 self.written.append(f"concurrency baseline saved to {target}")
 
-    def build(self, interrupted: bool = False) -> dict[str, Any]:
+    def build(self, interrupted: bool = False) -> Report:
         workers = getattr(self.config.option, "numprocesses", None) or 0
-        run = document.run_metadata(str(self.config.rootpath), int(workers))
-        run["interrupted"] = interrupted
-        run.update(gil.state(self.config))
+        run = document.run_metadata(str(self.config.rootpath), int(workers), interrupted,
+                                    gil.state(self.config))
         tests = sorted(self.entries.values(), key=lambda e: e["nodeid"])
-        advise(tests, free_threaded=run["gil_disabled_build"] and not run["gil_enabled"])
+        advise(tests, free_threaded=run["gil_disabled_build"] and not run["gil_enabled"],
+               in_rounds={nodeid for nodeid, facts in self.facts.items()
+                          if facts.measured_in_rounds})
         if self.settings.baseline:
             baseline.judge(tests, self.stored, run["machine"], self.settings.threshold)
         for e in tests:
-            e.pop("measured_in_rounds", None)
-            if e.pop("applied", None):
+            facts = self.facts.get(e["nodeid"], Facts())
+            if facts.applied:
                 self.applied.add(e["nodeid"])
-            timeout, wall = e.pop("timeout", None), e["metrics"].get("wall", {}).get("value")
-            if timeout is not None and wall is not None and wall > timeout:
+            wall = e["metrics"].get("wall")
+            if facts.timeout is not None and wall is not None and wall["value"] > facts.timeout:
                 self.overran.add(e["nodeid"])  # went on past its timeout, making progress
         return document.new(run, tests)
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from .. import parsing
+
+if TYPE_CHECKING:
+    from .records import BaselineVerdict, Metric
 
 DEFAULT_THRESHOLD = 0.10
 MODES = ("thread", "process", "hybrid")  # compared; explore's tracing is no benchmark
@@ -61,18 +64,26 @@ def parse_rule(text: str, what: str = "--concurrency-compare-fail") -> Rule:
     return Rule(stat, threshold)
 
 
-def key(entry: dict[str, Any]) -> str:
+class Measured(TypedDict):
+    """What identifies a measurement: the fields of a report entry that ``key`` reads."""
+
+    test: str
+    mode: str
+    layout: str
+
+
+def key(entry: Measured) -> str:
     """What identifies the same measurement across runs: test, mode and layout."""
     return f"{entry['test']}|{entry['mode']}|{entry['layout']}"
 
 
-def judge(old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: float,
-          metric: str = "wall") -> dict[str, Any]:
+def judge(old: Metric | None, new: Metric | None, threshold: float,
+          metric: str = "wall") -> BaselineVerdict:
     """The baseline verdict of metric ``new`` (a document metric) against ``old``.
     A ratio too large for a float (a baseline of 1e-320 s) is no number the
     report can hold: the verdict stands, its ratio is None."""
-    verdict: dict[str, Any] = {"status": "new", "metric": metric, "ratio": None, "baseline": None,
-               "threshold": threshold}
+    verdict: BaselineVerdict = {"status": "new", "metric": metric, "ratio": None,
+                                "baseline": None, "threshold": threshold}
     if old is None or new is None or not old.get("value"):
         return verdict
     base = old["value"]
@@ -85,8 +96,9 @@ def judge(old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: flo
         status = "improved"
     else:
         status = "unchanged"
-    verdict.update(status=status, ratio=ratio if math.isfinite(ratio) else None,
-                   baseline=base)
+    verdict["status"] = status
+    verdict["ratio"] = ratio if math.isfinite(ratio) else None
+    verdict["baseline"] = base
     return verdict
 
 
@@ -98,7 +110,7 @@ def _ratio(a: float, b: float) -> float:
         return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
-def regression(old: dict[str, Any], new_value: float, new_low: float,
+def regression(old: Metric, new_value: float, new_low: float,
                new_high: float) -> tuple[float, float, float]:
     """Slowdown of a lower-is-better metric as fractions (median, low, high):
     0.25 means 25% slower than ``old``'s median."""

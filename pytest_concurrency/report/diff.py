@@ -9,19 +9,31 @@ run's time is no benchmark.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from ..budget import format_value
 from . import compare, terminal
+from .records import Entry, Metric, Report
 
 STATUSES = ("regressed", "improved", "unchanged", "unmeasured", "new", "removed")
 
 
-def diff(old: dict[str, Any], new: dict[str, Any], threshold: float,
-         metric: str = "wall") -> list[dict[str, Any]]:
-    """One row per entry of either document, regressions first.  A row is
-    ``{"key", "test", "mode", "layout", "metric", "old", "new", "ratio",
-    "status"}`` with ``old``/``new`` the metric's values (None if absent)."""
+class Row(TypedDict):
+    """One pair of entries compared (what ``compare`` prints; never written)."""
+
+    key: str  # compare.key: test, mode and layout
+    test: str
+    mode: str
+    layout: str
+    metric: str
+    old: float | None  # the metric's value in the old report; None if absent
+    new: float | None  # ... in the new one
+    ratio: float | None  # new / old
+    status: str  # one of STATUSES
+
+
+def diff(old: Report, new: Report, threshold: float, metric: str = "wall") -> list[Row]:
+    """One row per entry of either document, regressions first."""
     old_entries = {compare.key(e): e for e in old["tests"] if e["mode"] in compare.MODES}
     new_entries = {compare.key(e): e for e in new["tests"] if e["mode"] in compare.MODES}
     rows = [row(old_entries.get(k), entry, threshold, metric) for k, entry in new_entries.items()]
@@ -30,27 +42,28 @@ def diff(old: dict[str, Any], new: dict[str, Any], threshold: float,
     return sorted(rows, key=lambda r: (STATUSES.index(r["status"]), r["key"]))
 
 
-def row(old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: float,
-        metric: str = "wall") -> dict[str, Any]:
+def row(old: Entry | None, new: Entry | None, threshold: float,
+        metric: str = "wall") -> Row:
     """The comparison of one pair of entries (either may be None, not both)."""
     entry = new if new is not None else old
     assert entry is not None, "row() needs an old or a new entry"
     old_metric, new_metric = _metric(old, metric), _metric(new, metric)
-    result = {"key": compare.key(entry), "test": entry["test"], "mode": entry["mode"],
-              "layout": entry["layout"], "metric": metric,
-              "old": old_metric and old_metric["value"], "new": new_metric and new_metric["value"],
-              "ratio": None}
+    result: Row = {"key": compare.key(entry), "test": entry["test"], "mode": entry["mode"],
+                   "layout": entry["layout"], "metric": metric,
+                   "old": old_metric["value"] if old_metric else None,
+                   "new": new_metric["value"] if new_metric else None,
+                   "ratio": None, "status": ""}
     if new is None:
         result["status"] = "removed"
     elif old is not None and new_metric is None:
         result["status"] = "unmeasured"
     else:
         verdict = compare.judge(old_metric, new_metric, threshold, metric)
-        result.update(status=verdict["status"], ratio=verdict["ratio"])
+        result["status"], result["ratio"] = verdict["status"], verdict["ratio"]
     return result
 
 
-def table(rows: list[dict[str, Any]]) -> list[str]:
+def table(rows: list[Row]) -> list[str]:
     """The aligned lines of ``rows`` (from ``diff``): test, mode, layout, old,
     new, change, status."""
     if not rows:
@@ -63,7 +76,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     return terminal.aligned([header, *cells], right={3, 4, 5})
 
 
-def summary(rows: list[dict[str, Any]], rule: compare.Rule) -> str:
+def summary(rows: list[Row], rule: compare.Rule) -> str:
     """``wall, median:10%: 1 regressed, 3 unchanged, 1 new``."""
     metric = rows[0]["metric"] if rows else "wall"
     counts = [f"{sum(r['status'] == s for r in rows)} {s}" for s in STATUSES
@@ -71,18 +84,12 @@ def summary(rows: list[dict[str, Any]], rule: compare.Rule) -> str:
     return f"{metric}, {rule}: {', '.join(counts) or 'no entries'}"
 
 
-def regressed(rows: list[dict[str, Any]]) -> bool:
+def regressed(rows: list[Row]) -> bool:
     return any(r["status"] == "regressed" for r in rows)
 
 
-def _metric(entry: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
-    if entry is None:
-        return None
-    measured = (entry.get("metrics") or {}).get(metric)
-    if not isinstance(measured, dict):
-        return None
-    numbers = [measured.get(field) for field in ("value", "low", "high")]
-    return measured if all(isinstance(n, int | float) for n in numbers) else None
+def _metric(entry: Entry | None, metric: str) -> Metric | None:
+    return entry["metrics"].get(metric) if entry is not None else None
 
 
 def _value(metric: str, value: float | None) -> str:

@@ -1,71 +1,39 @@
-"""The schema-1 report document: the one data shape every report is made from.
+"""The report document: the one data shape every report is made from.
 
-A document is plain JSON-able data::
+A document is plain JSON-able data, typed by the TypedDicts of ``records.py``
+(where every field is described) and checked against the JSON Schema built
+from them (``schema.py``; shipped as ``pytest_concurrency/schemas/``)::
 
     {
-      "schema": 1,
+      "schema": 2,
       "generator": "pytest-concurrency 0.1.0",
       "created": "2026-11-22T09:10:00+00:00",
-      "run": {                         # where it ran
+      "run": {                         # where it ran (records.Run)
         "python": "3.11.7", "implementation": "CPython",
         "platform": "Linux-6.1.0-x86_64-with-glibc2.36", "os": "Linux",
         "arch": "x86_64", "cpu_count": 2, "cpu_affinity": [0, 1], "usable_cpus": 2,
-        "git_commit": "3e3dd8f..." or null, "xdist_workers": 0,
-        "interrupted": false,          # the session was stopped (Ctrl-C, SIGTERM)
-        "gil_disabled_build": false,   # free-threaded CPython (Py_GIL_DISABLED)
-        "gil_enabled": true,           # the GIL at the end of the session
-        "gil_reenabled_by": [{"module": "ext", "during": "<nodeid>"}],  # imports that
-                                       # turned the GIL back on (free-threaded builds)
+        "git_commit": "3e3dd8f..." or null, "xdist_workers": 0, "interrupted": false,
+        "gil_disabled_build": false, "gil_enabled": true, "gil_reenabled_by": [],
         "machine": "Linux-x86_64-CPython3.11-2cpu"      # the coarse machine key
       },
-      "tests": [                       # one entry per test item (test × mode)
+      "tests": [                       # one entry per test item (records.Entry)
         {
           "nodeid": "tests/test_x.py::test_sum[thread]",
-          "test": "tests/test_x.py::test_sum",          # nodeid without the mode
-          "mode": "thread", "layout": "4",              # "4" workers, or "2x2" (hybrid)
-          "workers": 4, "iterations": 1,
-          "outcome": "passed",       # passed failed skipped error xfailed xpassed
-                                     # interrupted (set up, never finished)
-                                     # serial (passed, run once: see "serial")
-          "serial": null or "uses monkeypatch",  # why it ran once, serially
-          "exploration": null or {     # explore items: what was explored
-            "strategy": "pct", "seed": 3, "workers": 2, "schedules": 10, "budget": 200,
-            "complete": false,         # verified: every distinct interleaving was
-                                       # explored, nothing unseen, no failure after
-            "incomplete": "sampled" or null,   # why not, every reason
-            "verdict": "10 schedules explored (...)",   # one line
-            "settings": "strategy=pct, seed=3, 2 workers, Python 3.12, sys.monitoring",
-            "outcomes": 2, "outcome_counts": {"[[1], [2]]": 9, ...},
-            "schedules_per_second": 160.2, "switch_points": "sys.monitoring",
-            "python": "3.12",
-            "virtual_time": null or 30.0,  # asyncio tasks: the most virtual seconds
-                                           # a schedule's clock went (switch_points
-                                           # "asyncio awaits")
-            "interleaving": null or {  # the failing schedule, its last 200 steps
-              "schedule": 9, "kind": "assertion", "worker": 1, "message": "...",
-              "total_steps": 28, "steps": [{"worker": 0, "file": "/path/test_x.py",
-                "line": 19, "function": "increment", "what": "reads .value",
-                "source": "self.value += 1"}, ...]}},
-          "duration": 0.12,          # seconds pytest spent on the call
-          "metrics": {               # only what was measured
-            "wall": {"value": 0.0123, "low": 0.0120, "high": 0.0130, "rounds": 5,
-                     "unit": "s", "better": "lower"},
-            ...                      # cpu (s), memory (B), throughput (calls/s),
-          },                         # speedup (x), efficiency (ratio)
-          "budget": [{"key": "wall", "limit": "wall <= 250ms",
-                      "verdict": "pass",   # pass fail inconclusive unmeasured
+          "test": "tests/test_x.py::test_sum",
+          "mode": "thread", "layout": "4", "workers": 4, "iterations": 1,
+          "outcome": "passed", "serial": null, "duration": 0.12,
+          "metrics": {"wall": {"value": 0.0123, "low": 0.0120, "high": 0.0130,
+                               "rounds": 5, "unit": "s", "better": "lower"}, ...},
+          "budget": [{"key": "wall", "limit": "wall <= 250ms", "verdict": "pass",
                       "message": "..."}],
-          "baseline": null or {"status": "regressed",  # new unchanged regressed improved
-                               "metric": "wall", "ratio": 1.31, "baseline": 0.0094,
-                               "threshold": 0.1},
-          "advice": "CPU-bound: ..." or null,   # per test, repeated on each mode
-          "failures": [{"kind": "race",  # race deadlock crash timeout leak budget
-                                         # exception
-                        "summary": "AssertionError: 1 != 2",   # one line
-                        "message": "...",                      # the full text
+          "baseline": null or {"status": "regressed", "metric": "wall", "ratio": 1.31,
+                               "baseline": 0.0094, "threshold": 0.1},
+          "advice": "CPU-bound: ..." or null,
+          "failures": [{"kind": "race", "summary": "...", "message": "...",
                         "workers": [0, 1], "iteration": 3 or null,
-                        "replay": "token" or null,
-                        "replay_command": "pytest '...' --concurrency-replay=..." or null}]
+                        "replay": "token" or null, "replay_command": "..." or null}],
+          "exploration": null or {"strategy": "pct", "seed": 3, ...,
+                                  "interleaving": null or {"steps": [...], ...}}
         }
       ]
     }
@@ -73,6 +41,11 @@ A document is plain JSON-able data::
 ``metrics`` values are medians over the paired rounds of a budgeted test
 (``low``/``high`` its distribution-free interval) or the one run of any other
 test (``low == high == value``, ``rounds`` 1).
+
+Every file is checked against its schema when it is read (:func:`load`,
+:func:`parse`: one ReportError naming the file and the first bad field) and
+before it is written (:func:`text`): a document this version would write and
+not read back is a bug, refused with :data:`SCHEMA_BUG` in its message.
 """
 
 from __future__ import annotations
@@ -84,23 +57,17 @@ import os
 import platform
 import subprocess
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from . import schema
+from .records import METRICS, Baseline, Entry, Metric, Report, Run
 from .schema import SCHEMA
 
-# metric -> (unit, which direction is better)
-METRICS = {
-    "wall": ("s", "lower"),
-    "cpu": ("s", "lower"),
-    "memory": ("B", "lower"),
-    "throughput": ("calls/s", "higher"),
-    "speedup": ("x", "higher"),
-    "efficiency": ("ratio", "higher"),
-    # the share of one CPU a thread got during a budgeted test's rounds (what a busy
-    # machine makes of the CPU time it cannot see waiting: rounds.unexplained)
-    "availability": ("ratio", "higher"),
-}
+if TYPE_CHECKING:
+    from ..gil import GilState
+
+__all__ = ["METRICS", "SCHEMA"]  # METRICS lives in records.py, beside the fields
 OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed", "interrupted",
             "serial")
 # Outcomes a reader must look at: an interrupted item did not finish (Ctrl-C,
@@ -120,7 +87,7 @@ def all_interleavings(count: int, distinct: str = "distinct ") -> str:
 
 
 def metric(key: str, value: float, low: float | None = None, high: float | None = None,
-           rounds: int = 1) -> dict[str, Any]:
+           rounds: int = 1) -> Metric:
     unit, better = METRICS[key]
     return {"value": value, "low": value if low is None else low,
             "high": value if high is None else high, "rounds": rounds,
@@ -136,20 +103,34 @@ def _git_commit(cwd: str) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def machine_key(run: dict[str, Any]) -> str:
+def machine_key(run: Platform) -> str:
     """Coarse enough to match the same CI runner kind, fine enough not to compare
     a laptop with a server: OS, architecture, Python, usable CPUs."""
     version = ".".join(run["python"].split(".")[:2])
     return f"{run['os']}-{run['arch']}-{run['implementation']}{version}-{run['usable_cpus']}cpu"
 
 
-def platform_info() -> dict[str, Any]:
+class Platform(TypedDict):
+    """Where this runs: the fields of a report's ``run`` that platform_info() knows."""
+
+    python: str
+    implementation: str
+    platform: str
+    os: str
+    arch: str
+    cpu_count: int | None
+    cpu_affinity: list[int]
+    usable_cpus: int
+    machine: str
+
+
+def platform_info() -> Platform:
     """Where this runs, without the git commit (cheap)."""
     try:
         affinity = sorted(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         affinity = list(range(os.cpu_count() or 1))
-    run = {
+    run: Platform = {
         "python": platform.python_version(),
         "implementation": sys.implementation.name.replace("cpython", "CPython"),
         "platform": platform.platform(),
@@ -158,19 +139,28 @@ def platform_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity,
         "usable_cpus": len(affinity),
+        "machine": "",
     }
     run["machine"] = machine_key(run)
     return run
 
 
-def run_metadata(rootdir: str, xdist_workers: int = 0) -> dict[str, Any]:
-    run = platform_info()
-    run["git_commit"] = _git_commit(rootdir)
-    run["xdist_workers"] = xdist_workers
-    return run
+def run_metadata(rootdir: str, xdist_workers: int, interrupted: bool,
+                 gil: GilState) -> Run:
+    """A report's ``run``: where the session ran, and how it ended."""
+    where = platform_info()
+    return {
+        "python": where["python"], "implementation": where["implementation"],
+        "platform": where["platform"], "os": where["os"], "arch": where["arch"],
+        "cpu_count": where["cpu_count"], "cpu_affinity": where["cpu_affinity"],
+        "usable_cpus": where["usable_cpus"], "git_commit": _git_commit(rootdir),
+        "xdist_workers": xdist_workers, "interrupted": interrupted,
+        "gil_disabled_build": gil["gil_disabled_build"], "gil_enabled": gil["gil_enabled"],
+        "gil_reenabled_by": gil["gil_reenabled_by"], "machine": where["machine"],
+    }
 
 
-def new(run: dict[str, Any], tests: list[dict[str, Any]]) -> dict[str, Any]:
+def new(run: Run, tests: list[Entry]) -> Report:
     from .. import __version__
 
     return {
@@ -182,27 +172,50 @@ def new(run: dict[str, Any], tests: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def check(data: object, path: str, kind: str = "report") -> dict[str, Any]:
-    """``data`` if it is a schema-1 document of ``kind`` whose every field the
-    readers rely on has its type (see schema.py), else a ReportError naming the
-    file and the first bad field, e.g. ``malformed report: r.json:
+@overload
+def check(data: object, path: str, kind: Literal["report"] = "report") -> Report: ...
+@overload
+def check(data: object, path: str, kind: Literal["baseline"]) -> Baseline: ...
+
+
+def check(data: object, path: str, kind: str = "report") -> Report | Baseline:
+    """``data`` if it is a document of ``kind`` of a schema this version reads
+    (schema.READS), whose every field is as its schema says (a schema 1 report
+    brought up to date: schema.upgrade_v1), else a ReportError naming the file
+    and the first bad field, e.g. ``malformed report: r.json:
     tests[0].metrics.wall.value is not a number``."""
     if not isinstance(data, dict) or "schema" not in data:
         raise ReportError(f"{path}: not a pytest-concurrency {kind} (no \"schema\" field)")
-    if data["schema"] != SCHEMA:
-        raise ReportError(f"{path}: {kind} schema {_shown(data['schema'])} is not supported "
-                          f"(this version reads schema {SCHEMA})")
+    version, reads = data["schema"], schema.READS[kind]
+    if type(version) is not int or version not in reads:
+        raise ReportError(f"{path}: {kind} schema {_shown(version)} is not supported "
+                          f"({readable(kind)}"
+                          + ("; a newer pytest-concurrency wrote it)"
+                             if type(version) is int and version > reads[0] else ")"))
     field = "tests" if kind == "report" else "machines"
     expected = list if kind == "report" else dict
     if not isinstance(data.get(field), expected):
         raise ReportError(f"{path}: not a pytest-concurrency {kind} "
                           f"(\"{field}\" missing or malformed)")
-    found = schema.problem(data, schema.REPORT if kind == "report" else schema.BASELINE)
+    if kind == "baseline":
+        shape = schema.baseline()
+    elif version == 1:
+        shape = schema.REPORT_V1
+    else:
+        shape = schema.report()
+    found = schema.problem(data, shape)
     if found:
         raise ReportError(f"malformed {kind}: {path}: {found}")
-    if kind == "report":
-        data.setdefault("run", {})
-    return data
+    if kind == "report" and version == 1:
+        schema.upgrade_v1(data)
+    return data  # type: ignore[return-value]  # its shape was checked just now
+
+
+def readable(kind: str) -> str:
+    """``this version reads schema 2 (and 1)``: the schemas of ``kind`` it reads."""
+    newest, *older = schema.READS[kind]
+    return f"this version reads schema {newest}" + (
+        f" (and {', '.join(map(str, older))})" if older else "")
 
 
 def _shown(value: object) -> str:
@@ -210,7 +223,14 @@ def _shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def parse(text: str, path: str, kind: str = "report") -> dict[str, Any]:
+@overload
+def parse(text: str, path: str, kind: Literal["report"] = "report") -> Report: ...
+@overload
+def parse(text: str, path: str, kind: Literal["baseline"]) -> Baseline: ...
+
+
+def parse(text: str, path: str, kind: Literal["report", "baseline"] = "report"
+          ) -> Report | Baseline:
     """A file's ``text`` as a checked document; every problem is one ReportError
     naming the file."""
     try:
@@ -222,8 +242,14 @@ def parse(text: str, path: str, kind: str = "report") -> dict[str, Any]:
     return check(data, path, kind)
 
 
-def load(path: str, kind: str = "report") -> dict[str, Any]:
-    """Read and check a schema-1 file; every problem is one ReportError naming it."""
+@overload
+def load(path: str, kind: Literal["report"] = "report") -> Report: ...
+@overload
+def load(path: str, kind: Literal["baseline"]) -> Baseline: ...
+
+
+def load(path: str, kind: Literal["report", "baseline"] = "report") -> Report | Baseline:
+    """Read and check a file; every problem is one ReportError naming it."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -236,7 +262,22 @@ def load(path: str, kind: str = "report") -> dict[str, Any]:
     return parse(text, path, kind)
 
 
-def dumps(data: dict[str, Any]) -> str:
+SCHEMA_BUG = "does not match its schema"  # in the message of a document refused at writing
+
+
+def text(data: Report | Baseline, kind: Literal["report", "baseline"] = "report") -> str:
+    """The JSON text of a report (or baseline) file, once it is checked against its
+    schema: what this version would not read back is never written."""
+    written = dumps(data)
+    found = schema.problem(json.loads(written), schema.report() if kind == "report"
+                           else schema.baseline())
+    if found:
+        raise ReportError(f"the {kind} {SCHEMA_BUG} ({found}): a bug in "
+                          "pytest-concurrency, please report it")
+    return written
+
+
+def dumps(data: Report | Baseline) -> str:
     """``data`` as the JSON text of a file; a number that is not finite (JSON has
     no Infinity or NaN, and no reader could use it) is written as null."""
     try:
@@ -256,16 +297,25 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def regressions_first(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def regressions_first(tests: Sequence[Entry]) -> list[Entry]:
     """Entries ordered for a reader: what got worse or failed first, then by node id."""
-    def rank(entry: dict[str, Any]) -> int:
-        baseline = entry.get("baseline") or {}
-        if baseline.get("status") == "regressed":
+    def rank(entry: Entry) -> int:
+        if regressed(entry):
             return 0
-        if entry.get("outcome") in BAD_OUTCOMES or any(
-                b.get("verdict") == "fail" for b in entry.get("budget", ())):
+        if entry.get("outcome") in BAD_OUTCOMES or verdicts(entry, "fail"):
             return 1
-        if any(b.get("verdict") == "inconclusive" for b in entry.get("budget", ())):
+        if verdicts(entry, "inconclusive"):
             return 2
         return 3
     return sorted(tests, key=lambda e: (rank(e), e["nodeid"]))
+
+
+def regressed(entry: Entry) -> bool:
+    """Whether the entry is slower than its baseline beyond the threshold."""
+    baseline = entry.get("baseline")
+    return baseline is not None and baseline.get("status") == "regressed"
+
+
+def verdicts(entry: Entry, verdict: str) -> int:
+    """How many of the entry's budget limits got ``verdict``."""
+    return sum(b.get("verdict") == verdict for b in entry.get("budget") or ())

@@ -1,13 +1,15 @@
 """What one test item tells the reports, as plain data that rides in its
 TestReports (pytest-xdist serializes report attributes), so only the
 controller needs to see it: the layout, what was measured, the budget's
-verdicts and every failure with its kind."""
+verdicts and every failure with its kind (:class:`ItemData`, made of the
+records of ``records.py``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import pytest
 
@@ -19,9 +21,43 @@ if TYPE_CHECKING:
     from ..budget import Verdict
     from ..metrics import Measurement
     from ..stats import Estimate
+    from .records import BudgetVerdict, Exploration, Failure, Metric
+
+
+class ItemData(TypedDict):
+    """An item's data while it runs, and what its TestReports carry
+    (:data:`REPORT_ATTR`): the fields of its report entry that the item knows,
+    and three the collector keeps for the session (``measured_in_rounds``,
+    ``applied``, ``timeout``: see collector.Facts)."""
+
+    mode: str
+    layout: str
+    workers: int
+    iterations: int
+    metrics: dict[str, Metric]
+    budget: list[BudgetVerdict]
+    failures: list[Failure]  # a report's: those of its phase
+    serial: str | None  # why it runs once, serially
+    exploration: Exploration | None
+    measured_in_rounds: bool  # metrics are medians of paired rounds
+    applied: bool  # --concurrency-apply made it concurrent, not a marker
+    timeout: float  # seconds, for the whole run
+
+
+@dataclasses.dataclass
+class Runs:
+    """What the single runs of a test that calls ``concurrency.run`` often add up to."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    calls: int = 0
+    peak_rss: int | None = None
+
 
 REPORT_ATTR = "concurrency"  # TestReport attribute holding an item's data
-DATA = pytest.StashKey[dict[str, Any]]()  # the item's data while it runs
+DATA = pytest.StashKey[ItemData]()  # the item's data while it runs
+RUNS = pytest.StashKey[Runs]()  # its single runs so far
+LIVE = pytest.StashKey[str]()  # with -s: the exploration's section, printed after the call
 
 
 def base_id(nodeid: str) -> str:
@@ -43,20 +79,25 @@ def mode_of(nodeid: str) -> str | None:
 
 
 def start(item: pytest.Item, run_spec: spec.RunSpec,
-          serial: str | None = None, applied: bool = False) -> dict[str, Any]:
+          serial: str | None = None, applied: bool = False) -> ItemData:
     """Fresh data for ``item`` (a rerun starts over), kept in its stash until its
     reports are made.  ``serial``: why it runs once, serially, instead;
     ``applied``: --concurrency-apply made it concurrent, not a marker."""
-    data = item.stash[DATA] = {
+    data: ItemData = {
         "mode": run_spec.mode, "layout": run_spec.layout, "workers": run_spec.workers,
         "iterations": run_spec.iterations, "metrics": {}, "budget": [],
-        "failures": [], "measured_in_rounds": False, "serial": serial, "applied": applied,
-        "timeout": run_spec.timeout,
+        "failures": [], "serial": serial, "exploration": None,
+        "measured_in_rounds": False, "applied": applied, "timeout": run_spec.timeout,
     }
+    item.stash[DATA] = data
+    if RUNS in item.stash:
+        del item.stash[RUNS]
+    if LIVE in item.stash:
+        del item.stash[LIVE]
     return data
 
 
-def add_exploration(item: pytest.Item, exploration: dict[str, Any]) -> None:
+def add_exploration(item: pytest.Item, exploration: Exploration) -> None:
     """What an explore run explored (the last one, if a test explores several times)."""
     data = item.stash.get(DATA, None)
     if data is not None:
@@ -66,9 +107,8 @@ def add_exploration(item: pytest.Item, exploration: dict[str, Any]) -> None:
 def show_verdict_later(item: pytest.Item, text: str) -> None:
     """With ``-s``: the exploration's section is printed once the test's call is over
     (:func:`for_report`), when its verdict is final."""
-    data = item.stash.get(DATA, None)
-    if data is not None:
-        data["_live_explore"] = text
+    if DATA in item.stash:
+        item.stash[LIVE] = text
 
 
 def add_run(item: pytest.Item, measurement: Measurement) -> None:
@@ -76,17 +116,18 @@ def add_run(item: pytest.Item, measurement: Measurement) -> None:
     data = item.stash.get(DATA, None)
     if data is None or data["measured_in_rounds"]:
         return
-    runs = data.setdefault("_runs", [0.0, 0.0, 0, None])
-    runs[0] += measurement.wall
-    runs[1] += measurement.cpu
-    runs[2] += measurement.calls
+    runs = item.stash.setdefault(RUNS, Runs())
+    runs.wall += measurement.wall
+    runs.cpu += measurement.cpu
+    runs.calls += measurement.calls
     if measurement.peak_rss is not None:
-        runs[3] = max(runs[3] or 0, measurement.peak_rss)
-    wall, cpu, calls, peak = runs
-    metrics = {"wall": document.metric("wall", wall), "cpu": document.metric("cpu", cpu),
-               "throughput": document.metric("throughput", calls / wall if wall > 0 else 0.0)}
-    if peak is not None:
-        metrics["memory"] = document.metric("memory", peak)
+        runs.peak_rss = max(runs.peak_rss or 0, measurement.peak_rss)
+    wall = runs.wall
+    metrics = {"wall": document.metric("wall", wall), "cpu": document.metric("cpu", runs.cpu),
+               "throughput": document.metric("throughput",
+                                             runs.calls / wall if wall > 0 else 0.0)}
+    if runs.peak_rss is not None:
+        metrics["memory"] = document.metric("memory", runs.peak_rss)
     data["metrics"] = metrics
 
 
@@ -95,7 +136,8 @@ def add_estimates(item: pytest.Item, measured: Mapping[str, Estimate],
     """What a budgeted test's rounds measured (medians and intervals) and decided."""
     data = item.stash[DATA]
     data["measured_in_rounds"] = True
-    data.pop("_runs", None)
+    if RUNS in item.stash:
+        del item.stash[RUNS]
     data["metrics"] = {
         key: document.metric(key, e.median, e.low, e.high, e.n)
         for key, e in measured.items() if key in document.METRICS
@@ -108,13 +150,13 @@ def add_estimates(item: pytest.Item, measured: Mapping[str, Estimate],
 
 def failure(kind: str, summary: str, message: str, workers: Iterable[int] = (),
             iteration: int | None = None, replay: str | None = None,
-            nodeid: str = "") -> dict[str, Any]:
+            nodeid: str = "") -> Failure:
     return {"kind": kind, "summary": summary, "message": message, "workers": list(workers),
             "iteration": iteration, "replay": replay,
             "replay_command": replay_command(nodeid, replay) if replay else None}
 
 
-def failed_after(exploration: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+def failed_after(exploration: Exploration, exc: BaseException) -> Exploration:
     """An exploration whose test then failed, as the reports say it: not complete,
     its verdict the failure - for outcomes ``expect``/``forbid`` rejected, with
     the schedule of the first rejected outcome as its failing interleaving."""
@@ -122,7 +164,7 @@ def failed_after(exploration: dict[str, Any], exc: BaseException) -> dict[str, A
 
     if exploration.get("interleaving") or not isinstance(exploration.get("verdict"), str):
         return exploration  # the exploration's own failure says it already
-    new = dict(exploration)
+    new = exploration.copy()
     run = exploration.get("schedules") or 0
     rejection = rejection_of(exc)
     if rejection is not None:
@@ -143,8 +185,9 @@ def failed_after(exploration: dict[str, Any], exc: BaseException) -> dict[str, A
         count = exploration.get("distinct") or run
         searched = f"every interleaving explored ({count} distinct)"
     settings = exploration.get("settings")
-    new.update(complete=False, incomplete=what,
-               verdict=f"{searched}; {what}" + (f" ({settings})" if settings else ""))
+    new["complete"] = False
+    new["incomplete"] = what
+    new["verdict"] = f"{searched}; {what}" + (f" ({settings})" if settings else "")
     return new
 
 
@@ -155,13 +198,13 @@ def _replace_section(report: pytest.TestReport, title: str, text: str) -> None:
                           for key, content in report.sections]
 
 
-def failures_of(exc: BaseException, nodeid: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+def failures_of(exc: BaseException, nodeid: str, data: ItemData) -> list[Failure]:
     """The failures an exception stands for, each with its kind."""
     from .. import outcomes
     from ..results import rejection_of
 
     rejection = rejection_of(exc)
-    if rejection is not None and "exploration" in data:
+    if rejection is not None and data.get("exploration") is not None:
         schedule = rejection.first
         where = f"; first in schedule {schedule.index}" if schedule is not None else ""
         count = rejection.rejected
@@ -180,10 +223,11 @@ def failures_of(exc: BaseException, nodeid: str, data: dict[str, Any]) -> list[d
         return found
     text = texts.middle(texts.safe_str(exc).strip())
     summary = texts.one_line(text) if text else type(exc).__name__
-    if any(v["verdict"] in ("fail", "inconclusive") for v in data.get("budget", ())) \
+    budget = data.get("budget", [])
+    if any(v["verdict"] in ("fail", "inconclusive") for v in budget) \
             and text.startswith("concurrency budget"):
         # the verdict that failed the test, before one that only stayed inconclusive
-        unmet = sorted((v for v in data["budget"] if v["verdict"] != "pass"),
+        unmet = sorted((v for v in budget if v["verdict"] != "pass"),
                        key=lambda v: v["verdict"] != "fail")
         return [failure("budget", unmet[0]["message"] if unmet else summary, text)]
     if not isinstance(exc, pytest.fail.Exception):
@@ -200,33 +244,35 @@ def leak(item: pytest.Item, message: str) -> None:
 
 
 def for_report(item: pytest.Item, report: pytest.TestReport,
-               excinfo: pytest.ExceptionInfo[BaseException] | None) -> dict[str, Any] | None:
+               excinfo: pytest.ExceptionInfo[BaseException] | None) -> ItemData | None:
     """The data a report of ``item`` carries: after its call, everything so far
     plus the call's failures; after setup or teardown, their failures."""
     data = item.stash.get(DATA, None)
     if data is None:
         return None
-    out = {key: value for key, value in data.items() if not key.startswith("_")}
+    out = data.copy()
     if report.when == "call":
         out["failures"] = list(data["failures"])
         if excinfo is not None and report.failed:
-            exploration = data.get("exploration")
+            exploration = data["exploration"]
             if exploration is not None:  # the test failed after it: never "verified"
-                out["exploration"] = data["exploration"] = failed_after(
+                out["exploration"] = data["exploration"] = after = failed_after(
                     exploration, excinfo.value)
-                if out["exploration"] is not exploration:
-                    _replace_section(report, "explore", out["exploration"]["verdict"])
-                    if "_live_explore" in data:
-                        data["_live_explore"] = out["exploration"]["verdict"]
+                if after is not exploration:
+                    verdict = after["verdict"] or ""
+                    _replace_section(report, "explore", verdict)
+                    if LIVE in item.stash:
+                        item.stash[LIVE] = verdict
             out["failures"] += failures_of(excinfo.value, item.nodeid, data)
         data["failures"] = []
-        live = data.pop("_live_explore", None)
+        live = item.stash.get(LIVE, None)
         if live is not None:
+            del item.stash[LIVE]
             sys.stdout.write(f"\n--- explore ---\n{live}\n")
     elif report.failed and excinfo is not None:
         out["failures"] = list(data["failures"]) or failures_of(excinfo.value, item.nodeid, data)
         data["failures"] = []
-        exploration = data.get("exploration")
+        exploration = data["exploration"]
         if exploration is not None:  # a teardown that failed (a leak): not verified either
             out["exploration"] = data["exploration"] = failed_after(exploration,
                                                                     excinfo.value)
@@ -236,11 +282,12 @@ def for_report(item: pytest.Item, report: pytest.TestReport,
     return out
 
 
-def properties(data: dict[str, Any]) -> list[tuple[str, object]]:
+def properties(data: ItemData) -> list[tuple[str, object]]:
     """Key metrics as JUnit ``user_properties``: ``concurrency.wall`` etc.; for an
     explore item what was explored: ``concurrency.explore.strategy``, ``.seed``,
     ``.schedules`` (explored), ``.complete`` (true/false), ``.outcomes`` (distinct)."""
-    props = [("concurrency.mode", data["mode"]), ("concurrency.layout", data["layout"])]
+    props: list[tuple[str, object]] = [("concurrency.mode", data["mode"]),
+                                       ("concurrency.layout", data["layout"])]
     for key, value in data["metrics"].items():
         props.append((f"concurrency.{key}", f"{value['value']:.6g}"))
     exploration = data.get("exploration")

@@ -15,11 +15,14 @@ import math
 import os
 from collections import Counter
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from ..budget import format_value
-from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
+from .document import BAD_OUTCOMES, OUTCOMES, regressed, regressions_first
 from .terminal import exploration_text, schedules_rate, verdict_line
+
+if TYPE_CHECKING:
+    from .records import BaselineVerdict, Entry, Failure, Interleaving, Metric, Report, Run, Step
 
 METRIC_COLUMNS = ("wall", "cpu", "memory", "throughput", "speedup")
 MODE_COLOURS = {"thread": "#3b6fd4", "process": "#8e44c9", "hybrid": "#16897a",
@@ -104,7 +107,7 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def render(document: dict[str, Any]) -> str:
+def render(document: Report) -> str:
     """The whole report page for a schema-1 ``document``, as one HTML string."""
     tests = regressions_first(document.get("tests") or [])
     run = document.get("run") or {}
@@ -130,7 +133,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _header(document: dict[str, Any], run: dict[str, Any]) -> str:
+def _header(document: Report, run: Run) -> str:
     python = " ".join(str(p) for p in (run.get("implementation"), run.get("python")) if p)
     fields = [("Python", python), ("Platform", run.get("platform")),
               ("Machine", run.get("machine")),
@@ -145,7 +148,7 @@ def _header(document: dict[str, Any], run: dict[str, Any]) -> str:
             f'{_e(document.get("generator", ""))}</div><dl class="run">{items}</dl></header>')
 
 
-def _gil(run: dict[str, Any]) -> str:
+def _gil(run: Run) -> str:
     """The GIL, as the header shows it."""
     if not run.get("gil_disabled_build"):
         return "enabled (a build with the GIL)"
@@ -156,9 +159,10 @@ def _gil(run: dict[str, Any]) -> str:
         "enabled (free-threaded build)"
 
 
-def _summary(tests: list[dict[str, Any]]) -> str:
+def _summary(tests: list[Entry]) -> str:
     outcomes = Counter(entry.get("outcome") for entry in tests)
-    statuses = Counter((entry.get("baseline") or {}).get("status") for entry in tests)
+    statuses = Counter(baseline.get("status") for entry in tests
+                       if (baseline := entry.get("baseline")) is not None)
     failures = sum(len(entry.get("failures") or ()) for entry in tests)
     detail = ", ".join(f"{outcomes[o]} {o}" for o in OUTCOMES if outcomes[o])
     parts = [f"<strong>{_plural(len(tests), 'test')}</strong>"
@@ -174,7 +178,7 @@ def _count_badge(count: int, text: str, tone: str) -> str:
     return f'<span class="badge {tone if count else "muted"}">{_e(text)}</span>'
 
 
-def _table(tests: list[dict[str, Any]]) -> str:
+def _table(tests: list[Entry]) -> str:
     heads = ["Test", "Mode", "Layout", "Outcome", *METRIC_COLUMNS, "Budget", "Baseline", "Advice"]
     head = "".join(f"<th>{_e(h)}</th>" for h in heads)
     rows = "\n".join(_row(entry) for entry in tests)
@@ -182,7 +186,7 @@ def _table(tests: list[dict[str, Any]]) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>\n{rows}\n</tbody></table></div></section>")
 
 
-def _row(entry: dict[str, Any]) -> str:
+def _row(entry: Entry) -> str:
     metrics = entry.get("metrics") or {}
     cells = [f'<td class="nodeid">{_e(entry.get("nodeid"))}</td>',
              f"<td>{_e(entry.get('mode'))}</td>", f"<td>{_e(entry.get('layout'))}</td>",
@@ -197,16 +201,15 @@ def _row(entry: dict[str, Any]) -> str:
     return f'<tr class="row-{_tone(entry)}">{"".join(cells)}</tr>'
 
 
-def _tone(entry: dict[str, Any]) -> str:
+def _tone(entry: Entry) -> str:
     """How a row is flagged: bad for regressions and failures, warn for doubtful budgets."""
-    if ((entry.get("baseline") or {}).get("status") == "regressed"
-            or entry.get("outcome") in BAD_OUTCOMES):
+    if regressed(entry) or entry.get("outcome") in BAD_OUTCOMES:
         return "bad"
     verdicts = {b.get("verdict") for b in entry.get("budget") or ()}
     return "bad" if "fail" in verdicts else "warn" if "inconclusive" in verdicts else "ok"
 
 
-def _metric_cell(key: str, metric: dict[str, Any] | None) -> str:
+def _metric_cell(key: str, metric: Metric | None) -> str:
     if not metric:
         return f'<td class="num">{_e(None)}</td>'
     spread = (f"{format_value(key, metric['low'])} to {format_value(key, metric['high'])}, "
@@ -214,7 +217,7 @@ def _metric_cell(key: str, metric: dict[str, Any] | None) -> str:
     return f'<td class="num" title="{_e(spread)}">{_e(format_value(key, metric["value"]))}</td>'
 
 
-def _throughput_cell(entry: dict[str, Any], metric: dict[str, Any] | None) -> str:
+def _throughput_cell(entry: Entry, metric: Metric | None) -> str:
     """Body calls per second, or for an explore item schedules explored per second."""
     rate = schedules_rate(entry, "\u2013")
     if rate is None:
@@ -222,7 +225,7 @@ def _throughput_cell(entry: dict[str, Any], metric: dict[str, Any] | None) -> st
     return f'<td class="num" title="schedules explored per second">{_e(rate)}</td>'
 
 
-def _advice_cell(entry: dict[str, Any]) -> str:
+def _advice_cell(entry: Entry) -> str:
     """The advisor's note; for an explore item, what the exploration found."""
     exploration = entry.get("exploration")
     if entry.get("advice") or not exploration:
@@ -231,18 +234,19 @@ def _advice_cell(entry: dict[str, Any]) -> str:
             f"{_e(exploration_text(exploration))}</td>")
 
 
-def _baseline(baseline: dict[str, Any] | None) -> str:
+def _baseline(baseline: BaselineVerdict | None) -> str:
     if not baseline:
         return _e(None)
     ratio = baseline.get("ratio")
     return _badge(str(baseline.get("status"))) + (f" {_e(f'{ratio:.2f}x')}" if ratio else "")
 
 
-def _failures(tests: list[dict[str, Any]]) -> str:
+def _failures(tests: list[Entry]) -> str:
     items, lanes = [], 0
     for entry in tests:
         failures = entry.get("failures") or ()
-        interleaving = (entry.get("exploration") or {}).get("interleaving")
+        exploration = entry.get("exploration")
+        interleaving = exploration.get("interleaving") if exploration else None
         # the failing schedule belongs with the explore failure (race or deadlock)
         kinds = [failure.get("kind") for failure in failures]
         at = next((i for i, kind in enumerate(kinds) if kind in ("race", "deadlock")), 0)
@@ -256,7 +260,7 @@ def _failures(tests: list[dict[str, Any]]) -> str:
     return f'<section id="failures"><h2>Failures</h2>\n{body}\n</section>'
 
 
-def _failure(entry: dict[str, Any], failure: dict[str, Any],
+def _failure(entry: Entry, failure: Failure,
              swimlane: str | None = None) -> str:
     facts = []
     if failure.get("workers"):
@@ -277,7 +281,7 @@ def _failure(entry: dict[str, Any], failure: dict[str, Any],
 # -- charts ------------------------------------------------------------------------------
 
 
-def _charts(tests: list[dict[str, Any]]) -> str:
+def _charts(tests: list[Entry]) -> str:
     figures = [("chart-wall", "Wall time by mode", "wall time was measured", _wall_chart(tests)),
                ("chart-speedup", "Speedup by workers and mode", "speedup was measured",
                 _speedup_chart(tests)),
@@ -338,7 +342,7 @@ def _legend(items: list[tuple[str, str]]) -> list[str]:
     return parts
 
 
-def _mode_legend(entries: list[dict[str, Any]]) -> list[str]:
+def _mode_legend(entries: list[Entry]) -> list[str]:
     modes = sorted({entry.get("mode", "?") for entry in entries}, key=_mode_order)
     return _legend([(mode, MODE_COLOURS.get(mode, OTHER_COLOUR)) for mode in modes])
 
@@ -347,13 +351,13 @@ def _mode_order(mode: str | None) -> tuple[int, str | None]:
     return (list(MODE_COLOURS).index(mode) if mode in MODE_COLOURS else len(MODE_COLOURS), mode)
 
 
-def _who(entry: dict[str, Any]) -> str:
+def _who(entry: Entry) -> str:
     name = str(entry.get("test") or entry.get("nodeid")).rpartition("::")[2]
     name = name if len(name) <= 26 else name[:25] + "\u2026"
     return f"{name} \u00b7 {entry.get('mode')}, {entry.get('layout')} workers"
 
 
-def _bar(key: str, entry: dict[str, Any], metric: dict[str, Any], y: float, span: float,
+def _bar(key: str, entry: Entry, metric: Metric, y: float, span: float,
          limit: float) -> list[str]:
     """One value bar from the axis origin, its low..high whisker and its label."""
     def at(value: float) -> float:
@@ -371,8 +375,8 @@ def _bar(key: str, entry: dict[str, Any], metric: dict[str, Any], y: float, span
     return parts + [_text(end + 6, y + 14, format_value(key, metric["value"]), cls="value")]
 
 
-def _wall_chart(tests: list[dict[str, Any]]) -> str | None:
-    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+def _wall_chart(tests: list[Entry]) -> str | None:
+    groups: dict[str, list[tuple[Entry, Metric]]] = {}
     for entry in tests:
         if wall := (entry.get("metrics") or {}).get("wall"):
             groups.setdefault(entry.get("test") or entry["nodeid"], []).append((entry, wall))
@@ -396,7 +400,7 @@ def _wall_chart(tests: list[dict[str, Any]]) -> str | None:
     return _svg("chart-wall", "Wall time of each test by mode", y + 44, body)
 
 
-def _speedup_chart(tests: list[dict[str, Any]]) -> str | None:
+def _speedup_chart(tests: list[Entry]) -> str | None:
     rows = [(e, m) for e in tests if (m := (e.get("metrics") or {}).get("speedup"))]
     if not rows:
         return None
@@ -417,12 +421,14 @@ def _speedup_chart(tests: list[dict[str, Any]]) -> str | None:
                 y + 44, body)
 
 
-def _baseline_chart(tests: list[dict[str, Any]]) -> str | None:
-    rows = []
+def _baseline_chart(tests: list[Entry]) -> str | None:
+    rows: list[tuple[Entry, BaselineVerdict, Metric]] = []
     for entry in tests:
-        baseline = entry.get("baseline") or {}
+        baseline = entry.get("baseline")
+        if baseline is None or baseline.get("baseline") is None:
+            continue
         current = (entry.get("metrics") or {}).get(baseline.get("metric") or "wall")
-        if baseline.get("baseline") is not None and current:
+        if current:
             rows.append((entry, baseline, current))
     if not rows:
         return None
@@ -440,10 +446,10 @@ def _baseline_chart(tests: list[dict[str, Any]]) -> str | None:
                 y + 32, body)
 
 
-def _pair(entry: dict[str, Any], baseline: dict[str, Any], new: float, y: float) -> list[str]:
+def _pair(entry: Entry, baseline: BaselineVerdict, new: float, y: float) -> list[str]:
     """A baseline bar over a current one, both scaled to the larger, and the verdict."""
     key, status = baseline.get("metric") or "wall", str(baseline.get("status"))
-    old = baseline["baseline"]
+    old = baseline["baseline"] or 0.0  # charted only when there is one
     parts = []
     if status == "regressed":
         parts.append(_rect(4, y, WIDTH - 8, 2 * ROW, "#fde8e7", f"{entry.get('nodeid')} regressed"))
@@ -479,10 +485,22 @@ def _access(what: str) -> tuple[str, str] | None:
     return (_ACCESSES[verb], name) if verb in _ACCESSES and name else None
 
 
-def _step_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class StepRow(TypedDict):
+    """Consecutive steps of one worker on one line, as one row of a swimlane."""
+
+    worker: int | None
+    file: str | None
+    line: int | None
+    function: str | None
+    source: str
+    whats: list[str]  # what its steps did, each once
+    first: int  # the index of its first step among the steps shown
+
+
+def _step_rows(steps: list[Step]) -> list[StepRow]:
     """Consecutive steps of one worker on one line merged into one row (as the
     terminal's interleaving table does), each row with what its steps did, once."""
-    rows: list[dict[str, Any]] = []
+    rows: list[StepRow] = []
     for number, step in enumerate(steps):
         what = str(step.get("what") or "")
         last = rows[-1] if rows else None
@@ -498,7 +516,7 @@ def _step_rows(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _failing_rows(rows: list[dict[str, Any]], worker: object) -> list[int]:
+def _failing_rows(rows: list[StepRow], worker: object) -> list[int]:
     """The rows marked as failing: the failing worker's last step (where it raised);
     without one (a deadlock), each worker's last step if it blocked there."""
     last: dict[object, int] = {}
@@ -510,7 +528,7 @@ def _failing_rows(rows: list[dict[str, Any]], worker: object) -> list[int]:
                   if any(what.startswith("blocks") for what in rows[index]["whats"]))
 
 
-def _racing(rows: list[dict[str, Any]], failing: list[int]) -> set[str]:
+def _racing(rows: list[StepRow], failing: list[int]) -> set[str]:
     """The names whose reads and writes the swimlane highlights.
 
     A race needs two workers accessing one thing, at least one of them writing,
@@ -535,7 +553,7 @@ def _racing(rows: list[dict[str, Any]], failing: list[int]) -> set[str]:
     return (conflicting & seen) or conflicting
 
 
-def _highlight(row: dict[str, Any], racing: set[str]) -> str:
+def _highlight(row: StepRow, racing: set[str]) -> str:
     """"write" if the row writes a racing name, "read" if it only reads one, else ""."""
     kinds = {access[0] for what in row["whats"]
              if (access := _access(what)) and access[1] in racing}
@@ -547,21 +565,23 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:max(limit - 1, 0)] + "\u2026"
 
 
-def _interleaving(entry: dict[str, Any], interleaving: dict[str, Any], ident: str) -> str:
+def _interleaving(entry: Entry, interleaving: Interleaving, ident: str) -> str:
     """The failing schedule as an SVG swimlane: one column per worker, its steps
     in order from top to bottom, each with file:line and source, the racing
     names' reads and writes highlighted, the failing step marked."""
-    exploration = entry.get("exploration") or {}
+    exploration = entry.get("exploration")
+    strategy, seed, workers = (exploration.get("strategy"), exploration.get("seed"),
+                               exploration.get("workers")) if exploration else (None, None, 0)
     steps = [s for s in interleaving.get("steps") or () if isinstance(s, dict)]
     rows = _step_rows(steps)
     total = interleaving.get("total_steps") or len(steps)
     facts = (f"schedule {interleaving.get('schedule')} of the exploration "
-             f"({exploration.get('strategy')}, seed {exploration.get('seed')})")
+             f"({strategy}, seed {seed})")
     if not rows:
         return (f'<figure class="interleaving"><figcaption>Interleaving of {_e(facts)}: '
                 f'no steps were recorded.</figcaption></figure>')
     lanes = sorted({r["worker"] for r in rows if isinstance(r["worker"], int)}
-                   | set(range(int(exploration.get("workers") or 0))))
+                   | set(range(int(workers or 0))))
     failing = _failing_rows(rows, interleaving.get("worker"))
     racing = _racing(rows, failing)
     lane = (WIDTH - GUTTER - 8) / max(len(lanes), 1)
@@ -576,7 +596,7 @@ def _interleaving(entry: dict[str, Any], interleaving: dict[str, Any], ident: st
     for position, (key, fill, outline) in enumerate(keys):
         left = GUTTER + position * 330
         body += [_rect(left, 6, 12, 12, fill, "", outline), _text(left + 17, 16, key)]
-    column = {}
+    column: dict[int | None, float] = {}
     for position, worker in enumerate(lanes):
         x = GUTTER + position * lane
         column[worker] = x
@@ -620,4 +640,5 @@ def _interleaving(entry: dict[str, Any], interleaving: dict[str, Any], ident: st
                f"flows down; {highlighted}.")
     return (f'<figure class="interleaving"><figcaption>{_e(caption)}</figcaption>'
             f'{_svg(ident, label, bottom + 10, body, "chart swimlane")}'
-            f'<p class="verdict">{_e(verdict_line(exploration))}</p></figure>')
+            f'<p class="verdict">{_e(verdict_line(exploration) if exploration else None)}</p>'
+            '</figure>')

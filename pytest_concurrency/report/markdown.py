@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ..budget import format_value
-from .document import BAD_OUTCOMES, OUTCOMES, regressions_first
+from .document import BAD_OUTCOMES, OUTCOMES, regressed, regressions_first, verdicts
 from .terminal import exploration_text, schedules_rate
+
+if TYPE_CHECKING:
+    from .records import Entry, Failure, Report
 
 MISSING = "\u2013"
 # Markdown punctuation that formats or splits a table cell, and HTML-significant characters.
@@ -63,39 +66,32 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def _verdicts(entry: dict[str, Any], verdict: str) -> int:
-    return sum(b.get("verdict") == verdict for b in entry.get("budget") or ())
+def _needs_attention(entry: Entry) -> bool:
+    return (regressed(entry) or entry.get("outcome") in BAD_OUTCOMES
+            or verdicts(entry, "fail") > 0 or verdicts(entry, "inconclusive") > 0)
 
 
-def _regressed(entry: dict[str, Any]) -> bool:
-    return (entry.get("baseline") or {}).get("status") == "regressed"
-
-
-def _needs_attention(entry: dict[str, Any]) -> bool:
-    return (_regressed(entry) or entry.get("outcome") in BAD_OUTCOMES
-            or _verdicts(entry, "fail") > 0 or _verdicts(entry, "inconclusive") > 0)
-
-
-def _summary(document: dict[str, Any]) -> str:
+def _summary(document: Report) -> str:
     tests = document["tests"]
     outcomes = [entry.get("outcome") for entry in tests]
     counts = [f"{outcomes.count(outcome)} {outcome}" for outcome in OUTCOMES
               if outcome in ("passed", "failed") or outcome in outcomes]
-    verdicts = [f"{sum(map(_regressed, tests))} regressed vs baseline",
-                _plural(sum(_verdicts(e, "fail") for e in tests), "budget failure")]
-    inconclusive = sum(_verdicts(e, "inconclusive") for e in tests)
+    judged = [f"{sum(map(regressed, tests))} regressed vs baseline",
+              _plural(sum(verdicts(e, "fail") for e in tests), "budget failure")]
+    inconclusive = sum(verdicts(e, "inconclusive") for e in tests)
     if inconclusive:
-        verdicts.append(_plural(inconclusive, "inconclusive budget"))
+        judged.append(_plural(inconclusive, "inconclusive budget"))
     entries = "entry" if len(tests) == 1 else "entries"
     line = (f"**{len(tests)} test \u00d7 mode {entries}:** {', '.join(counts)}; "
-            f"{', '.join(verdicts)}")
+            f"{', '.join(judged)}")
     run = document.get("run") or {}
     if run.get("python"):
         line += f" \u00b7 Python {_text(run['python'])} ({_text(run.get('implementation'))})"
     if run.get("machine"):
         line += f" \u00b7 {_code(run['machine'], cell=False)}"
-    if run.get("git_commit"):
-        line += f" \u00b7 commit {_code(run['git_commit'][:7], cell=False)}"
+    commit = run.get("git_commit")
+    if commit:
+        line += f" \u00b7 commit {_code(commit[:7], cell=False)}"
     if run.get("gil_disabled_build"):
         line += " \u00b7 free-threaded, GIL " + (
             "re-enabled at run time" if run.get("gil_reenabled_by") else
@@ -103,7 +99,7 @@ def _summary(document: dict[str, Any]) -> str:
     return line
 
 
-def _metric(entry: dict[str, Any], key: str) -> str:
+def _metric(entry: Entry, key: str) -> str:
     if key == "throughput" and (rate := schedules_rate(entry, MISSING)) is not None:
         return rate
     measured = (entry.get("metrics") or {}).get(key)
@@ -112,17 +108,18 @@ def _metric(entry: dict[str, Any], key: str) -> str:
     return format_value(key, measured["value"])
 
 
-def _baseline(entry: dict[str, Any]) -> str:
+def _baseline(entry: Entry) -> str:
     baseline = entry.get("baseline")
     if not baseline:
         return MISSING
-    if baseline.get("ratio") is None:
+    ratio = baseline.get("ratio")
+    if ratio is None:
         return _text(baseline.get("status"))
-    change = f"{(baseline['ratio'] - 1) * 100:+.0f}%"
+    change = f"{(ratio - 1) * 100:+.0f}%"
     return f"{_text(baseline.get('status'))}: {_text(baseline.get('metric'))} {change}"
 
 
-def _budget(entry: dict[str, Any]) -> str:
+def _budget(entry: Entry) -> str:
     verdicts = [f"{_code(b.get('limit'))} {_text(b.get('verdict'))}"
                 for b in entry.get("budget") or ()]
     return ", ".join(verdicts) or MISSING
@@ -134,19 +131,19 @@ def _table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def _attention_row(entry: dict[str, Any]) -> list[str]:
+def _attention_row(entry: Entry) -> list[str]:
     return [_code(entry["nodeid"]), _text(entry.get("mode")), _text(entry.get("outcome")),
             _metric(entry, "wall"), _baseline(entry), _budget(entry)]
 
 
-def _full_row(entry: dict[str, Any]) -> list[str]:
+def _full_row(entry: Entry) -> list[str]:
     return [_code(entry["nodeid"]), _text(entry.get("mode")), _text(entry.get("layout")),
             _text(entry.get("outcome")), _metric(entry, "wall"), _metric(entry, "cpu"),
             _metric(entry, "memory"), _metric(entry, "throughput"),
             _metric(entry, "speedup"), _budget(entry), _baseline(entry), _advice(entry)]
 
 
-def _advice(entry: dict[str, Any]) -> str:
+def _advice(entry: Entry) -> str:
     """The advisor's note; for an explore item, what its exploration found."""
     explored = exploration_text(entry.get("exploration"))
     if entry.get("advice") or explored is None:
@@ -154,7 +151,7 @@ def _advice(entry: dict[str, Any]) -> str:
     return f"explore: {_text(explored)}"
 
 
-def _failure(entry: dict[str, Any], failure: dict[str, Any]) -> list[str]:
+def _failure(entry: Entry, failure: Failure) -> list[str]:
     lines = [f"- {_code(entry['nodeid'], cell=False)} **{_text(failure.get('kind'))}**: "
              f"{_text(failure.get('summary'))}"]
     command = failure.get("replay_command")
@@ -164,7 +161,7 @@ def _failure(entry: dict[str, Any], failure: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _attention(tests: list[dict[str, Any]]) -> list[str]:
+def _attention(tests: Sequence[Entry]) -> list[str]:
     entries = [e for e in regressions_first(tests) if _needs_attention(e)]
     if not entries:
         return ["Nothing regressed or failed."]
@@ -174,7 +171,7 @@ def _attention(tests: list[dict[str, Any]]) -> list[str]:
     return lines + ([""] + failures if failures else [])
 
 
-def render(document: dict[str, Any]) -> str:
+def render(document: Report) -> str:
     """The Markdown job summary of a schema-1 report document."""
     tests = document.get("tests") or []
     if not tests:

@@ -10,34 +10,34 @@ is in several inputs, the entry of the last one wins.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from . import document
+from .records import Entry, Report, Source
 
 
-def merge(documents: list[dict[str, Any]]) -> dict[str, Any]:
+def merge(documents: list[Report]) -> Report:
     """One new document holding the tests of all ``documents`` (at least one)."""
     if not documents:
         raise ValueError("merge() needs at least one document")
-    run = copy.deepcopy(documents[0].get("run") or {})
+    run = copy.deepcopy(documents[0]["run"])
     run["merged_from"] = [source for data in documents for source in sources(data)]
-    tests: dict[str, dict[str, Any]] = {}
+    tests: dict[str, Entry] = {}
     for data in documents:
         for entry in data["tests"]:
             tests[entry["nodeid"]] = copy.deepcopy(entry)
     return document.new(run, list(tests.values()))
 
 
-def sources(data: dict[str, Any]) -> list[dict[str, Any]]:
+def sources(data: Report) -> list[Source]:
     """What ``data`` was made from: itself, or what it was merged from."""
-    run = data.get("run") or {}
+    run = data["run"]
     if run.get("merged_from"):
         return copy.deepcopy(run["merged_from"])
-    return [{"created": data.get("created"), "machine": run.get("machine"),
-             "git_commit": run.get("git_commit")}]
+    return [{"created": data["created"], "machine": run["machine"],
+             "git_commit": run["git_commit"]}]
 
 
-def duplicates(documents: list[dict[str, Any]]) -> dict[str, list[int]]:
+def duplicates(documents: list[Report]) -> dict[str, list[int]]:
     """Node ids found more than once -> the indexes of the documents holding them."""
     found: dict[str, list[int]] = {}
     for index, data in enumerate(documents):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .. import options
+
+if TYPE_CHECKING:
+    from .records import Baseline
 
 REPORT_FORMATS = (".json", ".md", ".html")
 DEFAULT_BASELINE = "concurrency-baseline.json"
@@ -35,7 +38,7 @@ class ReportSettings:
 
 COLLECTOR = "concurrency-report"  # the plugin name of the session's report collector
 REPORTS = pytest.StashKey[ReportSettings]()
-BASELINE = pytest.StashKey[dict[str, Any]]()  # the baseline read at configure
+BASELINE: pytest.StashKey[Baseline] = pytest.StashKey()  # the baseline read at configure
 MACHINE = pytest.StashKey[str]()  # this machine's baseline key, worked out once
 
 

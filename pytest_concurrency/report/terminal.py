@@ -28,6 +28,8 @@ from . import document
 if TYPE_CHECKING:
     import pytest
 
+    from .records import BaselineVerdict, BudgetVerdict, Entry, Exploration, Report
+
 MISSING = "-"
 MAX_TEST_WIDTH = 60  # compact tables cut longer node ids from the left
 INDENT = "    "  # continuation lines: advice, replay commands
@@ -47,13 +49,13 @@ SLOW_MIN = 1.0
 UNREMARKABLE = ("passed", "skipped", "xfailed")
 
 
-def slow(tests: list[dict[str, Any]]) -> set[str]:
+def slow(tests: Sequence[Entry]) -> set[str]:
     """The node ids of the entries whose wall time stands out from the rest: at
     least SLOW_FACTOR times the median entry's, SLOW_SHARE of the total and
     SLOW_MIN seconds."""
-    walls = {e["nodeid"]: value for e in tests
-             if isinstance(value := ((e.get("metrics") or {}).get("wall") or {}).get("value"),
-                           (int, float)) and e.get("mode") != "explore"}
+    walls = {e["nodeid"]: wall["value"] for e in tests
+             if (wall := (e.get("metrics") or {}).get("wall")) is not None
+             and e.get("mode") != "explore"}
     if len(walls) < 2:
         return set()
     typical = stats.median(list(walls.values()))
@@ -62,17 +64,17 @@ def slow(tests: list[dict[str, Any]]) -> set[str]:
             if wall >= max(SLOW_FACTOR * typical, SLOW_SHARE * total, SLOW_MIN)}
 
 
-def needs_a_look(entry: dict[str, Any], slow_ids: Container[str] = ()) -> bool:
+def needs_a_look(entry: Entry, slow_ids: Container[str] = ()) -> bool:
     """Whether an entry is worth a row of its own in a whole suite's table: it did
     not simply pass (failed, error, interrupted, serial, xpassed), reported a
     failure, has a budget, regressed against its baseline, explored, or is slow."""
     return bool(entry.get("outcome") not in UNREMARKABLE or entry.get("failures")
                 or entry.get("budget") or entry.get("mode") == "explore"
-                or (entry.get("baseline") or {}).get("status") == "regressed"
+                or document.regressed(entry)
                 or entry["nodeid"] in slow_ids)
 
 
-def rest_line(rest: list[dict[str, Any]], after_rows: bool) -> str:
+def rest_line(rest: Sequence[Entry], after_rows: bool) -> str:
     """``... and 298 more items with nothing to look at: 290 passed, 8 skipped (-v
     lists them)``: the entries a whole suite's table counts instead of showing."""
     items = f"{len(rest):,} {'more ' if after_rows else ''}item{'s' if len(rest) != 1 else ''}"
@@ -80,7 +82,7 @@ def rest_line(rest: list[dict[str, Any]], after_rows: bool) -> str:
             f"{outcome_counts(rest)} (-v lists them)")
 
 
-def outcome_counts(tests: list[dict[str, Any]]) -> str:
+def outcome_counts(tests: Sequence[Entry]) -> str:
     """``5 passed, 5 failed, 1 skipped``: pytest's outcomes first, in its order."""
     counts: dict[str, int] = {}
     for entry in tests:
@@ -90,7 +92,7 @@ def outcome_counts(tests: list[dict[str, Any]]) -> str:
     return ", ".join(f"{counts[o]:,} {o}" for o in order if o in counts)
 
 
-def table(tests: list[dict[str, Any]], verbose: bool = False,
+def table(tests: Sequence[Entry], verbose: bool = False,
           width: int = MAX_TEST_WIDTH, countable: Container[str] = (),
           overran: Iterable[str] = ()) -> list[str]:
     """The lines of a table of ``tests`` (document entries), regressions first;
@@ -103,7 +105,7 @@ def table(tests: list[dict[str, Any]], verbose: bool = False,
     others in a last line."""
     if not tests:
         return []
-    rest: list[dict[str, Any]] = []
+    rest: list[Entry] = []
     if not verbose and countable:
         slow_ids = slow(tests) | set(overran)
         rest = [e for e in tests if e["nodeid"] in countable and not needs_a_look(e, slow_ids)]
@@ -118,7 +120,7 @@ def table(tests: list[dict[str, Any]], verbose: bool = False,
     return lines
 
 
-def _rows(tests: list[dict[str, Any]], verbose: bool, width: int) -> list[str]:
+def _rows(tests: Sequence[Entry], verbose: bool, width: int) -> list[str]:
     columns: tuple[str, ...] = VERBOSE if verbose else COMPACT
     entries = document.regressions_first(tests)
     rows = [[_cell(entry, column, verbose, width) for column in columns] for entry in entries]
@@ -134,12 +136,13 @@ def _rows(tests: list[dict[str, Any]], verbose: bool, width: int) -> list[str]:
         lines.append(line)
         if verbose and entry.get("advice"):
             lines.append(f"{INDENT}advice: {' '.join(str(entry['advice']).split())}")
-        if verbose and (entry.get("exploration") or {}).get("verdict"):
-            lines.append(f"{INDENT}explore: {verdict_line(entry['exploration'])}")
+        exploration = entry.get("exploration") if verbose else None
+        if exploration and exploration.get("verdict"):
+            lines.append(f"{INDENT}explore: {verdict_line(exploration)}")
     return lines
 
 
-def verdict_line(exploration: dict[str, Any]) -> str:
+def verdict_line(exploration: Exploration) -> str:
     """The exploration's verdict line, saying too when the search was bounded."""
     text = " ".join(str(exploration.get("verdict") or MISSING).split())
     interleaving = exploration.get("interleaving")
@@ -151,7 +154,7 @@ def verdict_line(exploration: dict[str, Any]) -> str:
     return text
 
 
-def exploration_text(exploration: dict[str, Any] | None) -> str | None:
+def exploration_text(exploration: Exploration | None) -> str | None:
     """An exploration in a few words, for a table cell: ``bounded: 200 of 200
     schedules, 1 distinct outcome (pct, seed 0)``; None for other items."""
     if not exploration:
@@ -172,7 +175,7 @@ def exploration_text(exploration: dict[str, Any] | None) -> str | None:
     return f"{head} ({exploration.get('strategy')}, seed {exploration.get('seed')})"
 
 
-def schedules_rate(entry: dict[str, Any], missing: str = MISSING) -> str | None:
+def schedules_rate(entry: Entry, missing: str = MISSING) -> str | None:
     """An explore item's throughput, schedules explored per second (``160 sched/s``),
     ``missing`` if unknown; None for other items, whose throughput is body calls/s."""
     exploration = entry.get("exploration")
@@ -184,7 +187,7 @@ def schedules_rate(entry: dict[str, Any], missing: str = MISSING) -> str | None:
     return format_value("throughput", rate).removesuffix("/s") + " sched/s"
 
 
-def failures(tests: list[dict[str, Any]]) -> list[str]:
+def failures(tests: Sequence[Entry]) -> list[str]:
     """``<nodeid>: <kind>: <summary>`` per failure, each followed by an indented
     ``replay: <command>`` line when the failure can be replayed."""
     lines = []
@@ -198,7 +201,7 @@ def failures(tests: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def run_line(data: dict[str, Any]) -> str:
+def run_line(data: Report) -> str:
     """Where a document's run happened: Python, machine key, git commit, when."""
     run = data.get("run") or {}
     python = " ".join(str(run[k]) for k in ("implementation", "python") if run.get(k))
@@ -211,13 +214,13 @@ def run_line(data: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def totals(tests: list[dict[str, Any]]) -> str:
+def totals(tests: Sequence[Entry]) -> str:
     """``12 entries: 5 passed, 5 failed, 1 skipped; 1 regressed``."""
     text = f"{len(tests)} {'entry' if len(tests) == 1 else 'entries'}"
     outcomes = outcome_counts(tests)
     if outcomes:
         text += f": {outcomes}"
-    regressed = sum((e.get("baseline") or {}).get("status") == "regressed" for e in tests)
+    regressed = sum(map(document.regressed, tests))
     if regressed:
         text += f"; {regressed} regressed"
     return text
@@ -244,7 +247,7 @@ def change(ratio: float | None) -> str:
     return "=" if percent == 0 else f"{percent:+d}%"
 
 
-def budget_text(checks: list[dict[str, Any]] | None) -> str:
+def budget_text(checks: list[BudgetVerdict] | None) -> str:
     """``pass`` when every limit passed, else what did not: ``FAIL memory``,
     ``inconclusive wall``; ``-`` without a budget."""
     if not checks:
@@ -256,7 +259,7 @@ def budget_text(checks: list[dict[str, Any]] | None) -> str:
     return ", ".join(notes) or "pass"
 
 
-def baseline_text(baseline: dict[str, Any] | None) -> str:
+def baseline_text(baseline: BaselineVerdict | None) -> str:
     """``+31% regressed``, ``-19% improved``, ``+2%`` or ``=`` (unchanged), ``new``;
     ``-`` without a baseline.  A metric other than wall is named."""
     if not baseline:
@@ -272,14 +275,14 @@ def baseline_text(baseline: dict[str, Any] | None) -> str:
     return " ".join(words)
 
 
-def metric_text(entry: dict[str, Any], key: str) -> str:
+def metric_text(entry: Entry, key: str) -> str:
     measured = (entry.get("metrics") or {}).get(key)
     if not isinstance(measured, dict) or measured.get("value") is None:
         return MISSING
     return format_value(key, measured["value"])
 
 
-def _cell(entry: dict[str, Any], column: str, verbose: bool, width: int) -> str:
+def _cell(entry: Entry, column: str, verbose: bool, width: int) -> str:
     if column == "test":
         return entry["nodeid"] if verbose else _shorten(entry["nodeid"], width)
     if column == "workers":

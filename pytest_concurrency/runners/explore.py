@@ -33,6 +33,8 @@ from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, s
 if TYPE_CHECKING:
     from ..explore.engine import ExploreResult, Finding, Passed
     from ..explore.scheduler import Step
+    from ..report.records import Exploration
+    from ..report.records import Step as StepRecord
 
 
 class ExploreError(RunError):
@@ -103,23 +105,23 @@ OUTCOME_BYTES = 200  # of an outcome's repr, in the reports
 
 
 def exploration(result: ExploreResult, spec: RunSpec, seed: int,
-                outcomes: Mapping[str, int]) -> dict[str, Any]:
+                outcomes: Mapping[str, int]) -> Exploration:
     """What an exploration found, as plain data for the reports (JSON, HTML, JUnit):
     strategy, seed, schedules explored of those allowed, whether the search was
     complete, the distinct outcomes, and the failing schedule's interleaving."""
     elapsed = result.stats.get("elapsed") or 0.0
     failure = result.failure
-    data: dict[str, Any] = {
+    data: Exploration = {
         "strategy": result.strategy or spec.strategy, "seed": seed, "workers": spec.workers,
         "schedules": result.schedules_run, "budget": spec.schedules,
         "complete": result.complete, "distinct": result.distinct,
         "incomplete": result.incomplete, "verdict": summary(result, spec, seed),
+        "settings": settings(result, spec, seed),
         "outcomes": len(outcomes), "outcome_counts": dict(list(outcomes.items())[:20]),
         "schedules_per_second": result.schedules_run / elapsed if elapsed > 0 else None,
         "switch_points": result.stats.get("switch_points"),
-        "python": result.stats.get("python"), "interleaving": None,
-        "settings": settings(result, spec, seed),
-        "virtual_time": result.stats.get("virtual_time"),
+        "python": result.stats.get("python"),
+        "virtual_time": result.stats.get("virtual_time"), "interleaving": None,
     }
     if failure is not None:
         data["interleaving"] = {
@@ -129,7 +131,7 @@ def exploration(result: ExploreResult, spec: RunSpec, seed: int,
     return data
 
 
-def steps_data(steps: Sequence[Step]) -> list[dict[str, Any]]:
+def steps_data(steps: Sequence[Step]) -> list[StepRecord]:
     """The last :data:`STEPS_SHOWN` steps of a schedule, as the reports hold them."""
     return [{"worker": worker, "file": filename, "line": lineno, "function": func,
              "what": what, "source": _source(filename, lineno)}

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from ..metrics import Measurement
     from ..outcomes import Failure
+    from ..report.records import Exploration
     from ..results import Outcomes
 
 
@@ -86,7 +87,7 @@ class RunOutcome:
     outputs: list[tuple[str, str]]  # (report section title, text) from children
     wall: float
     seed: int | None = None  # start-jitter seed of thread/process/hybrid runs
-    exploration: dict[str, Any] | None = None  # explore mode: what was explored (see explore.py)
+    exploration: Exploration | None = None  # explore mode: what was explored (see explore.py)
     measurement: Measurement | None = None  # added by running.execute
 
 

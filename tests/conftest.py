@@ -5,6 +5,7 @@ import psutil  # noqa: F401 - see below
 import pytest
 
 import pytest_concurrency
+from pytest_concurrency.report import document
 
 # pytester's in-process runs drop the modules first imported during the run from
 # sys.modules afterwards, so that a later run imports them afresh beside old
@@ -42,3 +43,44 @@ def run(pytester):
                                              timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def schema_refusals():
+    """The reports and baselines refused at writing, in this process, for not
+    matching their schema (see _written_reports_match_their_schema)."""
+    return []
+
+
+@pytest.fixture(autouse=True)
+def _written_reports_match_their_schema(monkeypatch, schema_refusals):
+    """Every report and baseline file is checked against its schema before it is
+    written (document.text), in every session and command the tests run, in
+    this process or another: one that does not match is not written, and the
+    session says so (document.SCHEMA_BUG).  Here such a refusal fails the test,
+    whatever the test itself looks at: in this process as it happens (a test
+    of the refusal itself empties ``schema_refusals``), and in any pytest run
+    through pytester by its output."""
+    text = document.text
+
+    def checked(data, kind="report"):
+        try:
+            return text(data, kind)
+        except document.ReportError as exc:
+            if document.SCHEMA_BUG in str(exc):
+                schema_refusals.append(str(exc))
+            raise
+
+    monkeypatch.setattr(document, "text", checked)
+    init = pytest.RunResult.__init__
+
+    def result(self, ret, outlines, errlines, duration):
+        init(self, ret, outlines, errlines, duration)
+        refused = [line for line in outlines + errlines if document.SCHEMA_BUG in line]
+        if refused:
+            pytest.fail("a session wrote a report that does not match its schema:\n"
+                        + "\n".join(refused), pytrace=False)
+
+    monkeypatch.setattr(pytest.RunResult, "__init__", result)
+    yield
+    assert not schema_refusals, "a report that does not match its schema was refused"

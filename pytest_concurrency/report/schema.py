@@ -405,3 +405,16 @@ def _key(where: str, name: str, mapping: bool = False) -> str:
     if mapping and where:
         return f"{where}[{name!r}]"
     return f"{where}.{name}" if where else name
+
+
+def write_shipped() -> None:
+    """Write the schema files the package ships (``pytest_concurrency/schemas/``)."""
+    import pathlib
+
+    folder = pathlib.Path(__file__).resolve().parent.parent / "schemas"
+    for kind, name in FILES.items():
+        (folder / name).write_text(text(kind), encoding="utf-8")
+
+
+if __name__ == "__main__":  # python -m pytest_concurrency.report.schema
+    write_shipped()

@@ -2,6 +2,12 @@
 
 Build it with ``sphinx-build -W --keep-going -b html docs OUT`` (``tox -e docs``).
 
+The fields of the report and baseline files are not written by hand either:
+``reports.md`` holds a marker comment that :func:`fill_fields` replaces with a
+table per object of the files, built from the JSON Schemas the package ships
+(``pytest_concurrency.report.schema``, itself built from the TypedDicts of
+``report/records.py``), so each field's meaning is said in one place.
+
 The options reference is not written by hand: ``options.md`` holds a marker comment
 that :func:`fill_options` replaces, while the page is read, with a table built from
 ``pytest_concurrency.options.OPTIONS`` -- the table the plugin registers its
@@ -114,6 +120,75 @@ def check_marker_arguments(text: str) -> None:
                            "options.md has no row for it", name, location="options")
 
 
+FIELDS_MARKER = "<!-- fields-tables: generated from pytest_concurrency.report.schema -->"
+
+
+def _type(node: dict) -> str:
+    """A field's type in words: ``string or null``, ``list of integers``."""
+    if "const" in node:
+        return f"`{node['const']!r}`".replace("'", '"')
+    if "enum" in node:
+        return " or ".join(f'`"{value}"`' for value in node["enum"])
+    kinds = node["type"] if isinstance(node["type"], list) else [node["type"]]
+    words = []
+    for kind in kinds:
+        if kind == "array":
+            words.append(f"list of {_type(node['items']).replace('object', 'objects')}"
+                         .replace("integer", "integers").replace("string", "strings"))
+        elif kind == "object" and "additionalProperties" in node:
+            inner = _type(node["additionalProperties"])
+            words.append(f"object of {inner}s" if " " not in inner else f"object of ({inner})")
+        else:
+            words.append(kind)
+    return " or ".join(words)
+
+
+def _objects(node: dict, path: str):
+    """(path, object schema) for every object with fields in ``node``, outermost first."""
+    if "properties" in node:
+        yield path, node
+        for name, sub in node["properties"].items():
+            yield from _objects(sub, f"{path}.{name}" if path else name)
+    if isinstance(node.get("items"), dict):
+        yield from _objects(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        key = "<key>" if "propertyNames" in node else "<name>"
+        yield from _objects(node["additionalProperties"], f"{path}.{key}")
+
+
+def fields_tables() -> str:
+    """A Markdown table per object of the report and baseline files: each field,
+    its type, whether every file has it, and what it means."""
+    from pytest_concurrency.report import schema
+
+    parts = []
+    for title, built in (("report", schema.report()), ("baseline", schema.baseline())):
+        for path, node in _objects(built, ""):
+            required = set(node.get("required", ()))
+            heading = f"`{path}`" if path else f"the {title} file"
+            what = _cell(node.get("description", ""))
+            parts += [f"**{heading}** ({title}): {what}", "",
+                      "| field | type | always there | meaning |", "| --- | --- | --- | --- |"]
+            for name, sub in node["properties"].items():
+                parts.append(f"| `{name}` | {_cell(_type(sub))} | "
+                             f"{'yes' if name in required else 'no'} | "
+                             f"{_cell(sub.get('description', ''))} |")
+            parts.append("")
+    return "\n".join(parts)
+
+
+def fill_fields(app, docname: str, source: list[str]) -> None:
+    """Sphinx's source-read event: put the generated field tables into reports.md."""
+    if docname != "reports":
+        return
+    if FIELDS_MARKER not in source[0]:
+        logger.warning("reports.md lost its marker comment %r; the field tables cannot be "
+                       "generated", FIELDS_MARKER, location="reports")
+        return
+    source[0] = source[0].replace(FIELDS_MARKER, fields_tables())
+
+
 def setup(app):
     app.connect("source-read", fill_options)
+    app.connect("source-read", fill_fields)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

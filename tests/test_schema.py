@@ -184,7 +184,7 @@ def test_a_document_that_does_not_match_its_schema_is_never_written(tmp_path,
     assert collector.render(str(tmp_path / "r.md"), data).startswith("## pytest-concurrency")
 
 
-def test_what_a_session_writes_matches_the_schema(pytester):
+def test_what_a_session_writes_matches_the_schema(pytester, run):
     """One session with most of what an entry can hold: a race found by explore
     (with its interleaving), a crash, a leak, a budget, a serial item and a
     baseline verdict; its report and its baseline are read back as checked."""
@@ -220,8 +220,8 @@ def test_what_a_session_writes_matches_the_schema(pytester):
         def test_serial(monkeypatch):
             pass
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--concurrency-report=r.json",
-                                "--concurrency-save-baseline", "--concurrency-baseline=b.json")
+    result = run("--concurrency-report=r.json", "--concurrency-save-baseline",
+                 "--concurrency-baseline=b.json")
     assert "does not match" not in result.stdout.str()
     report = document.load(str(pytester.path / "r.json"))
     assert json.loads((pytester.path / "r.json").read_text())["schema"] == schema.SCHEMA

@@ -65,7 +65,8 @@ def of(hint: Any) -> JSONSchema:
     if origin is typing.Annotated:
         schema = of(args[0])
         for extra in hint.__metadata__:
-            if isinstance(extra, str):
+            if isinstance(extra, str):  # the field's own words, before its type's
+                schema.pop("description", None)
                 schema = {"description": extra, **schema}
             elif isinstance(extra, Keys):
                 schema["propertyNames"] = {"type": "string", "description": extra.what}

@@ -111,3 +111,13 @@ def shared_note(instance: object, shown: int = 4) -> str | None:
             "worker stores there, the others see. With fixtures='per-worker' (the default "
             "under --concurrency-apply) every call gets an instance of its own, as pytest "
             "makes one per test.")
+
+
+def note_shared(failures: BaseException, instance: object) -> None:
+    """A failed run whose workers shared ``instance`` of the test's class (None for
+    a function), which the test keeps state on: the report says so."""
+    if instance is None:
+        return
+    note = shared_note(instance)
+    if note is not None:
+        failures.add_note(note)

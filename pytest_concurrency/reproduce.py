@@ -135,3 +135,48 @@ def explore_once(node: pytest.Item, target: Callable[..., Any], funcargs: Mappin
 
     return run
 
+
+
+def replaying(item: pytest.Function, run_spec: RunSpec, target: Callable[..., Any],
+              per_worker: bool) -> tuple[RunSpec, Callable[..., Any]]:
+    """A thread-mode item given a token that ``--concurrency-reproduce`` printed
+    for it (``--concurrency-replay``): explore runs it as it ran when it printed
+    the token (a coroutine as tasks of one loop).  Anything else runs as it is."""
+    from . import coroutines
+    from .spec import SETTINGS
+
+    if run_spec.mode != "thread" or per_worker or not item.config.stash[SETTINGS].replay:
+        return run_spec, target
+    if coroutines.is_coroutine(item.obj):
+        target = coroutines.task_body(item.obj, item.funcargs)
+    return explore_spec_of(run_spec), target
+
+
+def after_failure(item: pytest.Function, run_spec: RunSpec, target: Callable[..., Any],
+                  failures: WorkerFailures, per_worker: bool) -> None:
+    """With ``--concurrency-reproduce``, after a thread-mode failure: look for it
+    under explore, on fresh fixtures, and say in the report whether it was found
+    (and how to replay it)."""
+    from . import compat, coroutines, options
+
+    if run_spec.mode != "thread" or not options.flag(item.config, "reproduce"):
+        return
+    targets = wanted(failures)
+    if not targets:
+        text = "not tried under explore: the failure is not an exception raised by the body"
+    elif per_worker:
+        text = ("not tried under explore: it runs tests with shared fixtures (fresh for "
+                "every schedule); run again with --concurrency-fixtures=shared")
+    else:
+        def fresh() -> dict[str, Any]:
+            return dict(compat.fresh_funcargs(item))
+
+        try:
+            if coroutines.is_coroutine(item.obj):  # explore runs the workers as tasks
+                target = coroutines.task_body(item.obj, item.funcargs)
+        except pytest.skip.Exception as exc:  # anyio's trio backend
+            text = f"not tried under explore: {exc.msg}"
+        else:
+            run = explore_once(item, target, fresh(), fresh)
+            text = attempt(run_spec, targets, run, item.nodeid)
+    item.add_report_section("call", SECTION, text)

@@ -38,6 +38,7 @@ from .running import execute, request_for
 from .stats import Estimate
 
 if TYPE_CHECKING:
+    from .body import Body
     from .metrics import Measurement
     from .report.records import Metric
     from .runners import Calls
@@ -146,6 +147,49 @@ def without_load(samples: Samples) -> Samples:
     cpus = spec.usable_cpus()
     return dataclasses.replace(
         samples, concurrent=[unexplained(m, share, cpus) for m in samples.concurrent])
+
+
+def measure(item: pytest.Function, run_spec: spec.RunSpec, body: Body,
+            calls: Calls | None = None) -> bool:
+    """Run a whole-body item in paired rounds if it has a budget, or a baseline is
+    being saved or compared with (not in explore mode: tracing is no benchmark);
+    whether it did.  What the rounds measured goes to the item's report entry."""
+    __tracebackhide__ = True
+    from .report import entry
+    from .report.settings import REPORTS
+
+    limits, stored = limits_of(item, run_spec)
+    saving = item.config.stash[REPORTS].save_baseline is not None
+    if not (limits or saving) or run_spec.mode == "explore":
+        return False
+
+    def record(measured: dict[str, Estimate], verdicts: list[budget.Verdict]) -> None:
+        entry.add_estimates(item, measured, verdicts)
+
+    run(run_spec, item, body.target, body.kwargs, limits, run_spec.strict, record,
+        baseline=stored, calls=calls)
+    return True
+
+
+def limits_of(item: pytest.Item,
+              run_spec: spec.RunSpec) -> tuple[tuple[budget.Limit, ...], Metric | None]:
+    """The item's budget, with ``--concurrency-compare-fail`` as a regression limit
+    when the baseline has this test; and its baseline wall time, if any."""
+    from .report.settings import BASELINE, MACHINE, REPORTS
+
+    reports = item.config.stash[REPORTS]
+    if reports.baseline is None:
+        return run_spec.budget, None
+    from .report import baseline, entry
+
+    metrics = baseline.lookup(item.config.stash[BASELINE], item.config.stash[MACHINE], {
+        "test": entry.base_id(item.nodeid), "mode": run_spec.mode, "layout": run_spec.layout})
+    stored = metrics.get("wall") if metrics else None
+    limits = run_spec.budget
+    if stored and reports.compare_fail is not None \
+            and not any(limit.key == "regression" for limit in limits):
+        limits += budget.parse({"regression": reports.compare_fail})
+    return limits, stored
 
 
 def run(run_spec: spec.RunSpec, item: pytest.Function, target: Callable[..., Any],

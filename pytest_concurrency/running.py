@@ -41,6 +41,20 @@ def request_for(spec: RunSpec, node: pytest.Item, target: Callable[..., Any] | N
                               tb_style(node.config), node.config, explore, actors, calls)
 
 
+def call(item: pytest.Function, run_spec: RunSpec, target: Callable[..., Any],
+         kwargs: Mapping[str, Any], calls: runners.Calls | None = None) -> None:
+    """Run a whole-body item's ``target`` once in every worker, on its fixtures
+    ``kwargs`` (in explore, on fresh ones for every schedule after the first) or,
+    with per-worker fixtures, on each call's own (``calls``)."""
+    __tracebackhide__ = True
+    from . import compat
+
+    fresh = (lambda: compat.fresh_funcargs(item)) \
+        if run_spec.mode == "explore" and calls is None else None
+    execute(request_for(run_spec, item, target, (), kwargs, arg_kind="fixture",
+                        fresh_kwargs=fresh, calls=calls), item)
+
+
 def explore_roots(node: pytest.Item, target: object) -> tuple[str, ...]:
     """Directories of user code, whose steps explore interleaves."""
     roots = {str(node.config.rootpath)}

@@ -58,7 +58,7 @@ import platform
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast, overload
 
 from . import schema
 from .records import METRICS, Baseline, Entry, Metric, Report, Run
@@ -208,7 +208,7 @@ def check(data: object, path: str, kind: str = "report") -> Report | Baseline:
         raise ReportError(f"malformed {kind}: {path}: {found}")
     if kind == "report" and version == 1:
         schema.upgrade_v1(data)
-    return data  # type: ignore[return-value]  # its shape was checked just now
+    return cast("Report | Baseline", data)  # its shape was checked just now
 
 
 def readable(kind: str) -> str:
@@ -286,7 +286,7 @@ def dumps(data: Report | Baseline) -> str:
         return json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: Any) -> Any:  # any JSON value, walked before it is written
     """``value`` with every float that is not finite replaced by None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None

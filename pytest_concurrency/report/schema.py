@@ -367,7 +367,7 @@ _TYPES = {
 }
 
 
-def problem(data: Any, schema: dict[str, Any], where: str = "") -> str | None:
+def problem(data: Any, schema: JSONSchema, where: str = "") -> str | None:
     """The first place where ``data`` is not as ``schema`` says, as one phrase
     (``tests[0].metrics.wall.value is not a number``); None if it is."""
     what = where or "the document"

@@ -21,6 +21,7 @@ import traceback
 import unittest
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import pluggy
@@ -114,9 +115,24 @@ class Group:
 
 
 def _visible(entry: TracebackEntry) -> bool:
-    if entry.frame.f_globals.get("__unittest"):  # unittest's assert helpers, as pytest does
+    return _shown(str(entry.path), entry.frame.f_globals)
+
+
+def _shown(filename: str, f_globals: dict[str, Any]) -> bool:
+    if f_globals.get("__unittest"):  # unittest's assert helpers, as pytest does
         return False
-    return not str(entry.path).startswith(_HIDDEN_DIRS)
+    return not filename.startswith(_HIDDEN_DIRS)
+
+
+def _from_first_shown(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` from its first frame that is shown (its last if none is).  pytest
+    before 8.3 formats an exception group with the traceback module from the
+    first frame of its traceback, without the filter, so the plugin's frames that
+    ran the body would be shown."""
+    while (tb is not None and tb.tb_next is not None
+           and not _shown(tb.tb_frame.f_code.co_filename, tb.tb_frame.f_globals)):
+        tb = tb.tb_next
+    return tb
 
 
 def is_harness(filename: str) -> bool:
@@ -175,7 +191,9 @@ def _native(exc: BaseException) -> str:
 def _pytest_format(exc: BaseException, style: str) -> str:
     # pytest's "line" and "no" are "short" here, any other style "long"
     short = style in ("short", "line", "no")
-    info = pytest.ExceptionInfo.from_exception(exc)
+    tb = _from_first_shown(exc.__traceback__)
+    info = (pytest.ExceptionInfo.from_exception(exc) if tb is None
+            else pytest.ExceptionInfo.from_exc_info((type(exc), exc, tb)))
     out = io.StringIO()
     writer = TerminalWriter(file=out)
     writer.hasmarkup = False

@@ -23,7 +23,9 @@ for any lines, none included.
 
 ``python tests/docs_examples.py PAGE...`` runs a page's examples and shows what
 differs; with ``--write`` it replaces every differing output that elides nothing
-with the real one (outputs that elide lines are printed, to edit by hand).
+with the real one (outputs that elide lines are printed, to elide again by hand), and
+with ``--write-all`` every differing output.  Either way the advice section of a
+written output is elided (:func:`elide_advice`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+PYTHON = (3, 11)  # the CPython the pages' outputs come from (docs/index.md)
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 
 FENCE = re.compile(r"^(```+)(\S*)\s*$")
@@ -246,7 +249,7 @@ def differences(results: list[tuple[Command, str]]) -> list[str]:
     return problems
 
 
-def _rewrite(page: pathlib.Path, write: bool) -> int:
+def _rewrite(page: pathlib.Path, write: str) -> int:
     text = page.read_text(encoding="utf-8")
     lines, failed, cursor = text.splitlines(), 0, 0
     directory: pathlib.Path | None = None
@@ -262,8 +265,8 @@ def _rewrite(page: pathlib.Path, write: bool) -> int:
                 if differences([(command, output)]):
                     failed += 1
                     print(f"{session.id}: $ {command.line}\n{output}")
-                    if write and "..." not in command.output:
-                        real = output.rstrip("\n").splitlines()
+                    if write == "--write-all" or write and "..." not in command.output:
+                        real = elide_advice(output.rstrip("\n").splitlines())
                         lines[at + 1:cursor] = real
                         cursor = at + 1 + len(real)
     if write:
@@ -271,8 +274,24 @@ def _rewrite(page: pathlib.Path, write: bool) -> int:
     return failed
 
 
+def elide_advice(lines: list[str]) -> list[str]:
+    """The advice section's lines made ``...``: which mode suits a test is measured,
+    and a busy machine changes it (docs/budgets.md), so a page shows it only where the
+    advice is the point, with the numbers the workload makes certain."""
+    kept, inside = [], False
+    for line in lines:
+        if line.startswith("=") and line.rstrip("=").strip():
+            inside = "concurrency advice" in line
+            kept.append(line)
+        elif not inside:
+            kept.append(line)
+        elif kept[-1] != "...":
+            kept.append("...")
+    return kept
+
+
 if __name__ == "__main__":
-    write = "--write" in sys.argv
-    failures = sum(_rewrite(pathlib.Path(arg).resolve(), write)
-                   for arg in sys.argv[1:] if arg != "--write")
+    flags = [arg for arg in sys.argv[1:] if arg.startswith("--")]
+    failures = sum(_rewrite(pathlib.Path(arg).resolve(), flags[0] if flags else "")
+                   for arg in sys.argv[1:] if not arg.startswith("--"))
     sys.exit(1 if failures else 0)

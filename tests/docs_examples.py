@@ -265,13 +265,33 @@ def _rewrite(page: pathlib.Path, write: str) -> int:
                 if differences([(command, output)]):
                     failed += 1
                     print(f"{session.id}: $ {command.line}\n{output}")
+                    real = elide_advice(output.rstrip("\n").splitlines())
+                    if "..." in command.output:
+                        real = keep_shown(real, command.output)
                     if write == "--write-all" or write and "..." not in command.output:
-                        real = elide_advice(output.rstrip("\n").splitlines())
                         lines[at + 1:cursor] = real
                         cursor = at + 1 + len(real)
     if write:
         page.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return failed
+
+
+def keep_shown(lines: list[str], shown: list[str]) -> list[str]:
+    """Of a real output, the lines the page showed (masked alike), the rest made
+    ``...``: a page that elides keeps its choice of lines, and a line that changed
+    becomes ``...`` for the author to look at."""
+    wanted = {line for line in mask("\n".join(shown)) if line != "..."}
+    kept: list[str] = []
+    for line in lines:
+        masked = mask(line)
+        if ENVIRONMENT.match(line) or masked and masked[0] not in wanted:
+            if not kept or kept[-1] != "...":
+                kept.append("...")
+        elif masked or kept and kept[-1] != "...":
+            kept.append(line)
+    while kept and not kept[-1]:
+        kept.pop()
+    return kept
 
 
 def elide_advice(lines: list[str]) -> list[str]:

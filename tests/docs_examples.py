@@ -15,8 +15,9 @@ The convention, which CONTRIBUTING.md describes for authors:
   ``<!-- not run: <why> -->``.  The reason is for a reviewer to judge.
 
 Outputs are compared after masking what varies from run to run and nothing else
-(:func:`mask`): times, rates and measured sizes, pids, seeds, replay tokens, memory
-addresses and temporary paths; the session header's environment lines (platform,
+(:func:`mask`): times, rates and measured sizes, pids, thread idents, seeds, replay
+tokens, memory addresses and temporary paths, and the counts a hang report samples
+(distinct stacks, wake-ups); the session header's environment lines (platform,
 rootdir, plugins, asyncio); and the widths of runs of spaces and of the ``===``/``___``
 /``---`` rules, which follow the masked values.  A line that is ``...`` alone stands
 for any lines, none included.
@@ -51,6 +52,11 @@ MASKS = (
     (re.compile(r"x1\.[A-Za-z0-9_=-]{8,}"), "<token>"),
     (re.compile(r"/tmp/[^\s:'\"),]+"), "<path>"),
     (re.compile(r"\b(pids?)([ =])\d+(?:, \d+)*"), r"\1\2<pid>"),
+    (re.compile(r"\b(process|parent) \d+\b(?! \(pid)"), r"\1 <pid>"),
+    (re.compile(r"\bident \d+"), "ident <ident>"),
+    (re.compile(r"\b\d+ distinct stacks?\b"), "<count> distinct stacks"),
+    (re.compile(r"\b\d+ wake-ups?\b"), "<count> wake-ups"),
+    (re.compile(r"\bthe last (?:second|\d+(?:\.\d+)? ?s)\b"), "the last <time>"),
     (re.compile(r"\b(seed)([ =])\d+"), r"\1\2<seed>"),
     (re.compile(r"\(\d+:\d\d:\d\d\)"), "(<time>)"),
     (re.compile(r"\b\d+(?:\.\d+)?k?(?: sched)?/s\b"), "<rate>"),

@@ -16,7 +16,7 @@ The convention, which CONTRIBUTING.md describes for authors:
 
 Outputs are compared after masking what varies from run to run and nothing else
 (:func:`mask`): times, rates and measured sizes, pids, thread idents, seeds, replay
-tokens, memory addresses and temporary paths, and the counts a hang report samples
+tokens, memory addresses, temporary paths and where Python is installed, and the counts a hang report samples
 (distinct stacks, wake-ups); the session header's environment lines (platform,
 rootdir, plugins, asyncio); and the widths of runs of spaces and of the ``===``/``___``
 /``---`` rules, which follow the masked values.  A line that is ``...`` alone stands
@@ -51,6 +51,7 @@ MASKS = (
     (re.compile(r"0x[0-9a-f]{6,}"), "0x<address>"),
     (re.compile(r"x1\.[A-Za-z0-9_=-]{8,}"), "<token>"),
     (re.compile(r"/tmp/[^\s:'\"),]+"), "<path>"),
+    (re.compile(r"/[^\s:'\"]*/lib/python3\.\d+/"), "<python>/"),
     (re.compile(r"\b(pids?)([ =])\d+(?:, \d+)*"), r"\1\2<pid>"),
     (re.compile(r"\b(process|parent) \d+\b(?! \(pid)"), r"\1 <pid>"),
     (re.compile(r"\bident \d+"), "ident <ident>"),
@@ -155,17 +156,20 @@ def unexplained_blocks(page: pathlib.Path) -> list[str]:
     problems, pending = [], []
     for block in blocks(page.read_text(encoding="utf-8")):
         where = f"{page.name}:{block.lineno}"
-        if block.note:
+        if is_session(block):
+            pending = []  # run, or not run with the reason why
+        elif block.note:
             continue
-        if file_name(block):
+        elif file_name(block):
             pending.append(where)
-        elif is_session(block):
-            pending = []
         elif block.language == "python":
             problems.append(f"{where}: a python block with neither a file name on its "
                             "first line nor a <!-- fragment: why --> note before it")
     problems += [f"{where}: a file shown but never run (no terminal session after it)"
                  for where in pending]
+    first = sessions(page)[:1]
+    if first and not first[0].files:
+        problems.append(f"{first[0].id}: a terminal session with no example files before it")
     return problems
 
 

@@ -43,7 +43,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHON = (3, 11)  # the CPython the pages' outputs come from (docs/index.md)
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 
-FENCE = re.compile(r"^(```+)(\S*)\s*$")
+FENCE = re.compile(r"^( *)(```+)(\S*)\s*$")  # indented in a list item too
 FILE_CAPTION = re.compile(r"^# ([\w.-]+(?:/[\w.-]+)*\.(?:py|ini|toml|cfg|txt|json))$")
 NOTE = re.compile(r"^<!-- (fragment|not run): (.+?) -->$")
 ENVIRONMENT = re.compile(r"^(platform \w+ -- Python|rootdir: |plugins: |asyncio: |cachedir: )")
@@ -106,14 +106,14 @@ def blocks(text: str) -> list[Block]:
         if not fence:
             index += 1
             continue
-        start, body = index, []
+        start, body, indent = index, [], len(fence[1])
         index += 1
-        while index < len(lines) and lines[index].rstrip() != fence[1]:
-            body.append(lines[index])
+        while index < len(lines) and lines[index].strip() != fence[2]:
+            body.append(lines[index][indent:])
             index += 1
-        before = [line for line in lines[max(0, start - 2):start] if line.strip()]
+        before = [line.strip() for line in lines[max(0, start - 2):start] if line.strip()]
         note = NOTE.match(before[-1]) if before else None
-        found.append(Block(start + 1, fence[2], body,
+        found.append(Block(start + 1, fence[3], body,
                            (note[1], note[2]) if note else None))
         index += 1
     return found
@@ -270,7 +270,9 @@ def _rewrite(page: pathlib.Path, write: str) -> int:
                 directory.mkdir()
             results = play(session, directory)
             for command, output in results:
-                at = lines.index(f"$ {command.line}", cursor)
+                at = next(n for n in range(cursor, len(lines))
+                          if lines[n].strip() == f"$ {command.line}")
+                indent = lines[at][:len(lines[at]) - len(lines[at].lstrip())]
                 cursor = at + 1 + len(command.output)
                 if differences([(command, output)]):
                     failed += 1
@@ -278,6 +280,7 @@ def _rewrite(page: pathlib.Path, write: str) -> int:
                     real = elide_advice(output.rstrip("\n").splitlines())
                     if "..." in command.output:
                         real = keep_shown(real, command.output)
+                    real = [indent + line if line else line for line in real]
                     if write == "--write-all" or write and "..." not in command.output:
                         lines[at + 1:cursor] = real
                         cursor = at + 1 + len(real)

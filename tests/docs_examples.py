@@ -16,10 +16,10 @@ The convention, which CONTRIBUTING.md describes for authors:
 
 Outputs are compared after masking what varies from run to run and nothing else
 (:func:`mask`): times, rates and measured sizes, pids, thread idents, seeds, replay
-tokens, memory addresses, temporary paths and where Python is installed, and the counts a hang report samples
-(distinct stacks, wake-ups); the session header's environment lines (platform,
-rootdir, plugins, asyncio); and the widths of runs of spaces and of the ``===``/``___``
-/``---`` rules, which follow the masked values.  A line that is ``...`` alone stands
+tokens, memory addresses, temporary paths and where Python is installed, and the
+counts a hang report samples (distinct stacks, wake-ups); the session header's
+environment lines (platform, rootdir, plugins, asyncio); and the widths of runs of
+spaces and of the ``===``/``___``/``---`` rules, which follow the masked values.  A line that is ``...`` alone stands
 for any lines, none included.
 
 ``python tests/docs_examples.py PAGE...`` runs a page's examples and shows what

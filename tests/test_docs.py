@@ -1,14 +1,14 @@
 """The README is a front page and the manual lives in docs/, built by Sphinx (tox -e docs).
 
-That every option reaches the options reference is the build's business: docs/conf.py
-fills the table from pytest_concurrency.options.OPTIONS while Sphinx reads the page.
-These tests check what the build relies on, and that no link between the pages is
-broken, without needing Sphinx.
+The options reference and the report fields are generated from the code into the pages
+by docs/generated.py; these tests check that they are current, and that no link between
+the pages is broken, without needing Sphinx.  That every example runs and prints what
+its page shows is tests/test_docs_examples.py's business.
 """
 
-import importlib.util
 import pathlib
 import re
+import sys
 
 import pytest
 
@@ -16,6 +16,9 @@ from pytest_concurrency import options
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+sys.path.insert(0, str(DOCS))
+import generated  # noqa: E402
+
 README = ROOT / "README.md"
 
 PAGES = (
@@ -30,7 +33,6 @@ PAGES = (
     "works-with.md",
     "limits.md",
 )
-OPTIONS_MARKER = "<!-- options-table: generated from pytest_concurrency.options.OPTIONS -->"
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^(#{1,6}) (.+)$")
 SLUG_DROP = re.compile(r"[^\w\u4e00-\u9fff\- ]")  # myst-parser's (and GitHub's) slugs
@@ -63,11 +65,16 @@ def test_the_readme_links_every_page(page):
     assert f"(docs/{page})" in README.read_text(encoding="utf-8")
 
 
-def test_the_options_page_keeps_the_marker_the_build_replaces():
-    assert OPTIONS_MARKER in (DOCS / "options.md").read_text(encoding="utf-8")
-    conf = (DOCS / "conf.py").read_text(encoding="utf-8")
-    assert "from pytest_concurrency.options import OPTIONS" in conf
-    assert OPTIONS_MARKER in conf
+def test_the_generated_tables_in_the_pages_are_what_the_code_makes():
+    """options.md and reports.md hold their generated tables, so that GitHub shows them:
+    after a change to an option or a report field, run python docs/generated.py."""
+    assert list(generated.stale()) == []
+
+
+def test_a_page_that_lost_its_generated_region_is_refused():
+    opening = generated.REGIONS[0][1]
+    with pytest.raises(ValueError, match="lost"):
+        generated.filled(f"{opening}\nno end comment", opening, str)
 
 
 def _links(path):
@@ -95,11 +102,7 @@ def test_docs_link_no_file_outside_docs():
 
 
 def test_the_generated_table_has_a_row_for_every_option():
-    pytest.importorskip("sphinx")
-    spec = importlib.util.spec_from_file_location("docs_conf", DOCS / "conf.py")
-    conf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(conf)
-    table = conf.options_table()
+    table = generated.options_table()
     for option in options.OPTIONS:
         assert f"`{option.flag}" in table
         assert f"`{option.ini}`" in table

@@ -9,9 +9,8 @@ xdist's workers.
 import sys
 import sysconfig
 
-import pytest
-
 import docs_examples as examples
+import pytest
 
 # The pages show the runs of one environment (docs/index.md): tracebacks, the explore
 # verdict's tracer and the free-threaded notes differ on another CPython.

@@ -19,8 +19,8 @@ Outputs are compared after masking what varies from run to run and nothing else
 tokens, memory addresses, temporary paths and where Python is installed, and the
 counts a hang report samples (distinct stacks, wake-ups); the session header's
 environment lines (platform, rootdir, plugins, asyncio); and the widths of runs of
-spaces and of the ``===``/``___``/``---`` rules, which follow the masked values.  A line that is ``...`` alone stands
-for any lines, none included.
+spaces and of the ``===``/``___``/``---`` rules, which follow the masked values.  A
+line that is ``...`` alone stands for any lines, none included.
 
 ``python tests/docs_examples.py PAGE...`` runs a page's examples and shows what
 differs; with ``--write`` it replaces every differing output that elides nothing

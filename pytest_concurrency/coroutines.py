@@ -15,7 +15,6 @@ anyio code runs on it as on any asyncio loop.  trio is out of scope.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Callable, Mapping
@@ -64,7 +63,22 @@ async def _without_runner(coroutine: Callable[..., Any], *args: Any, **kwargs: A
     return await coroutine(*args, **kwargs)
 
 
+def awaited(value: Any) -> Any:
+    """``value``, or, when it is a coroutine (a worker called an ``async def``, or a
+    lambda that returns a coroutine), what it returns, run to its end on an event
+    loop of the calling worker's own: ``concurrency.run(async_fn)`` and coroutine
+    actors in thread, process and hybrid mode, as explore runs them as tasks."""
+    if not inspect.iscoroutine(value):
+        return value
+    import asyncio
+
+    with asyncio.Runner() as runner:
+        return runner.run(value)
+
+
 def _run_asyncio(coroutine: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    import asyncio
+
     runner = kwargs.pop(RUNNER, None)
     if isinstance(runner, asyncio.Runner):  # per-worker: where its fixtures live
         # in the runner's context (what its async fixtures set), told whose call it is

@@ -19,14 +19,11 @@ if TYPE_CHECKING:
 
 def _call_actor(actors: Sequence[Callable[..., Any]], state: Any, stateless: bool) -> Any:
     from . import context
+    from .coroutines import awaited
 
     actor = actors[context.current_worker().index]
-    result = actor() if stateless else actor(state)
-    if inspect.iscoroutine(result):  # a coroutine actor: on this worker's own event loop
-        import asyncio
-
-        return asyncio.run(result)
-    return result
+    # a coroutine actor (or a lambda returning a coroutine): on this worker's own loop
+    return awaited(actor() if stateless else actor(state))
 
 
 class ConcurrencyRunner:

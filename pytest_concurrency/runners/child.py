@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from .. import childcov, cleanup, originals, outcomes, shipping, standins, watchdog
 from ..context import RunContext, WorkerInfo
+from ..coroutines import awaited
 from .crossing import DUMP_SIGNAL, ChildJob
 from .workers import run_workers
 
@@ -74,7 +75,7 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     ]
 
     def body(call_kwargs: Mapping[str, Any]) -> object:
-        return target(*args, **call_kwargs)
+        return awaited(target(*args, **call_kwargs))  # async def: on the worker's own loop
 
     report = run_workers(body, infos, job.iterations, job.iteration_barrier,
                          RunContext(job.user_barrier), progress=job.progress, stop=job.stop,

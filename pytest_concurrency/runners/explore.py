@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from .. import context, outcomes, texts
+from .. import context, coroutines, outcomes, texts
 from ..context import RunContext, WorkerInfo
 from ..options import replay_command
 from ..report.document import all_interleavings
@@ -54,6 +54,22 @@ class _Round:
 _UNJUDGED = object()
 
 
+class ReturnedCoroutine(Exception):
+    """A worker run as a thread called its actor (or body) and got a coroutine back
+    (a lambda that returns one): the exploration starts again with the workers as
+    asyncio tasks, each awaiting what its call returns."""
+
+
+class NotAwaitable(Exception):
+    """A worker run as an asyncio task got something that cannot be awaited from its
+    call, beside workers that are coroutines: threads and tasks cannot be mixed."""
+
+    def __init__(self, index: int, value: object) -> None:
+        super().__init__(index, value)
+        self.index = index
+        self.value = value
+
+
 def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
             state: _Round) -> list[Any]:
     """One worker of one schedule: ``call(state.data)``, ``iterations`` times."""
@@ -63,7 +79,11 @@ def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
         for iteration in range(iterations):
             if iteration:
                 context.set_iteration(iteration)
-            values.append(call(state.data))
+            value = call(state.data)
+            if inspect.iscoroutine(value):  # nothing of it ran: run it as a task instead
+                value.close()
+                raise ReturnedCoroutine(index)
+            values.append(value)
         return values
     finally:
         context.leave()
@@ -72,15 +92,40 @@ def _worker(index: int, count: int, iterations: int, call: Callable[[Any], Any],
 async def _task(index: int, count: int, iterations: int, call: Callable[[Any], Any],
                 state: _Round) -> list[Any]:
     """One worker of one schedule as an asyncio task: ``await call(state.data)``,
-    ``iterations`` times."""
+    ``iterations`` times (``call`` an ``async def``, or a function returning an
+    awaitable)."""
     context.enter_task(WorkerInfo(index, count, "explore", 0, index, 0, os.getpid()),
                        state.run)
     values = []
     for iteration in range(iterations):
         if iteration:
             context.set_iteration(iteration)
-        values.append(await call(state.data))
+        value = call(state.data)
+        if not inspect.isawaitable(value):
+            raise NotAwaitable(index, value)
+        values.append(await value)
     return values
+
+
+def _mixed(exc: NotAwaitable, names: Sequence[str]) -> str:
+    """The sentence for workers that are partly threads, partly tasks."""
+    others = [index for index in range(len(names)) if index != exc.index]
+    return (f"explore runs an exploration's workers either as threads or as asyncio "
+            f"tasks: {names[exc.index]} returned {texts.short_repr(exc.value, 60)}, not a "
+            f"coroutine, while {names[others[0]] if others else 'another'} is a coroutine "
+            "(an async def, or a lambda that returns one); make them all async or all plain")
+
+
+def _coroutine_returned(result: ExploreResult) -> bool:
+    """The exploration of threads stopped because a worker's call returned a coroutine."""
+    failure = result.failure
+    return failure is not None and isinstance(failure.exception, ReturnedCoroutine)
+
+
+def _not_awaitable(result: ExploreResult) -> NotAwaitable | None:
+    failure = result.failure
+    exc = failure.exception if failure is not None else None
+    return exc if isinstance(exc, NotAwaitable) else None
 
 
 def _barrier(parties: int, tasks: bool) -> threading.Barrier:
@@ -186,6 +231,7 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
              workers: Sequence[Callable[[_Round], Any]],
              observe: Callable[[_Round, list[Any], Passed], str],
              check: Callable[[_Round, list[Any]], None] | None = None,
+             time_limit: float | None = None,
              ) -> tuple[ExploreResult, int, dict[str, int]]:
     """Explore ``workers`` under ``spec``; returns (result, seed, distinct outcomes
     with their counts) or raises ExploreError.  ``observe`` names each passing
@@ -210,7 +256,7 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
                          strategy=spec.strategy,
                          seed=seed, instrument=spec.instrument, roots=options.roots,
                          replay=options.replay, observe=observed, lock_order=spec.lock_order,
-                         time_limit=spec.timeout)
+                         time_limit=spec.timeout if time_limit is None else time_limit)
     except ReplayDiverged as exc:
         raise ExploreError(f"{exc}\nThe code, the Python version or the test changed since "
                            f"the token was recorded; run without --concurrency-replay "
@@ -220,6 +266,40 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
     for text in result.warnings:  # lock_order="warn"
         warnings.warn(pytest.PytestWarning(f"concurrency: {text}"), stacklevel=1)
     return result, result.seed, outcomes
+
+
+def _as_tasks(options: ExploreOptions, functions: Sequence[Callable[..., Any]]) -> bool:
+    """Whether the workers start as asyncio tasks: some function is an ``async def``
+    (a plain one must then return an awaitable), or the replay token is of tasks."""
+    if options.replay is not None:
+        from ..explore import decode_token
+
+        try:
+            return decode_token(options.replay)["granularity"] == "await"
+        except ValueError:
+            pass  # explore() says what is wrong with it
+    return any(coroutines.is_coroutine(function) for function in functions)
+
+
+def _explore_either(spec: RunSpec, options: ExploreOptions, tasks: bool,
+                    make: Callable[[bool], tuple[Callable[[], _Round],
+                                                 list[Callable[[_Round], Any]]]],
+                    observe: Callable[[_Round, list[Any], Passed], str],
+                    check: Callable[[_Round, list[Any]], None] | None,
+                    names: Sequence[str]) -> tuple[ExploreResult, int, dict[str, int]]:
+    """Explore the workers ``make(tasks)`` gives, as threads or as tasks; threads whose
+    calls return coroutines (lambdas returning one) are explored again as tasks."""
+    begun = time.monotonic()
+    setup, workers = make(tasks)
+    result, seed, outcomes = _explore(spec, options, setup, workers, observe, check)
+    if not tasks and _coroutine_returned(result):
+        setup, workers = make(True)
+        left = max(spec.timeout - (time.monotonic() - begun), 0.001)
+        result, seed, outcomes = _explore(spec, options, setup, workers, observe, check, left)
+    mixed = _not_awaitable(result)
+    if mixed is not None:
+        raise ExploreError(_mixed(mixed, names))
+    return result, seed, outcomes
 
 
 def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Failure:
@@ -257,31 +337,33 @@ def run(request: RunRequest) -> RunOutcome:
             data = data[(me.index, me.iteration)]
         return target(*args, **data)
 
-    tasks = inspect.iscoroutinefunction(target)  # each worker an asyncio task of one loop
-    worker = _task if tasks else _worker
-    workers = [_wrapping(functools.partial(worker, i, n, spec.iterations, body), target)
-               for i in range(n)]
     schedules = iter(range(1 << 62))
 
     def teardown() -> None:
         while live and calls is not None:
             calls.teardown(live.pop())
 
-    def setup() -> _Round:
-        first = not next(schedules)
-        if calls is not None:  # every call of each schedule on fresh fixtures of its own
-            teardown()
-            data: dict[Any, Any] = {}
-            for iteration in range(spec.iterations):  # set up before the schedule runs
-                for info in infos:
-                    at = info._replace(iteration=iteration)
-                    data[(info.index, iteration)] = calls.setup(at)
-                    live.append(at)
-        else:
-            if not first and options.fresh_kwargs is not None:
-                kwargs.update(options.fresh_kwargs())
-            data = dict(kwargs)
-        return _Round(RunContext(_barrier(n, tasks)), data)
+    def make(tasks: bool) -> tuple[Callable[[], _Round], list[Callable[[_Round], Any]]]:
+        """The setup and the workers of a run as asyncio tasks, or as threads."""
+        def setup() -> _Round:
+            first = not next(schedules)
+            if calls is not None:  # every call of each schedule on fresh fixtures of its own
+                teardown()
+                data: dict[Any, Any] = {}
+                for iteration in range(spec.iterations):  # set up before the schedule runs
+                    for info in infos:
+                        at = info._replace(iteration=iteration)
+                        data[(info.index, iteration)] = calls.setup(at)
+                        live.append(at)
+            else:
+                if not first and options.fresh_kwargs is not None:
+                    kwargs.update(options.fresh_kwargs())
+                data = dict(kwargs)
+            return _Round(RunContext(_barrier(n, tasks)), data)
+
+        worker = _task if tasks else _worker  # each worker an asyncio task of one loop
+        return setup, [_wrapping(functools.partial(worker, i, n, spec.iterations, body),
+                                 target) for i in range(n)]
 
     last: dict[str, Any] = {}
 
@@ -291,7 +373,9 @@ def run(request: RunRequest) -> RunOutcome:
 
     start = time.perf_counter()
     try:
-        result, seed, outcomes = _explore(spec, options, setup, workers, observe)
+        result, seed, outcomes = _explore_either(
+            spec, options, _as_tasks(options, [target]), make, observe, None,
+            [f"worker {index}" for index in range(n)])
     finally:
         teardown()
     wall = time.perf_counter() - start
@@ -314,16 +398,7 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     spec, options = request.spec, request.explore or ExploreOptions()
     n = len(actors.actors)
     tally = actors.tally
-    from ..explore.aio import are_tasks
-
-    try:
-        tasks = are_tasks(actors.actors)  # coroutine actors: tasks on one event loop
-    except ValueError as exc:
-        raise ExploreError(f"run_actors(): {exc}") from None
-
-    def setup() -> _Round:
-        return _Round(RunContext(_barrier(n, tasks)),
-                      actors.setup() if actors.setup is not None else None)
+    tasks = _as_tasks(options, actors.actors)  # coroutine actors: tasks on one loop
 
     def outcome_of(state: _Round, returns: list[Any]) -> Any:
         if state.outcome is _UNJUDGED:
@@ -354,19 +429,22 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
 
     def call_of(actor: Callable[..., Any]) -> Callable[[Any], Any]:
         """What worker i calls with the round's state: actor i, given it unless stateless."""
-        if stateless and tasks:
-            async def call(_data: Any) -> Any:
-                return await actor()
-
-            return call
         return (lambda _data: actor()) if stateless else actor
 
-    worker = _task if tasks else _worker
-    workers = [_wrapping(functools.partial(worker, i, n, 1, call_of(actor)), actor)
-               for i, actor in enumerate(actors.actors)]
+    def make(tasks: bool) -> tuple[Callable[[], _Round], list[Callable[[_Round], Any]]]:
+        def setup() -> _Round:
+            return _Round(RunContext(_barrier(n, tasks)),
+                          actors.setup() if actors.setup is not None else None)
+
+        worker = _task if tasks else _worker
+        return setup, [_wrapping(functools.partial(worker, i, n, 1, call_of(actor)), actor)
+                       for i, actor in enumerate(actors.actors)]
+
     start = time.perf_counter()
-    result, seed, outcomes = _explore(spec, options, setup, workers, observe,
-                                      check if judged else None)
+    names = [f"actor {i} ({getattr(actor, '__qualname__', None) or texts.short_repr(actor, 40)})"
+             for i, actor in enumerate(actors.actors)]
+    result, seed, outcomes = _explore_either(spec, options, tasks, make, observe,
+                                             check if judged else None, names)
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []
     return RunOutcome({}, failures, [("explore", _section(result, spec, seed))],

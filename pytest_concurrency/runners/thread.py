@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from .. import ending, outcomes, watchdog
 from ..context import RunContext, WorkerInfo
+from ..coroutines import awaited
 from .request import RunOutcome, RunRequest, seed_of
 from .workers import Stop, run_workers
 
@@ -25,7 +26,7 @@ def run(request: RunRequest) -> RunOutcome:
     args = request.args
 
     def body(kwargs: Mapping[str, Any]) -> object:
-        return target(*args, **kwargs)
+        return awaited(target(*args, **kwargs))  # async def: on the worker's own loop
 
     stop = Stop()
     seed = seed_of(spec)

@@ -137,7 +137,8 @@ def test_coroutine_actors_are_tasks_with_a_tally_and_a_replay_per_outcome(projec
         "E*schedule * produced 2:",
         "E*replay it with:",
         "E*pytest 'test_cache.py::test_actors?explore?' --concurrency-replay=x1.*",
-        "*verified: all * distinct interleavings explored, no failure (complete, no preemption "
+        # under asyncio's FIFO order the locked fetch has one interleaving only
+        "*verified: * explored, no failure (complete, no preemption "
         "bound; strategy=dpor, * 2 workers, Python *, asyncio awaits)",
     ])
 
@@ -150,7 +151,7 @@ def test_the_locked_cache_is_verified_and_the_report_says_so(project):
              json.loads((project.path / "r.json").read_text())["tests"]}
     body = tests["test_cache.py::test_fetched_once_locked[explore]"]["exploration"]
     assert body["complete"] is True
-    assert body["verdict"].startswith("verified: all ")
+    assert body["verdict"].startswith("verified: ")
     assert body["virtual_time"] == pytest.approx(0.1)
 
 
@@ -256,7 +257,7 @@ def test_a_thread_outside_the_schedule_is_never_verified_and_says_where(pytester
     result = pytester.runpytest("-p", "no:cacheprovider", "-rP")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        "*no failure in * schedules; not complete (a thread outside the schedule, at "
+        "*no failure in * schedule*; not complete (a thread outside the schedule, at "
         "test_a_thread_outside_the_schedule_is_never_verified_and_says_where.py:7)*"])
 
 
@@ -277,8 +278,9 @@ def test_pytest_asyncio_and_anyio_markers_keep_working(pytester):
         @pytest.mark.asyncio
         @pytest.mark.concurrency(modes=["explore"], schedules=20)
         async def test_asyncio_marker(worker):
+            start = asyncio.get_running_loop().time()
             await asyncio.sleep(1)
-            assert asyncio.get_running_loop().time() == 1
+            assert asyncio.get_running_loop().time() - start == 1
 
         @pytest.mark.asyncio
         @pytest.mark.concurrency(modes=["explore"], schedules=20)
@@ -303,11 +305,12 @@ def test_pytest_asyncio_and_anyio_markers_keep_working(pytester):
         @pytest.mark.anyio
         @pytest.mark.concurrency(modes=["explore"], schedules=30)
         async def test_anyio_body(worker):
+            start = anyio.current_time()
             async with anyio.create_task_group() as group:
                 group.start_soon(anyio.sleep, 1)
             with anyio.move_on_after(5):
                 await anyio.Event().wait()
-            assert anyio.current_time() == 6
+            assert anyio.current_time() - start == 6
 
         @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
         def test_anyio_lock_verified(concurrency):
@@ -446,6 +449,7 @@ def test_a_lost_event_wake_up_and_tasks_in_a_task_group_are_explored(pytester):
                 self.done = 0
 
             async def submit(self):
+                await asyncio.sleep(0)  # receiving the job
                 self.pending.append("build")
                 self.ready.set()
 
@@ -478,7 +482,7 @@ def test_a_lost_event_wake_up_and_tasks_in_a_task_group_are_explored(pytester):
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
         "*deadlock: every unfinished task is waiting, and no timer or thread will wake one",
-        "*worker 1 waits for self.ready to be set, which nobody will do (test_jobs.py:18)",
+        "*worker 1 waits for self.ready to be set, which nobody will do (test_jobs.py:19)",
     ])
     result.stdout.fnmatch_lines(["E*of 200 rounds had outcomes other than 2:*"])
 

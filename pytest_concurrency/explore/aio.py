@@ -40,7 +40,7 @@ def problem() -> str | None:
     from .aioloop import Entry, ExploreLoop
 
     class Probe:
-        clock = 0.0
+        now = 0.0
 
         def __init__(self) -> None:
             self.entries: list[Entry] = []

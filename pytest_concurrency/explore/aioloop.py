@@ -4,7 +4,7 @@
 interface only.  ``call_soon``, ``call_at`` and ``call_soon_threadsafe`` hand
 each callback, as an :class:`Entry`, to the loop's :class:`Driver` (the schedule
 of an ``explore`` run), which decides when it runs; ``time()`` is the driver's
-virtual clock.  asyncio's tasks, futures, timeouts and primitives use nothing
+virtual clock (see ``aiotime``).  asyncio's tasks, futures, timeouts and primitives use nothing
 else of a loop (they reach it through these methods, from Python or C), so
 they run on it unchanged on every CPython the plugin supports.
 
@@ -52,7 +52,7 @@ class Entry:
 class Driver(Protocol):
     """What decides when the loop's callbacks run (``aioschedule.AsyncSchedule``)."""
 
-    clock: float  # virtual seconds since the loop started
+    now: float  # the loop's time(): virtual seconds, from the real monotonic() at its start
 
     def add(self, entry: Entry) -> None:
         """A callback was scheduled from the loop's own thread."""
@@ -204,7 +204,7 @@ class ExploreLoop(asyncio.AbstractEventLoop):
         self._driver.timer_cancelled(handle)
 
     def time(self) -> float:
-        return self._driver.clock
+        return self._driver.now
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any,  # type: ignore[override]
                              context: contextvars.Context | None = None) -> asyncio.Handle:

@@ -4,16 +4,27 @@ The actors run as tasks on an :class:`~.aioloop.ExploreLoop`.  Every callback
 the loop is handed becomes part of a *unit* the strategy chooses among: a task
 (its steps: each runs the coroutine from one await that suspended it to the
 next), or a callback of its own (a timer, a future's done-callback, a
-``call_soon``) that runs once.  At every point the loop would run something,
-the strategy picks which ready unit goes; a task that awaits a future is not
-ready until a step completes it.
+``call_soon``) that runs once.
+
+The orders explored are those asyncio itself can produce if awaited *time* took
+longer (the model): the loop's ready callbacks form one FIFO queue, as
+asyncio's; every wake-up the program causes (a future's result, ``Event.set``, a
+``Lock`` release, a ``Queue`` put, a task ending, ``cancel()``, ``call_soon``
+callbacks, done callbacks, a task's first step) keeps its place in it.  An entry
+that stands for time - a task resuming from ``asyncio.sleep(d)`` (``d >= 0``:
+``sleep(0)`` included), a timer's callback, and what a sleep's timer wakes - is
+*delayable*: the strategy may run later entries before it, as if the sleep took
+longer, but never runs it earlier than its place.  So at every step the
+candidates are the queue's entries from its head up to and including the first
+that may not be delayed; the entries passed over stay delayable (up to
+:data:`FAIR_STREAK` times: then it runs, and the verdict says an order was cut).
 
 Time is virtual: it stands still while anything is ready and jumps to the
-next timer when nothing is, and the timers due at one instant fire in the
-order the strategy picks, between the steps they wake.  When nothing is ready,
-no timer is left and no thread outside the schedule may still call back, the
-tasks that have not finished are deadlocked, and the schedule ends at once
-with what each waits for.
+next timer when nothing is; the timers due at one instant join the queue in
+deadline order and, being delayable, fire in the order the strategy picks.
+When nothing is ready, no timer is left and no thread outside the schedule may
+still call back, the tasks that have not finished are deadlocked, and the
+schedule ends at once with what each waits for.
 
 The schedule runs on a thread of its own (``aio.LoopThread``); the thread that
 explores waits for it, and calls a task that keeps the loop for longer than the
@@ -23,11 +34,11 @@ hang timeout (a blocking call in a coroutine) a hang.
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextvars
 import dataclasses
 import inspect
+import math
 import os
 import sys
 import threading
@@ -36,7 +47,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from .. import texts
-from . import _orig, aiowaits
+from . import _orig, aiotime, aiowaits
 from .accesses import ALL, NOTHING, Event, Objects
 from .aioloop import Entry, ExploreLoop, Site
 from .aiooutside import Outside
@@ -85,7 +96,7 @@ Step = tuple[int, str, int, str, str | None]  # a trace row: lane, file, line, f
 # code, so it depends on every other step; a step that touches only some of
 # explore's objects reads it, so that it still depends on every such task step.
 UNIVERSE = type("Universe", (), {"__repr__": lambda self: "<anything>"})()
-FAIR_STREAK = 64  # grants in a row to one unit while others were ready, before it must wait
+FAIR_STREAK = 64  # times a delayable entry may be passed over before it must run
 MAX_STEPS = 100_000  # a schedule that takes more is a livelock
 
 # The callback an ``asyncio.sleep()`` timer runs: it completes one future and touches
@@ -123,7 +134,9 @@ class Unit:
     lane: int  # the lane that shows its steps
     parent: int | None  # the unit whose step made it (DPOR orders it after that step)
     status: str = WAITING
-    entries: collections.deque[Entry] = dataclasses.field(default_factory=collections.deque)
+    queued: int = 0  # its entries in the ready queue
+    timer: Entry | None = None  # a timer's entry, until it is due
+    sleep: bool = False  # an asyncio.sleep() timer: what it wakes stands for time too
     when: float | None = None  # a timer's time
     effect: Event = ()  # what its next step touches (see :func:`step_event`)
     site: Site | None = None  # where a callback was scheduled, in user code
@@ -148,6 +161,17 @@ def step_event(objects: Objects, unit: Unit, entry: Entry) -> Event:
             asyncio.isfuture(entry.args[0]):
         return ((objects(entry.args[0]), ALL, True), (universe, ALL, False))
     return ((universe, ALL, True),)
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Queued:
+    """An entry of the ready queue: a unit's callback, and whether the strategy may
+    run later entries before it (it stands for time: see the module docstring)."""
+
+    unit: Unit
+    entry: Entry
+    delayable: bool
+    passed: int = 0  # times later entries ran before it
 
 
 def _is_task(owner: object) -> bool:
@@ -177,7 +201,12 @@ class AsyncSchedule:
         self.trace: list[Step] = []
         self.choices: list[int] = []
         self.steps = 0
-        self.clock = 0.0  # virtual seconds (ExploreLoop.time())
+        # The loop's time() (and time.monotonic() on its thread, see aiotime.py): the
+        # real monotonic() at the start, as a whole number of seconds (so that a
+        # timer's time less it is exact), plus the virtual seconds that passed.
+        self.origin = float(math.ceil(_orig.monotonic()))
+        self.now = self.origin
+        self.wall0 = _orig.wall_time()
         self.time_advances = 0  # times the clock moved on to the next timer
         self.current: Unit | None = None  # the unit whose step runs now
         self.last: Unit | None = None  # the unit that ran the last step
@@ -200,17 +229,27 @@ class AsyncSchedule:
         self._tasks: dict[asyncio.Task[Any], Unit] = {}
         self._timers: dict[int, Unit] = {}  # id(TimerHandle) -> its unit
         self._live: list[Unit] = []  # units not done
+        self._ready: list[Queued] = []  # the loop's ready queue, in FIFO order
         self._made: dict[tuple[str, int], int] = {}  # asyncio Locks made at each site
         self.outside = Outside(engine.executor)  # what other threads hand the loop
         self._actors = len(engine.actors)
         self._wrapped = False  # the leftover tasks were cancelled (the actors are done)
-        self._streak: tuple[Unit | None, int] = (None, 0)
         self._replaying = strategy.name == "replay"
         self.step_started = 0.0  # real time the running step started (for the watchdog)
         self.aborting = False
         self.closing = False  # unfinished coroutines are being closed
         self._fatal: BaseException | None = None  # KeyboardInterrupt... from a task
         self._ident: int | None = None  # the loop thread
+
+    @property
+    def clock(self) -> float:
+        """Virtual seconds since the schedule started."""
+        return self.now - self.origin
+
+    @property
+    def loop_thread(self) -> int | None:
+        """The ident of the thread that runs the loop (aiotime reads it)."""
+        return self._ident
 
     @property
     def titles(self) -> list[str]:
@@ -224,10 +263,12 @@ class AsyncSchedule:
         engine = self.engine
         contexts = [contextvars.copy_context() for _ in engine.actors]
         aiowaits.patch(self)
+        aiotime.patch(self)
         try:
             self.state = engine.setup()
             engine.run_on_loop_thread(self, lambda: self._main(contexts))
         finally:
+            aiotime.unpatch(self)
             aiowaits.unpatch(self)
         if self._fatal is not None:
             raise self._fatal
@@ -297,8 +338,7 @@ class AsyncSchedule:
                     continue
                 self._stuck()
                 return
-            choice = self._choose(enabled)
-            self._count_streak(choice, len(enabled))
+            choice = self.strategy.choose(enabled, self.last, self.steps)
             if choice is None:
                 if self.strategy.pruned:
                     self.pruned = True
@@ -332,47 +372,52 @@ class AsyncSchedule:
         return False
 
     def _enabled(self) -> list[Unit]:
-        out = []
-        live = []
-        for unit in self._live:
-            if unit.status == READY:
-                while unit.entries and unit.entries[0].cancelled():
-                    unit.entries.popleft()
-                if not unit.entries:
-                    unit.status = WAITING if unit.task is not None else DONE
-            if unit.status != DONE:
-                live.append(unit)
-                if unit.status == READY:
-                    out.append(unit)
-        self._live = live
+        """The candidates: the ready queue's units from its head up to and including
+        the first entry that may not be delayed (cancelled entries dropped)."""
+        out: list[Unit] = []
+        ready = self._ready
+        k = 0
+        while k < len(ready):
+            item = ready[k]
+            if item.entry.cancelled():
+                del ready[k]
+                self._dequeued(item.unit)
+                continue
+            if item.unit not in out:
+                out.append(item.unit)
+            if not item.delayable:
+                break
+            k += 1
+        self._live = [unit for unit in self._live if unit.status != DONE]
         return out
 
-    def _choose(self, enabled: list[Unit]) -> Unit | None:
-        spinner, count = self._streak
-        if count >= FAIR_STREAK and not self._replaying and spinner in enabled:
-            # A task that has had the loop this long while others waited (polling
-            # with sleep(0)) waits its turn now: the others are chosen among.
-            others = [unit for unit in enabled if unit is not spinner]
-            assert spinner is not None
-            self._uncontrolled(f"a task kept the loop for {FAIR_STREAK} steps in a row and "
-                               "was made to wait",
-                               self.await_site(spinner.task) if spinner.task else None)
-            self._streak = (None, 0)
-            return self.strategy.choose(others, self.last, self.steps)
-        return self.strategy.choose(enabled, self.last, self.steps)
+    def _dequeued(self, unit: Unit) -> None:
+        """One of ``unit``'s entries left the queue (it runs, or was cancelled)."""
+        unit.queued -= 1
+        if unit.queued <= 0 and unit.status == READY:
+            unit.status = WAITING if unit.task is not None else DONE
 
-    def _count_streak(self, unit: Unit | None, enabled: int) -> None:
-        """How many grants in a row ``unit`` has had while others were ready too."""
-        spinner, count = self._streak
-        if enabled > 1 and unit is not None:
-            self._streak = (unit, count + 1 if spinner is unit else 1)
-        elif unit is not spinner:
-            self._streak = (None, 0)
+    def _take(self, unit: Unit) -> Entry:
+        """Take ``unit``'s first entry off the queue; the entries ahead of it were
+        passed over (delayed once more: one delayed too often may no longer be)."""
+        ready = self._ready
+        k = next(k for k, item in enumerate(ready) if item.unit is unit)
+        for item in ready[:k]:
+            item.passed += 1
+            if item.passed >= FAIR_STREAK and item.delayable and not self._replaying:
+                item.delayable = False
+                task = item.unit.task
+                self._uncontrolled(f"a task's wake-up was delayed past {FAIR_STREAK} steps of "
+                                   "others (a task polling with sleep(0)?) and then made to run",
+                                   self.await_site(task) if task is not None else item.unit.site)
+        item = ready.pop(k)
+        self._dequeued(unit)
+        return item.entry
 
     def _grant(self, unit: Unit) -> None:
         self.steps += 1
         self.choices.append(unit.index)
-        entry = unit.entries.popleft()
+        entry = self._take(unit)
         if unit.task is None:
             unit.status = DONE
         self.current = self.last = unit
@@ -382,7 +427,9 @@ class AsyncSchedule:
         try:
             entry.run()
         except (KeyboardInterrupt, SystemExit):
-            raise
+            if unit.task is None or not unit.task.done():
+                raise  # not a task's own exception: the explorer's (Ctrl-C), or a callback's
+            # a task that raised it is done with it: its worker failed, the search goes on
         except BaseException as exc:  # noqa: BLE001 - asyncio's loop reports and goes on
             loop.call_exception_handler({"message": f"Exception in callback {entry.callback!r}",
                                          "exception": exc, "handle": entry.handle})
@@ -418,7 +465,7 @@ class AsyncSchedule:
                 else:
                     lane.ret = result
             return
-        if unit.entries:
+        if unit.queued:
             unit.status = READY
             what = "yields"
         else:
@@ -439,41 +486,62 @@ class AsyncSchedule:
 
     def _advance_time(self) -> bool:
         """Nothing is ready: the clock moves on to the next timer; every timer due
-        then becomes ready (their order is the strategy's)."""
-        timers = [unit for unit in self._live if unit.when is not None]
+        then joins the queue, in deadline order (delayable: their order at one
+        instant is the strategy's)."""
+        timers = [unit for unit in self._live if unit.timer is not None]
         if not timers:
             return False
-        self.clock = max(self.clock, min(unit.when for unit in timers if unit.when is not None))
+        self.now = max(self.now, min(unit.when for unit in timers if unit.when is not None))
         self.time_advances += 1
-        for unit in timers:
-            if unit.when is not None and unit.when <= self.clock:
-                unit.status = READY
+        for unit in sorted(timers, key=lambda unit: (unit.when or 0.0, unit.index)):
+            if unit.when is not None and unit.when <= self.now:
+                self._due(unit)
         return True
+
+    def _due(self, unit: Unit) -> None:
+        """A timer's time has come: its callback joins the ready queue."""
+        entry, unit.timer = unit.timer, None
+        assert entry is not None
+        self._enqueue(unit, entry, True)
+
+    def _enqueue(self, unit: Unit, entry: Entry, delayable: bool) -> None:
+        self._ready.append(Queued(unit, entry, delayable))
+        unit.queued += 1
+        unit.status = READY
 
     # ---- from the loop (Driver) ------------------------------------------------------
     def add(self, entry: Entry) -> None:
+        current = self.current
+        # What stands for time passing may be delayed (see the module docstring): a
+        # task rescheduling its own step (a bare yield: sleep(0)), and what an
+        # asyncio.sleep() timer wakes; a timer's own callback is delayable when due.
+        woken_by_time = current is not None and current.sleep
         owner: Any = getattr(entry.callback, "__self__", None)
         if entry.when is None and _is_task(owner) and owner.get_loop() is self.loop:
             unit = self._tasks.get(owner) or self._new_task(owner)
             if unit.status != DONE:  # a step of the task (a method of a finished one, such
-                unit.entries.append(entry)  # as its cancel() as a callback, runs alone)
-                unit.status = READY
+                # as its cancel() as a callback, runs alone)
+                self._enqueue(unit, entry, woken_by_time or current is unit)
                 return
-        current = self.current
         unit = Unit(len(self.units), None, current.lane if current is not None else 0,
                     current.index if current is not None else None, when=entry.when)
-        unit.entries.append(entry)
         unit.effect = step_event(self.objects, unit, entry)
         code = getattr(entry.callback, "__code__", None)
         if entry.when is not None:
             unit.site, unit.what = self.caller_site(), "timer fires"
+            unit.sleep = entry.callback is _SLEEP_DONE
             self._timers[id(entry.handle)] = unit
         elif code is not None and self.is_user(code.co_filename):
             unit.site = (code.co_filename, code.co_firstlineno, code.co_name)
             unit.what = "callback"
-        unit.status = READY if entry.when is None or entry.when <= self.clock else WAITING
         self.units.append(unit)
         self._live.append(unit)
+        if entry.when is None:
+            self._enqueue(unit, entry, woken_by_time)
+        else:
+            unit.timer = entry
+            if entry.when <= self.now:  # due already: it joins the queue now
+                self._due(unit)
 
     def _new_task(self, task: asyncio.Task[Any]) -> Unit:
         current = self.current
@@ -496,7 +564,10 @@ class AsyncSchedule:
         unit = self._timers.pop(id(handle), None)
         if unit is not None and unit.status != DONE:
             unit.status = DONE
-            unit.entries.clear()
+            unit.timer = None
+            if unit.queued:
+                self._ready = [item for item in self._ready if item.unit is not unit]
+                unit.queued = 0
 
     def external(self, entry: Entry) -> None:
         if threading.get_ident() != self._ident:

@@ -332,8 +332,11 @@ def timeout(workers: Sequence[int], mode: str, pid: int, seconds: float,
 
 
 def describe_workers(indices: Iterable[int]) -> str:
-    """'worker 3' or 'workers 0-2, 5'."""
+    """'worker 3' or 'workers 0-2, 5' ('the run' for none: a failure of the whole run,
+    such as an explored schedule's rejected outcome)."""
     indices = sorted(set(indices))
+    if not indices:
+        return "the run"
     if len(indices) == 1:
         return f"worker {indices[0]}"
     ranges = []
@@ -382,7 +385,8 @@ def headline(groups: Sequence[Group], mode: str, workers: int,
              seed: int | None = None) -> str:
     failed = {w for g in groups for f in g.members for w in f.workers}
     distinct = len(groups)
-    text = (f"{len(failed)} of {workers} workers failed in {mode} mode "
+    who = f"{len(failed)} of {workers} workers" if failed else "the run"
+    text = (f"{who} failed in {mode} mode "
             f"({distinct} distinct failure{'s' if distinct != 1 else ''}")
     if seed is not None:
         text += f"; start jitter seed {seed}"

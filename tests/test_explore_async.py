@@ -553,3 +553,36 @@ def test_run_of_an_async_function_returns_its_values_in_every_mode(pytester):
     """)
     result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error::RuntimeWarning")
     result.assert_outcomes(passed=4)
+
+
+def test_a_coroutine_that_never_gives_the_loop_back_is_bounded_by_the_timeout(pytester):
+    pytester.makepyfile(test_spin="""
+        import threading
+        import pytest
+
+        class Flag:
+            go = False
+
+        async def spins(flag):
+            while not flag.go:
+                pass
+
+        async def returns(flag):
+            return None
+
+        @pytest.mark.concurrency(modes=["explore"], timeout=1)
+        def test_spins(concurrency):
+            concurrency.run_actors(spins, returns, setup=Flag)
+
+        def test_after():
+            assert not [t for t in threading.enumerate() if t.name == "explore-worker-loop"]
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines([
+        "*explore's time limit (1 s) ran out in schedule 0, before any schedule finished:",
+        "worker 0 still running after * s (blocking the loop at test_spin.py:8: *)",
+        "worker 1 not started after * steps (ready to start)"])
+    out = result.stdout.str()
+    assert "deadlock" not in out
+    result.stdout.fnmatch_lines(["the run failed in explore mode (1 distinct failure)"])

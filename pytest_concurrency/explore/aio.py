@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .. import originals
 from . import _orig
 from .aioloop import DaemonExecutor
-from .aioschedule import AsyncSchedule
+from .aioschedule import Abort, AsyncSchedule
 from .instrument import UserCode
 from .lockorder import LockOrder
 from .strategies import Strategy
@@ -96,40 +97,64 @@ class LoopThread:
         self._done.acquire()
         self.thread = threading.Thread(target=self._main, name="explore-worker-loop",
                                        daemon=True)
-        self.thread.start()
+        originals.start(self.thread)  # the real start, whatever a test put in its place
 
     def _main(self) -> None:
-        while True:
-            self._go.acquire()
-            job = self._job
-            if job is None:
-                return
-            try:
-                job()
-            finally:
-                self._done.release()
+        try:
+            while True:
+                self._go.acquire()
+                job = self._job
+                if job is None:
+                    return
+                try:
+                    job()
+                except Abort:
+                    pass  # stopped where it ran (a step that never gave the loop back)
+                finally:
+                    self._done.release()
+        except Abort:
+            pass  # stopped just after its job ended: the engine makes a new thread
 
     def run(self, job: Callable[[], None], stuck: Callable[[], bool],
             abort: Callable[[], None]) -> bool:
         """Run ``job`` on the thread and wait; False when ``stuck()`` said to give up
-        on it (the thread is then left to itself).  Interrupted (Ctrl-C), ``abort()``
-        stops the job at its next step."""
+        on it and the thread could not be stopped (it is then left to itself).
+        Interrupted (Ctrl-C), ``abort()`` stops the job at its next step."""
         self._job = job
         self._go.release()
         try:
             while not self._done.acquire(True, POLL):
                 if stuck():
-                    return False
+                    return self.stop()
         except BaseException:
             abort()
             self._done.acquire(True, 1.0)
             raise
         return True
 
+    def stop(self) -> bool:
+        """Stop the job where it runs: :class:`Abort` raised in the thread at its next
+        bytecode (a step spinning in Python code ends there); True if the job ended
+        within a second (a thread stuck in a C call cannot be stopped so)."""
+        interrupt(self.thread.ident)
+        return self._done.acquire(True, STOP_WAIT)
+
     def close(self) -> None:
         self._job = None
         self._go.release()
         self.thread.join(1.0)
+
+
+STOP_WAIT = 1.0  # seconds a step that is stopped has to end
+
+
+def interrupt(ident: int | None) -> None:
+    """Raise :class:`Abort` in thread ``ident`` at its next bytecode."""
+    if ident is None:
+        return
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(Abort))
 
 
 class AioEngine:
@@ -174,7 +199,7 @@ class AioEngine:
         thread = self._thread
 
         def stuck() -> bool:
-            return schedule.hung() is not None
+            return schedule.hung(thread.thread.native_id) is not None
 
         def abort() -> None:
             schedule.aborting = True
@@ -184,6 +209,9 @@ class AioEngine:
             if not thread.run(job, stuck, abort):
                 schedule.abandoned.append(thread.thread)
                 self._thread = None  # left to finish its step, if it ever does
+            elif schedule.stopped:  # stopped in a step: it may still hold an Abort for
+                self._thread = None  # its next bytecode; the next schedule gets a new one
+                thread.close()
         finally:
             self._record(schedule)
 

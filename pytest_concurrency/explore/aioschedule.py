@@ -47,6 +47,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from .. import texts
+from ..progress import CPU_EPSILON, thread_cpu
 from . import _orig, aiotime, aiowaits
 from .accesses import ALL, NOTHING, Event, Objects
 from .aioloop import Entry, ExploreLoop, Site
@@ -102,6 +103,10 @@ MAX_STEPS = 100_000  # a schedule that takes more is a livelock
 # The callback an ``asyncio.sleep()`` timer runs: it completes one future and touches
 # nothing else (a private name: without it, the timer depends on every step).
 _SLEEP_DONE: object = getattr(asyncio.futures, "_set_result_unless_cancelled", None)
+
+
+class Abort(BaseException):
+    """Raised in the loop thread to stop a step that does not give the loop back."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -237,6 +242,10 @@ class AsyncSchedule:
         self._replaying = strategy.name == "replay"
         self.step_started = 0.0  # real time the running step started (for the watchdog)
         self.aborting = False
+        self.stopped = False  # the waiting thread gave up on a step (see hung())
+        self._sampled: tuple[int, float | None] = (-1, None)  # (step, loop thread's CPU)
+        self._stopped: set[int] = set()  # lanes stopped in a step that never ended
+        self.started = _orig.monotonic()
         self.closing = False  # unfinished coroutines are being closed
         self._fatal: BaseException | None = None  # KeyboardInterrupt... from a task
         self._ident: int | None = None  # the loop thread
@@ -273,26 +282,69 @@ class AsyncSchedule:
         if self._fatal is not None:
             raise self._fatal
 
-    def hung(self) -> str | None:
-        """Called by the waiting thread: why the loop thread is stuck, if it is
-        (a step has kept it for longer than the hang timeout)."""
+    def hung(self, native_id: int | None = None) -> str | None:
+        """Called by the waiting thread: why the loop thread must be stopped, if it
+        must (``native_id``: that thread's, for its CPU time).  A step that keeps the
+        loop past the time limit ends the search there (``cut``); one that keeps it
+        for longer than the hang timeout is a worker that never finishes when it
+        uses CPU (``spin``), a hang when it is blocked (``deadlock``)."""
         current = self.current
-        if (current is None and not self.closing) or self.deadlock is not None:
+        if (current is None and not self.closing) or self.deadlock is not None or \
+                self.stopped:
             return None
-        if _orig.monotonic() - self.step_started < self.engine.hang_timeout:
+        now = _orig.monotonic()
+        step = self.steps
+        if self._sampled[0] != step:  # the first look at this step: its CPU so far
+            self._sampled = (step, thread_cpu(native_id))
+        cpu = _cpu_since(self._sampled[1], native_id)
+        deadline = self.engine.deadline
+        if deadline is not None and now >= deadline:
+            current_lane = self.workers[current.lane] if current is not None and \
+                current.task is not None else None
+            self.cut = "\n".join([self._blocking(cpu)] + [
+                self.still_running(lane) for lane in self.workers
+                if lane.unit.status != DONE and lane is not current_lane])
+        elif now - self.step_started < self.engine.hang_timeout:
             return None
+        elif cpu is not None and cpu > CPU_EPSILON:
+            self.spin = self._blocking(cpu)
+        else:
+            stack = self._thread_stack()
+            text = (f"hang: {self._who()} has not given the event loop back for "
+                    f"{self.engine.hang_timeout:g} s: a blocking call in a coroutine (a "
+                    "threading lock, blocking I/O) stops every task")
+            self.deadlock = text + (f":\n{stack}" if stack else "")
+        self.aborting = self.finished = self.stopped = True
+        return self.cut or self.spin or self.deadlock
+
+    def _who(self) -> str:
+        current = self.current
         lane = self.workers[current.lane] if current is not None and \
             current.lane < len(self.workers) else None
-        who = str(lane) if lane is not None and current is not None and \
+        return str(lane) if lane is not None and current is not None and \
             current.task is not None else "a callback" if current is not None else \
             "a task's finally block, run as its schedule ended,"
-        stack = self._thread_stack()
-        text = (f"hang: {who} has not given the event loop back for "
-                f"{self.engine.hang_timeout:g} s: a blocking call in a coroutine (a "
-                "threading lock, time.sleep, blocking I/O) stops every task")
-        self.deadlock = text + (f":\n{stack}" if stack else "")
-        self.aborting = self.finished = True
-        return self.deadlock
+
+    def _blocking(self, cpu: float | None) -> str:
+        """``worker 0 still running after 4.0 s (blocking the loop at k.py:7: ...)``."""
+        site = self._loop_site()
+        where = f"{os.path.basename(site[0])}:{site[1]}" if site else "?"
+        elapsed = _orig.monotonic() - self.started
+        how = (f"{cpu_text(cpu)} of CPU in one step that never gives the loop back"
+               if cpu is not None and cpu > CPU_EPSILON else
+               "in a call that does not return")
+        return f"{self._who()} still running after {elapsed:.1f} s (blocking the loop at " \
+            f"{where}: {how})"
+
+    def _loop_site(self) -> Site | None:
+        """The innermost user-code frame the loop thread runs now."""
+        frame = sys._current_frames().get(self._ident) if self._ident is not None else None
+        while frame is not None:
+            code = frame.f_code
+            if self.is_user(code.co_filename):
+                return (code.co_filename, frame.f_lineno, code.co_name)
+            frame = frame.f_back
+        return None
 
     def _thread_stack(self) -> str:
         import traceback
@@ -315,6 +367,8 @@ class AsyncSchedule:
             for index, actor in enumerate(self.engine.actors):
                 loop.create_task(actor(self.state), context=contexts[index])
             self._drive()
+        except Abort:
+            pass  # stopped by the waiting thread (see hung())
         except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt: the explorer's
             self._fatal = exc
         finally:
@@ -346,6 +400,8 @@ class AsyncSchedule:
                     self.divergence = self.strategy.divergence or "replay diverged"
                 return
             self._grant(choice)
+            if self.stopped:
+                return  # the waiting thread gave up on that step: hung() said why
             if self.steps >= MAX_STEPS:
                 self._livelock()
                 return
@@ -353,6 +409,11 @@ class AsyncSchedule:
             if deadline is not None and _orig.monotonic() >= deadline:
                 self._out_of_time()
                 return
+
+    def unfinished(self) -> tuple[int, ...]:
+        """The actors' tasks that have not finished."""
+        return tuple(lane.index for lane in self.workers[:self._actors]
+                     if lane.unit.status != DONE or lane.index in self._stopped)
 
     def _actors_done(self) -> bool:
         return all(lane.unit.status == DONE for lane in self.workers[:self._actors])
@@ -456,7 +517,11 @@ class AsyncSchedule:
             end = _end_site(task, error, self.is_user, actor)
             if end is not None:
                 self.trace.append((lane.index, *end, "returns" if error is None else
+                                   "stopped" if isinstance(error, Abort) else
                                    f"raises {type(error).__name__}"))
+            if isinstance(error, Abort):
+                self._stopped.add(lane.index)
+                return  # stopped where it spun: the schedule says so (spin, cut)
             if lane.actor:
                 if error is not None:
                     lane.error = error
@@ -661,6 +726,9 @@ class AsyncSchedule:
         """``worker 1 still running after 12 steps (waiting at test_x.py:7)``."""
         task = lane.unit.task
         site = self.await_site(task) if task is not None else None
+        if site is None and task is not None and \
+                inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:
+            return f"{lane} not started after {self.steps} steps (ready to start)"
         where = f"{os.path.basename(site[0])}:{site[1]}" if site else "?"
         state = "waiting" if lane.unit.status == WAITING else "ready"
         return f"{lane} still running after {self.steps} steps ({state} at {where})"
@@ -701,6 +769,16 @@ class AsyncSchedule:
                 frames.extend(frame for frame in reversed(coroutine_frames(task))
                               if self.is_user(frame.f_code.co_filename))
         return frames
+
+
+def _cpu_since(before: float | None, native_id: int | None) -> float | None:
+    now = thread_cpu(native_id)
+    return None if before is None or now is None else now - before
+
+
+def cpu_text(seconds: float) -> str:
+    """CPU seconds as a claim can print them: never "0.0 s" for more than nothing."""
+    return f"{seconds:.1f} s" if seconds >= 0.95 else f"{seconds:.2f} s"
 
 
 def _end_site(task: asyncio.Task[Any], error: BaseException | None,

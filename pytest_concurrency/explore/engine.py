@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import os
+import re
 import sys
 import time
 import traceback
@@ -52,6 +53,9 @@ class Finding:
     interleaving: str
     steps: list[Step]
     report: str = ""
+    # the workers the failure is about: the one that raised or spun, those deadlocked
+    # or still running; none for a failed check (the whole schedule's outcome)
+    involved: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         return self.report
@@ -488,7 +492,7 @@ def _timed_out(schedule: Schedule | AsyncSchedule, index: int, strategy: str, se
     table = render_interleaving(schedule.trace, len(schedule.workers), limit=report_steps)
     report = "\n".join([f"{message}:", schedule.cut or "", "", "interleaving so far:", table])
     return Finding("timeout", None, None, "", index, "", strategy, seed, granularity,
-                   message, table, list(schedule.trace), report)
+                   message, table, list(schedule.trace), report)  # no worker failed
 
 
 def _is_assertion(exc: BaseException) -> bool:
@@ -509,6 +513,7 @@ def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any
     kind: str | None = None
     exc: BaseException | None = None
     worker: int | None = None
+    involved: tuple[int, ...] = ()
     tb = ""
     if failed is not None:
         exc = failed.error
@@ -518,9 +523,11 @@ def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any
         message = texts.one_line(f"worker {failed.index} raised {standins.summary(exc)}")
     elif schedule.deadlock:
         kind, message = "deadlock", schedule.deadlock
+        involved = schedule.unfinished()
     elif schedule.spin:
         kind, message = "spin", schedule.spin
-        worker = int(schedule.spin.split()[1])  # "worker 1 still running ..."
+        spinner = re.match(r"(?:worker|task) (\d+) ", schedule.spin)  # "worker 1 still running"
+        worker = int(spinner.group(1)) if spinner else None
     elif check is not None:
         returns = [each.ret for each in schedule.workers]
         try:
@@ -546,4 +553,5 @@ def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any
         f"replay token: {token}",
     ])
     return Finding(kind, worker, exc, tb, index, token, strategy, seed, granularity, message,
-                   table, list(schedule.trace), report)
+                   table, list(schedule.trace), report,
+                   involved=(worker,) if worker is not None else involved)

@@ -371,6 +371,11 @@ class Schedule:
     def now(self) -> float:
         return self.clock
 
+    def unfinished(self) -> tuple[int, ...]:
+        """The actors' workers that have not finished."""
+        return tuple(worker.index for worker in self.workers[:len(self.engine.actors)]
+                     if worker.status != DONE)
+
     def lock_key(self, site: Site) -> LockKey:
         """The key of a lock made at ``site`` now: the site and how many locks were made
         there before in this schedule (the same in every schedule that runs alike)."""

@@ -306,7 +306,7 @@ def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Fa
     """The run's Failure for the first failing schedule."""
     kind = {"deadlock": "deadlock", "spin": "timeout", "timeout": "timeout"}.get(
         finding.kind, "race")
-    workers = (finding.worker,) if finding.worker is not None else tuple(range(spec.workers))
+    workers = finding.involved  # none: the schedule's outcome failed, not a worker
     text = finding.report
     if finding.token:  # a lock-order inversion has none: no one schedule shows it
         text += f"\n\nreplay it with:\n  {replay_command(nodeid, finding.token)}"

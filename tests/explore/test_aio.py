@@ -4,6 +4,7 @@ events (a task's step depends on every other step)."""
 import asyncio
 import collections
 import contextlib
+import re
 import threading
 import time
 import types
@@ -587,3 +588,41 @@ def test_time_sleep_in_a_coroutine_blocks_the_loop_for_virtual_seconds():
     for log in seen:
         assert [who for who, _ in log] == ["blocker", "blocker", "other"]
         assert log[1][1] - log[0][1] == 8 and log[2][1] == log[1][1]
+
+
+# ---- a step that never gives the loop back ------------------------------------------------
+
+async def _spins(s):
+    await asyncio.sleep(0)
+    while not s.go:  # spins on the CPU, never awaiting: the loop is blocked for good
+        pass
+
+
+async def _returns(s):
+    return None
+
+
+def _loop_threads():
+    return [t for t in threading.enumerate() if t.name == "explore-worker-loop"]
+
+
+def test_a_coroutine_spinning_on_the_cpu_is_a_worker_that_never_finishes_and_is_stopped():
+    before = _loop_threads()
+    f = explore(lambda: _state(go=False), [_spins, _returns], seed=0, hang_timeout=0.5).failure
+    assert f is not None and f.kind == "spin", f and f.report
+    assert "deadlock" not in f.report
+    assert re.search(r"worker 0 still running after [\d.]+ s \(blocking the loop at "
+                     r"test_aio\.py:\d+: [\d.]+ s of CPU in one step", f.message), f.message
+    assert not re.search(r"\b0\.0 s of CPU", f.message)
+    assert f.involved == (0,)
+    assert _loop_threads() == before  # stopped where it spun, not left burning a CPU
+
+
+def test_the_time_limit_stops_a_step_that_never_gives_the_loop_back():
+    before = _loop_threads()
+    result = explore(lambda: _state(go=False), [_spins, _returns], seed=0, time_limit=0.5)
+    f = result.failure
+    assert result.out_of_time and f is not None and f.kind == "timeout", f and f.report
+    assert "worker 0 still running after" in f.report
+    assert "(blocking the loop at test_aio.py:" in f.report
+    assert _loop_threads() == before

@@ -575,7 +575,10 @@ def test_a_coroutine_that_never_gives_the_loop_back_is_bounded_by_the_timeout(py
             concurrency.run_actors(spins, returns, setup=Flag)
 
         def test_after():
-            assert not [t for t in threading.enumerate() if t.name == "explore-worker-loop"]
+            left = [t for t in threading.enumerate() if t.name == "explore-worker-loop"]
+            for thread in left:  # stopped: it ends (at once, unless the machine is busy)
+                thread.join(30)
+            assert not [thread for thread in left if thread.is_alive()]
     """)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, passed=1)

@@ -11,6 +11,7 @@ reading, for DPOR too.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -139,9 +140,14 @@ class LoopThread:
         interrupt(self.thread.ident)
         return self._done.acquire(True, STOP_WAIT)
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Let the thread end once its job does (a job it could not be stopped in)."""
         self._job = None
-        self._go.release()
+        with contextlib.suppress(RuntimeError):  # released already
+            self._go.release()
+
+    def close(self) -> None:
+        self.release()
         self.thread.join(1.0)
 
 
@@ -208,7 +214,8 @@ class AioEngine:
         try:
             if not thread.run(job, stuck, abort):
                 schedule.abandoned.append(thread.thread)
-                self._thread = None  # left to finish its step, if it ever does
+                self._thread = None  # left to finish its step, if it ever does, and end
+                thread.release()
             elif schedule.stopped:  # stopped in a step: it may still hold an Abort for
                 self._thread = None  # its next bytecode; the next schedule gets a new one
                 thread.close()

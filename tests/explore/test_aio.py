@@ -5,6 +5,7 @@ import asyncio
 import collections
 import contextlib
 import re
+import sys
 import threading
 import time
 import types
@@ -603,7 +604,23 @@ async def _returns(s):
 
 
 def _loop_threads():
-    return [t for t in threading.enumerate() if t.name == "explore-worker-loop"]
+    """The loop threads alive, once those that were stopped have ended (at once, unless
+    the machine is busy)."""
+    threads = [t for t in threading.enumerate() if t.name == "explore-worker-loop"]
+    for thread in threads:
+        thread.join(0.1 if thread.is_alive() and not _stopping(thread) else 30)
+    return [t for t in threads if t.is_alive()]
+
+
+def _stopping(thread):
+    frame = sys._current_frames().get(thread.ident)
+    return frame is not None and "_spins" in {f.f_code.co_name for f in _stack(frame)}
+
+
+def _stack(frame):
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
 
 
 def test_a_coroutine_spinning_on_the_cpu_is_a_worker_that_never_finishes_and_is_stopped():

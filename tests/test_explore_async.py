@@ -589,3 +589,37 @@ def test_a_coroutine_that_never_gives_the_loop_back_is_bounded_by_the_timeout(py
     out = result.stdout.str()
     assert "deadlock" not in out
     result.stdout.fnmatch_lines(["the run failed in explore mode (1 distinct failure)"])
+
+
+def test_skip_xfail_and_keyboard_interrupt_in_an_explored_body_as_in_thread_mode(pytester):
+    pytester.makepyfile(test_bodies="""
+        import asyncio
+        import pytest
+
+        @pytest.mark.concurrency(modes=["explore", "thread"], workers=2)
+        def test_skip(worker):
+            if worker.index == 1:
+                pytest.skip("not on this platform")
+
+        @pytest.mark.concurrency(modes=["explore", "thread"], workers=2)
+        async def test_async_skip(worker):
+            await asyncio.sleep(0)
+            pytest.skip("not on this loop")
+
+        @pytest.mark.concurrency(modes=["explore", "thread"], workers=2)
+        def test_xfail(worker):
+            pytest.xfail("known broken")
+
+        @pytest.mark.concurrency(modes=["explore", "thread"], workers=2)
+        async def test_async_interrupt(worker):
+            await asyncio.sleep(0)
+            raise KeyboardInterrupt
+
+        def test_after():
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rsx")
+    result.assert_outcomes(skipped=4, xfailed=2, failed=2, passed=1)
+    result.stdout.fnmatch_lines(["SKIPPED * test_bodies.py:7: not on this platform",
+                                 "SKIPPED * test_bodies.py:12: not on this loop"])
+    result.stdout.fnmatch_lines(["*worker * raised KeyboardInterrupt*"])

@@ -16,6 +16,7 @@ import inspect
 import os
 import threading
 import time
+import unittest
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -303,7 +304,13 @@ def _explore_either(spec: RunSpec, options: ExploreOptions, tasks: bool,
 
 
 def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Failure:
-    """The run's Failure for the first failing schedule."""
+    """The run's Failure for the first failing schedule (a worker that called
+    ``pytest.skip()`` or ``pytest.xfail()``: the item's skip or xfail, as in thread mode)."""
+    exc = finding.exception
+    if finding.worker is not None and isinstance(exc, _SKIPS):
+        info = WorkerInfo(finding.worker, spec.workers, "explore", 0, finding.worker, 0,
+                          os.getpid())
+        return outcomes.describe([(exc, info)], "short")[0]
     kind = {"deadlock": "deadlock", "spin": "timeout", "timeout": "timeout"}.get(
         finding.kind, "race")
     workers = finding.involved  # none: the schedule's outcome failed, not a worker
@@ -316,6 +323,9 @@ def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Fa
         key=("explore", finding.kind, finding.schedule), exc=finding.exception,
         replay=finding.token or None,
     )
+
+
+_SKIPS = (outcomes.Skipped, outcomes.XFailed, unittest.SkipTest)
 
 
 def run(request: RunRequest) -> RunOutcome:

@@ -56,6 +56,7 @@ from .aiowaits import coroutine_frames
 from .blind import BlindSpots
 from .instrument import UserCode
 from .lockorder import LockKey, LockOrder
+from .scheduler import cpu_text
 from .strategies import Strategy
 
 
@@ -774,11 +775,6 @@ class AsyncSchedule:
 def _cpu_since(before: float | None, native_id: int | None) -> float | None:
     now = thread_cpu(native_id)
     return None if before is None or now is None else now - before
-
-
-def cpu_text(seconds: float) -> str:
-    """CPU seconds as a claim can print them: never "0.0 s" for more than nothing."""
-    return f"{seconds:.1f} s" if seconds >= 0.95 else f"{seconds:.2f} s"
 
 
 def _end_site(task: asyncio.Task[Any], error: BaseException | None,

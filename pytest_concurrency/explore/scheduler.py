@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Literal, Protocol
 
-from ..progress import CPU_EPSILON, thread_cpu
+from ..progress import CPU_EPSILON, read_proc, stat_fields, thread_cpu
 from . import _orig
 from .accesses import ALL, NOTHING, Event, Guard, Objects, releasing
 from .blind import BlindSpots
@@ -166,6 +166,10 @@ class Worker:
     detached_at: int = -1  # the step count when it was last detached
     # When it was last detached: (_orig.monotonic(), its thread's CPU seconds)
     detached_since: tuple[float, float | None] = (0.0, None)
+    # The last look at its thread while it was late to a switch point, if it slept
+    # then: (the step count, the timeslices it had run); see Schedule._blocked
+    look: tuple[int, int] | None = None
+    late_cpu: tuple[int, float | None] = (-1, None)  # (step count, CPU seconds) when late
     # For DPOR (a precise schedule): what its next step touches, and when it can run
     # without blocking (None: whenever it is parked); the object that stands for the
     # thread (its Thread, for start and join); the worker that started it.
@@ -634,8 +638,39 @@ class Schedule:
                             self._hang()
                     continue
                 if now - since >= timeout and self.current.status == RUNNING:
-                    self._detach(self.current)
-                    seen, since = (self.current, self.steps), now
+                    worker = self.current
+                    if self._blocked(worker) is not False:  # True; None: cannot tell
+                        self._detach(worker)
+                        seen, since = (self.current, self.steps), now
+                    elif now - since >= engine.hang_timeout and self._spinning(worker):
+                        self.spin = self.still_running(worker)
+                        self._end()
+                        return
+
+    def _blocked(self, worker: Worker) -> bool | None:
+        """Whether ``worker``, late to its next switch point, is blocked outside the
+        scheduler: its thread asleep in the kernel (a lock, a sleep, I/O) at two
+        looks a step timeout apart, without running in between.  A thread that is
+        merely slow (the machine is busy: runnable, or running) is not: a verdict
+        must not depend on the load.  None where /proc cannot tell (detach then)."""
+        look = _thread_look(worker.native_id)
+        if look is None:
+            return None
+        state, slices = look
+        if self.steps != worker.late_cpu[0]:
+            worker.late_cpu = (self.steps, thread_cpu(worker.native_id))
+        if state not in ("S", "D"):
+            worker.look = None
+            return False
+        previous, worker.look = worker.look, (self.steps, slices)
+        return previous == worker.look
+
+    def _spinning(self, worker: Worker) -> bool:
+        """Whether ``worker`` used CPU since it was first late to this switch point."""
+        step, before = worker.late_cpu
+        now = thread_cpu(worker.native_id)
+        return step == self.steps and before is not None and now is not None and \
+            now - before > CPU_EPSILON
 
     def _detach(self, worker: Worker) -> None:
         """``worker`` did not come back in time: blocked outside the scheduler."""
@@ -686,12 +721,19 @@ class Schedule:
         reaching a switch point), is blocked there, or still reaches switch points."""
         elapsed = _orig.monotonic() - self.mono0
         head = f"worker {worker.index} still running after {elapsed:.1f} s"
+        if worker.status == RUNNING and worker is self.current and \
+                worker.late_cpu[0] == self.steps and worker.late_cpu[1] is not None:
+            cpu = (thread_cpu(worker.native_id) or 0.0) - worker.late_cpu[1]
+            where = _site_text(_innermost(worker, self.is_user))
+            return (f"{head} (spinning at {where}, outside the scheduler's view: "
+                    f"{cpu_text(cpu)} of CPU since its last switch point, a loop that "
+                    f"touches nothing shared or a call that does not return)")
         if worker.status == DETACHED:
             where = _site_text(_innermost(worker, self.is_user))
             if self._using_cpu(worker):
                 cpu = (thread_cpu(worker.native_id) or 0.0) - (worker.detached_since[1] or 0.0)
                 return (f"{head} (spinning at {where}, outside the scheduler's view: "
-                        f"{cpu:.1f} s of CPU since its last switch point, a loop that "
+                        f"{cpu_text(cpu)} of CPU since its last switch point, a loop that "
                         f"touches nothing shared or a call that does not return)")
             return f"{head} (blocked at {where}, outside the scheduler's view)"
         if worker.status == BLOCKED:
@@ -742,6 +784,24 @@ class Schedule:
 
 def _true() -> bool:
     return True
+
+
+def cpu_text(seconds: float) -> str:
+    """CPU seconds as a claim can print them: never "0.0 s" for more than nothing."""
+    return f"{seconds:.1f} s" if seconds >= 0.95 else f"{seconds:.2f} s"
+
+
+def _thread_look(native_id: int | None) -> tuple[str, int] | None:
+    """(its state letter, the timeslices it has run) of a thread of this process, from
+    /proc; None where that cannot be read."""
+    if native_id is None:
+        return None
+    try:
+        state = stat_fields(f"/proc/self/task/{native_id}/stat")[0].decode()
+        slices = int(read_proc(f"/proc/self/task/{native_id}/schedstat").split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+    return state, slices
 
 
 def _interrupt(worker: Worker) -> None:

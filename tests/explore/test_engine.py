@@ -1,9 +1,11 @@
 """explore(): the deterministic scheduler finds, reports and replays classic races."""
 import os
+import random
 import sys
 import textwrap
 import threading
 import time
+import types
 
 import bug_kernels as K
 import pytest
@@ -438,3 +440,22 @@ def test_a_thread_started_outside_the_workers_is_an_ordinary_thread():
 
     result = explore(setup, [_bump], schedules=3, seed=0)
     assert result.failure is None and seen == [1, 1, 1]
+
+
+def _sorts_between_two_writes(state):
+    state.n += 1
+    sorted(state.data)  # tens of ms in C without a switch point: slow, never blocked
+    state.n += 1
+
+
+def test_a_worker_slow_to_reach_its_switch_point_is_never_detached():
+    """A step that takes longer than the step timeout because it computes (or because
+    the machine is busy) is not 'blocked outside the scheduler': the verdict must not
+    depend on the load."""
+    data = list(range(200_000))
+    random.Random(0).shuffle(data)
+    result = explore(lambda: types.SimpleNamespace(n=0, data=data),
+                     [_sorts_between_two_writes] * 2, strategy="dpor", step_timeout=0.001)
+    assert result.failure is None, result.failure.report
+    assert result.stats["detaches"] == 0
+    assert result.complete, result.incomplete

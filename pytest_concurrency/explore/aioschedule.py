@@ -727,8 +727,9 @@ class AsyncSchedule:
         """``worker 1 still running after 12 steps (waiting at test_x.py:7)``."""
         task = lane.unit.task
         site = self.await_site(task) if task is not None else None
-        if site is None and task is not None and \
-                inspect.getcoroutinestate(task.get_coro()) == inspect.CORO_CREATED:
+        coroutine: Any = task.get_coro() if task is not None else None
+        if site is None and inspect.iscoroutine(coroutine) and \
+                inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
             return f"{lane} not started after {self.steps} steps (ready to start)"
         where = f"{os.path.basename(site[0])}:{site[1]}" if site else "?"
         state = "waiting" if lane.unit.status == WAITING else "ready"

@@ -8,7 +8,7 @@ import threading
 from pytest_concurrency import originals
 
 REPLACES = """
-import os, threading
+import asyncio, os, threading
 import pytest
 
 def test_replaces_fork_for_good():
@@ -21,9 +21,13 @@ def no_threads():
     yield
     threading.Thread.start = saved
 
-@pytest.mark.concurrency(modes=["thread"], workers=3, timeout=10)
+@pytest.mark.concurrency(modes=["thread", "explore"], workers=3, timeout=10)
 def test_threads_under_a_broken_start(no_threads, worker):
     assert worker.index in (0, 1, 2)
+
+@pytest.mark.concurrency(modes=["explore"], workers=2, timeout=10)
+async def test_tasks_under_a_broken_start(no_threads, worker):
+    await asyncio.to_thread(sum, [worker.index])
 
 @pytest.mark.concurrency(modes=["thread", "process", "hybrid"], workers=2, timeout=10)
 def test_next(worker):
@@ -39,7 +43,7 @@ def test_the_body_sees_the_tests_patch(worker):
 def test_replaced_fork_and_thread_start_break_nothing(pytester):
     pytester.makepyfile(test_replaces=REPLACES)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=8)
 
 
 def test_restored_puts_the_originals_in_place_and_the_patch_back(monkeypatch):

@@ -27,6 +27,8 @@ import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from .. import originals
+
 Site = tuple[str, int, str]
 
 
@@ -100,7 +102,7 @@ class DaemonExecutor(concurrent.futures.Executor):
         thread = threading.Thread(target=work, daemon=True, name="explore-worker-executor")
         self.threads = [each for each in self.threads if each.is_alive()]
         self.threads.append(thread)
-        thread.start()
+        originals.start(thread)  # the real start, whatever a test put in its place
         return future
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Literal, Protocol
 
+from .. import originals
 from ..progress import CPU_EPSILON, read_proc, stat_fields, thread_cpu
 from . import _orig
 from .accesses import ALL, NOTHING, Event, Guard, Objects, releasing
@@ -586,7 +587,7 @@ class Schedule:
         try:
             self.state = engine.setup()
             for worker in self.workers:
-                worker.thread.start()
+                originals.start(worker.thread)  # whatever a test put in Thread.start
                 if not self._arrived(worker, engine.hang_timeout):
                     raise RuntimeError(f"explore: worker {worker.index} did not start")
             with self._lock:

@@ -79,7 +79,10 @@ class PCT(Strategy):
     Random distinct priorities; d-1 change points lower the running worker below
     everyone. Steps are counted only where a preemption is possible (the running
     worker could go on and another could run), and k adapts to the most such steps
-    seen in one schedule so far.
+    seen in one schedule so far.  The change points are drawn from k + d - 1 places,
+    not k: in a schedule with few preemption points they would otherwise land on
+    every one of them, and the orders in which a worker goes on (runs to its end)
+    would never be sampled.
     """
 
     name = "pct"
@@ -97,7 +100,7 @@ class PCT(Strategy):
     def begin(self, index: int, nworkers: int) -> None:
         self.rng = _rng(self.seed, index)
         n = self.depth - 1
-        span = max(self.k, n)
+        span = max(self.k, n) + n  # a change point may fall past the schedule's end
         # Small spaces: do not draw the same parameters twice, while there are new ones.
         fresh = self.drawn.get((span, nworkers), 0) < \
             math.factorial(nworkers) * math.comb(span, n)
@@ -111,7 +114,8 @@ class PCT(Strategy):
             self.tried.add(key)
             self.drawn[(span, nworkers)] = self.drawn.get((span, nworkers), 0) + 1
         self.prio = dict(enumerate(prio))
-        self.changes = dict(zip(points, range(1, n + 1), strict=True))
+        # as in the paper: the i-th change point lowers to d - i, below the earlier ones
+        self.changes = dict(zip(points, range(n, 0, -1), strict=True))
         self.count = 0
 
     def _priority(self, worker: Indexed) -> float:

@@ -4,6 +4,7 @@ events (a task's step depends on every other step)."""
 import asyncio
 import collections
 import contextlib
+import functools
 import re
 import sys
 import threading
@@ -643,3 +644,20 @@ def test_the_time_limit_stops_a_step_that_never_gives_the_loop_back():
     assert "worker 0 still running after" in f.report
     assert "(blocking the loop at test_aio.py:" in f.report
     assert _loop_threads() == before
+
+
+async def _logs_around_a_sleep(s, name):
+    s.log.append(name)
+    await asyncio.sleep(0)
+    s.log.append(name)
+
+
+def test_pct_samples_both_orders_of_two_wake_ups():
+    """Two tasks' sleep(0) wake-ups may run in either order; with one preemption point
+    PCT must sample both (its change point must not always land on it)."""
+    actors = [functools.partial(_logs_around_a_sleep, name=name) for name in "ab"]
+    for seed in range(3):
+        seen = set()
+        explore(lambda: _state(log=[]), actors, None, seed=seed,
+                observe=lambda s, _r, _p, seen=seen: seen.add("".join(s.log)))
+        assert seen == {"abab", "abba"}, (seed, seen)

@@ -459,3 +459,22 @@ def test_a_worker_slow_to_reach_its_switch_point_is_never_detached():
     assert result.failure is None, result.failure.report
     assert result.stats["detaches"] == 0
     assert result.complete, result.incomplete
+
+
+def _appends_twice(name):
+    def actor(state):
+        state.log.append(name)
+        state.log.append(name)
+
+    return actor
+
+
+def test_pct_samples_every_order_of_a_short_schedule():
+    """With only a couple of preemption points PCT's change points must not always land
+    on all of them: the orders in which a worker goes on, or is switched back to, are
+    sampled too (all six orders of two workers with two steps each)."""
+    for seed in range(3):
+        seen = set()
+        explore(lambda: types.SimpleNamespace(log=[]), [_appends_twice("a"), _appends_twice("b")],
+                None, seed=seed, observe=lambda s, _r, _p, seen=seen: seen.add("".join(s.log)))
+        assert seen == {"aabb", "abab", "abba", "baab", "baba", "bbaa"}, (seed, seen)

@@ -319,3 +319,37 @@ def test_a_teardown_that_fails_after_a_verified_search_unsays_it(pytester, run):
     assert entry["exploration"]["complete"] is False
     assert "the test failed after it" in entry["exploration"]["verdict"]
     assert "explore: every interleaving explored (" in result.stdout.str()
+
+
+def test_a_sync_facade_over_asyncio_run_finishes_in_explore(pytester):
+    """asyncio.run() in a worker: its loop waits for its timers on the schedule's
+    virtual clock (which its time() reads), not in real time, and finishes."""
+    pytester.makepyfile(test_facade="""
+        import asyncio
+        import pytest
+
+        async def fetch(x):
+            await asyncio.sleep(30)  # a slow round trip: no real time in explore
+            return x * 2
+
+        def fetch_sync(x):
+            return asyncio.run(fetch(x))
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2, schedules=5, timeout=60)
+        def test_facade(worker):
+            assert fetch_sync(worker.index) == worker.index * 2
+
+        @pytest.mark.concurrency(modes=["explore"], workers=1, schedules=3, timeout=60)
+        def test_waits_for_nothing(worker):
+            async def forever():
+                await asyncio.get_running_loop().create_future()
+
+            asyncio.run(forever())
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*explore found a deadlock in schedule 0*",
+        "*worker 0 waits in its event loop (asyncio.run) for a callback that nobody will "
+        "make (test_facade.py:*"])
+    assert "spinning" not in result.stdout.str()

@@ -582,6 +582,41 @@ class Thread(_orig.Thread):
         return self._explore_worker.ident
 
 
+def _selector_select(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A selector's ``select`` that, in a worker whose selector watches nothing but
+    one file (an asyncio loop's self-pipe: a sync facade calling ``asyncio.run()``),
+    waits on the schedule's virtual clock instead of the kernel's: for the loop's
+    next timer, or until another thread writes to that file.  Without it the loop
+    would read the virtual ``time.monotonic()`` while waiting in real time, and never
+    finish.  A selector watching real I/O blocks as before (outside the scheduler)."""
+
+    def select(self: Any, timeout: float | None = None) -> Any:
+        worker = current_worker()
+        if worker is None:
+            return original(self, timeout)
+        ready = original(self, 0)
+        if ready or (timeout is not None and timeout <= 0) or len(self.get_map()) > 1:
+            return ready if ready or (timeout is not None and timeout <= 0) else \
+                original(self, timeout)
+        schedule = worker.schedule
+        deadline = None if timeout is None else schedule.now() + timeout
+        schedule.block(worker, lambda: bool(original(self, 0)), self, "select", deadline,
+                       polled=True)
+        return original(self, 0)
+
+    select.__wrapped__ = original  # type: ignore[attr-defined]
+    return select
+
+
+def _selector_classes() -> list[type]:
+    import selectors
+
+    classes = {value: None for value in vars(selectors).values()  # DefaultSelector is
+               if isinstance(value, type) and value is not selectors.BaseSelector and  # an
+               issubclass(value, selectors.BaseSelector) and "select" in vars(value)}  # alias
+    return list(classes)
+
+
 REPLACEMENTS: dict[str, object] = {
     "Thread": Thread, "Lock": Lock, "RLock": RLock, "Condition": Condition, "Semaphore": Semaphore,
     "BoundedSemaphore": BoundedSemaphore, "Event": Event, "Barrier": Barrier,
@@ -594,7 +629,7 @@ class Patcher:
     """Swap the module attributes in and out; restores what it found."""
 
     def __init__(self) -> None:
-        self._saved: dict[tuple[ModuleType, str], object] | None = None
+        self._saved: dict[tuple[ModuleType | type, str], object] | None = None
 
     def patch(self) -> None:
         self._saved = {}
@@ -602,9 +637,13 @@ class Patcher:
             for name in names:
                 self._saved[(module, name)] = getattr(module, name)
                 setattr(module, name, REPLACEMENTS[name])
+        for cls in _selector_classes():
+            original = vars(cls)["select"]
+            self._saved[(cls, "select")] = original
+            cls.select = _selector_select(original)  # type: ignore[attr-defined]
 
     def unpatch(self) -> None:
         if self._saved:
-            for (module, name), value in self._saved.items():
-                setattr(module, name, value)
+            for (owner, name), value in self._saved.items():
+                setattr(owner, name, value)
         self._saved = None

@@ -22,6 +22,7 @@ _KIND_TEXT = {
     "semaphore": "waits for {name}, which nobody will release",
     "barrier": "waits at {name} for parties that will never arrive",
     "sleep": "sleeps",
+    "select": "waits in its event loop (asyncio.run) for a callback that nobody will make",
     "join": "waits in join() for {name} to finish, which it never will",
 }
 

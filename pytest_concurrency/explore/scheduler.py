@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 from .. import originals
 from ..progress import CPU_EPSILON, read_proc, stat_fields, thread_cpu
 from . import _orig
-from .accesses import ALL, NOTHING, Event, Guard, Objects, releasing
+from .accesses import ALL, EVERYTHING_EVENT, NOTHING, Event, Guard, Objects, releasing
 from .blind import BlindSpots
 from .instrument import own_file
 from .lockorder import LockKey, LockOrder
@@ -266,6 +266,7 @@ class Schedule:
         # primitives, which mark the set ``dirty``: until then it is still right.
         self._enabled_cache: list[Worker] = []
         self.dirty = True
+        self.polling = 0  # workers blocked on a wait that no primitive operation ends
         self._open = False  # the controller made the first decision
         self._lock = _orig.allocate_lock()  # guards everything above, held briefly
         self._wake = _orig.allocate_lock()  # released to wake the controller
@@ -311,15 +312,23 @@ class Schedule:
             self.dirty = True
 
     def block(self, worker: Worker, ready: Callable[[], bool], resource: object, what: str,
-              deadline: float | None = None) -> bool:
-        """Park until ``ready()`` (or the virtual ``deadline``); False on timeout."""
+              deadline: float | None = None, polled: bool = False) -> bool:
+        """Park until ``ready()`` (or the virtual ``deadline``); False on timeout.
+        ``polled``: ``ready()`` may turn true without a primitive's operation (a file
+        another thread writes to), so every decision looks again while it waits."""
         wait = Wait(ready, resource, what, deadline, user_site(3))
         worker.timed_out = False
         if self.precise:  # waking up, it goes on with the primitive
             worker.event = ((self.objects(resource), ALL, True),) if resource is not None \
                 else NOTHING
+            if polled:  # what ends the wait is no access explore sees
+                worker.event = EVERYTHING_EVENT
             worker.guard = None
-        self._switch(worker, ("block", wait))
+        self.polling += polled
+        try:
+            self._switch(worker, ("block", wait))
+        finally:
+            self.polling -= polled
         return not worker.timed_out
 
     def _switch(self, worker: Worker, arrival: Arrival) -> None:
@@ -356,7 +365,7 @@ class Schedule:
             if returning and worker.detached_at == self.steps and self.current is None:
                 self.engine.false_detach()  # back before anyone else ran: just slow
             if self.current is worker and not self.dirty and arrival[0] == "point" and \
-                    not self._replaying:
+                    not self._replaying and not self.polling:
                 # The fast path: the same workers can run as at the last decision.
                 choice = self.strategy.choose(self._enabled_cache, worker, self.steps)
                 if choice is None:
@@ -587,7 +596,9 @@ class Schedule:
         try:
             self.state = engine.setup()
             for worker in self.workers:
-                originals.start(worker.thread)  # whatever a test put in Thread.start
+                thread = worker.thread
+                assert isinstance(thread, _orig.Thread)  # an actor's: a real Thread
+                originals.start(thread)  # whatever a test put in Thread.start
                 if not self._arrived(worker, engine.hang_timeout):
                     raise RuntimeError(f"explore: worker {worker.index} did not start")
             with self._lock:

@@ -1,6 +1,8 @@
 """explore(): the deterministic scheduler finds, reports and replays classic races."""
+import asyncio
 import os
 import random
+import selectors
 import sys
 import textwrap
 import threading
@@ -478,3 +480,21 @@ def test_pct_samples_every_order_of_a_short_schedule():
         explore(lambda: types.SimpleNamespace(log=[]), [_appends_twice("a"), _appends_twice("b")],
                 None, seed=seed, observe=lambda s, _r, _p, seen=seen: seen.add("".join(s.log)))
         assert seen == {"aabb", "abab", "abba", "baab", "baba", "bbaa"}, (seed, seen)
+
+
+async def _round_trip():
+    await asyncio.sleep(30)  # virtual: the loop's selector waits on the schedule's clock
+    return 1
+
+
+def _sync_facade(state):
+    state.results.append(asyncio.run(_round_trip()))
+
+
+def test_asyncio_run_in_a_worker_waits_on_the_virtual_clock_and_is_unpatched_after():
+    result = explore(lambda: types.SimpleNamespace(results=[]), [_sync_facade] * 2,
+                     lambda s, _r: None, schedules=3, seed=0)
+    assert result.failure is None, result.failure.report
+    assert result.schedules_run == 3
+    for cls in {selectors.DefaultSelector, selectors.SelectSelector, selectors.PollSelector}:
+        assert not hasattr(vars(cls).get("select"), "__wrapped__"), cls

@@ -74,6 +74,18 @@ class ConcurrencyRunner:
         __tracebackhide__ = True
         if not actors:
             raise TypeError("run_actors() needs at least one actor")
+        for index, actor in enumerate(actors):
+            if not callable(actor):
+                from .texts import short_repr
+
+                raise TypeError(f"run_actors(): actor {index} is {short_repr(actor, 60)}, not "
+                                "a function (each actor is called with the round's state)")
+        for name, value in (("setup", setup), ("arbiter", arbiter)):
+            if value is not None and not callable(value):
+                from .texts import short_repr
+
+                raise TypeError(f"run_actors({name}={short_repr(value, 60)}): expected a "
+                                "function")
         if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
             raise TypeError(f"rounds={rounds!r}: expected an integer >= 1")
         from .results import Outcomes
@@ -82,11 +94,17 @@ class ConcurrencyRunner:
         spec = for_workers(self.spec, len(actors))
         if spec.mode == "explore":
             return self._explore_actors(spec, actors, setup, arbiter, accepted, forbidden)
+        from .results import untallied
+
         tally = Outcomes()
         for _ in range(rounds):
             state = setup() if setup is not None else None
             results = self._run(spec, _call_actor, (actors, state, setup is None), {})
-            tally[arbiter(state) if arbiter is not None else tuple(results)] += 1
+            outcome = arbiter(state) if arbiter is not None else tuple(results)
+            why = untallied(outcome, arbiter is not None)
+            if why is not None:
+                raise TypeError(why)
+            tally[outcome] += 1
         if accepted is not None:
             tally.expect(*accepted)
         if forbidden is not None:
@@ -101,19 +119,23 @@ class ConcurrencyRunner:
         """explore: one round per schedule; each outcome keeps a replay command."""
         __tracebackhide__ = True
         from .results import Outcomes
-        from .runners import Actors
+        from .runners import Actors, SetupFailed
         from .running import execute, request_for
 
         tally = Outcomes()
-        execute(request_for(spec, self._node, actors=Actors(actors, setup, arbiter, tally,
-                                                           expect, forbid)),
-                self._node)
+        try:
+            execute(request_for(spec, self._node, actors=Actors(actors, setup, arbiter, tally,
+                                                               expect, forbid)),
+                    self._node)
+        except SetupFailed as failed:  # as in the other modes: setup()'s own traceback
+            raise failed.user_error() from None
         return tally
 
 
 def _outcomes_arg(name: str, value: Collection[Any] | None) -> tuple[Any, ...] | None:
     """``expect=``/``forbid=`` as a tuple of outcomes; a TypeError naming the argument
     for anything but a list, tuple or set of them."""
+    __tracebackhide__ = True
     if value is None:
         return None
     if not isinstance(value, (list, tuple, set, frozenset)):

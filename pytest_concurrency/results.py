@@ -116,6 +116,39 @@ def rejects(outcome: Any, expect: tuple[Any, ...] | None,
     return None
 
 
+def untallied(outcome: Any, by_arbiter: bool) -> str | None:
+    """Why ``outcome`` cannot be counted in a tally (it is not hashable), as one
+    sentence naming what made it; None when it can."""
+    try:
+        hash(outcome)
+    except Exception:  # noqa: BLE001 - TypeError, or a __hash__ that raises
+        pass
+    else:
+        return None
+    if by_arbiter:
+        kind = type(outcome).__name__
+        return (f"run_actors(): the arbiter returned {_a(kind)}, which cannot be tallied: "
+                "return a tuple (or another hashable value)")
+    culprits = [index for index, value in enumerate(outcome) if _unhashable(value)]
+    index = culprits[0] if culprits else 0
+    kind = type(outcome[index]).__name__ if culprits else type(outcome).__name__
+    return (f"run_actors(): actor {index} returned {_a(kind)}, which cannot be tallied as part "
+            f"of the round's outcome: return a tuple (or another hashable value), or give "
+            f"run_actors an arbiter= that does")
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1].lower() in "aeiou" else f"a {kind}"
+
+
+def _unhashable(value: object) -> bool:
+    try:
+        hash(value)
+    except Exception:  # noqa: BLE001 - as untallied()
+        return True
+    return False
+
+
 def rejection_of(exc: BaseException) -> Rejection | None:
     """The Rejection an ``expect``/``forbid`` failure carries; None for any other."""
     found = getattr(exc, "rejection", None)

@@ -353,3 +353,43 @@ def test_a_sync_facade_over_asyncio_run_finishes_in_explore(pytester):
         "*worker 0 waits in its event loop (asyncio.run) for a callback that nobody will "
         "make (test_facade.py:*"])
     assert "spinning" not in result.stdout.str()
+
+
+def test_run_actors_usage_errors_are_one_sentence_without_plugin_frames(pytester):
+    pytester.makepyfile(test_usage="""
+        import pytest
+
+        class Box:
+            def __init__(self):
+                self.items = []
+
+        def a(box):
+            box.items.append("a")
+
+        def b(box):
+            box.items.append("b")
+
+        @pytest.mark.concurrency(modes=["thread", "explore"], workers=2)
+        def test_list_outcome(concurrency):
+            concurrency.run_actors(a, b, setup=Box, arbiter=lambda box: box.items)
+
+        @pytest.mark.concurrency(modes=["thread", "explore"], workers=2)
+        def test_setup_fails(concurrency):
+            concurrency.run_actors(a, b, setup=lambda: 1 / 0)
+
+        @pytest.mark.concurrency(modes=["thread", "explore"], workers=2)
+        def test_expect_a_string(concurrency):
+            concurrency.run_actors(a, b, setup=Box, expect="ab")
+
+        @pytest.mark.concurrency(modes=["thread", "explore"], workers=2)
+        def test_not_callable(concurrency):
+            concurrency.run_actors(a, 2, setup=Box)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=8)
+    out = result.stdout.str()
+    assert out.count("the arbiter returned a list, which cannot be tallied: return a tuple") == 2
+    assert out.count("ZeroDivisionError: division by zero") == 2
+    assert out.count("run_actors(expect='ab'): expected a list, tuple or set of outcomes") == 2
+    assert out.count("run_actors(): actor 1 is 2, not a function") == 2
+    assert "pytest_concurrency" not in out.replace("plugins: concurrency", "")

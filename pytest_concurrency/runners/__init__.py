@@ -14,10 +14,19 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .request import Actors, Calls, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
+from .request import (
+    Actors,
+    Calls,
+    ExploreOptions,
+    RunError,
+    RunOutcome,
+    RunRequest,
+    SetupFailed,
+    seed_of,
+)
 
-__all__ = ["Actors", "Calls", "ExploreOptions", "RunError", "RunOutcome", "RunRequest", "run",
-           "runner", "seed_of", "warm"]
+__all__ = ["Actors", "Calls", "ExploreOptions", "RunError", "RunOutcome", "RunRequest",
+           "SetupFailed", "run", "runner", "seed_of", "warm"]
 
 
 MODES = ("thread", "process", "hybrid", "explore")

@@ -27,9 +27,9 @@ from .. import context, coroutines, outcomes, texts
 from ..context import RunContext, WorkerInfo
 from ..options import replay_command
 from ..report.document import all_interleavings
-from ..results import FirstSchedule, rejects
+from ..results import FirstSchedule, rejects, untallied
 from ..spec import RunSpec
-from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, seed_of
+from .request import Actors, ExploreOptions, RunError, RunOutcome, RunRequest, SetupFailed, seed_of
 
 if TYPE_CHECKING:
     from ..explore.engine import ExploreResult, Finding, Passed
@@ -417,15 +417,17 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
         return state.outcome
 
     def check(state: _Round, returns: list[Any]) -> None:
-        """run_actors(expect=, forbid=): a rejected outcome fails its schedule."""
+        """The round's outcome (an arbiter that raises fails its schedule), and with
+        run_actors(expect=, forbid=) whether it is rejected (which fails it too)."""
         why = rejects(outcome_of(state, returns), actors.expect, actors.forbid)
         if why is not None:
             raise AssertionError(why)
 
-    judged = actors.expect is not None or actors.forbid is not None
-
     def observe(state: _Round, returns: list[Any], passed: Passed) -> str:
         outcome = outcome_of(state, returns)
+        why = untallied(outcome, actors.arbiter is not None)
+        if why is not None:
+            raise ExploreError(why)
         tally[outcome] += 1
         if outcome not in tally.replays:
             token = passed.token()
@@ -443,8 +445,11 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
 
     def make(tasks: bool) -> tuple[Callable[[], _Round], list[Callable[[_Round], Any]]]:
         def setup() -> _Round:
-            return _Round(RunContext(_barrier(n, tasks)),
-                          actors.setup() if actors.setup is not None else None)
+            try:
+                data = actors.setup() if actors.setup is not None else None
+            except Exception as exc:  # noqa: BLE001 - the test's failure, as in thread mode
+                raise SetupFailed(exc) from None
+            return _Round(RunContext(_barrier(n, tasks)), data)
 
         worker = _task if tasks else _worker
         return setup, [_wrapping(functools.partial(worker, i, n, 1, call_of(actor)), actor)
@@ -453,8 +458,8 @@ def _run_actors(request: RunRequest, actors: Actors) -> RunOutcome:
     start = time.perf_counter()
     names = [f"actor {i} ({getattr(actor, '__qualname__', None) or texts.short_repr(actor, 40)})"
              for i, actor in enumerate(actors.actors)]
-    result, seed, outcomes = _explore_either(spec, options, tasks, make, observe,
-                                             check if judged else None, names)
+    result, seed, outcomes = _explore_either(spec, options, tasks, make, observe, check,
+                                             names)
     failures = [finding_failure(result.failure, spec, options.nodeid)] if result.failure \
         else []
     return RunOutcome({}, failures, [("explore", _section(result, spec, seed))],

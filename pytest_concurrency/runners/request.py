@@ -36,6 +36,24 @@ class RunError(Exception):
     instrument); the message says why, and is the test's failure."""
 
 
+class SetupFailed(Exception):
+    """``run_actors(setup=...)``'s ``setup()`` raised while a run was exploring: the
+    caller raises the user's exception again, without the plugin's frames."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+    def user_error(self) -> Exception:
+        """The exception ``setup()`` raised, its traceback starting at user code."""
+        error = self.error
+        tb = error.__traceback__
+        while tb is not None and tb.tb_next is not None and \
+                tb.tb_frame.f_globals.get("__name__", "").startswith("pytest_concurrency."):
+            tb = tb.tb_next
+        return error.with_traceback(tb)
+
+
 @dataclasses.dataclass(frozen=True)
 class ExploreOptions:
     """What explore mode needs beyond the spec (built only when exploring)."""

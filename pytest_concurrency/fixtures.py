@@ -32,6 +32,12 @@ class ConcurrencyRunner:
     def __init__(self, spec: RunSpec, node: pytest.Item) -> None:
         self.spec = spec
         self._node = node
+        self._explorations = 0  # explorations run so far (explore mode), for their tokens
+
+    def _exploration(self) -> int:
+        """The number of the exploration about to run in this test (0, 1, ...)."""
+        self._explorations += 1
+        return self._explorations - 1
 
     mode = property(lambda self: self.spec.mode)
     workers = property(lambda self: self.spec.workers)
@@ -54,7 +60,9 @@ class ConcurrencyRunner:
         from .results import Results
         from .running import execute, request_for
 
-        outcome = execute(request_for(spec, self._node, target, args, kwargs), self._node)
+        exploration = self._exploration() if spec.mode == "explore" else 0
+        outcome = execute(request_for(spec, self._node, target, args, kwargs,
+                                      exploration=exploration), self._node)
         return Results(outcome.values, outcome.measurement, mode=spec.mode,
                        layout=spec.layout)
 
@@ -125,7 +133,8 @@ class ConcurrencyRunner:
         tally = Outcomes()
         try:
             execute(request_for(spec, self._node, actors=Actors(actors, setup, arbiter, tally,
-                                                               expect, forbid)),
+                                                               expect, forbid),
+                                exploration=self._exploration()),
                     self._node)
         except SetupFailed as failed:  # as in the other modes: setup()'s own traceback
             raise failed.user_error() from None

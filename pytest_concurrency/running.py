@@ -26,17 +26,20 @@ def request_for(spec: RunSpec, node: pytest.Item, target: Callable[..., Any] | N
                 arg_kind: str = "argument",
                 fresh_kwargs: Callable[[], Mapping[str, Any]] | None = None,
                 actors: runners.Actors | None = None,
-                calls: runners.Calls | None = None) -> runners.RunRequest:
+                calls: runners.Calls | None = None,
+                exploration: int = 0) -> runners.RunRequest:
     """The request for running ``target(*args, **kwargs)`` in every worker (or, in
     explore mode, ``actors``) for the test item ``node``.  ``fresh_kwargs`` gives
-    the body fresh keyword arguments for every explore schedule after the first."""
+    the body fresh keyword arguments for every explore schedule after the first;
+    ``exploration`` says which exploration of the test this is."""
     explore = None
     if spec.mode == "explore":
         code_of = target if target is not None else actors.actors[0] if actors else None
         explore = runners.ExploreOptions(
             replay=node.config.stash[SETTINGS].replay, roots=explore_roots(node, code_of),
             nodeid=node.nodeid, fresh_kwargs=fresh_kwargs,
-            progress=terminal.progress(node.config))  # None off a terminal
+            progress=terminal.progress(node.config),  # None off a terminal
+            exploration=exploration)
     return runners.RunRequest(spec, target, tuple(args), dict(kwargs or {}), arg_kind,
                               tb_style(node.config), node.config, explore, actors, calls)
 

@@ -393,3 +393,83 @@ def test_run_actors_usage_errors_are_one_sentence_without_plugin_frames(pytester
     assert out.count("run_actors(expect='ab'): expected a list, tuple or set of outcomes") == 2
     assert out.count("run_actors(): actor 1 is 2, not a function") == 2
     assert "pytest_concurrency" not in out.replace("plugins: concurrency", "")
+
+
+TWO_EXPLORATIONS = """
+import threading
+import pytest
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def increment(self):
+        self.value += 1
+
+    def increment_locked(self):
+        with self.lock:
+            self.value += 1
+
+
+@pytest.mark.concurrency(modes=["explore"], workers=2, strategy="random", seed=0)
+def test_two_explorations(concurrency):
+    concurrency.run_actors(Counter.increment_locked, Counter.increment_locked, setup=Counter,
+                           arbiter=lambda c: c.value, expect=[2])
+    concurrency.run_actors(Counter.increment, Counter.increment, setup=Counter,
+                           arbiter=lambda c: c.value, expect=[2])
+"""
+
+
+def test_the_replay_command_of_a_test_s_second_exploration_replays_that_one(pytester):
+    from pytest_concurrency.explore import decode_token
+
+    pytester.makepyfile(test_two=TWO_EXPLORATIONS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    token = re.search(r"--concurrency-replay=(\S+)", out).group(1)
+    assert decode_token(token)["exploration"] == 1
+    again = pytester.runpytest("-p", "no:cacheprovider", "test_two.py::test_two_explorations",
+                               f"--concurrency-replay={token}")
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*the outcome 1 is not one of the expected 2*"])
+    assert "diverged" not in again.stdout.str()
+
+
+def test_a_failure_whose_schedule_does_not_run_the_same_way_twice_prints_no_command(pytester):
+    pytester.makepyfile(test_flip="""
+        import itertools
+        import threading
+        import pytest
+
+        RUNS = itertools.count()  # the body reads state no schedule resets
+
+        class Box:
+            def __init__(self):
+                self.value = next(RUNS) * 0  # three calls a schedule: the parity flips
+                self.lock = threading.Lock()
+
+        def add(box):
+            if next(RUNS) % 2:
+                with box.lock:  # every other run takes another path
+                    box.value += 1
+            else:
+                box.value += 1
+            assert box.value < 2 or box.value == 2
+
+        def check(box):
+            return box.value
+
+        @pytest.mark.concurrency(modes=["explore"], workers=2, strategy="random", seed=0)
+        def test_flip(concurrency):
+            concurrency.run_actors(add, add, setup=Box, arbiter=check, expect=[2])
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["*no replay command: the body is not deterministic: its "
+                                 "schedule, run again at once by its choices, went another "
+                                 "way, at test_flip.py:*"])
+    assert "replay it with" not in out and "--concurrency-replay" not in out

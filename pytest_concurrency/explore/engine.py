@@ -56,6 +56,9 @@ class Finding:
     # the workers the failure is about: the one that raised or spun, those deadlocked
     # or still running; none for a failed check (the whole schedule's outcome)
     involved: tuple[int, ...] = ()
+    # Why the token cannot be trusted to replay it, when its schedule, run again at
+    # once, did not fail the same way (then no replay command is printed); "" if it can.
+    unreplayable: str = ""
 
     def __str__(self) -> str:
         return self.report
@@ -166,12 +169,12 @@ class Passed:
     index, its steps, and (called, or ``token()``) its replay token."""
 
     def __init__(self, schedule: Schedule | AsyncSchedule, index: int, strategy: str, seed: int,
-                 granularity: str, actors: int) -> None:
+                 granularity: str, actors: int, exploration: int = 0) -> None:
         self.index = index
         self.steps: list[Step] = schedule.trace
         self.workers = len(schedule.workers)
         self._token = functools.partial(_token.encode, strategy, seed, index, granularity,
-                                        actors, schedule.choices)
+                                        actors, schedule.choices, exploration)
 
     def token(self) -> str:
         return self._token()
@@ -291,7 +294,7 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
             step_timeout: float = 0.02, hang_timeout: float = 5.0, preemption_bound: int = 2,
             depth: int = 3, report_steps: int = 20, lock_order: str = "fail",
             observe: Callable[[Any, list[Any], Passed], object] | None = None,
-            time_limit: float | None = None) -> ExploreResult:
+            time_limit: float | None = None, exploration: int = 0) -> ExploreResult:
     """Run ``actors`` (one per worker thread; coroutine functions: one asyncio task
     each, on one event loop, see ``aio``) on ``setup()`` state under up to
     ``schedules`` seeded interleavings; stop at the first failing one.
@@ -414,12 +417,16 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                     f"replay diverged at step {schedule.steps}: the run finished but the "
                     f"recording has {len(replaying.events) - replaying.pos} more steps")
             failure = _evaluate(schedule, check, index, strategy, seed, granularity,
-                                report_steps)
+                                report_steps, exploration)
+            if failure is not None and replaying is None and failure.token:
+                failure.unreplayable = _replays(engine, schedule, failure, check, index,
+                                                len(actors))
             if engine.lock_order is not None:
                 inversions.extend((index, cycle) for cycle in engine.lock_order.inversions())
             if failure is None and observe is not None:
                 observe(schedule.state, [worker.ret for worker in schedule.workers],
-                        Passed(schedule, index, strategy, seed, granularity, len(actors)))
+                        Passed(schedule, index, strategy, seed, granularity, len(actors),
+                               exploration))
             if failure is not None or chooser.exhausted:
                 break
     finally:
@@ -495,6 +502,42 @@ def _timed_out(schedule: Schedule | AsyncSchedule, index: int, strategy: str, se
                    message, table, list(schedule.trace), report)  # no worker failed
 
 
+REPLAYED_KINDS = ("exception", "assertion", "deadlock")  # quick to run again (not a spin)
+
+
+def _replays(engine: Engine | AioEngine, schedule: Schedule | AsyncSchedule, failure: Finding,
+             check: Callable[[Any, list[Any]], object] | None, index: int,
+             actors: int) -> str:
+    """Run the failing schedule again at once, by its choices, as its token would: ""
+    when it fails the same way; otherwise why its token cannot be trusted to."""
+    if failure.kind not in REPLAYED_KINDS or schedule.detaches or schedule.abandoned or \
+            failure.kind == "deadlock" and not failure.message.startswith("deadlock"):
+        return ""  # a hang, or a worker blocked outside: slow to run again, and not ours
+    again = Replay(list(schedule.choices))
+    again.begin(index, actors)
+    rerun = engine.schedule(again)
+    rerun.run()
+    first, second_trace = schedule.trace, rerun.trace
+    pairs = zip(first, second_trace, strict=False)  # a shorter one differs where it ends
+    differ = next((k for k, (a, b) in enumerate(pairs) if a != b),
+                  None if len(first) == len(second_trace) else min(len(first), len(second_trace)))
+    if rerun.divergence or differ is not None or again.pos < len(again.events) and \
+            not (rerun.error_worker or rerun.deadlock or rerun.spin):
+        step = (second_trace or first)[min(differ or 0, len(second_trace or first) - 1)] \
+            if (second_trace or first) else None
+        where = f", at {os.path.basename(step[1])}:{step[2]}" if step else ""
+        return ("the body is not deterministic: its schedule, run again at once by its "
+                f"choices, went another way{where}")
+    second = _evaluate(rerun, check, index, failure.strategy, failure.seed,
+                       failure.granularity, 0)
+    if second is None or second.kind != failure.kind or \
+            type(second.exception) is not type(failure.exception):
+        return ("its schedule, run again at once by its choices, did not fail the same way: "
+                "the body is not deterministic, or it uses state that earlier schedules "
+                "changed (a module-level list or cache, an asyncio primitive made at import)")
+    return ""
+
+
 def _is_assertion(exc: BaseException) -> bool:
     """AssertionError, or pytest.fail()'s exception (recognised without importing pytest)."""
     if isinstance(exc, AssertionError):
@@ -506,7 +549,7 @@ def _is_assertion(exc: BaseException) -> bool:
 
 def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any]], object] | None,
               index: int, strategy: str, seed: int, granularity: str,
-              report_steps: int) -> Finding | None:
+              report_steps: int, exploration: int = 0) -> Finding | None:
     """The finding of a schedule that ran: a worker's exception, a deadlock, a failed
     ``check``; None if it passed."""
     failed = schedule.error_worker
@@ -541,7 +584,7 @@ def _evaluate(schedule: Schedule | AsyncSchedule, check: Callable[[Any, list[Any
     if kind is None:
         return None
     token = _token.encode(strategy, seed, index, granularity, len(schedule.engine.actors),
-                          schedule.choices)
+                          schedule.choices, exploration)
     table = render_interleaving(schedule.trace, len(schedule.workers), limit=report_steps,
                                 titles=getattr(schedule, "titles", None))
     report = "\n".join([

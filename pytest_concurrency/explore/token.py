@@ -23,6 +23,7 @@ class TokenData(TypedDict):
     granularity: str
     workers: int  # the actors (threads they start are not counted)
     choices: list[int]  # the schedule's choices (see Schedule.choices)
+    exploration: int  # which exploration of its test (0: the first; a test may run several)
 
 
 def _rle(values: Sequence[int]) -> str:
@@ -64,17 +65,21 @@ def _unrle(text: str) -> list[int]:
 
 
 def encode(strategy: str, seed: int, index: int, granularity: str, workers: int,
-           choices: Sequence[int]) -> str:
-    """The replay token of schedule ``index`` that made ``choices``."""
-    data = {"s": strategy, "seed": seed, "i": index,
-            "py": f"{sys.version_info[0]}.{sys.version_info[1]}",
-            "g": granularity, "w": workers, "c": _rle(choices)}
+           choices: Sequence[int], exploration: int = 0) -> str:
+    """The replay token of schedule ``index`` that made ``choices``, in the
+    ``exploration``-th exploration of its test."""
+    data: dict[str, object] = {"s": strategy, "seed": seed, "i": index,
+                               "py": f"{sys.version_info[0]}.{sys.version_info[1]}",
+                               "g": granularity, "w": workers, "c": _rle(choices)}
+    if exploration:
+        data["x"] = exploration
     raw = zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 9)
     return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode(token: str) -> TokenData:
-    """Token -> dict(strategy, seed, index, python, granularity, workers, choices),
+    """Token -> dict(strategy, seed, index, python, granularity, workers, choices,
+    exploration),
     every field of its type and range; TokenError (a ValueError) saying what is
     wrong with it otherwise."""
     if not isinstance(token, str) or not token.strip().startswith(PREFIX):
@@ -139,9 +144,10 @@ def _fields(data: object) -> TokenData:
         raise TokenError(f"'py' is {_shown(python)}, not a Python version")
     if not isinstance(data["c"], str):
         raise TokenError(f"'c' is {_shown(data['c'])}, not the schedule's choices")
+    exploration = whole("x", "an exploration's number", 0, 2**31 - 1) if "x" in data else 0
     return {"strategy": strategy, "seed": seed, "index": index, "python": python,
             "granularity": granularity, "workers": workers,
-            "choices": _unrle(data["c"])}
+            "choices": _unrle(data["c"]), "exploration": exploration}
 
 
 def _shown(value: object) -> str:

@@ -256,12 +256,17 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
         result = explore(setup, workers, check, schedules=spec.schedules,
                          strategy=spec.strategy,
                          seed=seed, instrument=spec.instrument, roots=options.roots,
-                         replay=options.replay, observe=observed, lock_order=spec.lock_order,
-                         time_limit=spec.timeout if time_limit is None else time_limit)
+                         replay=_replay_of(options), observe=observed,
+                         lock_order=spec.lock_order,
+                         time_limit=spec.timeout if time_limit is None else time_limit,
+                         exploration=options.exploration)
     except ReplayDiverged as exc:
-        raise ExploreError(f"{exc}\nThe code, the Python version or the test changed since "
-                           f"the token was recorded; run without --concurrency-replay "
-                           f"to explore afresh.") from None
+        raise ExploreError(f"{exc}\nThe schedule did not run as recorded: the code, the "
+                           "Python version or the test changed since the token was "
+                           "recorded, or the body is not deterministic (it reads state that "
+                           "earlier schedules or tests changed, the clock, random numbers, "
+                           "the order of a set); run without --concurrency-replay to explore "
+                           "afresh.") from None
     except ValueError as exc:  # a bad token or an uninstalled instrument= package
         raise ExploreError(str(exc)) from None
     for text in result.warnings:  # lock_order="warn"
@@ -269,14 +274,30 @@ def _explore(spec: RunSpec, options: ExploreOptions, setup: Callable[[], _Round]
     return result, result.seed, outcomes
 
 
+def _replay_of(options: ExploreOptions) -> str | None:
+    """The token to replay in this exploration: ``--concurrency-replay``'s, when it is
+    of this exploration of the test (a test that explores several times explores the
+    others as usual on the way to it)."""
+    if options.replay is None:
+        return None
+    from ..explore import decode_token
+
+    try:
+        recorded = decode_token(options.replay)["exploration"]
+    except ValueError:
+        return options.replay  # explore() says what is wrong with it
+    return options.replay if recorded == options.exploration else None
+
+
 def _as_tasks(options: ExploreOptions, functions: Sequence[Callable[..., Any]]) -> bool:
     """Whether the workers start as asyncio tasks: some function is an ``async def``
     (a plain one must then return an awaitable), or the replay token is of tasks."""
-    if options.replay is not None:
+    replay = _replay_of(options)
+    if replay is not None:
         from ..explore import decode_token
 
         try:
-            return decode_token(options.replay)["granularity"] == "await"
+            return decode_token(replay)["granularity"] == "await"
         except ValueError:
             pass  # explore() says what is wrong with it
     return any(coroutines.is_coroutine(function) for function in functions)
@@ -315,13 +336,18 @@ def finding_failure(finding: Finding, spec: RunSpec, nodeid: str) -> outcomes.Fa
         finding.kind, "race")
     workers = finding.involved  # none: the schedule's outcome failed, not a worker
     text = finding.report
-    if finding.token:  # a lock-order inversion has none: no one schedule shows it
-        text += f"\n\nreplay it with:\n  {replay_command(nodeid, finding.token)}"
+    replay = finding.token or None  # a lock-order inversion has none: no one schedule shows it
+    if replay and finding.unreplayable:
+        text = text.replace(f"\nreplay token: {replay}", "")
+        text += f"\n\nno replay command: {finding.unreplayable}"
+        replay = None
+    elif replay:
+        text += f"\n\nreplay it with:\n  {replay_command(nodeid, replay)}"
     return outcomes.Failure(
         kind=kind, workers=workers, mode="explore", pid=os.getpid(),
         iteration=None, summary=finding.message, text=text,
         key=("explore", finding.kind, finding.schedule), exc=finding.exception,
-        replay=finding.token or None,
+        replay=replay,
     )
 
 

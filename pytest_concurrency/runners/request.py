@@ -64,6 +64,7 @@ class ExploreOptions:
     fresh_kwargs: Callable[[], Mapping[str, Any]] | None = None  # per schedule after the first
     # called after each schedule: (schedules done, schedules allowed, distinct outcomes)
     progress: Callable[[int, int, int], None] | None = None
+    exploration: int = 0  # which exploration of the test this is (a test may run several)
 
 
 @dataclasses.dataclass(frozen=True)

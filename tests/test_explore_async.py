@@ -323,7 +323,7 @@ def test_pytest_asyncio_and_anyio_markers_keep_working(pytester):
     result.stdout.fnmatch_lines([
         "*test_asyncio_fixture?explore?: serial: async fixture 'queue' runs on "
         "pytest-asyncio's event loop, and explore runs the test's tasks on an event loop of "
-        "its own",
+        "its own; not explored",
         "SKIPPED*explore runs asyncio tasks; anyio's 'trio' backend is not explored (trio is "
         "out of scope: run it in thread mode)",
     ])
@@ -332,6 +332,40 @@ def test_pytest_asyncio_and_anyio_markers_keep_working(pytester):
     assert outcomes["test_asyncio_marker[explore]"]["exploration"]["schedules"] == 20
     assert outcomes["test_anyio_body[explore-asyncio]"]["exploration"]["virtual_time"] == 6
     assert outcomes["test_anyio_lock_verified[explore]"]["exploration"]["complete"] is True
+
+
+def test_an_async_fixture_on_its_own_loop_is_never_reported_as_explored(pytester):
+    # explore runs the tasks on a loop of its own; the fixture's queue lives on
+    # pytest-asyncio's: the test runs once, serially, and says so without -v
+    pytester.makeini(INI)
+    pytester.makepyfile(test_fixture="""
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture
+        async def queue():
+            q = asyncio.Queue()
+            await q.put(1)
+            yield q
+
+        @pytest.mark.asyncio
+        @pytest.mark.concurrency(modes=["explore"], schedules=20)
+        async def test_asyncio_fixture(queue):
+            assert await queue.get() == 1
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--concurrency-report=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*test_asyncio_fixture?explore? * serial *",
+        "1 item ran serially, once, not concurrently: *one event loop",
+        "  test_fixture.py::test_asyncio_fixture[explore]: serial: async fixture 'queue' runs "
+        "on pytest-asyncio's event loop, and explore runs the test's tasks on an event loop "
+        "of its own; not explored",
+    ])
+    result.stdout.no_fnmatch_line("*schedules explored*")
+    (entry,) = json.loads((pytester.path / "r.json").read_text())["tests"]
+    assert entry["outcome"] == "serial" and entry["exploration"] is None
 
 
 def test_a_blocking_barrier_wait_in_an_async_test_is_refused_with_a_sentence(pytester):

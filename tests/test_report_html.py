@@ -374,6 +374,23 @@ def test_every_worker_gets_a_lane_even_without_steps(sample):
         "worker 0", "worker 1", "worker 2"]
 
 
+def test_tasks_started_by_asyncio_workers_are_titled_tasks_as_in_the_terminal(sample):
+    entry = next(e for e in sample["tests"] if e["nodeid"].endswith("test_transfer[explore]"))
+    started = [*RACE_STEPS[:2], step(2, 20, "writes .log", "self.log.append(x)")]
+    entry["exploration"] = exploration(started, 0, switch_points="asyncio awaits")
+    svg = swimlane(report_html.render(sample), "test_transfer[explore]")
+    assert [t.text for t in svg.iter("text") if t.get("class") == "group"] == [
+        "worker 0", "worker 1", "task 2"]
+    assert [r.findtext("title").split(":")[0] for r in svg.iter("rect")
+            if "step" in (r.get("class") or "").split()] == [
+        "step 238, worker 0", "step 239, worker 1", "step 240, task 2"]
+    # threads a worker starts are workers, as the terminal heads them
+    entry["exploration"] = exploration(started, 0)
+    svg = swimlane(report_html.render(sample), "test_transfer[explore]")
+    assert [t.text for t in svg.iter("text") if t.get("class") == "group"] == [
+        "worker 0", "worker 1", "worker 2"]
+
+
 def test_a_failure_without_steps_says_so(sample):
     entry = next(e for e in sample["tests"] if e["nodeid"].endswith("test_transfer[explore]"))
     entry["exploration"] = exploration([], 0)

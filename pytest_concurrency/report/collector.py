@@ -143,16 +143,20 @@ def _budgeted(e: Entry) -> bool:
 
 
 def serial_lines(tests: Sequence[Entry], verbose: bool = False) -> list[str]:
-    """How many items ran once, serially, and (with -v) why each did."""
+    """How many items ran once, serially, and (with -v) why each did; an explore
+    item that did is always named, with why: it explored nothing, so verified
+    nothing."""
     serial = [e for e in tests if e.get("serial")]
     if not serial:
         return []
     count = f"{len(serial)} item{'s' if len(serial) != 1 else ''}"
+    unexplored = [e for e in serial if e.get("mode") == "explore"]
     lines = [f"{count} ran serially, once, not concurrently: they use thread-unsafe "
              "techniques or async fixtures bound to one event loop"
-             + ("" if verbose else " (-v lists why)")]
-    if verbose:
-        lines += [f"  {e['nodeid']}: serial: {e['serial']}" for e in serial]
+             + ("" if verbose or len(unexplored) == len(serial) else " (-v lists why)")]
+    lines += [f"  {e['nodeid']}: serial: {e['serial']}"
+              + ("" if e.get("mode") != "explore" else "; not explored")
+              for e in serial if verbose or e.get("mode") == "explore"]
     return lines
 
 

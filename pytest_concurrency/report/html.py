@@ -22,7 +22,17 @@ from .document import BAD_OUTCOMES, OUTCOMES, regressed, regressions_first
 from .terminal import exploration_text, schedules_rate, verdict_line
 
 if TYPE_CHECKING:
-    from .records import BaselineVerdict, Entry, Failure, Interleaving, Metric, Report, Run, Step
+    from .records import (
+        BaselineVerdict,
+        Entry,
+        Exploration,
+        Failure,
+        Interleaving,
+        Metric,
+        Report,
+        Run,
+        Step,
+    )
 
 METRIC_COLUMNS = ("wall", "cpu", "memory", "throughput", "speedup")
 MODE_COLOURS = {"thread": "#3b6fd4", "process": "#8e44c9", "hybrid": "#16897a",
@@ -516,6 +526,15 @@ def _step_rows(steps: list[Step]) -> list[StepRow]:
     return rows
 
 
+def _lane_title(worker: int | None, exploration: Exploration | None) -> str:
+    """A lane's title, as the terminal's interleaving heads it: in an asyncio
+    exploration the tasks the workers started are "task N", past the workers."""
+    if exploration and exploration.get("switch_points") == "asyncio awaits" and \
+            isinstance(worker, int) and worker >= int(exploration.get("workers") or 0):
+        return f"task {worker}"
+    return f"worker {worker}"
+
+
 def _failing_rows(rows: list[StepRow], worker: object) -> list[int]:
     """The rows marked as failing: the failing worker's last step (where it raised);
     without one (a deadlock), each worker's last step if it blocked there."""
@@ -600,8 +619,9 @@ def _interleaving(entry: Entry, interleaving: Interleaving, ident: str) -> str:
     for position, worker in enumerate(lanes):
         x = GUTTER + position * lane
         column[worker] = x
-        body += [_rect(x + 2, 28, lane - 4, bottom - 28, LANE_FILL, f"worker {worker}"),
-                 _text(x + lane / 2, 44, f"worker {worker}", "middle", "group")]
+        title = _lane_title(worker, exploration)
+        body += [_rect(x + 2, 28, lane - 4, bottom - 28, LANE_FILL, title),
+                 _text(x + lane / 2, 44, title, "middle", "group")]
     first = total - len(steps) + 1  # step numbers count from the schedule's start
     for index, row in enumerate(rows):
         y = STEP_TOP + index * STEP
@@ -621,7 +641,8 @@ def _interleaving(entry: Entry, interleaving: Interleaving, ident: str) -> str:
         if shown and others:  # racing accesses and operations on primitives say most
             shown.append(f"+{len(others)} other access{'' if len(others) == 1 else 'es'}")
         whats = ", ".join(shown or others)
-        tip = (f"step {number}, worker {row['worker']}: {row['file']}:{row['line']} in "
+        who = _lane_title(row["worker"], exploration)
+        tip = (f"step {number}, {who}: {row['file']}:{row['line']} in "
                f"{row['function']}\n{row['source']}\n{', '.join(row['whats'])}")
         body += [_rect(x + 8, y + 3, lane - 16, STEP - 6, fill, tip, extra),
                  _text(x + 14, y + 17, _cut(f"{where} {row['source']}", code_chars),

@@ -299,14 +299,20 @@ class AsyncSchedule:
             self._sampled = (step, thread_cpu(native_id))
         cpu = _cpu_since(self._sampled[1], native_id)
         deadline = self.engine.deadline
+        # the schedule already ended for a reason (the time limit between two steps, too
+        # many steps) and is closing: it is stopped if it must be, but keeps its reason
+        said = self.cut is not None or self.spin is not None
         if deadline is not None and now >= deadline:
             current_lane = self.workers[current.lane] if current is not None and \
                 current.task is not None else None
-            self.cut = "\n".join([self._blocking(cpu)] + [
-                self.still_running(lane) for lane in self.workers
-                if lane.unit.status != DONE and lane is not current_lane])
+            if not said:
+                self.cut = "\n".join([self._blocking(cpu)] + [
+                    self.still_running(lane) for lane in self.workers
+                    if lane.unit.status != DONE and lane is not current_lane])
         elif now - self.step_started < self.engine.hang_timeout:
             return None
+        elif said:
+            pass
         elif cpu is not None and cpu > CPU_EPSILON:
             self.spin = self._blocking(cpu)
         else:

@@ -508,6 +508,29 @@ def test_the_time_limit_stops_a_search_between_two_steps():
     assert "at test_aio.py:" in result.failure.report
 
 
+
+def test_a_schedule_cut_by_the_time_limit_keeps_its_reason_while_its_finally_blocks_run():
+    # the time limit ends the schedule between two steps; closing it runs the tasks'
+    # finally blocks, one of which computes past the limit: the verdict still names where
+    # the workers waited, not the finally block that the watchdog then stops
+    async def forever(s):
+        try:
+            while True:
+                await asyncio.sleep(1)
+        finally:
+            start = time.process_time()
+            while time.process_time() - start < 0.5:
+                pass
+
+    line = forever.__code__.co_firstlineno + 3
+    result = explore(lambda: _state(), [forever, forever], None, schedules=5, seed=0,
+                     time_limit=0.2)
+    assert result.out_of_time
+    assert result.failure is not None and result.failure.kind == "timeout"
+    assert "worker 0 still running after" in result.failure.report
+    assert f"(waiting at test_aio.py:{line})" in result.failure.report
+    assert "finally block" not in result.failure.report
+
 # ---- the clock the code reads ------------------------------------------------------------
 
 async def _reads_the_clocks(s):

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from pytest_concurrency.explore.frames import problem
+
 pytest.importorskip("pytest_asyncio")
 pytest.importorskip("anyio")
 
@@ -543,6 +545,9 @@ def test_withdrawals(concurrency):
 """
 
 
+# a lambda is explored as a thread first (only its call shows it returns a coroutine):
+# dpor for threads, which this test asks for, needs the frames it cannot read there
+@pytest.mark.skipif(problem() is not None, reason=f"dpor: {problem()}")
 def test_lambdas_that_return_coroutines_are_awaited_as_tasks(pytester):
     pytester.makepyfile(test_withdraw=LAMBDA_ACTORS)
     result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error::RuntimeWarning",

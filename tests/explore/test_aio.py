@@ -136,6 +136,9 @@ async def _puts(s):
 
 
 async def _gets(s):
+    # the sleep stands for time, as the putter's does: either may resume first (without
+    # it only one order is asyncio's on 3.12+, where wait_for makes no task of its own)
+    await asyncio.sleep(0)
     s.log.append(f"got {await asyncio.wait_for(s.queue.get(), 1.0)}")
 
 

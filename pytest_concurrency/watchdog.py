@@ -93,18 +93,24 @@ def _user_frames(frame: FrameType) -> traceback.StackSummary:
     return traceback.StackSummary.from_list(frames[start:])
 
 
-def thread_stacks(threads: Iterable[threading.Thread]) -> str:
-    """The current stack of each thread, headed by its worker name."""
+ABANDONED = "still running, abandoned"  # how thread_stacks labels a worker's thread
+
+
+def thread_stacks(threads: Iterable[threading.Thread], label: str = ABANDONED) -> str:
+    """The current stack of each thread, headed by its worker name (as it was
+    named before its stack was read: a worker that finishes meanwhile is renamed)
+    and ``label`` (other threads: started during the run, still running)."""
+    named = [(thread, thread.name) for thread in threads]
     frames = sys._current_frames()
     parts = []
-    for thread in threads:
+    for thread, name in named:
         frame = frames.get(thread.ident) if thread.ident is not None else None
         if frame is None:
             continue
         stack = "".join(traceback.format_list(_user_frames(frame))).rstrip()
-        what = "still running, abandoned" if thread.name.startswith(WORKER_PREFIX) \
+        what = label if name.startswith(WORKER_PREFIX) \
             else "started during the run, still running"
-        parts.append(f"--- {thread.name} ({what}) ---\n{stack}")
+        parts.append(f"--- {name} ({what}) ---\n{stack}")
     return "\n\n".join(parts)
 
 
@@ -127,12 +133,11 @@ def kill_tree(pids: Sequence[int], timeout: float = 5.0, groups: bool = False,
 
     procs = []
     for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            procs.extend(proc.children(recursive=True))
-            procs.append(proc)
-        except psutil.NoSuchProcess:
-            continue
+        # descendants from /proc: psutil's scan opens a file per process, which on a
+        # free-threaded 3.13.5 took seconds while the CPUs were busy
+        for each in [*progress.descendants(pid), pid]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                procs.append(psutil.Process(each))
     if groups:
         for pid in pids:
             with contextlib.suppress(OSError):

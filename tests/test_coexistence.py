@@ -1,18 +1,21 @@
 """With pytest-timeout, -W error, coverage: nothing breaks, nothing is left running."""
 
-import os
 
 import psutil
 import pytest
-from pid_records import still_running
+from pid_records import records, still_running
 
 RECORD_PIDS = """
 import os, time
 import pytest
 
 def record():
-    with open(os.path.join(os.environ["PIDS"], str(os.getpid())), "w") as f:
+    # complete or absent (pid_records.records)
+    path = os.path.join(os.environ["PIDS"], str(os.getpid()))
+    tmp = f"{path}.{__import__('threading').get_ident()}.tmp"  # workers share a pid
+    with open(tmp, "w") as f:
         f.write("%f" % __import__("psutil").Process().create_time())
+    os.replace(tmp, path)
 """
 
 
@@ -41,7 +44,7 @@ def test_next():
     assert "Timeout" in result.stdout.str() + result.stderr.str()
     if method == "signal":  # the session goes on; with "thread" pytest-timeout ends it
         result.assert_outcomes(failed=2, passed=1)
-    assert len(os.listdir(pid_dir)) == (4 if method == "signal" else 2)
+    assert len(records(pid_dir)) == (4 if method == "signal" else 2)
     # children die with their parent (process group kill, or the parent-death signal)
     deadline = psutil.time.monotonic() + 10
     while still_running(pid_dir) and psutil.time.monotonic() < deadline:

@@ -12,7 +12,7 @@ import time
 
 import psutil
 import pytest
-from pid_records import still_running
+from pid_records import records, still_running
 
 from pytest_concurrency import scratch
 
@@ -20,17 +20,25 @@ SLEEPER = """
 import os, subprocess, time
 import pytest
 
+def record(pid):
+    # complete or absent, never an empty file: psutil's import can take seconds
+    # (a free-threaded 3.13.5 on a busy machine), and the session is interrupted
+    # as soon as every record is there
+    path = os.path.join(os.environ["PIDS"], str(pid))
+    tmp = f"{{path}}.{{__import__('threading').get_ident()}}.tmp"  # workers share a pid
+    with open(tmp, "w") as f:
+        f.write("%f" % __import__("psutil").Process(pid).create_time())
+    os.replace(tmp, path)
+
 def started():
-    with open(os.path.join(os.environ["PIDS"], str(os.getpid())), "w") as f:
-        f.write("%f" % __import__("psutil").Process().create_time())
+    record(os.getpid())
 
 @pytest.mark.concurrency(modes=[{mode!r}], workers=2)
 def test_sleeps(worker):
     started()
     if worker.mode != "thread":
         child = subprocess.Popen(["sleep", "34"])
-        with open(os.path.join(os.environ["PIDS"], str(child.pid)), "w") as f:
-            f.write("%f" % __import__("psutil").Process(child.pid).create_time())
+        record(child.pid)
     time.sleep(30)
 """
 
@@ -85,7 +93,7 @@ def scratch_dirs(pid: int) -> list[str]:
 
 
 def started(pid_dir, count):
-    return lambda: len(os.listdir(pid_dir)) >= count
+    return lambda: len(records(pid_dir)) >= count
 
 
 RECORDS = {"thread": 1, "process": 4, "hybrid": 4}  # pid files of a running SLEEPER

@@ -5,10 +5,9 @@ Every case records the pids of the processes it starts in $TORTURE_PIDS, so the 
 check afterwards that none of them is still alive.
 """
 
-import os
 
 import pytest
-from pid_records import still_running
+from pid_records import records, still_running
 
 from pytest_concurrency.spec import TIMEOUT_CAP_FACTOR
 
@@ -29,8 +28,13 @@ NEVER = threading.Event()
 
 
 def record(pid):
-    with open(os.path.join(os.environ["TORTURE_PIDS"], str(pid)), "w") as f:
+    # complete or absent (pid_records.records): a worker can be killed while it
+    # records itself, when psutil's import is slow
+    path = os.path.join(os.environ["TORTURE_PIDS"], str(pid))
+    tmp = f"{path}.{__import__('threading').get_ident()}.tmp"  # workers share a pid
+    with open(tmp, "w") as f:
         f.write(str(psutil_create_time(pid)))
+    os.replace(tmp, path)
 
 
 def psutil_create_time(pid):
@@ -247,7 +251,7 @@ def _check(result, pid_dir):
     for title, lines in EXPECTED.items():
         assert title in sections, f"no report section {title!r}"
         pytest.LineMatcher(sections[title]).fnmatch_lines(lines)
-    assert len(os.listdir(pid_dir)) >= 12
+    assert len(records(pid_dir)) >= 12
     assert still_running(pid_dir) == []
 
 

@@ -25,6 +25,12 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
+# Imported with the runner, outside any measured run, not when a late run is
+# killed (watchdog.kill_tree): an import then can take seconds on a busy machine
+# under a free-threaded 3.13.5 (its class creations spin on a lock: CPython
+# gh-135871); a parent with psutil loaded forks no slower (200 forks, with and without).
+import psutil  # noqa: F401
+
 from .. import cleanup, originals, outcomes, shipping, texts, watchdog
 from .. import progress as progress_
 from ..spec import RunSpec
@@ -160,29 +166,39 @@ def _dump_stacks(children: Sequence[_Child]) -> None:
 
 def _watch(children: Sequence[_Child]) -> progress_.Verdict:
     """Are children past their deadline stuck or making progress?  Their CPU time
-    (with their descendants') over a second, two stack dumps a second apart, and
-    whether their threads kept waking up between the dumps (a loop of short
-    sleeps uses no CPU and shows the same stack in both)."""
+    (with their descendants') between two stack dumps a second apart, whether
+    the stacks changed, and whether their threads kept waking up between the
+    dumps (a loop of short sleeps uses no CPU and shows the same stack in both).
+    The first dump is asked for at once: it shows where they were when the watch
+    began (each child's ``dump_from`` is left at its start).  CPU time is read
+    after it was written and before the second is asked for: writing a dump
+    costs a stuck child a clock tick now and then, which is not progress."""
+    sizes = [_size(c.job.stderr_path) for c in children]
+    start = time.monotonic()
+    _dump_stacks(children)
+    first = [_read_from(c.job.stderr_path, size) for c, size in zip(children, sizes,
+                                                                    strict=True)]
+    for child, size in zip(children, sizes, strict=True):
+        child.dump_from = size
     # from /proc by system calls: psutil's buffered reads took seconds on a
     # free-threaded build while the children kept the CPUs busy (3.13t)
     pids = [pid for child in children for pid in (child.pid, *progress_.descendants(child.pid))]
 
-    def cpu() -> float:
-        return sum(progress_.process_cpu(pid) or 0.0 for pid in pids)
+    def cpu() -> dict[int, float]:
+        return {pid: seconds for pid in pids
+                if (seconds := progress_.process_cpu(pid)) is not None}
 
-    def dumps() -> list[str]:
-        sizes = [_size(c.job.stderr_path) for c in children]
-        _dump_stacks(children)
-        return [_read_from(c.job.stderr_path, size) for c, size in zip(children, sizes,
-                                                                      strict=True)]
-
-    start, before = time.monotonic(), cpu()
-    first = dumps()
-    # between the dumps, whose signal wakes a thread of each child once
-    wakeups = progress_.waking(pids,
-                               max(0.0, start + progress_.LOOK - time.monotonic()))
-    second = dumps()
-    used = max(0.0, cpu() - before)
+    before = cpu()
+    # at least half a look, however long the parent took to get here; the dump's
+    # signal woke a thread of each child once before it
+    wakeups = progress_.waking(
+        pids, max(progress_.LOOK / 2, start + progress_.LOOK - time.monotonic()))
+    after = cpu()
+    used = sum(max(0.0, after[pid] - before[pid]) for pid in before.keys() & after.keys())
+    sizes = [_size(c.job.stderr_path) for c in children]
+    _dump_stacks(children)
+    second = [_read_from(c.job.stderr_path, size) for c, size in zip(children, sizes,
+                                                                     strict=True)]
     changed = sum(a != b for a, b in zip(first, second, strict=True))
     moved = used > progress_.CPU_EPSILON or changed > 0
     return progress_.Verdict(progressing=moved or wakeups > 0,
@@ -217,6 +233,9 @@ def _timeout_failure(spec: RunSpec, stuck: Sequence[_Child], progress: Progress,
         dump = _name_threads(_tail(child.job.stderr_path, lines=TIMEOUT_TAIL_LINES,
                                    offset=child.dump_from), child, progress)
         child.stderr_shown = TIMEOUT_TAIL_LINES
+        if not child.process.is_alive():
+            dump = ("it exited while it was watched, past the timeout cap; its stacks "
+                    f"when the watch began:\n{dump}")
         parts.append(
             f"--- process {child.index} (pid {child.pid}, "
             f"{outcomes.describe_workers(child.workers)}) ---\n{dump}"
@@ -230,25 +249,53 @@ def _timeout_failure(spec: RunSpec, stuck: Sequence[_Child], progress: Progress,
 def _wait(spec: RunSpec, children: Sequence[_Child], progress: Progress,
           barriers: Sequence[threading.Barrier], start: float) -> list[outcomes.Failure]:
     """Wait for results and exits; returns crash/timeout failures.  Past the
-    timeout, children still making progress may go on until the timeout cap."""
+    timeout, children still making progress may go on until the timeout cap.
+
+    Children still running at the cap are given up there: the watch that
+    follows only says how they were doing, and one that exits while it is
+    watched still ran past its cap (how long a watch takes is the machine's
+    doing: the parent gets little of a CPU its children keep busy)."""
     failures = []
     deadline = start + spec.timeout
     cap = start + spec.timeout_cap
     crashed = False
     verdict = None
+    given_up: list[_Child] = []
     running = {c.process.sentinel: c for c in children}
     readers = {c.conn: c for c in children}
+
+    def exited(child: _Child) -> None:
+        nonlocal crashed, deadline
+        child.process.join()
+        readers.pop(child.conn, None)
+        if child.result is None and not _receive(child):
+            failures.append(_crash_failure(spec, child, progress, time.monotonic() - start))
+            for barrier in barriers:
+                barrier.abort()
+            crashed = True
+            deadline = min(deadline, time.monotonic() + CRASH_GRACE)
+
     while running:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            late = [c for c in children if c.process.is_alive()]
-            if crashed or not late:
+            late = [c for c in running.values() if c.process.is_alive()]
+            if late and not crashed:
+                at_cap = time.monotonic() >= cap
+                verdict = _watch(late)
+                if verdict.progressing and time.monotonic() < cap:
+                    deadline = min(cap, time.monotonic() + RECHECK)
+                    continue
+                if at_cap and not all(c.process.is_alive() for c in late):
+                    # finishing is progress, whatever a watch that began too late saw
+                    verdict = dataclasses.replace(verdict, progressing=True)
+                else:
+                    late = [c for c in late if c.process.is_alive()]
+            if late:
+                given_up = late
                 break
-            verdict = _watch(late)
-            if not verdict.progressing or time.monotonic() >= cap:
-                break
-            deadline = min(cap, time.monotonic() + RECHECK)
-            continue
+            for sentinel in list(running):  # every one has exited since
+                exited(running.pop(sentinel))
+            break
         for ready in wait(list(readers) + list(running), timeout=remaining):
             if ready in readers:
                 _receive(readers.pop(ready))
@@ -256,27 +303,20 @@ def _wait(spec: RunSpec, children: Sequence[_Child], progress: Progress,
             # a sentinel (an int), or a pipe whose child's exit was handled earlier
             # in this round, so that it left readers
             child = running.pop(ready, None) if isinstance(ready, int) else None
-            if child is None:
-                continue
-            child.process.join()
-            readers.pop(child.conn, None)
-            if child.result is None and not _receive(child):
-                failures.append(
-                    _crash_failure(spec, child, progress, time.monotonic() - start)
-                )
-                for barrier in barriers:
-                    barrier.abort()
-                crashed = True
-                deadline = min(deadline, time.monotonic() + CRASH_GRACE)
-    stuck = [c for c in children if c.process.is_alive()]
-    if stuck:
+            if child is not None:
+                exited(child)
+    if given_up:
+        alive = [c for c in given_up if c.process.is_alive()]
         if not failures:
-            for child in stuck:  # the report shows this last dump, not the watching ones
+            for child in alive:  # the report shows this last dump, not the watching ones
                 child.dump_from = _size(child.job.stderr_path)
-            _dump_stacks(stuck)
-            failures.append(_timeout_failure(spec, stuck, progress, verdict,
-                                             time.monotonic() - start))
-        _kill(stuck)
+            _dump_stacks(alive)
+            elapsed = time.monotonic() - start if alive else spec.timeout_cap
+            failures.append(_timeout_failure(spec, given_up, progress, verdict, elapsed))
+        _kill(alive)
+    for child in running.values():  # exited but not yet seen to: what it sent counts
+        if child.result is None and not child.process.is_alive():
+            _receive(child)
     return failures
 
 

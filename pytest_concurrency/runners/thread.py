@@ -44,4 +44,10 @@ def run(request: RunRequest) -> RunOutcome:
             [watchdog.worker_index(t) for t in report.stuck], spec.mode, pid, spec.timeout,
             watchdog.thread_stacks(report.stuck + report.started), report.verdict,
             time.monotonic() - begun))
+    elif report.late is not None:  # finished, but past the cap: a timeout all the same
+        failures.append(outcomes.timeout(
+            report.late.workers, spec.mode, pid, spec.timeout,
+            "they finished while they were watched, past the timeout cap; where they were "
+            f"when the watch began:\n{report.late.stacks}", report.late.verdict,
+            spec.timeout_cap))
     return RunOutcome(report.values, failures, [], wall, seed)

@@ -217,6 +217,19 @@ class WorkersReport:
     # threads started during the run (by its workers, the fixtures of their calls,
     # and threads these started) still running when it was given up
     started: list[threading.Thread] = dataclasses.field(default_factory=list)
+    late: Late | None = None  # the run finished, but past its timeout cap
+
+
+@dataclasses.dataclass(frozen=True)
+class Late:
+    """Workers still running when a watch began at the run's timeout cap, which
+    finished while the watch went on: the run ran past its cap all the same (how
+    long a watch takes is the machine's doing: on a free-threaded 3.13.5 with
+    every core busy it took seconds).  Where they were when the watch began."""
+
+    workers: list[int]
+    stacks: str
+    verdict: progress.Verdict
 
 
 def _abort(*barriers: threading.Barrier) -> None:
@@ -463,13 +476,14 @@ def _step(state: _Run, infos: Sequence[WorkerInfo], slots: Sequence[_Slot], call
                 state.abort()
                 return None
             state.ready[iteration].set()
-        stuck, verdict, deadline = _until(
+        stuck, verdict, deadline, late = _until(
             functools.partial(state.finished.reach, iteration + 1),
             functools.partial(_busy, state, slots, infos, iteration),
             functools.partial(_started, state), deadline, cap)
-        if stuck:
+        if stuck or late:
             state.abort()
-            return WorkersReport(state.values, state.raw, stuck, verdict, _started(state))
+            return WorkersReport(state.values, state.raw, stuck, verdict, _started(state),
+                                 late)
         _teardown_calls(state, infos, calls, iteration)
     return None
 
@@ -512,13 +526,13 @@ def _finish(state: _Run, slots: Sequence[_Slot], returned: _Returned,
             deadline: float | None, cap: float | None) -> WorkersReport:
     """Wait for the workers to finish (their threads back in the pool), past the
     deadline only while they make progress, and never past ``cap``."""
-    stuck, verdict, _ = _until(
+    stuck, verdict, _, late = _until(
         returned.all.wait, lambda: [slot.thread for slot in slots if not slot.done.is_set()],
         functools.partial(_started, state), deadline, cap)
     if stuck:
         state.abort()
         return WorkersReport(state.values, state.raw, stuck, verdict, _started(state))
-    return WorkersReport(state.values, state.raw, stuck, verdict)
+    return WorkersReport(state.values, state.raw, stuck, verdict, late=late)
 
 
 def _started(state: _Run) -> list[threading.Thread]:
@@ -531,25 +545,35 @@ def _started(state: _Run) -> list[threading.Thread]:
 def _until(done: Callable[[float | None], bool], busy: Callable[[], list[threading.Thread]],
            started: Callable[[], list[threading.Thread]], deadline: float | None,
            cap: float | None,
-           ) -> tuple[list[threading.Thread], progress.Verdict | None, float | None]:
+           ) -> tuple[list[threading.Thread], progress.Verdict | None, float | None,
+                      Late | None]:
     """Wait until ``done(timeout)``; past ``deadline`` go on waiting only while the
     ``busy`` threads make progress, or the threads ``started`` during the run do
     (a worker joining a thread that works is not stuck), until ``cap``.  Returns
     the busy threads given up (none if done), how they and the started ones were
-    doing, and the deadline to use next."""
+    doing, the deadline to use next, and :class:`Late` when they finished while a
+    watch that began at the cap went on (a run still running at its cap is given
+    up there)."""
     while True:
         if done(_remaining(deadline)):
-            return [], None, deadline
+            return [], None, deadline, None
         threads = busy()
         if not threads:  # nothing running here: others (another process) are late
             if cap is not None and time.monotonic() >= cap:
-                return [], None, deadline
+                return [], None, deadline, None
         else:
+            at_cap = cap is not None and time.monotonic() >= cap
+            workers = [watchdog.worker_index(t) for t in threads]
+            stacks = watchdog.thread_stacks(threads, "at the timeout cap") if at_cap else ""
             verdict = progress.watch(threads + started())
             if done(0):
-                return [], None, deadline
+                if not at_cap:
+                    return [], None, deadline, None
+                # finishing is progress, whatever a watch that began too late saw
+                verdict = dataclasses.replace(verdict, progressing=True)
+                return [], verdict, deadline, Late(workers, stacks, verdict)
             if not (verdict.progressing and cap is not None and time.monotonic() < cap):
-                return threads, verdict, deadline
+                return threads, verdict, deadline, None
         deadline = time.monotonic() + RECHECK if cap is None else \
             min(cap, time.monotonic() + RECHECK)
 

@@ -73,8 +73,8 @@ def explore_roots(node: pytest.Item, target: object) -> tuple[str, ...]:
 def execute(request: runners.RunRequest, node: pytest.Item, memory: bool = False,
             waits: bool = False) -> runners.RunOutcome:
     """Run ``request`` and measure it; attach its output; raise the test's outcome.
-    ``memory`` samples the process tree's peak memory too, ``waits`` the time the
-    threads waited for a CPU."""
+    ``memory`` measures the process tree's peak memory too (see metrics.py), ``waits``
+    the time the threads waited for a CPU."""
     __tracebackhide__ = True
     problem: str | None = None
     runners.runner(request.spec.mode)  # its import is no part of the run's CPU time
@@ -85,7 +85,7 @@ def execute(request: runners.RunRequest, node: pytest.Item, memory: bool = False
         problem = str(exc)
     if problem is not None:  # an empty message too: there is no outcome to go on with
         pytest.fail(problem, pytrace=False)
-    measurement = meter.result(sum(map(len, outcome.values.values())))
+    measurement = meter.result(sum(map(len, outcome.values.values())), outcome.child_peaks)
     outcome = dataclasses.replace(outcome, measurement=measurement)
     entry.add_run(node, measurement)
     if outcome.exploration is not None:

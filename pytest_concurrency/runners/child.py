@@ -3,9 +3,10 @@ process.
 
 A child leads its own process group, sends its output to the files the parent
 named, runs its workers through :func:`workers.run_workers` and sends one
-message back over its pipe: the values and the failures.  faulthandler is set
-up so that a crash, the parent's stack-dump signal or the backstop timer leave
-every thread's stack in its stderr file.  The parent's side is ``parent.py``.
+message back over its pipe: the values, the failures and its peak resident
+memory.  faulthandler is set up so that a crash, the parent's stack-dump
+signal or the backstop timer leave every thread's stack in its stderr file.
+The parent's side is ``parent.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, TextIO
 
-from .. import childcov, cleanup, originals, outcomes, shipping, standins, watchdog
+from .. import childcov, cleanup, metrics, originals, outcomes, shipping, standins, watchdog
 from ..context import RunContext, WorkerInfo
 from ..coroutines import awaited
 from .crossing import DUMP_SIGNAL, ChildJob
@@ -81,11 +82,12 @@ def child_main(job: ChildJob, conn: Connection) -> None:
                          RunContext(job.user_barrier), progress=job.progress, stop=job.stop,
                          jitter=job.jitter, kwargs=kwargs, calls=job.calls)
     failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
+    peak = metrics.peak_rss()  # the kernel's: no sample of the parent's can miss it
     try:
-        conn.send_bytes(_dumps((report.values, failures)))
+        conn.send_bytes(_dumps((report.values, failures, peak)))
     except Exception as exc:  # noqa: BLE001 - a return value that cannot be pickled
         failures.append(_unpicklable_values(report.values, exc, infos[0]))
-        conn.send_bytes(_dumps(({i: [] for i in report.values}, failures)))
+        conn.send_bytes(_dumps(({i: [] for i in report.values}, failures, peak)))
     conn.close()
     childcov.save(cov)
     sys.stdout.flush()
@@ -101,7 +103,7 @@ def _cannot_start(conn: Connection, job: ChildJob, why: str) -> None:
         summary=f"pytest-concurrency: process {job.process_index} {why}",
         text="The harness could not start this child's workers; the body did not run.",
         key=("cannot-start", why))
-    conn.send_bytes(_dumps(({}, [failure])))
+    conn.send_bytes(_dumps(({}, [failure], None)))  # values, failures, peak RSS
     conn.close()
 
 

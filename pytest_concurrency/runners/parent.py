@@ -52,7 +52,8 @@ class _Child:
     conn: Connection
     workers: range
     job: ChildJob
-    result: tuple[dict[int, list[Any]], list[outcomes.Failure]] | None = None
+    # what it sent: values, failures, its peak RSS (bytes, None if not known)
+    result: tuple[dict[int, list[Any]], list[outcomes.Failure], int | None] | None = None
     stderr_shown: int = 0  # lines of its stderr a failure report already shows
     dump_from: int = 0  # where in its stderr the stack dump of its timeout starts
 
@@ -373,11 +374,14 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
         wall = time.monotonic() - start
         values: dict[int, list[Any]] = {i: [] for i in range(n)}
         reported: list[outcomes.Failure] = []
+        peaks = []
         for child in children:
             if child.result is not None:
-                child_values, child_failures = child.result
+                child_values, child_failures, peak = child.result
                 values.update(child_values)
                 reported.extend(child_failures)
+                if peak is not None:
+                    peaks.append(peak)
         outputs = _outputs(children)
         clean = not failures and not reported
     except BaseException:
@@ -401,7 +405,8 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
             for path in (job.stdout_path, job.stderr_path):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-    return RunOutcome(values, reported + failures, outputs, wall, seed)
+    return RunOutcome(values, reported + failures, outputs, wall, seed,
+                      child_peaks=tuple(peaks))
 
 
 _runs = itertools.count()

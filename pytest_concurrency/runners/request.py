@@ -107,6 +107,7 @@ class RunOutcome:
     wall: float
     seed: int | None = None  # start-jitter seed of thread/process/hybrid runs
     exploration: Exploration | None = None  # explore mode: what was explored (see explore.py)
+    child_peaks: tuple[int, ...] = ()  # peak RSS (bytes) each child process sent, if any
     measurement: Measurement | None = None  # added by running.execute
 
 

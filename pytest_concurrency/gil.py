@@ -2,18 +2,27 @@
 GIL, whether it really does, and which import brought the GIL back.
 
 A free-threaded build sets ``Py_GIL_DISABLED``; it turns the GIL back on when it
-imports an extension module that has not declared it can run without it, and
-warns (a RuntimeWarning naming the module).  From then on threads run one at a
-time again, and a thread-mode measurement says nothing about free-threading:
-the reports say so, as pytest-run-parallel does.
+imports an extension module that has not declared it can run without it (no
+``Py_mod_gil`` slot), and warns (a RuntimeWarning naming the module).  From then
+on threads run one at a time again, and a thread-mode measurement says nothing
+about free-threading: the reports say so, as pytest-run-parallel does.
+
+The module is named whatever becomes of the warning (``-W error`` raises it,
+``-W ignore::RuntimeWarning`` drops it): every extension module is created by
+``_imp.create_dynamic``, and the watcher wraps it to see whether the GIL was off
+before and on after.  The warning is watched too, for whatever loads extension
+modules another way.
 """
 
 from __future__ import annotations
 
+import _imp
+import os
 import re
 import sys
 import warnings
-from typing import TYPE_CHECKING, TypedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pytest
 
@@ -76,22 +85,63 @@ def header() -> str | None:
 
 
 class Watcher:
-    """Records the warnings of imports that re-enable the GIL, in any phase."""
+    """Records the imports that re-enable the GIL, in any phase: seen around
+    ``_imp.create_dynamic`` (installed by :meth:`install`) or in their warning."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.events = config.stash[EVENTS] = []
+        self.phase = "config"
+        self._original: Callable[..., Any] | None = None  # _imp's, while wrapped
+        self._wrapper: Callable[..., Any] | None = None
+
+    def _record(self, module: str, during: str) -> None:
+        if all(event["module"] != module for event in self.events):
+            self.events.append({"module": module, "during": during})
+
+    def install(self) -> None:
+        original = self._original = _imp.create_dynamic
+
+        def create_dynamic(spec: Any, *args: Any) -> Any:
+            before = enabled()
+            try:
+                return original(spec, *args)
+            finally:  # also when -W error made the warning an exception
+                if not before and enabled():
+                    self._record(getattr(spec, "name", "?"), self._during())
+
+        self._wrapper = create_dynamic
+        _imp.create_dynamic = create_dynamic
+
+    def _during(self) -> str:
+        """The test running now (its id, as pytest puts it in the environment for
+        the phase it is in), else the session's phase."""
+        current = os.environ.get("PYTEST_CURRENT_TEST", "")
+        return current.rpartition(" (")[0] or self.phase
+
+    def pytest_collection(self) -> None:
+        self.phase = "collect"
+
+    def pytest_runtestloop(self) -> None:
+        self.phase = "runtest"
 
     def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str,
                                 nodeid: str, location: tuple[str, int, str] | None) -> None:
         module = reenabled_by(str(warning_message.message))
         if module:
-            self.events.append({"module": module, "during": nodeid or when})
+            self._record(module, nodeid or when)
+
+    def pytest_unconfigure(self) -> None:
+        if self._original is not None and _imp.create_dynamic is self._wrapper:
+            _imp.create_dynamic = self._original
 
 
 def watch(config: pytest.Config) -> None:
     """On a free-threaded build, watch for imports that re-enable the GIL."""
     if FREE_THREADED and not config.pluginmanager.has_plugin(WATCHER):
-        config.pluginmanager.register(Watcher(config), WATCHER)
+        watcher = Watcher(config)
+        if not enabled():  # once on, nothing can turn it on again
+            watcher.install()
+        config.pluginmanager.register(watcher, WATCHER)
 
 
 def describe(events: list[GilEvent]) -> str:

@@ -25,6 +25,7 @@ package, or in the test tree); each line says which.
     python benchmarks/real_suites.py                     # every suite, ~2 min each
     python benchmarks/real_suites.py --suite tenacity --details
     python benchmarks/real_suites.py --json /tmp/real_suites.json
+    python3.13t benchmarks/real_suites.py                # on the interpreter running it
 
 It is a measurement, not a test: the exit status is 0 unless a suite could not be
 set up. See benchmarks/README.md for the last recorded results.
@@ -252,7 +253,8 @@ def sdist(suite: Suite, cache: Path) -> Path:
 def venv_for(suite: Suite, archive: Path, cache: Path, rebuild: bool) -> Path:
     """A virtual environment with the suite's package (built from its sdist), its test
     dependencies, both plugins, and this checkout's plugin installed editable."""
-    tag = f"{sys.implementation.name}{sys.version_info[0]}.{sys.version_info[1]}"
+    tag = f"{sys.implementation.name}{sys.version_info[0]}.{sys.version_info[1]}" + (
+        "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else "")  # python3.13t
     venv = cache / "venvs" / f"{suite.name}-{suite.version}-{tag}"
     stamp = {"format": VENV_FORMAT, "python": sys.executable, "plugin": str(ROOT),
              "requirements": [*RUNNER_REQUIREMENTS, *suite.deps, archive.name]}

@@ -27,6 +27,7 @@ PAGES = (
     "failures.md",  # hangs, crashes, leaks and interrupts
     "explore.md",
     "budgets.md",  # budgets and advice
+    "free-threaded.md",  # python3.13t
     "reports.md",  # reports, baselines and CI
     "options.md",  # options reference, generated
     "migrating.md",  # from pytest-run-parallel

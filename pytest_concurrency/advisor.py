@@ -72,14 +72,18 @@ def _busy(m: ModeMeasurement) -> float:
     return m.cpu / m.wall
 
 
+def _share(m: ModeMeasurement) -> float:
+    """The share of a CPU a thread got during ``m`` (1.0 if not measured).  On a
+    busy machine a CPU-bound body gets only part of each CPU: its load is measured
+    against what was there to be had, not against idle CPUs."""
+    return min(1.0, max(m.availability or 1.0, 0.1))
+
+
 def _classify(m: ModeMeasurement, usable_cpus: int, free_threaded: bool = False) -> str:
     # Under the GIL threads keep at most one CPU busy; free-threaded, as many as processes.
     ceiling = 1 if m.mode == "thread" and not free_threaded else \
         max(1, min(m.workers, usable_cpus))
-    # On a busy machine a CPU-bound body gets only part of each CPU: measure the
-    # load against what was there to be had, not against idle CPUs.
-    share = min(1.0, max(m.availability or 1.0, 0.1))
-    load = _busy(m) / (ceiling * share)
+    load = _busy(m) / (ceiling * _share(m))
     if load >= CPU_BOUND:
         return "cpu"
     if load <= IO_BOUND:
@@ -157,6 +161,10 @@ def _single(m: ModeMeasurement, kind: str, usable_cpus: int,
             return f"{head}: threads run it in parallel, the GIL is released or absent"
         if usable_cpus <= 1:
             return f"{head}: with 1 usable CPU no mode can run it in parallel"
+        if free_threaded and _busy(m) / _share(m) >= PARALLEL:
+            # as many CPUs busy as a busy machine let threads have
+            return (f"{head}: threads ran it in parallel as far as the busy machine let "
+                    f"them (a thread got {_share(m):.0%} of a CPU)")
         if free_threaded:
             return (f"{head}: the GIL is off, yet threads kept about one CPU busy: the body "
                     "serializes on something else (a lock?)")

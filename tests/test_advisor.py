@@ -288,3 +288,20 @@ def test_waiting_in_thread_mode_is_io_bound_whatever_process_start_up_costs():
     process = ModeMeasurement("process", 8, wall=0.27, cpu=0.4, peak_rss=None, speedup=1.6)
     advice = advise({"thread": IO_THREAD, "process": process}, usable_cpus=2)
     assert advice.startswith("I/O-bound: threads reach 7.6x with 8 workers")
+
+
+def test_free_threaded_cpu_bound_threads_on_a_busy_machine_are_not_said_to_serialize():
+    """Without the GIL, two threads that each got 30% of a CPU kept 0.45 of a CPU busy
+    between them: as parallel as the machine allowed (3.13t's advice said 'the body
+    serializes on something else (a lock?)')."""
+    busy = ModeMeasurement("thread", 2, wall=1.0, cpu=0.45, peak_rss=None, speedup=1.0,
+                           availability=0.3)
+    advice = advise({"thread": busy}, 2, free_threaded=True)
+    assert advice.startswith("CPU-bound (CPU 0.5 s per 1.0 s of wall in thread mode)")
+    assert advice.endswith("threads ran it in parallel as far as the busy machine let them "
+                           "(a thread got 30% of a CPU)")
+    # under the GIL no measurement of threads is read as parallel that way
+    gil_bound = ModeMeasurement("thread", 2, wall=1.0, cpu=0.3, peak_rss=None, speedup=1.0,
+                                availability=0.3)
+    assert advise({"thread": gil_bound}, 2).endswith(
+        "threads cannot run it in parallel under the GIL; try process mode")

@@ -46,13 +46,15 @@ def _advice_lines(stdout):
     return [line for line in lines[:end] if "::" in line]
 
 
-def _advice_from(entries, test):
-    """The advice the advisor gives on what the report says ``test`` measured."""
+def _advice_from(entries, test, run):
+    """The advice the advisor gives on what the report says ``test`` measured (on a
+    free-threaded build whose GIL stayed off, as the report's ``run`` says)."""
     measured = {e["mode"]: advisor.ModeMeasurement(
         e["mode"], e["workers"], e["metrics"]["wall"]["value"], e["metrics"]["cpu"]["value"],
         None, e["metrics"]["speedup"]["value"], e["metrics"]["availability"]["value"])
         for e in entries if e["test"] == test}
-    return advisor.advise(measured, spec.usable_cpus())
+    return advisor.advise(measured, spec.usable_cpus(),
+                          free_threaded=run["gil_disabled_build"] and not run["gil_enabled"])
 
 
 def test_advice_on_the_example_projects_workloads(tmp_path):
@@ -61,7 +63,8 @@ def test_advice_on_the_example_projects_workloads(tmp_path):
     output = done.stdout[-4000:] + done.stderr[-2000:]
     assert done.returncode == 0, output
 
-    entries = document.load(str(report))["tests"]
+    loaded = document.load(str(report))
+    entries, run = loaded["tests"], loaded["run"]
     advice = {}
     for entry in entries:
         assert entry["outcome"] == "passed", entry
@@ -82,7 +85,7 @@ def test_advice_on_the_example_projects_workloads(tmp_path):
             f"{speedup['process']['value']:.2f}x against threads' "
             f"{speedup['thread']['value']:.2f}x): checked that the advice follows the "
             f"measurement instead of 'use processes'"), stacklevel=1)
-        assert cpu == _advice_from(entries, CPU_TEST), output
+        assert cpu == _advice_from(entries, CPU_TEST, run), output
     shares = [e["metrics"]["availability"]["value"] for e in entries if e["test"] == IO_TEST]
     if min(shares) >= rounds.BUSY:
         assert io.startswith("I/O-bound: threads reach "), output
@@ -93,7 +96,7 @@ def test_advice_on_the_example_projects_workloads(tmp_path):
         warnings.warn(UserWarning(
             f"the machine was busy while {IO_TEST} ran (a thread got {min(shares):.0%} of "
             f"a CPU): checked that the advice follows the measurement"), stacklevel=1)
-        assert io == _advice_from(entries, IO_TEST), output
+        assert io == _advice_from(entries, IO_TEST, run), output
     assert io.endswith("; use threads"), output
 
     expected = [f"{CPU_TEST}: {cpu}", f"{IO_TEST}: {io}"]

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from pytest_concurrency.explore.frames import problem
+from pytest_concurrency.explore.selftest import problem
 
 pytestmark = pytest.mark.skipif(problem() is not None, reason=f"dpor: {problem()}")
 

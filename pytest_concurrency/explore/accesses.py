@@ -1,22 +1,36 @@
 """What a step touches, as DPOR sees it.
 
-A worker parked at a switch point is about to run one instruction, and then
-only instructions that touch nothing shared until its next switch point.  That
-instruction's *event* is the objects it reads and writes: ``(object, what of
-it, writes)`` - an attribute name, a dict or set key, or :data:`ALL` of it.
-Two events are dependent when they touch the same part of one object and one of
-them writes; DPOR explores one order of every pair of dependent events and
-takes every independent pair as commuting.
+A worker parked at a switch point is about to make one access, and then only
+accesses of its own frame until its next switch point.  That access's *event*
+is the objects it reads and writes: ``(object, what of it, writes)`` - an
+attribute name, a dict or set key, or :data:`ALL` of it.  Two events are
+dependent when they touch the same part of one object and one of them writes;
+DPOR explores one order of every pair of dependent events and takes every
+independent pair as commuting.  The hooks (``hooks``) hand this module the real
+objects of each access; this module says what the access touches.
 
-The rule for what cannot be seen into: a call into code that is not instrumented
-(a C function, a library's Python function) writes every mutable object it is
-given - its receiver and its arguments - unless it is known to only read them
-(``len``, ``dict.get``, ``sorted``...).  Code that is instrumented gets its own
-switch points, so calling it touches nothing by itself.  Objects reachable only
-through the arguments are not seen (``instrument=`` puts a library's code under
-the scheduler).  Every operation on explore's primitives is an event on the
-primitive (see ``primitives``); locks made before the run (real ``_thread``
-locks) are seen through the calls that take and release them.
+One object, several names: a module is numbered as its namespace, an instance
+as its ``__dict__`` (``o.n`` is ``vars(o)["n"]``), a class as its namespace, a
+dict view or mapping proxy as its dict, a memoryview as what it views, a weak
+proxy as its referent (:class:`Objects`).
+
+The rule for what cannot be seen into (the ``Outcome`` of a call, an operator,
+an attribute that runs a descriptor):
+- code explore rewrote (or its own primitives) does its own accesses: the call
+  touches nothing by itself;
+- a C function or method of a builtin type runs as one step (atomic under the
+  GIL; a builtin container locks each operation on a free-threaded build), read
+  or write by what it is (``len`` reads, ``list.append`` writes, ``dict.get``
+  reads one key...); C code explore does not know conflicts with every step;
+- Python code explore did not rewrite (a library outside the test's roots, code
+  without source) is not atomic and its accesses are not seen: the step
+  conflicts with every step and the verdict says it could not see inside it,
+  unless the call is one of a few library calls modelled here (``os.getenv``,
+  ``logging``, ``contextlib``'s context managers...);
+- while a call runs code that calls back into rewritten code (a ``sort`` key,
+  ``lru_cache``'s function, ``cached_property``), each step of the callback
+  also carries the call's own event (``Outcome.open``), because the C code's
+  work after the callback happens in the callback's last step.
 """
 
 from __future__ import annotations
@@ -24,17 +38,20 @@ from __future__ import annotations
 import _thread
 import builtins
 import collections
-import dis
+import contextlib
+import functools
 import gc
+import operator
+import os
 import sys
 import types
-from collections.abc import Callable, Sequence
-from types import CodeType, FrameType
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from types import CodeType, FunctionType
 from typing import Any
 
 from . import _orig
 from .blind import BlindSpots, Where
-from .frames import NULL, Stack
 from .instrument import own_file
 
 ALL: Any = type("ALL", (), {"__repr__": lambda self: "ALL"})()  # the whole object
@@ -45,6 +62,7 @@ Guard = Callable[[], bool]  # true while the step can run without blocking
 # The object number of a step that could not be described: it conflicts with every
 # step that touches anything (``dependent``), so DPOR tries it in every order.
 EVERYTHING = -1
+EVERYTHING_EVENT: Event = ((EVERYTHING, ALL, True),)
 
 
 def releasing() -> bool:
@@ -54,47 +72,83 @@ def releasing() -> bool:
     return True
 
 
-Described = tuple[Event, "Guard | None"]
-Describer = Callable[[FrameType, "Objects"], Described]
+class Outcome:
+    """What an access, call or operation touches.  (A plain class: a NamedTuple's
+    constructor is generated code, which explore's own steps must not run.)"""
+
+    __slots__ = ("event", "guard", "open", "blind")
+
+    def __init__(self, event: Event, guard: Guard | None = None, open: Event | None = None,
+                 blind: str | None = None) -> None:
+        self.event = event
+        self.guard = guard
+        # While the call runs and calls back into rewritten code, every step of the
+        # callback also carries this event (None: nothing to carry).
+        self.open = open
+        # What explore could not see (the verdict names it; None: all was seen).
+        self.blind = blind
+
+    def replace(self, **changes: Any) -> Outcome:
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        fields.update(changes)
+        return Outcome(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outcome) and all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(self.event)
+
+    def __repr__(self) -> str:
+        return (f"Outcome({self.event!r}, guard={self.guard!r}, open={self.open!r}, "
+                f"blind={self.blind!r})")
+
+
+QUIET = Outcome(NOTHING)
+OPAQUE = Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT)
+
+
+class _Pseudo:
+    """An object that stands for state outside the program's objects."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ENV = _Pseudo("os.environ")  # the process's environment, keyed by variable
+CWD = _Pseudo("the working directory")
+LOG = _Pseudo("logging")  # the logging system's handlers and records
+STDOUT = _Pseudo("sys.stdout")
 
 _LOCK = type(_orig.allocate_lock())
 _RLOCK: type = getattr(_thread, "RLock", _LOCK)
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), range, type(Ellipsis),
-              tuple, frozenset, types.FunctionType, types.BuiltinFunctionType, type,
-              types.ModuleType, types.MethodType, CodeType, types.CellType)
+              type(NotImplemented), frozenset, types.FunctionType,
+              types.BuiltinFunctionType, types.ModuleType, types.MethodType, CodeType,
+              types.CellType, slice, type)
 _KEY_TYPES = (str, int, bytes, bool, float, type(None))
-_MUTABLE_CONTAINERS = (list, dict, set, bytearray, collections.deque)
+_CONTAINERS = (list, dict, set, bytearray, collections.deque)  # builtin, mutable
+_DEEP = (list, dict, set, frozenset, tuple, collections.deque)  # walked by deep reads
+_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 _BUILTIN_METHODS = (types.BuiltinMethodType, types.MethodWrapperType)
 _DESCRIPTORS = (types.MethodDescriptorType, types.WrapperDescriptorType,
                 types.ClassMethodDescriptorType)
-_NO_ACCESS_BUILTINS = frozenset({
-    "id", "type", "isinstance", "issubclass", "callable", "iter", "super", "locals",
-    "globals", "chr", "ord", "abs", "round", "divmod", "pow", "bin", "oct", "hex", "hash"})
-_OPAQUE_BUILTINS = frozenset({"exec", "eval", "compile", "__import__", "open", "input",
-                              "breakpoint", "__build_class__"})
-# Methods of builtin containers that only read their receiver; the rest write it.
-_READERS = frozenset({
-    "get", "keys", "values", "items", "copy", "count", "index", "__contains__",
-    "__getitem__", "__len__", "__iter__", "__reversed__", "__repr__", "__str__", "__eq__",
-    "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__sizeof__", "__format__",
-    "__bool__", "issubset", "issuperset", "isdisjoint", "union", "intersection",
-    "difference", "symmetric_difference", "__or__", "__and__", "__sub__", "__xor__",
-    "__reduce__", "__reduce_ex__", "__copy__", "__deepcopy__", "__getstate__", "startswith",
-    "endswith", "find", "rfind", "hex", "decode", "tobytes", "tolist", "locked", "_is_owned",
-    "__getattribute__", "__dir__", "__class_getitem__"})
-# Methods of dicts and sets whose first argument is the one key they touch.
-_KEYED = frozenset({"get", "__contains__", "__getitem__", "setdefault", "pop", "__setitem__",
-                    "__delitem__", "add", "discard", "remove"})
-_ACQUIRES = frozenset({"acquire", "acquire_lock", "__enter__"})
-_RELEASES = frozenset({"release", "release_lock", "__exit__"})
-_INPLACE = frozenset(index for index, (name, _sign) in
-                     enumerate(getattr(dis, "_nb_ops", ())) if "INPLACE" in name)
-_TRUTH_TESTS = frozenset({
-    "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_FORWARD_IF_TRUE",
-    "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_FALSE",
-    "JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP", "UNARY_NOT", "TO_BOOL"})
-NEW_CALLS = sys.version_info >= (3, 13)  # CALL's stack: callable, self-or-NULL (else the reverse)
+_LRU = type(functools.lru_cache(maxsize=None)(lambda: None))
+_PARTIAL = functools.partial
+_GENERATORS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_LOCAL = _thread._local
+_ENVIRON: type = type(os.environ)
+_MISSING = object()
+NO_OPERAND = _MISSING  # the right operand of a unary operation, a truth test...
+_OBJECT_GETATTRIBUTE = object.__getattribute__
+_TYPE_DICT: Any = type.__dict__["__dict__"]
 
+
+# ---- numbering objects --------------------------------------------------------------------------
 
 class Objects:
     """Numbers the objects of one schedule in the order they are first described.
@@ -102,7 +156,7 @@ class Objects:
     Schedules that replay the same prefix describe the same objects in the same
     order, so the numbers mean the same object across them.  The objects are kept
     alive until the schedule ends, so no number is ever reused by a new object.
-    A module is numbered as its namespace (``mod.x`` is the global ``x``).
+    Aliases share a number (see the module docstring).
     """
 
     __slots__ = ("_numbers", "_alive", "blind")
@@ -118,13 +172,93 @@ class Objects:
         self.blind.add(what, where)
 
     def __call__(self, obj: object) -> int:
-        if type(obj) is types.ModuleType:
-            obj = obj.__dict__
         number = self._numbers.get(id(obj))
-        if number is None:
-            number = self._numbers[id(obj)] = len(self._alive)
-            self._alive.append(obj)
+        return number if number is not None else self._new(obj)
+
+    def _new(self, obj: object) -> int:
+        root = alias_root(obj, self)
+        if root is None:
+            return EVERYTHING  # an alias of something it cannot name (a dead proxy...)
+        if root is not obj:
+            number = self(root)
+        else:
+            namespace = instance_dict(obj)
+            found = self._numbers.get(id(namespace)) if namespace is not None else None
+            if found is not None:
+                number = found
+            else:
+                number = len(self._alive)
+                if namespace is not None:
+                    self._numbers[id(namespace)] = number
+                    self._alive.append(namespace)
+        self._numbers[id(obj)] = number
+        self._alive.append(obj)
         return number
+
+    def known(self, address: int) -> int | None:
+        """The number of the object at ``address``, if it has one."""
+        return self._numbers.get(address)
+
+
+def alias_root(obj: object, objects: Objects) -> object | None:
+    """The object whose number ``obj`` shares (``obj`` itself when it is no alias);
+    None when it aliases something that cannot be found."""
+    kind = type(obj)
+    if kind is types.ModuleType:
+        return obj.__dict__
+    if kind in _VIEWS or kind is types.MappingProxyType:
+        referents = gc.get_referents(obj)
+        return referents[0] if referents else obj
+    if kind is memoryview:
+        exporter = obj.obj  # type: ignore[attr-defined]
+        return exporter if exporter is not None else obj
+    if kind is weakref.ProxyType or kind is weakref.CallableProxyType:
+        try:
+            return obj.__dict__  # forwarded: the referent's namespace
+        except (AttributeError, ReferenceError):
+            pass
+        text = repr(obj)
+        address = text.rpartition(" at 0x")[2].rstrip(">")
+        try:
+            number = objects.known(int(address, 16))
+        except ValueError:
+            return None
+        return None if number is None else objects._alive[number]
+    if kind.__name__ == "ndarray" and getattr(obj, "base", None) is not None:
+        base = obj
+        while getattr(base, "base", None) is not None:
+            base = base.base  # type: ignore[attr-defined]
+        return base
+    return obj
+
+
+_DICT_DESCRIPTORS: dict[type, Any] = {}
+
+
+def instance_dict(obj: object) -> dict[str, Any] | None:
+    """``obj``'s namespace (``vars(obj)``) found without running its code: an
+    instance's ``__dict__``, a class's namespace; None if it has none."""
+    kind = type(obj)
+    if isinstance(obj, type):
+        proxy = _TYPE_DICT.__get__(obj)
+        referents = gc.get_referents(proxy)
+        return referents[0] if referents and type(referents[0]) is dict else None
+    descriptor = _DICT_DESCRIPTORS.get(kind, _MISSING)
+    if descriptor is _MISSING:
+        descriptor = None
+        for klass in kind.__mro__:
+            found = klass.__dict__.get("__dict__")
+            if found is not None:
+                descriptor = found if type(found) is types.GetSetDescriptorType else None
+                break
+        _DICT_DESCRIPTORS[kind] = descriptor
+    if descriptor is None:
+        return None
+    try:
+        namespace = descriptor.__get__(obj)
+    except Exception:  # noqa: BLE001 - an odd object has no namespace to alias
+        return None
+    return namespace if type(namespace) is dict else None
 
 
 def dependent(first: Event, second: Event) -> bool:
@@ -141,12 +275,16 @@ def dependent(first: Event, second: Event) -> bool:
     return False
 
 
-def _data(obj: object) -> bool:
+# ---- helpers ------------------------------------------------------------------------------------
+
+def data(obj: object) -> bool:
     """Whether ``obj`` has state a worker could change (not a number, string...)."""
-    return not isinstance(obj, _IMMUTABLE)
+    if isinstance(obj, _IMMUTABLE):
+        return False
+    return not (type(obj) is tuple and not any(data(item) for item in obj))
 
 
-def _key(key: object) -> object:
+def key_part(key: object) -> object:
     """The part of a dict or set that ``key`` names: itself if it is a plain value."""
     if isinstance(key, _KEY_TYPES):
         return key
@@ -155,138 +293,339 @@ def _key(key: object) -> object:
     return ALL
 
 
-def _reads(values: Sequence[object], objects: Objects) -> list[Access]:
-    return [(objects(value), ALL, False) for value in values if _data(value)]
+def reads(values: Iterable[object], objects: Objects) -> list[Access]:
+    return [(objects(value), ALL, False) for value in values if data(value)]
 
 
-def _writes(values: Sequence[object], objects: Objects) -> list[Access]:
-    return [(objects(value), ALL, True) for value in values if _data(value)]
+def writes(values: Iterable[object], objects: Objects) -> list[Access]:
+    return [(objects(value), ALL, True) for value in values if data(value)]
 
 
-def _attribute(owner: object, name: str, writes: bool, objects: Objects) -> list[Access]:
-    """``owner.name``: the attribute, and, read through an instance, the class
-    attribute it falls back to (which ``Class.name = ...`` writes)."""
-    out: list[Access] = [(objects(owner), name, writes)]
-    if writes or isinstance(owner, (type, types.ModuleType)):
-        return out
-    try:
-        namespace = object.__getattribute__(owner, "__dict__")
-    except AttributeError:
-        namespace = None
-    if namespace is None or name not in namespace:
-        for klass in type(owner).__mro__:
-            if name in klass.__dict__:
-                out.append((objects(klass), name, False))
-                break
-    return out
+DEEP_LIMIT = 500  # objects a deep read walks before it counts as reading everything
 
 
-def _python_code(function: object) -> CodeType | None:
-    code = getattr(function, "__code__", None)
+def deep_reads(values: Iterable[object], objects: Objects, namespaces: bool = False
+               ) -> Event:
+    """Reads of ``values`` and of every builtin container inside them (``==``,
+    ``repr``, ``json.dumps`` read what they contain); with ``namespaces``, of the
+    instances inside them too (a ``match`` reads their attributes).  Past
+    DEEP_LIMIT objects it is a read of everything (EVERYTHING)."""
+    out: list[Access] = []
+    seen: set[int] = set()
+    work = [value for value in values if data(value)]
+    while work:
+        value = work.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if len(seen) > DEEP_LIMIT:
+            return EVERYTHING_EVENT
+        kind = type(value)
+        if isinstance(value, _DEEP) or kind in _VIEWS:
+            if kind is not tuple and kind is not frozenset:
+                out.append((objects(value), ALL, False))
+            items: Iterable[object] = value.items() if isinstance(value, dict) \
+                else gc.get_referents(value) if kind in _VIEWS else value  # type: ignore
+            for item in items:
+                if isinstance(item, tuple) and isinstance(value, dict):
+                    work.extend(part for part in item if data(part))
+                elif data(item):
+                    work.append(item)
+        elif namespaces and instance_dict(value) is not None:
+            out.append((objects(value), ALL, False))
+            work.extend(item for item in instance_dict(value).values()  # type: ignore
+                        if data(item))
+        elif kind is memoryview or kind is bytearray:
+            out.append((objects(value), ALL, False))
+    return tuple(out)
+
+
+def lookup(kind: type, name: str) -> object:
+    """``name`` as the class ``kind`` (its MRO) has it, without running any code;
+    _MISSING if none has it."""
+    for klass in kind.__mro__:
+        found = klass.__dict__.get(name, _MISSING)
+        if found is not _MISSING:
+            return found
+    return _MISSING
+
+
+def python_code(function: object) -> CodeType | None:
+    code = getattr(function, "__code__", None) if type(function) is FunctionType else None
     return code if isinstance(code, CodeType) else None
 
 
-class Calls:
-    """What calling something does, by what it is (see the module docstring)."""
+def qualified(function: Any) -> str:
+    """``module.qualname`` of a function, for the verdict."""
+    module = getattr(function, "__module__", None) or "?"
+    name = getattr(function, "__qualname__", None) or getattr(function, "__name__", "?")
+    return f"{module}.{name}"
 
-    def __init__(self, is_user: Callable[[str], bool]) -> None:
-        self.is_user = is_user
+
+# ---- what code is: seen, or not -----------------------------------------------------------------
+
+class Calls:
+    """What calling something, an operator or a descriptor does, by what it is (see
+    the module docstring).  ``seen(code)``: whether code was rewritten (or is
+    explore's own); ``swap(function)``: rewrite a user function not rewritten
+    yet, if it can (True once it is)."""
+
+    def __init__(self, seen: Callable[[CodeType], bool],
+                 swap: Callable[[FunctionType], bool] | None = None) -> None:
+        self._seen = seen
+        self._swap = swap
+        # lru_cache wrappers called, by id: (wrapper, its entries when first called)
+        self.lru: dict[int, tuple[Any, int]] = {}
 
     def seen(self, code: CodeType) -> bool:
-        """Whether code runs with its own switch points (or is explore's own)."""
-        return own_file(code.co_filename) or self.is_user(code.co_filename)
+        return self._seen(code) or own_file(code.co_filename)
 
-    def describe(self, function: object, args: list[object], objects: Objects) -> Described:
-        if isinstance(function, types.MethodType):
+    def function_seen(self, function: FunctionType) -> bool:
+        """Whether calling ``function`` runs rewritten code (rewriting it now if it
+        is user code that was not)."""
+        code = function.__code__
+        if self.seen(code):
+            return True
+        return self._swap is not None and self._swap(function)
+
+    def callable_outcome(self, function: object, args: Sequence[object], objects: Objects,
+                         kwargs: dict[str, object] | None = None) -> Outcome:
+        """What ``function(*args, **kwargs)`` touches by itself."""
+        values = list(args) if not kwargs else [*args, *kwargs.values()]
+        try:
+            return self._call(function, list(args), values, kwargs, objects, 0)
+        except Exception:  # noqa: BLE001 - a wrong answer would be worse than a conservative one
+            return OPAQUE
+
+    def _call(self, function: Any, args: list[object], values: list[object],
+              kwargs: dict[str, object] | None, objects: Objects, depth: int) -> Outcome:
+        if depth > 4:
+            return OPAQUE
+        kind = type(function)
+        if kind is types.MethodType:
+            if _own_class(type(function.__self__)):
+                return QUIET  # explore's primitives: they make their own steps
             args = [function.__self__, *args]
-            function = function.__func__
-        if isinstance(function, types.FunctionType):
-            if self.seen(function.__code__):
-                return NOTHING, None
-            return tuple(_writes(args, objects)), None
-        if isinstance(function, _BUILTIN_METHODS):
+            values = [function.__self__, *values]
+            function, kind = function.__func__, type(function.__func__)
+        if kind is FunctionType:
+            if self.function_seen(function):
+                return self._with_callbacks(QUIET, values, objects)
+            return self.library(function, args, values, kwargs, objects)
+        if kind is types.BuiltinFunctionType or kind is types.BuiltinMethodType:
             receiver = function.__self__
-            if isinstance(receiver, types.ModuleType) or receiver is None:
-                return self._module_function(function, receiver, args, objects)
-            return self._method(receiver, function.__name__, args, objects)
-        if isinstance(function, _DESCRIPTORS) and args:
-            return self._method(args[0], function.__name__, args[1:], objects)
+            if receiver is None or type(receiver) is types.ModuleType:
+                return self._module_function(function, receiver, args, values, kwargs,
+                                             objects)
+            return self._method(receiver, function.__name__, args, values, objects)
+        if kind is types.MethodWrapperType:
+            return self._method(function.__self__, function.__name__, args, values, objects)
+        if kind in _DESCRIPTORS and args:
+            return self._method(args[0], function.__name__, args[1:], values, objects)
         if isinstance(function, type):
-            return self._construct(function, args, objects), None
-        partial_function = getattr(function, "func", None)
-        if type(function).__name__ == "partial" and partial_function is not None:
-            return self.describe(partial_function,
-                                 [*getattr(function, "args", ()), *args], objects)
-        call = next((kind.__dict__["__call__"] for kind in type(function).__mro__
-                     if "__call__" in kind.__dict__), None)
-        code = _python_code(call)
-        if code is not None and self.seen(code):
-            return NOTHING, None
-        return tuple(_writes([function, *args], objects)), None
+            return self._construct(function, args, values, kwargs, objects)
+        if kind is _PARTIAL:
+            inner = [*function.args, *args]
+            merged = {**function.keywords, **(kwargs or {})}
+            return self._call(function.func, inner, [*inner, *merged.values()], merged,
+                              objects, depth + 1)
+        if kind is _LRU:
+            wrapped = getattr(function, "__wrapped__", None)
+            if type(wrapped) is FunctionType:
+                self.function_seen(wrapped)
+            if id(function) not in self.lru:
+                self.lru[id(function)] = (function, function.cache_info().currsize)
+            event = ((objects(function), ALL, True), *reads(values, objects))
+            return Outcome(event, None, event)
+        if kind in _GETTERS:
+            return _GETTERS[kind](self, function, args, objects)
+        if kind is weakref.ref or isinstance(function, weakref.ref):
+            return Outcome(EVERYTHING_EVENT, None, None, "a weak reference dereferenced")
+        call = lookup(kind, "__call__")
+        code = python_code(call)
+        if code is not None:
+            return self._call(call, [function, *args], [function, *values], kwargs,
+                              objects, depth + 1)
+        return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT)  # C callable of its own
+
+    # ---- accesses, described by the module functions below ------------------------------------
+    def attribute(self, owner: object, name: str, mode: str, objects: Objects) -> Outcome:
+        """``owner.name`` read ("r"), written ("w") or deleted ("d")."""
+        return _attribute(self, owner, name, mode, objects)
+
+    def subscript(self, container: object, key: object, mode: str, objects: Objects,
+                  is_slice: bool = False) -> Outcome:
+        """``container[key]`` read ("r"), written ("w") or deleted ("d")."""
+        return _subscript(self, container, key, mode, objects, is_slice)
+
+    def next_item(self, iterator: object, objects: Objects, depth: int = 0) -> Outcome:
+        """``next(iterator)``."""
+        return _next_item(self, iterator, objects, depth)
+
+    def operation(self, op: str, left: object, right: object, objects: Objects,
+                  inplace: bool = False) -> Outcome:
+        """``left op right`` (see _operation)."""
+        return _operation(self, op, left, right, objects, inplace)
+
+    def enter_exit(self, manager: object, objects: Objects, which: str) -> Outcome | None:
+        """``with manager``: entering ("__enter__") or leaving ("__exit__")."""
+        return _enter_exit(self, manager, objects, which)
+
+    def _with_callbacks(self, outcome: Outcome, values: Sequence[object],
+                        objects: Objects) -> Outcome:
+        """``outcome`` of a call that may run the callables among ``values``: user
+        functions are rewritten first; a library's makes the step unseen."""
+        for value in values:
+            function = value.__func__ if type(value) is types.MethodType else value
+            if type(function) is FunctionType and not self.function_seen(function):
+                return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT,
+                               f"inside {qualified(function)}, called back from C code")
+        return outcome
+
+    def library(self, function: FunctionType, args: list[object], values: list[object],
+                kwargs: dict[str, object] | None, objects: Objects) -> Outcome:
+        """A call of Python code that was not rewritten."""
+        model = LIBRARY.get((function.__module__, function.__qualname__))
+        code = function.__code__
+        if model is None and code.co_filename.startswith("<") and args and \
+                lookup(type(args[0]), "__dataclass_fields__") is not _MISSING:
+            model = _DATACLASS.get(function.__name__)
+        if model is not None:
+            outcome = model(self, args, values, kwargs, objects)
+            if outcome is not None:  # Python code runs: the guard must expect it
+                return outcome if outcome.open is not None else outcome.replace(open=NOTHING)
+        return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT, unseen_text(function))
 
     def _module_function(self, function: Any, module: object, args: list[object],
-                         objects: Objects) -> Described:
-        if module is not builtins:  # heapq.heappush, operator.setitem...: writes
-            return tuple(_writes(args, objects)), None
+                         values: list[object], kwargs: dict[str, object] | None,
+                         objects: Objects) -> Outcome:
         name = function.__name__
-        if name in _NO_ACCESS_BUILTINS:
-            return NOTHING, None
-        if name in ("getattr", "hasattr") and len(args) >= 2 and isinstance(args[1], str):
-            return tuple(_attribute(args[0], args[1], False, objects)), None
-        if name in ("setattr", "delattr") and len(args) >= 2 and isinstance(args[1], str):
-            return ((objects(args[0]), args[1], True),), None
-        if name == "next" and args:
-            return tuple(iteration(args[0], objects, self)), None
-        if name == "print":
-            return ((objects(sys.stdout), ALL, True),), None
-        if name in _OPAQUE_BUILTINS:
-            return tuple(_writes(args, objects)), None
-        return tuple(_reads(args, objects)), None  # len, sorted, sum, repr, vars...
+        if module is builtins or module is None:
+            handler = _BUILTINS.get(name)
+            if handler is not None:
+                return handler(self, args, values, objects)
+            return self._with_callbacks(Outcome(tuple(reads(values, objects))), values,
+                                        objects)
+        module_name = getattr(module, "__name__", "")
+        model = C_FUNCTIONS.get((module_name, name))
+        if model is not None:
+            return model(self, args, values, kwargs, objects) or OPAQUE
+        if module_name in _PURE_MODULES:
+            return self._with_callbacks(Outcome(deep_reads(values, objects)), values,
+                                        objects)
+        return self._with_callbacks(Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT),
+                                    values, objects)
 
-    def _method(self, receiver: object, name: str, args: list[object],
-                objects: Objects) -> Described:
+    def _method(self, receiver: object, name: str, args: list[object], values: list[object],
+                objects: Objects) -> Outcome:
         kind = type(receiver)
         if kind is _LOCK or kind is _RLOCK:
             return _real_lock(receiver, name, args, objects)
-        if isinstance(receiver, _IMMUTABLE):  # "sep".join(parts) reads the parts
-            return tuple(_reads(args, objects)), None
-        writes = name not in _READERS
-        part = ALL
+        if isinstance(receiver, _LOCAL):
+            return QUIET  # a thread's own attributes
+        if kind is weakref.ref:
+            return Outcome(EVERYTHING_EVENT, None, None, "a weak reference dereferenced")
+        if isinstance(receiver, (str, bytes, int, float, complex, tuple, frozenset, range)):
+            return self._with_callbacks(Outcome(tuple(reads(values, objects))), values,
+                                        objects)
+        writes_it = name not in _READERS
+        part: object = ALL
         if name in _KEYED and args and isinstance(receiver, (dict, set, frozenset)):
-            part = _key(args[0])
-        if name == "get" and isinstance(receiver, collections.defaultdict):
-            part = ALL
-        return ((objects(receiver), part, writes), *_reads(args, objects)), None
+            part = key_part(args[0])
+            if name == "get" and isinstance(receiver, collections.defaultdict):
+                part = ALL
+        if isinstance(receiver, _IO_TYPES):
+            return Outcome(EVERYTHING_EVENT, None, None, "file I/O")
+        own = (objects(receiver), part, writes_it)
+        rest = deep_reads(values[1:] if values and values[0] is receiver else values,
+                          objects) if name in _DEEP_METHODS else \
+            tuple(reads(values[1:] if values and values[0] is receiver else values, objects))
+        event = (own, *rest)
+        outcome = Outcome(event, None, event if _calls_back(values) else None)
+        return self._with_callbacks(outcome, values, objects)
 
-    def _construct(self, kind: type, args: list[object], objects: Objects) -> Event:
+    def _construct(self, kind: type, args: list[object], values: list[object],
+                   kwargs: dict[str, object] | None, objects: Objects) -> Outcome:
+        if _own_class(kind):
+            return QUIET
+        if kind is str:
+            return self._with_callbacks(Outcome(deep_reads(values, objects)), values, objects)
         if kind.__module__ == "builtins":
-            return tuple(_reads(args, objects))  # list(x), dict(x), ValueError(x)...
-        c_part = False
-        for method, default in ((getattr(kind, "__init__", None), object.__init__),
-                                (getattr(kind, "__new__", None), object.__new__)):
-            code = _python_code(method)
-            if code is not None and not self.seen(code):
-                return tuple(_writes(args, objects))  # a library's constructor
-            if code is None and method is not default:
-                c_part = True
-        # Seen Python code has its own switch points; a C base class (class D(dict))
-        # reads what it is given.
-        return tuple(_reads(args, objects)) if c_part else NOTHING
+            if kind is super or issubclass(kind, BaseException):
+                return QUIET
+            return self._with_callbacks(Outcome(tuple(reads(values, objects))), values,
+                                        objects)
+        if kind.__module__ == "weakref" or issubclass(kind, (weakref.ref, weakref.finalize)):
+            return Outcome(EVERYTHING_EVENT, None, None, "weak references")
+        outcome = QUIET
+        for name in ("__new__", "__init__"):
+            method = lookup(kind, name)
+            if method is object.__init__ or method is object.__new__ or method is _MISSING:
+                continue
+            if isinstance(method, staticmethod):
+                method = method.__func__
+            if type(method) is FunctionType:
+                if self.function_seen(method):
+                    continue
+                if name == "__init__" and method.__code__.co_filename.startswith("<") and \
+                        lookup(kind, "__dataclass_fields__") is not _MISSING:
+                    found = _dataclass_init(self, [kind], values, kwargs, objects) or OPAQUE
+                else:
+                    found = self.library(method, [_FRESH, *args], values, kwargs, objects)
+                if found.blind is not None or found.event:
+                    return found
+            else:  # a C base class: reads what it is given
+                outcome = Outcome(tuple(reads(values, objects)))
+        return self._with_callbacks(outcome, values, objects)
 
 
-def _real_lock(lock: Any, name: str, args: list[object], objects: Objects) -> Described:
+_FRESH = object()  # the instance a constructor is making (no one else sees it yet)
+
+
+def _own_class(kind: type) -> bool:
+    """Whether ``kind`` is explore's own (a primitive: it makes its own steps)."""
+    return kind.__module__.startswith("pytest_concurrency.")
+
+
+def unseen_text(function: Any) -> str:
+    """How the verdict names a call into code explore did not rewrite."""
+    module = getattr(function, "__module__", None) or ""
+    package = module.partition(".")[0]
+    name = qualified(function)
+    code = python_code(function)
+    if code is not None and code.co_filename.startswith("<"):
+        return f"inside {name} (code without a source file)"
+    if package:
+        return f"inside {name} (not instrumented; instrument=[{package!r}] would)"
+    return f"inside {name}"
+
+
+def _calls_back(values: Iterable[object]) -> bool:
+    """Whether a C call given ``values`` may run Python code while it works (a key
+    function, an instance with Python ``__eq__`` or ``__hash__``, a generator)."""
+    for value in values:
+        kind = type(value)
+        if kind is FunctionType or kind is types.MethodType or kind in _GENERATORS or \
+                kind is _PARTIAL:
+            return True
+        if not isinstance(value, _IMMUTABLE) and kind.__module__ != "builtins":
+            return True
+    return False
+
+
+def _real_lock(lock: Any, name: str, args: list[object], objects: Objects) -> Outcome:
     """A lock made before the run (``threading.Lock()`` at import): taking it is
     guarded like explore's own Lock, so no worker ever blocks on it for real."""
     event: Event = ((objects(lock), ALL, True),)
     if name in _RELEASES:
-        return event, releasing
+        return Outcome(event, releasing)
     blocking = not args or (len(args) == 1 and args[0] is True)
     if name not in _ACQUIRES or not blocking:
-        return event, None  # a try-lock or a timed acquire: it never blocks for ever
+        return Outcome(event)  # a try-lock or a timed acquire: it never blocks for ever
     if type(lock) is _LOCK:
-        return event, lambda: not lock.locked()
+        return Outcome(event, lambda: not lock.locked())
     me = _orig.get_ident()
-    return event, lambda: _rlock_free_for(lock, me)
+    return Outcome(event, lambda: _rlock_free_for(lock, me))
 
 
 def _rlock_free_for(lock: object, ident: int) -> bool:
@@ -298,334 +637,726 @@ def _rlock_free_for(lock: object, ident: int) -> bool:
     return count == "0" or owner == str(ident)
 
 
-def iteration(iterator: object, objects: Objects, calls: Calls, depth: int = 0) -> list[Access]:
+_ACQUIRES = frozenset({"acquire", "acquire_lock", "__enter__"})
+_RELEASES = frozenset({"release", "release_lock", "__exit__"})
+# Methods of builtin containers that only read their receiver; the rest write it.
+_READERS = frozenset({
+    "get", "keys", "values", "items", "copy", "count", "index", "__contains__",
+    "__getitem__", "__len__", "__iter__", "__reversed__", "__repr__", "__str__", "__eq__",
+    "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__sizeof__", "__format__",
+    "__bool__", "issubset", "issuperset", "isdisjoint", "union", "intersection",
+    "difference", "symmetric_difference", "__or__", "__and__", "__sub__", "__xor__",
+    "__reduce__", "__reduce_ex__", "__copy__", "__deepcopy__", "__getstate__", "startswith",
+    "endswith", "find", "rfind", "hex", "decode", "tobytes", "tolist", "locked", "_is_owned",
+    "__getattribute__", "__dir__", "__class_getitem__", "fromkeys", "maxlen"})
+# Methods whose other arguments are read deeply (compared, copied by value).
+_DEEP_METHODS = frozenset({"count", "index", "remove", "__contains__", "__eq__", "__ne__",
+                           "__lt__", "__le__", "__gt__", "__ge__"})
+# Methods of dicts and sets whose first argument is the one key they touch.
+_KEYED = frozenset({"get", "__contains__", "__getitem__", "setdefault", "pop", "__setitem__",
+                    "__delitem__", "add", "discard", "remove"})
+_IO_TYPES: tuple[type, ...] = tuple(
+    kind for kind in (getattr(sys.modules.get("_io"), name, None)
+                      for name in ("FileIO", "BufferedReader", "BufferedWriter",
+                                   "BufferedRandom", "TextIOWrapper"))
+    if isinstance(kind, type))
+
+
+# ---- builtins -----------------------------------------------------------------------------------
+
+Handler = Callable[["Calls", list[object], list[object], Objects], Outcome]
+
+
+def _b_nothing(calls: Calls, args: list[object], values: list[object],
+               objects: Objects) -> Outcome:
+    return QUIET
+
+
+def _b_attribute(calls: Calls, args: list[object], values: list[object],
+                 objects: Objects) -> Outcome:
+    if len(args) >= 2 and isinstance(args[1], str):
+        return calls.attribute(args[0], args[1], "r", objects)
+    return OPAQUE
+
+
+def _b_setattr(calls: Calls, args: list[object], values: list[object],
+               objects: Objects) -> Outcome:
+    if len(args) >= 2 and isinstance(args[1], str):
+        return calls.attribute(args[0], args[1], "w", objects)
+    return OPAQUE
+
+
+def _b_delattr(calls: Calls, args: list[object], values: list[object],
+               objects: Objects) -> Outcome:
+    if len(args) >= 2 and isinstance(args[1], str):
+        return calls.attribute(args[0], args[1], "d", objects)
+    return OPAQUE
+
+
+def _b_next(calls: Calls, args: list[object], values: list[object],
+            objects: Objects) -> Outcome:
+    return calls.next_item(args[0], objects) if args else QUIET
+
+
+def _b_deep(calls: Calls, args: list[object], values: list[object],
+            objects: Objects) -> Outcome:
+    return calls._with_callbacks(Outcome(deep_reads(values, objects)), values, objects)
+
+
+def _b_print(calls: Calls, args: list[object], values: list[object],
+             objects: Objects) -> Outcome:
+    return Outcome(((objects(STDOUT), ALL, True), *deep_reads(values, objects)))
+
+
+def _b_vars(calls: Calls, args: list[object], values: list[object],
+            objects: Objects) -> Outcome:
+    if args:
+        objects(args[0])  # its namespace shares its number from now on
+    return QUIET
+
+
+def _b_opaque(calls: Calls, args: list[object], values: list[object],
+              objects: Objects) -> Outcome:
+    return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT,
+                   "code run by exec, eval or compile")
+
+
+def _b_open(calls: Calls, args: list[object], values: list[object],
+            objects: Objects) -> Outcome:
+    return Outcome(EVERYTHING_EVENT, None, None, "file I/O (open)")
+
+
+def _b_iterating(calls: Calls, args: list[object], values: list[object],
+                 objects: Objects) -> Outcome:
+    """``sum``, ``list``, ``sorted``, ``any``...: they iterate their argument."""
+    event: list[Access] = []
+    for value in args[:1]:
+        if hasattr(type(value), "__next__"):
+            event += calls.next_item(value, objects).event
+        elif type(value) in _VIEWS or isinstance(value, _DEEP):
+            event += deep_reads([value], objects)
+    event += reads(values[1:], objects)
+    outcome = Outcome(tuple(event), None, tuple(event) if _calls_back(values) else None)
+    return calls._with_callbacks(outcome, values, objects)
+
+
+_BUILTINS: dict[str, Handler] = {
+    **dict.fromkeys(("id", "type", "isinstance", "issubclass", "callable", "iter", "super",
+                     "locals", "globals", "chr", "ord", "abs", "round", "divmod", "pow",
+                     "bin", "oct", "hex", "hash", "dir", "__build_class__"), _b_nothing),
+    "getattr": _b_attribute, "hasattr": _b_attribute, "setattr": _b_setattr,
+    "delattr": _b_delattr, "next": _b_next, "vars": _b_vars, "print": _b_print,
+    **dict.fromkeys(("repr", "ascii", "format"), _b_deep),
+    **dict.fromkeys(("exec", "eval", "compile", "__import__", "input", "breakpoint"),
+                    _b_opaque),
+    "open": _b_open,
+    **dict.fromkeys(("sum", "min", "max", "sorted", "any", "all", "enumerate", "zip", "map",
+                     "filter", "reversed", "len"), _b_iterating),
+}
+
+
+# ---- what an attribute access does --------------------------------------------------------------
+
+def _attribute(calls: Calls, owner: object, name: str, mode: str,
+               objects: Objects) -> Outcome:
+    """``owner.name`` read ("r"), written ("w") or deleted ("d")."""
+    kind = type(owner)
+    if kind is super:
+        owner = owner.__self__  # type: ignore[attr-defined]
+        if owner is None:
+            return QUIET
+        kind = type(owner)
+    if isinstance(owner, _LOCAL):
+        return QUIET  # each thread has its own
+    if kind is types.ModuleType or isinstance(owner, type):
+        return _class_attribute(calls, owner, name, mode, objects)
+    number = objects(owner)
+    writing = mode != "r"
+    plain = Outcome(((number, name, writing),))
+    if kind is _ENVIRON or _own_class(kind):
+        return plain
+    custom = lookup(kind, "__getattribute__" if not writing else
+                    "__setattr__" if mode == "w" else "__delattr__")
+    if type(custom) is FunctionType or isinstance(custom, (staticmethod, classmethod)):
+        # A __getattribute__ / __setattr__ in Python (one in C works on the object).
+        outcome = _runs(calls, custom, owner, objects, plain)
+        if outcome is not None:
+            return outcome
+    found = lookup(kind, name)
+    if found is not _MISSING:
+        descriptor = type(found)
+        if isinstance(found, property):
+            function = found.fget if mode == "r" else found.fset if mode == "w" else \
+                found.fdel
+            return _through(calls, function, owner, objects, plain)
+        if descriptor is functools.cached_property and mode == "r":
+            namespace = instance_dict(owner)
+            attrname = getattr(found, "attrname", None) or name
+            if namespace is not None and attrname in namespace:
+                return plain
+            function = found.func  # type: ignore[attr-defined]
+            if type(function) is FunctionType:
+                calls.function_seen(function)
+            event = ((number, attrname, True),)
+            return Outcome(event, None, event)
+        if descriptor in (types.MemberDescriptorType, types.GetSetDescriptorType,
+                          FunctionType, staticmethod, classmethod,
+                          types.MethodDescriptorType, types.WrapperDescriptorType,
+                          types.BuiltinFunctionType):
+            return _with_class(plain, kind, name, mode, objects, owner)
+        hook = lookup(descriptor, "__get__" if mode == "r" else
+                      "__set__" if mode == "w" else "__delete__")
+        if hook is not _MISSING:
+            outcome = _runs(calls, hook, found, objects, plain)
+            if outcome is not None:
+                return outcome
+    if mode == "r" and found is _MISSING:
+        namespace = instance_dict(owner)
+        if namespace is None or name not in namespace:
+            fallback = lookup(kind, "__getattr__")
+            if fallback is not _MISSING:
+                outcome = _runs(calls, fallback, owner, objects, plain)
+                if outcome is not None:
+                    return outcome
+    return _with_class(plain, kind, name, mode, objects, owner)
+
+
+def _with_class(plain: Outcome, kind: type, name: str, mode: str, objects: Objects,
+                owner: object) -> Outcome:
+    """A read through an instance also reads the class attribute it falls back to
+    (which ``Class.name = ...`` writes)."""
+    if mode != "r":
+        return plain
+    namespace = instance_dict(owner)
+    if namespace is not None and name in namespace:
+        return plain
+    for klass in kind.__mro__:
+        if name in klass.__dict__:
+            if klass.__module__ == "builtins":
+                return plain
+            return Outcome((*plain.event, (objects(klass), name, False)))
+    return plain
+
+
+def _class_attribute(calls: Calls, owner: object, name: str, mode: str,
+                     objects: Objects) -> Outcome:
+    """``Module.name`` or ``Class.name``: the namespace's key (and, read through a
+    subclass, the base class's)."""
+    writing = mode != "r"
+    if type(owner) is types.ModuleType:
+        return Outcome(((objects(owner), name, writing),))
+    assert isinstance(owner, type)
+    meta = type(owner)
+    if meta is not type:
+        custom = lookup(meta, "__getattribute__" if not writing else "__setattr__")
+        if type(custom) is FunctionType:
+            outcome = _runs(calls, custom, owner, objects, None)
+            if outcome is not None:
+                return outcome
+    if writing:
+        return Outcome(((objects(owner), name, True),))
+    event: list[Access] = []
+    for klass in owner.__mro__:
+        if klass.__module__ != "builtins":
+            event.append((objects(klass), name, False))
+        if name in klass.__dict__:
+            break
+    return Outcome(tuple(event))
+
+
+def _runs(calls: Calls, function: object, subject: object, objects: Objects,
+          plain: Outcome | None) -> Outcome | None:
+    """An access that runs ``function`` (a descriptor's ``__get__``, a custom
+    ``__getattribute__``): None when that is code with its own hooks or C code
+    of a builtin type (the plain access says it all)."""
+    if isinstance(function, (staticmethod, classmethod)):
+        function = function.__func__
+    if type(function) is FunctionType:
+        if calls.function_seen(function):
+            return None
+        found = calls.library(function, [subject], [subject], None, objects)
+        if plain is not None and not found.blind:
+            return Outcome((*plain.event, *found.event), found.guard, found.open)
+        return found
+    if type(function) in _DESCRIPTORS or type(function) in _BUILTIN_METHODS or \
+            type(function) is types.BuiltinFunctionType:
+        owner = getattr(function, "__objclass__", None)
+        if owner is None or owner.__module__ == "builtins":
+            return None
+    return OPAQUE
+
+
+def _through(calls: Calls, function: object, owner: object, objects: Objects,
+             plain: Outcome) -> Outcome:
+    """A property's getter, setter or deleter run on ``owner``."""
+    if function is None:
+        return plain
+    if type(function) in _GETTERS:
+        found = _GETTERS[type(function)](calls, function, [owner], objects)
+        return Outcome((*plain.event, *found.event), found.guard, found.open, found.blind)
+    outcome = _runs(calls, function, owner, objects, plain)
+    return plain if outcome is None else outcome
+
+
+def _attrgetter(calls: Calls, getter: Any, args: list[object], objects: Objects) -> Outcome:
+    """``operator.attrgetter("a.b")(obj)`` reads obj.a, then that's b."""
+    if not args:
+        return OPAQUE
+    text = repr(getter)  # operator.attrgetter('a.b', 'c')
+    names = [part.strip().strip("'\"") for part in
+             text.partition("(")[2].rpartition(")")[0].split(",") if part.strip()]
+    event: list[Access] = []
+    for dotted in names:
+        target = args[0]
+        for name in dotted.split("."):
+            found = calls.attribute(target, name, "r", objects)
+            if found.blind or found.event == EVERYTHING_EVENT:
+                return found
+            event += found.event
+            try:
+                target = _OBJECT_GETATTRIBUTE(target, name) if not isinstance(
+                    target, type) else getattr(target, name)
+            except Exception:  # noqa: BLE001 - the real call raises it
+                break
+    return Outcome(tuple(event))
+
+
+def _itemgetter(calls: Calls, getter: Any, args: list[object], objects: Objects) -> Outcome:
+    """``operator.itemgetter(k)(obj)`` reads obj[k] (every key it names)."""
+    if not args:
+        return OPAQUE
+    keys = getter.__reduce__()[1]
+    event: list[Access] = []
+    for key in keys:
+        event += calls.subscript(args[0], key, "r", objects).event
+    return Outcome(tuple(event))
+
+
+def _methodcaller(calls: Calls, caller: Any, args: list[object], objects: Objects) -> Outcome:
+    """``operator.methodcaller("m", *a)(obj)`` calls obj.m(*a)."""
+    if not args:
+        return OPAQUE
+    reduced = caller.__reduce__()
+    name, extra = reduced[1][0], list(reduced[1][1:])
+    method = lookup(type(args[0]), name)
+    if method is _MISSING:
+        return OPAQUE
+    return calls._call(method, [args[0], *extra], [args[0], *extra], None, objects, 1)
+
+
+_GETTERS: dict[type, Callable[[Calls, Any, list[object], Objects], Outcome]] = {
+    operator.attrgetter: _attrgetter, operator.itemgetter: _itemgetter,
+    operator.methodcaller: _methodcaller}
+
+
+# ---- subscripts, iteration, operators -----------------------------------------------------------
+
+def _subscript(calls: Calls, container: object, key: object, mode: str,
+               objects: Objects, is_slice: bool = False) -> Outcome:
+    """``container[key]`` read, written or deleted."""
+    kind = type(container)
+    writing = mode != "r"
+    if kind is _ENVIRON:
+        return Outcome(((objects(ENV), key_part(key), writing),))
+    dunder = "__getitem__" if mode == "r" else "__setitem__" if mode == "w" else "__delitem__"
+    method = lookup(kind, dunder)
+    if type(method) is FunctionType:
+        if calls.function_seen(method):
+            return QUIET  # its own hooks say what it does
+        return calls.library(method, [container, key], [container, key], None, objects)
+    if isinstance(container, dict) and not is_slice:
+        part = key_part(key)
+        event: Event = ((objects(container), part, writing),)
+        if mode == "r" and (part is ALL or key not in container):
+            if isinstance(container, collections.defaultdict):
+                event = ((objects(container), part, True),)
+                return calls._with_callbacks(Outcome(event, None, event),
+                                             [container.default_factory], objects)
+            missing = lookup(kind, "__missing__")
+            if type(missing) is FunctionType and not calls.function_seen(missing):
+                found = calls.library(missing, [container, key], [container, key], None,
+                                      objects)
+                return Outcome((*event, *found.event), found.guard, found.open, found.blind)
+        return Outcome(event, None, event if _calls_back([key]) else None)
+    if not data(container):
+        return QUIET
+    if kind.__module__ != "builtins" and method is not _MISSING and \
+            not isinstance(container, (*_CONTAINERS, memoryview, bytearray)):
+        owner = getattr(method, "__objclass__", None)
+        if owner is None or owner.__module__ != "builtins":
+            return OPAQUE  # a C container of a library: its own state
+    return Outcome(((objects(container), ALL, writing),))
+
+
+def _next_item(calls: Calls, iterator: object, objects: Objects, depth: int = 0) -> Outcome:
     """``next(iterator)``: it advances the iterator and reads what it iterates over
     (found through the references a builtin iterator holds)."""
     kind = type(iterator)
-    step = getattr(kind, "__next__", None)
-    code = _python_code(step)
-    if code is not None:  # an iterator class in Python
-        return [] if calls.seen(code) else [(objects(iterator), ALL, True)]
-    frame = getattr(iterator, "gi_frame", None) or getattr(iterator, "cr_frame", None)
-    if frame is not None and calls.seen(frame.f_code):
-        return []  # a generator of code with its own switch points
+    if kind in _GENERATORS:
+        code = getattr(iterator, "gi_code", None) or getattr(iterator, "cr_code", None) or \
+            getattr(iterator, "ag_code", None)
+        if isinstance(code, CodeType) and calls.seen(code):
+            return QUIET  # a generator of code with its own hooks
+        name = code.co_qualname if isinstance(code, CodeType) and hasattr(
+            code, "co_qualname") else "?"
+        where = f" of {name} ({os.path.basename(code.co_filename)})" \
+            if isinstance(code, CodeType) else ""
+        return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT,
+                       f"a generator{where} made before the exploration or by code "
+                       "explore does not rewrite")
+    step = lookup(kind, "__next__")
+    if type(step) is FunctionType:
+        if calls.function_seen(step):
+            return QUIET
+        return calls.library(step, [iterator], [iterator], None, objects)
     out: list[Access] = [(objects(iterator), ALL, True)]
     if depth >= 3:
-        return out
+        return Outcome(tuple(out))
+    callback = False
     for referent in gc.get_referents(iterator):
-        if isinstance(referent, _MUTABLE_CONTAINERS):
+        if isinstance(referent, _CONTAINERS) or type(referent) in _VIEWS:
             out.append((objects(referent), ALL, False))
         elif type(referent) is tuple:  # zip's iterators, map's arguments
             for item in referent:
-                if hasattr(item, "__next__"):
-                    out.extend(iteration(item, objects, calls, depth + 1))
-                elif isinstance(item, _MUTABLE_CONTAINERS):
+                if hasattr(type(item), "__next__"):
+                    out += calls.next_item(item, objects, depth + 1).event
+                elif isinstance(item, _CONTAINERS):
                     out.append((objects(item), ALL, False))
-        elif hasattr(referent, "__next__") and _data(referent):
-            out.extend(iteration(referent, objects, calls, depth + 1))
-    return out
+        elif hasattr(type(referent), "__next__") and data(referent):
+            out += calls.next_item(referent, objects, depth + 1).event
+        elif type(referent) in (FunctionType, types.MethodType, _PARTIAL):
+            callback = True
+    event = tuple(out)
+    if not callback:
+        return Outcome(event)
+    functions = [r for r in gc.get_referents(iterator)
+                 if type(r) in (FunctionType, types.MethodType, _PARTIAL)]
+    return calls._with_callbacks(Outcome(event, None, event), functions, objects)
 
 
-def describe(describer: Describer, frame: FrameType, objects: Objects) -> Described:
-    """``describer``'s answer for ``frame``; an instruction it cannot describe (an
-    object that raises on a look at its class, say) touches everything."""
-    try:
-        return describer(frame, objects)
-    except Exception:  # noqa: BLE001 - a wrong answer would be worse than a conservative one
-        return _everything(frame, objects)
+_OPERATORS = {"add": ("__add__", "__radd__", "__iadd__"), "sub": ("__sub__", "__rsub__",
+                                                                   "__isub__"),
+              "mul": ("__mul__", "__rmul__", "__imul__"),
+              "matmul": ("__matmul__", "__rmatmul__", "__imatmul__"),
+              "truediv": ("__truediv__", "__rtruediv__", "__itruediv__"),
+              "floordiv": ("__floordiv__", "__rfloordiv__", "__ifloordiv__"),
+              "mod": ("__mod__", "__rmod__", "__imod__"), "pow": ("__pow__", "__rpow__",
+                                                                  "__ipow__"),
+              "lshift": ("__lshift__", "__rlshift__", "__ilshift__"),
+              "rshift": ("__rshift__", "__rrshift__", "__irshift__"),
+              "or_": ("__or__", "__ror__", "__ior__"), "xor": ("__xor__", "__rxor__", "__ixor__"),
+              "and_": ("__and__", "__rand__", "__iand__"),
+              "eq": ("__eq__", "__eq__", ""), "ne": ("__ne__", "__ne__", ""),
+              "lt": ("__lt__", "__gt__", ""), "le": ("__le__", "__ge__", ""),
+              "gt": ("__gt__", "__lt__", ""), "ge": ("__ge__", "__le__", ""),
+              "neg": ("__neg__", "", ""), "pos": ("__pos__", "", ""),
+              "invert": ("__invert__", "", ""), "truth": ("__bool__", "__len__", ""),
+              "format": ("__format__", "__str__", "__repr__"),
+              "unpack": ("__iter__", "__len__", "")}
+_COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 
 
-class Table:
-    """Per code object: DPOR's switch points and, for each, how to describe it.
-
-    ``points(code)`` has the shape of ``instrument.CodeTable.points`` (the
-    tracers read it); ``describers(code)`` maps the same offsets to functions
-    of the frame that return the event of the instruction about to run.
-    """
-
-    granularity = "access"
-
-    def __init__(self, is_user: Callable[[str], bool]) -> None:
-        self.calls = Calls(is_user)
-        self._points: dict[CodeType, dict[int, tuple[int, str | None]]] = {}
-        self._describers: dict[CodeType, dict[int, Describer]] = {}
-
-    def points(self, code: CodeType) -> dict[int, tuple[int, str | None]]:
-        points = self._points.get(code)
-        if points is None:
-            self._build(code)
-            points = self._points[code]
-        return points
-
-    def describers(self, code: CodeType) -> dict[int, Describer]:
-        found = self._describers.get(code)
-        if found is None:
-            self._build(code)
-            found = self._describers[code]
-        return found
-
-    def _build(self, code: CodeType) -> None:
-        from .frames import DepthError
-        from .instrument import access_text
-
-        points: dict[int, tuple[int, str | None]] = {}
-        describers: dict[int, Describer] = {}
-        try:
-            stack = Stack(code)
-        except DepthError:
-            stack = None
-        line = code.co_firstlineno
-        for instruction in dis.get_instructions(code):
-            if instruction.positions is not None and instruction.positions.lineno is not None:
-                line = instruction.positions.lineno
-            describer = _describer(instruction, stack, self.calls)
-            if describer is None:
+def _operation(calls: Calls, op: str, left: object, right: object, objects: Objects,
+               inplace: bool = False) -> Outcome:
+    """``left op right`` (right is _MISSING for a unary operation, a truth test,
+    formatting or unpacking): on builtin objects it reads (in place: writes the
+    left) them - their contents too for comparisons and formatting; on Python
+    objects it runs their class's dunder, rewritten code or not."""
+    if op in ("contains", "not_contains"):
+        return _contains(calls, left, right, objects)
+    if op == "is":
+        return QUIET
+    names = _OPERATORS.get(op, ("", "", ""))
+    deep = op in _COMPARISONS or op == "format"
+    event: list[Access] = []
+    opened: Event | None = None
+    for position, value in enumerate((left, right)):
+        if value is _MISSING or not data(value):
+            continue
+        kind = type(value)
+        if op == "unpack" and kind in _GENERATORS:
+            found = calls.next_item(value, objects)
+            if found.blind:
+                return found
+            event += found.event
+            continue
+        if op == "format":
+            dunders = list(names)
+        elif position == 0 or op in ("truth", "unpack"):
+            dunders = [names[2]] if inplace and names[2] else []
+            dunders.append(names[0])
+            if op == "truth":
+                dunders.append(names[1])
+        else:
+            dunders = [names[1]]
+        builtin = kind.__module__ == "builtins" or kind in _VIEWS
+        for dunder in dunders:
+            method = lookup(kind, dunder) if dunder and not builtin else _MISSING
+            if method is _MISSING or method in _IDENTITY:
                 continue
-            if stack is None or instruction.offset not in stack.depths:
-                describer = _everything  # not understood (or unreachable): touches all
-            what = access_text(instruction) if instruction.opname in _ACCESS_TEXT else \
-                _VERBS.get(instruction.opname, None)
-            points[instruction.offset] = (line, what)
-            describers[instruction.offset] = describer
-        self._points[code], self._describers[code] = points, describers
-
-
-EVERYTHING_EVENT: Event = ((EVERYTHING, ALL, True),)
-
-
-def _everything(frame: FrameType, objects: Objects) -> Described:
-    """An instruction whose operands could not be read: it conflicts with every
-    step that touches anything (see ``dependent``)."""
-    return EVERYTHING_EVENT, None
-
-
-_ACCESS_TEXT = frozenset({
-    "LOAD_ATTR", "STORE_ATTR", "DELETE_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR",
-    "BINARY_SUBSCR", "STORE_SUBSCR", "DELETE_SUBSCR", "BINARY_SLICE", "STORE_SLICE",
-    "LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME", "STORE_NAME", "DELETE_NAME",
-    "LOAD_DEREF", "STORE_DEREF", "DELETE_DEREF", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF",
-    "CONTAINS_OP", "FOR_ITER"})
-_VERBS = {"CALL": "calls", "CALL_KW": "calls", "CALL_FUNCTION_EX": "calls",
-          "BEFORE_WITH": "enters with", "WITH_EXCEPT_START": "exits with",
-          "BINARY_OP": "operates", "COMPARE_OP": "compares", "UNPACK_SEQUENCE": "unpacks",
-          "UNPACK_EX": "unpacks"}
-
-
-def _describer(instruction: dis.Instruction, stack: Stack | None,
-               calls: Calls) -> Describer | None:
-    """How to describe ``instruction`` at run time; None: it touches nothing shared."""
-    name, offset, arg, argval = (instruction.opname, instruction.offset, instruction.arg,
-                                 instruction.argval)
-    if stack is None:
-        stack = _NO_STACK
-    top = stack.top
-
-    if name in ("LOAD_ATTR", "LOAD_METHOD", "STORE_ATTR", "DELETE_ATTR"):
-        writes = name != "LOAD_ATTR" and name != "LOAD_METHOD"
-
-        def attribute(frame: FrameType, objects: Objects) -> Described:
-            return tuple(_attribute(top(frame, offset, 1)[0], argval, writes, objects)), None
-        return attribute
-    if name == "LOAD_SUPER_ATTR":
-        def super_attribute(frame: FrameType, objects: Objects) -> Described:
-            return tuple(_attribute(top(frame, offset, 1)[0], argval, False, objects)), None
-        return super_attribute
-    if name in ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL"):
-        writes = name != "LOAD_GLOBAL"
-
-        def global_name(frame: FrameType, objects: Objects) -> Described:
-            return ((objects(frame.f_globals), argval, writes),), None
-        return global_name
-    if name in ("LOAD_NAME", "STORE_NAME", "DELETE_NAME"):
-        writes = name != "LOAD_NAME"
-
-        def plain_name(frame: FrameType, objects: Objects) -> Described:
-            namespace = frame.f_locals
-            out: list[Access] = [(objects(namespace), argval, writes)]
-            if not writes and namespace is not frame.f_globals:
-                out.append((objects(frame.f_globals), argval, False))
-            return tuple(out), None
-        return plain_name
-    if name in ("LOAD_DEREF", "STORE_DEREF", "DELETE_DEREF", "LOAD_CLASSDEREF",
-                "LOAD_FROM_DICT_OR_DEREF"):
-        writes = name in ("STORE_DEREF", "DELETE_DEREF")
-        index = arg if arg is not None else 0
-
-        def closure(frame: FrameType, objects: Objects) -> Described:
-            cell = stack.cell(frame, index)
-            return (((objects(cell), "", writes),) if cell is not None else NOTHING), None
-        return closure
-    if name in ("BINARY_SUBSCR", "STORE_SUBSCR", "DELETE_SUBSCR"):
-        writes = name != "BINARY_SUBSCR"
-
-        def subscript(frame: FrameType, objects: Objects) -> Described:
-            container, key = top(frame, offset, 2)
-            return _subscript(container, key, writes, objects, calls), None
-        return subscript
-    if name in ("BINARY_SLICE", "STORE_SLICE"):
-        count, writes = (3, False) if name == "BINARY_SLICE" else (3, True)
-
-        def slice_(frame: FrameType, objects: Objects) -> Described:
-            container = top(frame, offset, count)[0]
-            return (((objects(container), ALL, writes),) if _data(container) else NOTHING), \
-                None
-        return slice_
-    if name == "CONTAINS_OP":
-        def contains(frame: FrameType, objects: Objects) -> Described:
-            item, container = top(frame, offset, 2)
-            if isinstance(container, (dict, set, frozenset)):
-                return ((objects(container), _key(item), False),), None
-            return _operands([container], False, ("__contains__", "__iter__"), objects,
-                             calls), None
-        return contains
-    if name == "FOR_ITER":
-        def next_item(frame: FrameType, objects: Objects) -> Described:
-            return tuple(iteration(top(frame, offset, 1)[0], objects, calls)), None
-        return next_item
-    if name in ("CALL", "CALL_KW"):
-        count = (arg or 0) + (1 if name == "CALL_KW" else 0)
-        kw = name == "CALL_KW"
-
-        def call(frame: FrameType, objects: Objects) -> Described:
-            values = top(frame, offset, count + 2)
-            if kw:
-                values = values[:-1]
-            first, second, args = values[0], values[1], values[2:]
-            if NEW_CALLS:
-                function = first
-                if second is not NULL:
-                    args = [second, *args]
-            elif first is NULL:
-                function = second
+            if type(method) is FunctionType or isinstance(method, (staticmethod,
+                                                                   classmethod)):
+                outcome = _runs(calls, method, value, objects, None)
+                if outcome is not None:
+                    if outcome.blind:
+                        return outcome
+                    event += outcome.event
+                    opened = outcome.open
+                break
+            owner = getattr(method, "__objclass__", None)
+            if owner is None or owner.__module__ != "builtins":
+                return OPAQUE  # a C operator of a library type: its own state
+            builtin = True
+            break
+        if builtin:
+            writing = inplace and position == 0 and isinstance(value, _CONTAINERS)
+            if deep and not writing:
+                event += deep_reads([value], objects)
             else:
-                function, args = first, [second, *args]
-            return calls.describe(function, args, objects)
-        return call
-    if name == "CALL_FUNCTION_EX":
-        has_kwargs = bool((arg or 0) & 1)
+                event.append((objects(value), ALL, writing))
+    return Outcome(tuple(event), None, opened)
 
-        def call_ex(frame: FrameType, objects: Objects) -> Described:
-            extra = 1 if has_kwargs else 0
-            values = top(frame, offset, 3 + extra)
-            kwargs = values[-1] if has_kwargs else None
-            positional = values[-1 - extra]
-            function = values[0] if NEW_CALLS else values[1]
-            if function is NULL:  # 3.11/3.12 put the NULL first, 3.13 after the callable
-                function = values[1] if NEW_CALLS else values[0]
-            args = list(positional) if isinstance(positional, (tuple, list)) else []
-            if isinstance(kwargs, dict):
-                args.extend(kwargs.values())
-            return calls.describe(function, args, objects)
-        return call_ex
-    if name == "BEFORE_WITH":
-        def enter(frame: FrameType, objects: Objects) -> Described:
-            manager = top(frame, offset, 1)[0]
-            method = getattr(type(manager), "__enter__", None)
-            if method is None:
-                return NOTHING, None
-            return calls.describe(method, [manager], objects)
-        return enter
-    if name == "WITH_EXCEPT_START":
-        def exit_(frame: FrameType, objects: Objects) -> Described:
-            return calls.describe(top(frame, offset, 4)[0], [], objects)
-        return exit_
-    if name == "BINARY_OP":
-        inplace = arg in _INPLACE
 
-        def operator(frame: FrameType, objects: Objects) -> Described:
-            left, right = top(frame, offset, 2)
-            out = _operands([right], False, _OPERATORS, objects, calls)
-            return _operands([left], inplace, _OPERATORS, objects, calls) + out, None
-        return operator
-    if name == "COMPARE_OP":
-        def compare(frame: FrameType, objects: Objects) -> Described:
-            return _operands(top(frame, offset, 2), False, _COMPARISONS, objects, calls), None
-        return compare
-    if name in ("UNPACK_SEQUENCE", "UNPACK_EX", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE",
-                "DICT_MERGE") or name in _TRUTH_TESTS:
-        dunders = _TRUTH if name in _TRUTH_TESTS else _ITERATION
+_IDENTITY = (object.__eq__, object.__ne__, object.__format__, object.__repr__, object.__str__,
+             object.__hash__)
 
-        def operand(frame: FrameType, objects: Objects) -> Described:
-            return _operands(top(frame, offset, 1), False, dunders, objects, calls), None
-        return operand
-    if name in ("FORMAT_VALUE", "FORMAT_WITH_SPEC", "FORMAT_SIMPLE", "CONVERT_VALUE"):
-        spec = name == "FORMAT_WITH_SPEC" or name == "FORMAT_VALUE" and bool((arg or 0) & 0x04)
 
-        def formatted(frame: FrameType, objects: Objects) -> Described:
-            values = top(frame, offset, 2 if spec else 1)
-            return _operands(values[:1], False, _FORMATTING, objects, calls), None
-        return formatted
+def _contains(calls: Calls, item: object, container: object, objects: Objects) -> Outcome:
+    kind = type(container)
+    if kind is _ENVIRON:
+        return Outcome(((objects(ENV), key_part(item), False),))
+    if isinstance(container, (dict, set, frozenset)) or kind in _VIEWS[:1]:
+        method = lookup(kind, "__contains__")
+        if type(method) is FunctionType:
+            return QUIET if calls.function_seen(method) else \
+                calls.library(method, [container, item], [container, item], None, objects)
+        event: Event = ((objects(container), key_part(item), False),)
+        return Outcome(event, None, event if _calls_back([item]) else None)
+    if kind.__module__ == "builtins" or isinstance(container, _CONTAINERS) or \
+            kind in _VIEWS:
+        if not data(container):
+            return Outcome(deep_reads([item], objects))
+        event = deep_reads([container, item], objects)
+        return Outcome(event, None, event if _calls_back([item]) else None)
+    for dunder in ("__contains__", "__iter__", "__getitem__"):
+        method = lookup(kind, dunder)
+        if method is not _MISSING:
+            outcome = _runs(calls, method, container, objects, None)
+            return outcome if outcome is not None else QUIET
+    return QUIET
+
+
+def _enter_exit(calls: Calls, manager: object, objects: Objects, which: str) -> Outcome | None:
+    """What ``with manager`` does on entry or exit; None when that is rewritten code
+    or explore's own (it says for itself)."""
+    kind = type(manager)
+    method = lookup(kind, which)
+    if type(method) is FunctionType:
+        if calls.function_seen(method):
+            return None
+        return calls.library(method, [manager], [manager], None, objects)
+    if kind is _LOCK or kind is _RLOCK:
+        return _real_lock(manager, which, [], objects)
+    if isinstance(manager, _IO_TYPES):
+        return Outcome(EVERYTHING_EVENT, None, None, "file I/O")
+    return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT)
+
+
+# ---- library calls that are modelled ------------------------------------------------------------
+
+Model = Callable[[Calls, list[object], list[object], "dict[str, object] | None", Objects],
+                 "Outcome | None"]
+
+
+def _pure(calls: Calls, args: list[object], values: list[object],
+          kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    """A function of its arguments' values: it reads them (deeply), nothing else."""
+    return calls._with_callbacks(Outcome(deep_reads(values, objects)), values, objects)
+
+
+def _pure_immutable(calls: Calls, args: list[object], values: list[object],
+                    kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    """Pure, and atomic only on values nobody can change (else: not modelled)."""
+    return QUIET if not any(data(value) for value in values) else None
+
+
+def _getenv(calls: Calls, args: list[object], values: list[object],
+            kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    key = args[0] if args else (kwargs or {}).get("key")
+    return Outcome(((objects(ENV), key_part(key), False),))
+
+
+def _environ(writing: bool, keyed: bool) -> Model:
+    def model(calls: Calls, args: list[object], values: list[object],
+              kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+        if not args or type(args[0]) is not _ENVIRON:
+            return None
+        part = key_part(args[1]) if keyed and len(args) > 1 else ALL
+        return Outcome(((objects(ENV), part, writing), *reads(values[1:], objects)))
+    return model
+
+
+def _logging(calls: Calls, args: list[object], values: list[object],
+             kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    """A logging call: thread-safe (its handlers take their own locks), so one
+    step that writes the log; its handlers may be rewritten code."""
+    event = ((objects(LOG), ALL, True), *deep_reads(values[1:], objects))
+    return Outcome(event, None, event)
+
+
+def _generator_context(calls: Calls, args: list[object], values: list[object],
+                       kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    """contextlib's generator-based context manager: it runs the user's generator."""
+    generator = getattr(args[0], "gen", None) if args else None
+    if generator is None or calls.next_item(generator, objects).blind:
+        return None
+    return Outcome(NOTHING, None, NOTHING)
+
+
+def _quiet(calls: Calls, args: list[object], values: list[object],
+           kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    return calls._with_callbacks(Outcome(NOTHING, None, NOTHING), values, objects)
+
+
+def _random(calls: Calls, args: list[object], values: list[object],
+            kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    """A method of random.Random: one step on the generator's state (and its
+    sequence argument: shuffle writes it, choice and sample read it)."""
+    if not args:
+        return None
+    event = ((objects(args[0]), ALL, True), *writes(values[1:2], objects))
+    return Outcome(event)
+
+
+def _dataclass_init(calls: Calls, args: list[object], values: list[object],
+                    kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+    """A dataclass's generated ``__init__``: it stores its arguments in the new
+    instance (no one else sees it yet) and may run field factories and
+    ``__post_init__`` (rewritten code)."""
+    kind = args[0] if args and isinstance(args[0], type) else type(args[0]) if args else None
+    post = getattr(kind, "__post_init__", None)
+    return calls._with_callbacks(Outcome(NOTHING, None, NOTHING), [post, *values], objects)
+
+
+LIBRARY: dict[tuple[str, str], Model] = {
+    ("os", "getenv"): _getenv,
+    **{("os", f"_Environ.{name}"): _environ(False, True) for name in ("__getitem__",)},
+    **{("os", f"_Environ.{name}"): _environ(True, True) for name in ("__setitem__",
+                                                                      "__delitem__")},
+    **{("os", f"_Environ.{name}"): _environ(False, False) for name in ("__iter__", "__len__",
+                                                                        "copy", "__repr__")},
+    **{("collections.abc", f"Mapping.{name}"): _environ(False, True)
+       for name in ("get", "__contains__")},
+    **{("collections.abc", f"Mapping.{name}"): _environ(False, False)
+       for name in ("keys", "items", "values", "__eq__")},
+    **{("collections.abc", f"MutableMapping.{name}"): _environ(True, True)
+       for name in ("pop", "setdefault")},
+    **{("collections.abc", f"MutableMapping.{name}"): _environ(True, False)
+       for name in ("update", "clear", "popitem")},
+    **{("logging", f"Logger.{name}"): _logging
+       for name in ("debug", "info", "warning", "warn", "error", "exception", "critical",
+                    "fatal", "log")},
+    **{("logging", name): _logging
+       for name in ("debug", "info", "warning", "warn", "error", "exception", "critical",
+                    "fatal", "log", "getLogger")},
+    ("logging", "Logger.isEnabledFor"): _logging, ("logging", "Logger.getChild"): _logging,
+    ("contextlib", "_GeneratorContextManager.__enter__"): _generator_context,
+    ("contextlib", "_GeneratorContextManager.__exit__"): _generator_context,
+    ("contextlib", "_GeneratorContextManager.__init__"): _quiet,
+    ("contextlib", "_GeneratorContextManagerBase.__init__"): _quiet,
+    ("contextlib", "contextmanager.<locals>.helper"): _quiet,
+    ("contextlib", "suppress.__init__"): _quiet, ("contextlib", "suppress.__enter__"): _quiet,
+    ("contextlib", "suppress.__exit__"): _quiet,
+    ("contextlib", "nullcontext.__init__"): _quiet,
+    ("contextlib", "nullcontext.__enter__"): _quiet,
+    ("contextlib", "nullcontext.__exit__"): _quiet,
+    ("collections", "Counter.__missing__"): _quiet,
+    ("functools", "wraps"): _quiet, ("functools", "update_wrapper"): _quiet,
+    ("typing", "cast"): _quiet, ("dataclasses", "fields"): _quiet,
+    ("threading", "current_thread"): _quiet, ("threading", "main_thread"): _quiet,
+    ("threading", "get_ident"): _quiet,
+    ("dataclasses", "is_dataclass"): _quiet,
+    **{("json", name): _pure for name in ("dumps", "loads")},
+    **{("posixpath", name): _pure_immutable
+       for name in ("join", "basename", "dirname", "split", "splitext", "normpath",
+                    "normcase", "isabs", "commonprefix", "splitdrive")},
+    **{("re", name): _pure_immutable
+       for name in ("compile", "match", "search", "fullmatch", "sub", "subn", "split",
+                    "findall", "escape", "_compile")},
+    **{("copy", name): _pure for name in ("copy",)},
+    ("copy", "deepcopy"): _pure_immutable,
+    ("uuid", "uuid4"): _quiet,
+    **{("random", f"Random.{name}"): _random
+       for name in ("randint", "randrange", "choice", "choices", "shuffle", "sample",
+                    "uniform", "seed", "getrandbits", "gauss", "random", "_randbelow",
+                    "_randbelow_with_getrandbits")},
+}
+# Methods a dataclass generates (in code without a source file), by name.
+_DATACLASS: dict[str, Model] = {"__init__": _dataclass_init}
+
+C_FUNCTIONS: dict[tuple[str, str], Model] = {
+    ("posix", "putenv"): lambda calls, args, values, kwargs, objects: Outcome(
+        ((objects(ENV), key_part(args[0]) if args else ALL, True),)),
+    ("posix", "unsetenv"): lambda calls, args, values, kwargs, objects: Outcome(
+        ((objects(ENV), key_part(args[0]) if args else ALL, True),)),
+    ("posix", "getcwd"): lambda calls, args, values, kwargs, objects: Outcome(
+        ((objects(CWD), ALL, False),)),
+    ("posix", "chdir"): lambda calls, args, values, kwargs, objects: Outcome(
+        ((objects(CWD), ALL, True),)),
+    **{("posix", name): lambda calls, args, values, kwargs, objects: QUIET
+       for name in ("getpid", "getppid", "cpu_count", "urandom", "fspath", "strerror")},
+    **{("time", name): lambda calls, args, values, kwargs, objects: QUIET
+       for name in ("time", "monotonic", "perf_counter", "process_time", "thread_time",
+                    "time_ns", "monotonic_ns", "perf_counter_ns", "gmtime", "localtime",
+                    "strftime")},
+    ("_thread", "get_ident"): lambda calls, args, values, kwargs, objects: QUIET,
+    ("gc", "collect"): lambda calls, args, values, kwargs, objects: Outcome(
+        EVERYTHING_EVENT, None, None, "gc.collect (finalizers)"),
+    **{("_heapq", name): lambda calls, args, values, kwargs, objects: Outcome(
+        (*writes(values[:1], objects), *reads(values[1:], objects)))
+       for name in ("heappush", "heappop", "heapify", "heapreplace", "heappushpop")},
+    **{("_bisect", name): lambda calls, args, values, kwargs, objects: Outcome(
+        (*writes(values[:1], objects), *reads(values[1:], objects)))
+       for name in ("insort", "insort_left", "insort_right")},
+    **{("_bisect", name): lambda calls, args, values, kwargs, objects: Outcome(
+        tuple(reads(values, objects)))
+       for name in ("bisect", "bisect_left", "bisect_right")},
+}
+_PURE_MODULES = frozenset({"math", "cmath", "_struct", "binascii", "zlib", "_json",
+                           "_string", "_sre", "unicodedata", "_codecs", "_datetime",
+                           "_decimal", "_functools", "_operator", "itertools", "_random",
+                           "_statistics", "_bisect", "_hashlib", "_sha256", "_md5",
+                           "_blake2", "_sha1", "_sha512", "_sha3", "array"})
+
+
+def _operator_function(name: str) -> Model | None:
+    """The model of ``operator.name(...)`` (the C functions of _operator)."""
+    if name in ("getitem", "setitem", "delitem"):
+        mode = {"getitem": "r", "setitem": "w", "delitem": "d"}[name]
+        return lambda calls, args, values, kwargs, objects: \
+            calls.subscript(args[0], args[1], mode, objects) if len(args) > 1 else OPAQUE
+    if name in ("contains", "countOf", "indexOf"):
+        return lambda calls, args, values, kwargs, objects: \
+            _contains(calls, args[1], args[0], objects) if len(args) > 1 else OPAQUE
+    if name.startswith("i") and name[1:] in _OPERATORS:
+        return lambda calls, args, values, kwargs, objects: \
+            _operation(calls, name[1:], args[0], args[1], objects, inplace=True) \
+            if len(args) > 1 else OPAQUE
+    if name in _OPERATORS:
+        return lambda calls, args, values, kwargs, objects: \
+            _operation(calls, name, args[0], args[1] if len(args) > 1 else _MISSING,
+                       objects)
+    if name in ("truth", "not_", "length_hint", "index", "is_", "is_not"):
+        return lambda calls, args, values, kwargs, objects: Outcome(
+            tuple(reads(values, objects)))
     return None
 
 
-def _subscript(container: object, key: object, writes: bool, objects: Objects,
-               calls: Calls) -> Event:
-    kind = type(container)
-    method = getattr(kind, "__setitem__" if writes else "__getitem__", None)
-    code = _python_code(method)
-    if code is not None and calls.seen(code):
-        return NOTHING  # its own switch points say what it does
-    if isinstance(container, dict):
-        part = _key(key)
-        if not writes and isinstance(container, collections.defaultdict) or \
-                not writes and getattr(kind, "__missing__", None) is not None:
-            return ((objects(container), part, True),)  # a missing key is inserted
-        return ((objects(container), part, writes),)
-    if not _data(container):
-        return NOTHING
-    return ((objects(container), ALL, writes or code is not None),)
+for _name in dir(operator):
+    _model = _operator_function(_name)
+    if _model is not None:
+        C_FUNCTIONS[("_operator", _name)] = _model
+        C_FUNCTIONS[("operator", _name)] = _model
+del _name, _model
 
-
-_OPERATORS = ("__add__", "__radd__", "__iadd__", "__sub__", "__rsub__", "__isub__",
-              "__mul__", "__rmul__", "__imul__", "__or__", "__ror__", "__ior__", "__and__",
-              "__rand__", "__iand__", "__truediv__", "__floordiv__", "__mod__", "__pow__",
-              "__matmul__", "__lshift__", "__rshift__", "__xor__")
-_COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__")
-_TRUTH = ("__bool__", "__len__")
-_ITERATION = ("__iter__", "__len__")
-_FORMATTING = ("__format__", "__str__", "__repr__")
-
-
-def _operands(values: Sequence[object], writes: bool, dunders: tuple[str, ...],
-              objects: Objects, calls: Calls) -> Event:
-    """An operator (one of ``dunders``) applied to ``values``: on a builtin object it
-    reads (in place: writes) it; on a Python object it runs that class's operator -
-    code with its own switch points, nothing at all (the default, identity), or a
-    library's code, which counts as a write."""
-    out: list[Access] = []
-    for value in values:
-        if not _data(value):
-            continue
-        if not isinstance(value, _MUTABLE_CONTAINERS) and _python_object(value):
-            kind = type(value)
-            for dunder in dunders:
-                code = _python_code(getattr(kind, dunder, None))
-                if code is not None and not calls.seen(code):
-                    out.append((objects(value), ALL, True))
-                    break
-            continue
-        out.append((objects(value), ALL, writes))
-    return tuple(out)
-
-
-def _python_object(value: object) -> bool:
-    """Whether ``value`` is an instance of a class written in Python (it has an
-    instance dict or slots), rather than a C type's."""
-    if hasattr(value, "__dict__"):
-        return True
-    return any("__slots__" in klass.__dict__ for klass in type(value).__mro__)
-
-
-class _NoStack:
-    """Stands in for a Stack when a code object's depths are not known."""
-
-    depths: dict[int, int] = {}
-
-    def top(self, frame: FrameType, offset: int, count: int) -> list[object]:
-        raise AssertionError("unreachable: such points use _everything")
-
-    def cell(self, frame: FrameType, index: int) -> object:
-        raise AssertionError("unreachable: such points use _everything")
-
-
-_NO_STACK: Any = _NoStack()
+_ = contextlib  # contextlib is modelled by name above

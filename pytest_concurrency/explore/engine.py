@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from .. import standins, texts
 from . import _orig
 from . import token as _token
-from .accesses import Table
 from .blind import BlindSpots
 from .instrument import GRANULARITIES, USE_MONITORING, CodeTable, UserCode, own_file
 from .lockorder import POLICIES, LockOrder, describe
@@ -25,7 +24,10 @@ from .report import describe_deadlock, name_of, render_interleaving
 from .scheduler import Actor, Schedule, Step, TraceFunction, Worker
 from .strategies import PCT, STRATEGIES, Replay, Strategy, make
 from .token import TokenData
-from .tracing import Describers, Monitoring, PointTable, make_settrace
+from .tracing import Monitoring, PointTable, make_settrace
+
+if TYPE_CHECKING:
+    from .observer import Observer
 
 if TYPE_CHECKING:
     from .aio import AioEngine
@@ -219,16 +221,16 @@ class Engine:
         self.setup = setup
         self.actors = list(actors)
         self.is_user = UserCode(roots, instrument)
-        # DPOR's schedules are precise: each switch point says what it touches.
+        # DPOR's schedules are precise: each switch point says what it touches. Its
+        # switch points are the hooks of the instrumented code, rewritten for it.
         self.precise = precise
         self.lock_order = LockOrder() if lock_order != "ignore" else None
-        self.table: PointTable
-        self.describers: Describers | None = None
+        self.table: PointTable = CodeTable(granularity)
+        self.observer: Observer | None = None
         if precise:
-            table = Table(self.is_user)
-            self.table, self.describers = table, table.describers
-        else:
-            self.table = CodeTable(granularity)
+            from .observer import Observer
+
+            self.observer = Observer(self.is_user)
         self.step_timeout = step_timeout
         self.patience = max(1.0, 20 * step_timeout)
         self.hang_timeout = hang_timeout
@@ -245,10 +247,14 @@ class Engine:
         self.step_timeout = min(self.step_timeout * 2, 0.5)
 
     def patch(self) -> None:
+        if self.observer is not None:
+            self.observer.begin()
         self._patcher.patch()
 
     def unpatch(self) -> None:
         self._patcher.unpatch()
+        if self.observer is not None:
+            self.observer.end()
 
     def name_of(self, obj: object, schedule: Schedule) -> str:
         """A primitive's variable name (``self.lock``), for the lock-order report."""
@@ -259,15 +265,20 @@ class Engine:
         return describe_deadlock(schedule, live)
 
     def start(self) -> None:
-        if USE_MONITORING:
-            self._monitor = Monitoring(self.is_user, self.table, self.describers)
+        if self.observer is not None:
+            self.observer.start()
+            self.settrace = self.observer.settrace
+        elif USE_MONITORING:
+            self._monitor = Monitoring(self.is_user, self.table)
             self._monitor.start()
         else:
-            self.settrace = make_settrace(self.is_user, self.table, self.describers)
+            self.settrace = make_settrace(self.is_user, self.table)
 
     def stop(self) -> None:
         if self._monitor is not None:
             self._monitor.stop()
+        if self.observer is not None:
+            self.observer.stop()
 
     def schedule(self, strategy: Strategy) -> Schedule:
         return Schedule(self, strategy)
@@ -341,11 +352,11 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
     if tasks:
         granularity = "await"  # a task switches only where it awaits
     if strategy == "dpor" and not tasks:
-        from .frames import problem
+        from .selftest import problem
 
         why = problem()
         if why is not None:
-            raise ValueError(f"strategy='dpor' cannot run here: {why}")
+            raise ValueError(f"strategy='dpor' cannot verify here: {why}")
     if roots is None:
         roots = {path for path in map(_source_dir, [setup, check, *actors]) if path}
     deadline = _orig.monotonic() + time_limit if time_limit is not None else None
@@ -431,6 +442,8 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                 break
     finally:
         engine.stop()
+    if engine.observer is not None:
+        blind.merge(engine.observer.blind)
     stats: ExploreStats = {
         "steps_total": steps_total, "steps_max": steps_max, "detaches": detaches,
         "abandoned_threads": abandoned_threads, "elapsed": time.perf_counter() - started,

@@ -1,23 +1,27 @@
-"""Switch points in user code: sys.monitoring on 3.12+, sys.settrace on 3.11."""
+"""Switch points in user code: sys.monitoring on 3.12+, sys.settrace on 3.11.
+
+pct, random and dfs switch at lines or instructions found by these events.
+DPOR's switch points are the hooks of rewritten code (``hooks``); for it this
+module only watches (:class:`Guard`) for Python code that runs in a worker
+where no hook expected any: code explore did not rewrite, reached from C.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import sysconfig
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Protocol
 
 from . import _orig
-from .accesses import Describer, describe
-from .instrument import SwitchPoints
-from .scheduler import _CURRENT, Arrival, TraceFunction
-
-Describers = Callable[[CodeType], dict[int, Describer]]  # DPOR's: accesses.Table.describers
+from .instrument import SwitchPoints, own_file
+from .scheduler import _CURRENT, Arrival, TraceFunction, Worker
 
 
 class PointTable(Protocol):
-    """Where the switch points of a code object are (instrument.CodeTable, or
-    accesses.Table for DPOR)."""
+    """Where the switch points of a code object are (instrument.CodeTable)."""
 
     @property
     def granularity(self) -> str: ...
@@ -27,10 +31,8 @@ class PointTable(Protocol):
 TOOL_NAME = "pytest-concurrency-explore"
 
 
-def make_settrace(is_user: Callable[[str], bool], table: PointTable,
-                  describers: Describers | None = None) -> TraceFunction:
-    """A global trace function for worker threads (3.11); with ``describers`` (DPOR),
-    each switch point first describes what its instruction touches."""
+def make_settrace(is_user: Callable[[str], bool], table: PointTable) -> TraceFunction:
+    """A global trace function for worker threads (3.11)."""
     line_mode = table.granularity == "line"
     get_ident = _orig.get_ident
 
@@ -51,21 +53,6 @@ def make_settrace(is_user: Callable[[str], bool], table: PointTable,
         points = table.points(code)
         frame.f_trace_lines = False
         frame.f_trace_opcodes = True
-        if describers is not None:
-            described = describers(code)
-            objects = worker.schedule.objects
-
-            def precise_trace(frame: FrameType, event: str, arg: Any) -> TraceFunction:
-                if event == "opcode":
-                    offset = frame.f_lasti
-                    hit = points.get(offset)
-                    if hit is not None:
-                        worker.event, worker.guard = describe(described[offset], frame,
-                                                              objects)
-                        point(worker, filename, hit[0], funcname, hit[1])
-                return precise_trace
-            return precise_trace
-
         def opcode_trace(frame: FrameType, event: str, arg: Any) -> TraceFunction:
             if event == "opcode":
                 hit = points.get(frame.f_lasti)
@@ -80,9 +67,8 @@ def make_settrace(is_user: Callable[[str], bool], table: PointTable,
 class Monitoring:
     """Own sys.monitoring tool (3.12+): PY_START finds user code, local events give points."""
 
-    def __init__(self, is_user: Callable[[str], bool], table: PointTable,
-                 describers: Describers | None = None) -> None:
-        self.is_user, self.table, self.describers = is_user, table, describers
+    def __init__(self, is_user: Callable[[str], bool], table: PointTable) -> None:
+        self.is_user, self.table = is_user, table
         self.tool: int | None = None  # our tool id, while started
         self.codes: set[CodeType] = set()  # user code objects given local events
 
@@ -102,8 +88,7 @@ class Monitoring:
         on_start = self._make_on_start(tool, local, monitoring.set_local_events,
                                        monitoring.DISABLE)
         monitoring.register_callback(tool, events.PY_START, on_start)
-        on_instruction = self._make_on_instruction(monitoring.DISABLE) \
-            if self.describers is None else self._make_on_precise(monitoring.DISABLE)
+        on_instruction = self._make_on_instruction(monitoring.DISABLE)
         monitoring.register_callback(tool, events.INSTRUCTION, on_instruction)
         monitoring.register_callback(tool, events.LINE, self._make_on_line())
         monitoring.restart_events()
@@ -161,35 +146,6 @@ class Monitoring:
             return None
         return on_instruction
 
-    def _make_on_precise(self, disable: object) -> Callable[[CodeType, int], object]:
-        """INSTRUCTION, for DPOR: as _make_on_instruction, each switch point first
-        describing what its instruction touches (read from the frame)."""
-        points, get_ident, getframe = self.table.points, _orig.get_ident, sys._getframe
-        describers = self.describers
-        assert describers is not None
-        known: dict[CodeType, dict[int, tuple[Arrival, Describer]]] = {}
-
-        def known_of(code: CodeType) -> dict[int, tuple[Arrival, Describer]]:
-            described = describers(code)
-            found = known[code] = {
-                offset: (("point", (code.co_filename, line, code.co_name, what)),
-                         described[offset])
-                for offset, (line, what) in points(code).items()}
-            return found
-
-        def on_instruction(code: CodeType, offset: int) -> object:
-            table = known.get(code)
-            hit = (table if table is not None else known_of(code)).get(offset)
-            if hit is None:
-                return disable
-            worker = _CURRENT.get(get_ident())
-            if worker is not None:
-                worker.event, worker.guard = describe(hit[1], getframe(1),
-                                                      worker.schedule.objects)
-                worker.schedule._switch(worker, hit[0])
-            return None
-        return on_instruction
-
     def _make_on_line(self) -> Callable[[CodeType, int], object]:
         """LINE: a switch point at every line."""
         get_ident = _orig.get_ident
@@ -199,3 +155,108 @@ class Monitoring:
             if worker is not None:
                 worker.schedule.point(worker, code.co_filename, line, code.co_name)
         return on_line
+
+
+GUARD_NAME = "pytest-concurrency-dpor-guard"
+
+
+class Guard:
+    """DPOR's watch for Python code that runs in a worker where no hook expected
+    it (``expected(code)`` is false and no call into unseen code is open): code
+    explore did not rewrite - a generator made before the exploration, a
+    function compiled by an import during it, a library's dunder run from C -
+    whose accesses went unseen.  Each one is a blind spot of the schedule.
+
+    3.12+: sys.monitoring's PY_START and PY_RESUME, turned off per code object
+    once it is known to be expected.  3.11: a global trace function (``settrace``)
+    that asks for no line or opcode events."""
+
+    def __init__(self, expected: Callable[[CodeType], bool]) -> None:
+        self.expected = expected
+        self.tool: int | None = None
+        self.settrace: TraceFunction | None = None
+        self._ok: set[int] = set()  # ids of code objects that are expected
+        self._keep: list[CodeType] = []
+
+    def start(self) -> None:
+        if sys.version_info < (3, 12):
+            self.settrace = self._make_settrace()
+            return
+        monitoring = sys.monitoring
+        for tool in (5, 4, 3, 2, 1, 0):
+            if monitoring.get_tool(tool) is None:
+                monitoring.use_tool_id(tool, GUARD_NAME)
+                self.tool = tool
+                break
+        else:
+            raise RuntimeError("explore: every sys.monitoring tool id is in use")
+        events = monitoring.events
+        callback = self._make_callback(monitoring.DISABLE)
+        monitoring.register_callback(tool, events.PY_START, callback)
+        monitoring.register_callback(tool, events.PY_RESUME, callback)
+        monitoring.restart_events()
+        monitoring.set_events(tool, events.PY_START | events.PY_RESUME)
+
+    def stop(self) -> None:
+        self.settrace = None
+        if self.tool is None or sys.version_info < (3, 12):
+            return
+        monitoring = sys.monitoring
+        monitoring.set_events(self.tool, 0)
+        events = monitoring.events
+        monitoring.register_callback(self.tool, events.PY_START, None)
+        monitoring.register_callback(self.tool, events.PY_RESUME, None)
+        monitoring.free_tool_id(self.tool)
+        self.tool = None
+
+    def _check(self, code: CodeType, frame: FrameType | None) -> bool:
+        """Whether ``code`` (starting in ``frame``) may run here; records the blind
+        spot if not.  True when it may run anywhere, any time."""
+        if id(code) in self._ok:
+            return True
+        if self.expected(code) or own_file(code.co_filename):
+            self._ok.add(id(code))
+            self._keep.append(code)
+            return True
+        worker = _CURRENT.get(_orig.get_ident())
+        if worker is None or worker.deciding or worker.opaque:
+            return False
+        caller = frame.f_back if frame is not None else None
+        if caller is not None and own_file(caller.f_code.co_filename) and \
+                _helper(code.co_filename):
+            return False  # a dataclass's __init__ or a stdlib helper explore's code runs
+        _unexpected(worker, code)
+        return False
+
+    def _make_callback(self, disable: object) -> Callable[[CodeType, int], object]:
+        ok, check, getframe = self._ok, self._check, sys._getframe
+
+        def on_start(code: CodeType, offset: int) -> object:
+            if id(code) in ok or check(code, getframe(1)):
+                return disable
+            return None
+        return on_start
+
+    def _make_settrace(self) -> TraceFunction:
+        ok, check = self._ok, self._check
+
+        def guard_trace(frame: FrameType, event: str, arg: Any) -> None:
+            code = frame.f_code
+            if id(code) not in ok:
+                check(code, frame)
+        return guard_trace
+
+
+def _unexpected(worker: Worker, code: CodeType) -> None:
+    name = getattr(code, "co_qualname", code.co_name)
+    worker.schedule.unseen(f"{name}, Python code explore did not rewrite, run from C code",
+                           (code.co_filename, code.co_firstlineno))
+
+
+_STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
+
+
+def _helper(filename: str) -> bool:
+    """Generated code (a dataclass's methods) or the standard library's: what
+    explore's own code may call in a worker."""
+    return filename.startswith("<") or os.path.realpath(filename).startswith(_STDLIB)

@@ -12,8 +12,8 @@ import pytest
 from pytest_concurrency.explore import engine, explore
 from pytest_concurrency.explore.accesses import dependent
 from pytest_concurrency.explore.dpor import DPOR, GUARDED, RELEASES
-from pytest_concurrency.explore.frames import problem
 from pytest_concurrency.explore.scheduler import Schedule
+from pytest_concurrency.explore.selftest import problem
 from pytest_concurrency.explore.strategies import DFS
 
 pytestmark = pytest.mark.skipif(problem() is not None, reason=f"dpor: {problem()}")

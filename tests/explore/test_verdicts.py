@@ -9,8 +9,8 @@ from pytest_concurrency.explore import explore
 from pytest_concurrency.explore.accesses import ALL, EVERYTHING_EVENT, Objects, dependent
 from pytest_concurrency.explore.blind import BlindSpots
 from pytest_concurrency.explore.engine import Coverage, ExploreResult, incomplete
-from pytest_concurrency.explore.frames import problem
 from pytest_concurrency.explore.scheduler import unseen
+from pytest_concurrency.explore.selftest import problem
 
 
 def _blind():

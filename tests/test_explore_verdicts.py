@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pytest_concurrency.explore.frames import problem
+from pytest_concurrency.explore.selftest import problem
 
 needs_dpor = pytest.mark.skipif(problem() is not None, reason=f"dpor: {problem()}")
 

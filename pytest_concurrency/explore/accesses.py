@@ -76,10 +76,10 @@ class Outcome:
     """What an access, call or operation touches.  (A plain class: a NamedTuple's
     constructor is generated code, which explore's own steps must not run.)"""
 
-    __slots__ = ("event", "guard", "open", "blind")
+    __slots__ = ("event", "guard", "open", "blind", "bulk")
 
     def __init__(self, event: Event, guard: Guard | None = None, open: Event | None = None,
-                 blind: str | None = None) -> None:
+                 blind: str | None = None, bulk: bool = False) -> None:
         self.event = event
         self.guard = guard
         # While the call runs and calls back into rewritten code, every step of the
@@ -87,6 +87,9 @@ class Outcome:
         self.open = open
         # What explore could not see (the verdict names it; None: all was seen).
         self.blind = blind
+        # Its reads of whole containers are a C function iterating them: one step
+        # under the GIL, not atomic on a free-threaded build (see hooks.bulk_races).
+        self.bulk = bulk
 
     def replace(self, **changes: Any) -> Outcome:
         fields = {name: getattr(self, name) for name in self.__slots__}
@@ -106,6 +109,8 @@ class Outcome:
 
 
 QUIET = Outcome(NOTHING)
+# Explore's own primitives (the standard library's code they inherit may run).
+OWN = Outcome(NOTHING, None, NOTHING)
 OPAQUE = Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT)
 
 
@@ -154,16 +159,21 @@ class Objects:
     """Numbers the objects of one schedule in the order they are first described.
 
     Schedules that replay the same prefix describe the same objects in the same
-    order, so the numbers mean the same object across them.  The objects are kept
-    alive until the schedule ends, so no number is ever reused by a new object.
-    Aliases share a number (see the module docstring).
+    order, so the numbers mean the same object across them; a number is never
+    given twice.  An object is held by a weak reference where it can be (so its
+    finalizer and weak references behave as without explore; when it dies its
+    address is forgotten, and an object born there later gets a number of its
+    own), else kept alive until the schedule ends.  Aliases share a number (see
+    the module docstring).
     """
 
-    __slots__ = ("_numbers", "_alive", "blind")
+    __slots__ = ("_numbers", "_held", "_weak", "_count", "blind")
 
     def __init__(self, blind: BlindSpots | None = None) -> None:
-        self._numbers: dict[int, int] = {}
-        self._alive: list[object] = []
+        self._numbers: dict[int, int] = {}  # address -> number
+        self._held: dict[int, Any] = {}  # number -> the object (or a weak reference to it)
+        self._weak: dict[Any, tuple[int, ...]] = {}  # weak reference -> addresses it frees
+        self._count = 0
         self.blind = blind if blind is not None else BlindSpots()  # the schedule's
 
     def unseen(self, what: str, where: Where) -> None:
@@ -179,25 +189,54 @@ class Objects:
         root = alias_root(obj, self)
         if root is None:
             return EVERYTHING  # an alias of something it cannot name (a dead proxy...)
+        namespace = None
         if root is not obj:
             number = self(root)
         else:
             namespace = instance_dict(obj)
             found = self._numbers.get(id(namespace)) if namespace is not None else None
             if found is not None:
-                number = found
+                number, namespace = found, None
             else:
-                number = len(self._alive)
+                number = self._count
+                self._count += 1
                 if namespace is not None:
                     self._numbers[id(namespace)] = number
-                    self._alive.append(namespace)
         self._numbers[id(obj)] = number
-        self._alive.append(obj)
+        self._hold(number, obj, namespace)
         return number
 
-    def known(self, address: int) -> int | None:
-        """The number of the object at ``address``, if it has one."""
-        return self._numbers.get(address)
+    def _hold(self, number: int, obj: object, namespace: object) -> None:
+        addresses = (id(obj),) if namespace is None else (id(obj), id(namespace))
+        try:
+            ref = weakref.ref(obj, self._gone)
+        except TypeError:
+            self._held.setdefault(number, obj)  # no weak reference: kept alive
+            if namespace is not None:
+                self._held.setdefault(-2 - number, namespace)
+            return
+        self._weak[ref] = addresses
+        self._held.setdefault(number, ref)
+        if namespace is not None:
+            # The namespace outlives no one: freed with its object, by _gone.
+            self._held.setdefault(-2 - number, namespace)
+
+    def _gone(self, ref: Any) -> None:
+        """An object held weakly died: its address (and its namespace's) may be an
+        unrelated object's next."""
+        addresses = self._weak.pop(ref, ())
+        for address in addresses:
+            number = self._numbers.pop(address, None)
+            if number is not None and len(addresses) > 1:
+                self._held.pop(-2 - number, None)
+
+    def known(self, address: int) -> object | None:
+        """The live object at ``address`` that has a number, if there is one."""
+        number = self._numbers.get(address)
+        if number is None:
+            return None
+        held = self._held.get(number)
+        return held() if type(held) is weakref.ref else held
 
 
 def alias_root(obj: object, objects: Objects) -> object | None:
@@ -220,10 +259,9 @@ def alias_root(obj: object, objects: Objects) -> object | None:
         text = repr(obj)
         address = text.rpartition(" at 0x")[2].rstrip(">")
         try:
-            number = objects.known(int(address, 16))
+            return objects.known(int(address, 16))
         except ValueError:
             return None
-        return None if number is None else objects._alive[number]
     if kind.__name__ == "ndarray" and getattr(obj, "base", None) is not None:
         base = obj
         while getattr(base, "base", None) is not None:
@@ -371,11 +409,25 @@ class Calls:
     yet, if it can (True once it is)."""
 
     def __init__(self, seen: Callable[[CodeType], bool],
-                 swap: Callable[[FunctionType], bool] | None = None) -> None:
+                 swap: Callable[[FunctionType], bool] | None = None,
+                 swap_class: Callable[[type], None] | None = None) -> None:
         self._seen = seen
         self._swap = swap
+        self._swap_class = swap_class
+        self._met: set[int] = set()  # ids of the classes met (their methods rewritten)
         # lru_cache wrappers called, by id: (wrapper, its entries when first called)
         self.lru: dict[int, tuple[Any, int]] = {}
+
+    def meet(self, kind: type) -> None:
+        """A class met for the first time: rewrite its methods (and its bases') if
+        they are user code (a class made after the exploration started)."""
+        if id(kind) in self._met:
+            return
+        for klass in kind.__mro__:
+            if id(klass) not in self._met:
+                self._met.add(id(klass))
+                if self._swap_class is not None and klass.__module__ != "builtins":
+                    self._swap_class(klass)
 
     def seen(self, code: CodeType) -> bool:
         return self._seen(code) or own_file(code.co_filename)
@@ -404,7 +456,7 @@ class Calls:
         kind = type(function)
         if kind is types.MethodType:
             if _own_class(type(function.__self__)):
-                return QUIET  # explore's primitives: they make their own steps
+                return OWN  # explore's primitives: they make their own steps
             args = [function.__self__, *args]
             values = [function.__self__, *values]
             function, kind = function.__func__, type(function.__func__)
@@ -486,6 +538,9 @@ class Calls:
                 kwargs: dict[str, object] | None, objects: Objects) -> Outcome:
         """A call of Python code that was not rewritten."""
         model = LIBRARY.get((function.__module__, function.__qualname__))
+        if model is None and (function.__module__ or "").startswith("pathlib") and \
+                function.__qualname__ in _PURE_PATHS:
+            model = _quiet
         code = function.__code__
         if model is None and code.co_filename.startswith("<") and args and \
                 lookup(type(args[0]), "__dataclass_fields__") is not _MISSING:
@@ -510,6 +565,8 @@ class Calls:
         model = C_FUNCTIONS.get((module_name, name))
         if model is not None:
             return model(self, args, values, kwargs, objects) or OPAQUE
+        if module_name in ("posix", "nt"):  # the process's state, files: not seen
+            return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT, f"os.{name}")
         if module_name in _PURE_MODULES:
             return self._with_callbacks(Outcome(deep_reads(values, objects)), values,
                                         objects)
@@ -534,27 +591,33 @@ class Calls:
             part = key_part(args[0])
             if name == "get" and isinstance(receiver, collections.defaultdict):
                 part = ALL
+        if _standard_stream(receiver):
+            return Outcome(((objects(STDOUT), ALL, True), *deep_reads(values, objects)))
         if isinstance(receiver, _IO_TYPES):
             return Outcome(EVERYTHING_EVENT, None, None, "file I/O")
+        if _is_socket(receiver):
+            return Outcome(EVERYTHING_EVENT, None, None, "a socket")
         own = (objects(receiver), part, writes_it)
         rest = deep_reads(values[1:] if values and values[0] is receiver else values,
                           objects) if name in _DEEP_METHODS else \
             tuple(reads(values[1:] if values and values[0] is receiver else values, objects))
         event = (own, *rest)
-        outcome = Outcome(event, None, event if _calls_back(values) else None)
+        outcome = Outcome(event, None, event if _calls_back(values) else None,
+                          bulk=part is ALL and name not in _SINGLE)
         return self._with_callbacks(outcome, values, objects)
 
     def _construct(self, kind: type, args: list[object], values: list[object],
                    kwargs: dict[str, object] | None, objects: Objects) -> Outcome:
         if _own_class(kind):
-            return QUIET
+            return OWN
         if kind is str:
-            return self._with_callbacks(Outcome(deep_reads(values, objects)), values, objects)
+            return self._with_callbacks(Outcome(deep_reads(values, objects), bulk=True),
+                                        values, objects)
         if kind.__module__ == "builtins":
             if kind is super or issubclass(kind, BaseException):
                 return QUIET
-            return self._with_callbacks(Outcome(tuple(reads(values, objects))), values,
-                                        objects)
+            return self._with_callbacks(Outcome(tuple(reads(values, objects)), bulk=True),
+                                        values, objects)
         if kind.__module__ == "weakref" or issubclass(kind, (weakref.ref, weakref.finalize)):
             return Outcome(EVERYTHING_EVENT, None, None, "weak references")
         outcome = QUIET
@@ -652,9 +715,23 @@ _READERS = frozenset({
 # Methods whose other arguments are read deeply (compared, copied by value).
 _DEEP_METHODS = frozenset({"count", "index", "remove", "__contains__", "__eq__", "__ne__",
                            "__lt__", "__le__", "__gt__", "__ge__"})
+# Methods of builtin containers that touch one element (or the size): atomic anywhere.
+_SINGLE = frozenset({"append", "pop", "popitem", "__len__", "__getitem__", "__setitem__",
+                     "__delitem__", "get", "setdefault", "add", "discard", "remove",
+                     "appendleft", "popleft", "insert", "locked", "acquire", "release",
+                     "__bool__", "__sizeof__", "__hash__"})
 # Methods of dicts and sets whose first argument is the one key they touch.
 _KEYED = frozenset({"get", "__contains__", "__getitem__", "setdefault", "pop", "__setitem__",
                     "__delitem__", "add", "discard", "remove"})
+
+
+def _is_socket(obj: object) -> bool:
+    """Whether ``obj`` is a socket (only once the socket module is imported can one be)."""
+    module = sys.modules.get("_socket")
+    kind = getattr(module, "socket", None)
+    return isinstance(kind, type) and isinstance(obj, kind)
+
+
 _IO_TYPES: tuple[type, ...] = tuple(
     kind for kind in (getattr(sys.modules.get("_io"), name, None)
                       for name in ("FileIO", "BufferedReader", "BufferedWriter",
@@ -700,12 +777,30 @@ def _b_next(calls: Calls, args: list[object], values: list[object],
 
 def _b_deep(calls: Calls, args: list[object], values: list[object],
             objects: Objects) -> Outcome:
-    return calls._with_callbacks(Outcome(deep_reads(values, objects)), values, objects)
+    return calls._with_callbacks(Outcome(deep_reads(values, objects), bulk=True), values,
+                                 objects)
 
 
 def _b_print(calls: Calls, args: list[object], values: list[object],
              objects: Objects) -> Outcome:
-    return Outcome(((objects(STDOUT), ALL, True), *deep_reads(values, objects)))
+    streams = [value for value in values[len(args):] if hasattr(type(value), "write")]
+    for stream in streams:
+        if not _standard_stream(stream) and isinstance(stream, _IO_TYPES):
+            return Outcome(EVERYTHING_EVENT, None, None, "file I/O (print to a file)")
+    written = [objects(stream) for stream in streams if not _standard_stream(stream)] or \
+        [objects(STDOUT)]
+    return Outcome((*((number, ALL, True) for number in written),
+                    *deep_reads(args, objects)), bulk=True)
+
+
+def _standard_stream(stream: object) -> bool:
+    return any(stream is getattr(sys, name, None)
+               for name in ("stdout", "stderr", "__stdout__", "__stderr__"))
+
+
+def _b_len(calls: Calls, args: list[object], values: list[object],
+           objects: Objects) -> Outcome:
+    return calls.operation("truth", args[0], _MISSING, objects) if args else QUIET
 
 
 def _b_vars(calls: Calls, args: list[object], values: list[object],
@@ -736,7 +831,8 @@ def _b_iterating(calls: Calls, args: list[object], values: list[object],
         elif type(value) in _VIEWS or isinstance(value, _DEEP):
             event += deep_reads([value], objects)
     event += reads(values[1:], objects)
-    outcome = Outcome(tuple(event), None, tuple(event) if _calls_back(values) else None)
+    outcome = Outcome(tuple(event), None, tuple(event) if _calls_back(values) else None,
+                      bulk=True)
     return calls._with_callbacks(outcome, values, objects)
 
 
@@ -751,7 +847,8 @@ _BUILTINS: dict[str, Handler] = {
                     _b_opaque),
     "open": _b_open,
     **dict.fromkeys(("sum", "min", "max", "sorted", "any", "all", "enumerate", "zip", "map",
-                     "filter", "reversed", "len"), _b_iterating),
+                     "filter", "reversed"), _b_iterating),
+    "len": _b_len,
 }
 
 
@@ -768,6 +865,7 @@ def _attribute(calls: Calls, owner: object, name: str, mode: str,
         kind = type(owner)
     if isinstance(owner, _LOCAL):
         return QUIET  # each thread has its own
+    calls.meet(owner if isinstance(owner, type) else kind)
     if kind is types.ModuleType or isinstance(owner, type):
         return _class_attribute(calls, owner, name, mode, objects)
     number = objects(owner)
@@ -955,9 +1053,10 @@ def _subscript(calls: Calls, container: object, key: object, mode: str,
                objects: Objects, is_slice: bool = False) -> Outcome:
     """``container[key]`` read, written or deleted."""
     kind = type(container)
+    calls.meet(kind)
     writing = mode != "r"
     if kind is _ENVIRON:
-        return Outcome(((objects(ENV), key_part(key), writing),))
+        return Outcome(((objects(ENV), key_part(key), writing),), None, NOTHING)
     dunder = "__getitem__" if mode == "r" else "__setitem__" if mode == "w" else "__delitem__"
     method = lookup(kind, dunder)
     if type(method) is FunctionType:
@@ -1074,6 +1173,7 @@ def _operation(calls: Calls, op: str, left: object, right: object, objects: Obje
         if value is _MISSING or not data(value):
             continue
         kind = type(value)
+        calls.meet(kind)
         if op == "unpack" and kind in _GENERATORS:
             found = calls.next_item(value, objects)
             if found.blind:
@@ -1114,7 +1214,7 @@ def _operation(calls: Calls, op: str, left: object, right: object, objects: Obje
                 event += deep_reads([value], objects)
             else:
                 event.append((objects(value), ALL, writing))
-    return Outcome(tuple(event), None, opened)
+    return Outcome(tuple(event), None, opened, bulk=op != "truth")
 
 
 _IDENTITY = (object.__eq__, object.__ne__, object.__format__, object.__repr__, object.__str__,
@@ -1124,7 +1224,7 @@ _IDENTITY = (object.__eq__, object.__ne__, object.__format__, object.__repr__, o
 def _contains(calls: Calls, item: object, container: object, objects: Objects) -> Outcome:
     kind = type(container)
     if kind is _ENVIRON:
-        return Outcome(((objects(ENV), key_part(item), False),))
+        return Outcome(((objects(ENV), key_part(item), False),), None, NOTHING)
     if isinstance(container, (dict, set, frozenset)) or kind in _VIEWS[:1]:
         method = lookup(kind, "__contains__")
         if type(method) is FunctionType:
@@ -1137,7 +1237,7 @@ def _contains(calls: Calls, item: object, container: object, objects: Objects) -
         if not data(container):
             return Outcome(deep_reads([item], objects))
         event = deep_reads([container, item], objects)
-        return Outcome(event, None, event if _calls_back([item]) else None)
+        return Outcome(event, None, event if _calls_back([item]) else None, bulk=True)
     for dunder in ("__contains__", "__iter__", "__getitem__"):
         method = lookup(kind, dunder)
         if method is not _MISSING:
@@ -1171,7 +1271,8 @@ Model = Callable[[Calls, list[object], list[object], "dict[str, object] | None",
 def _pure(calls: Calls, args: list[object], values: list[object],
           kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
     """A function of its arguments' values: it reads them (deeply), nothing else."""
-    return calls._with_callbacks(Outcome(deep_reads(values, objects)), values, objects)
+    return calls._with_callbacks(Outcome(deep_reads(values, objects), bulk=True), values,
+                                 objects)
 
 
 def _pure_immutable(calls: Calls, args: list[object], values: list[object],
@@ -1285,12 +1386,22 @@ LIBRARY: dict[tuple[str, str], Model] = {
                     "findall", "escape", "_compile")},
     **{("copy", name): _pure for name in ("copy",)},
     ("copy", "deepcopy"): _pure_immutable,
-    ("uuid", "uuid4"): _quiet,
+    ("uuid", "uuid4"): _quiet, ("uuid", "UUID.hex"): _quiet, ("uuid", "UUID.__str__"): _quiet,
+    ("uuid", "UUID.int"): _quiet, ("uuid", "UUID.__init__"): _quiet,
     **{("random", f"Random.{name}"): _random
        for name in ("randint", "randrange", "choice", "choices", "shuffle", "sample",
                     "uniform", "seed", "getrandbits", "gauss", "random", "_randbelow",
                     "_randbelow_with_getrandbits")},
 }
+# What pathlib's pure paths compute from their own (immutable) parts.
+_PURE_PATHS = frozenset(
+    f"{klass}.{name}" for klass in ("PurePath", "Path", "PurePosixPath", "PosixPath",
+                                    "PurePathBase", "PathBase")
+    for name in ("name", "suffix", "suffixes", "stem", "parent", "parents", "parts",
+                 "__truediv__", "__rtruediv__", "__str__", "__fspath__", "__repr__",
+                 "joinpath", "with_name", "with_suffix", "with_stem", "relative_to",
+                 "is_relative_to", "as_posix", "__new__", "__init__", "__hash__", "__eq__",
+                 "__lt__", "is_absolute", "drive", "root", "anchor", "match"))
 # Methods a dataclass generates (in code without a source file), by name.
 _DATACLASS: dict[str, Model] = {"__init__": _dataclass_init}
 
@@ -1304,7 +1415,10 @@ C_FUNCTIONS: dict[tuple[str, str], Model] = {
     ("posix", "chdir"): lambda calls, args, values, kwargs, objects: Outcome(
         ((objects(CWD), ALL, True),)),
     **{("posix", name): lambda calls, args, values, kwargs, objects: QUIET
-       for name in ("getpid", "getppid", "cpu_count", "urandom", "fspath", "strerror")},
+       for name in ("getpid", "getppid", "cpu_count", "urandom", "fspath", "strerror",
+                    "times", "getuid", "getgid", "geteuid", "getegid", "uname",
+                    "get_terminal_size", "getloadavg", "sched_getaffinity", "cpu_count",
+                    "get_blocking", "isatty", "getlogin", "device_encoding")},
     **{("time", name): lambda calls, args, values, kwargs, objects: QUIET
        for name in ("time", "monotonic", "perf_counter", "process_time", "thread_time",
                     "time_ns", "monotonic_ns", "perf_counter_ns", "gmtime", "localtime",

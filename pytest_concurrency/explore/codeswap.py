@@ -25,9 +25,11 @@ from __future__ import annotations
 import ast
 import gc
 import os
-from collections.abc import Callable
+import sys
+import sysconfig
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import CodeType, FunctionType
+from types import CodeType, FunctionType, ModuleType
 from typing import Any
 
 from . import hooks
@@ -152,16 +154,18 @@ class Swap:
     twins: dict[int, CodeType] = field(default_factory=dict)  # id(twin) -> original
     keep: list[CodeType] = field(default_factory=list)  # keeps the twins' ids unique
     failed: dict[str, str] = field(default_factory=dict)  # file -> why not rewritten
+    roots: list[object] = field(default_factory=list)  # what the walk for functions starts at
     _places: dict[tuple[int, int], Bound] = field(default_factory=dict)
 
     def seen(self, code: CodeType) -> bool:
         """Whether ``code`` is rewritten code of this exploration."""
         return id(code) in self.twins
 
-    def start(self) -> None:
-        """Swap every live function of the instrumented files."""
-        functions = [obj for obj in gc.get_objects()
-                     if type(obj) is FunctionType and self.is_user(obj.__code__.co_filename)]
+    def start(self, roots: Iterable[object] = ()) -> None:
+        """Swap every live function of the instrumented files (``roots``: objects
+        the exploration starts from, its actors)."""
+        self.roots = list(roots)
+        functions = live_functions(self.is_user, self.roots)
         try:
             for function in functions:
                 self.swap(function)
@@ -220,9 +224,78 @@ class Swap:
             function.__code__ = code
         self.swapped.clear()
         if self.twins:
-            for obj in gc.get_objects():
-                if type(obj) is FunctionType:
-                    original = self.twins.get(id(obj.__code__))
-                    if original is not None:
-                        obj.__code__ = original
+            for function in live_functions(self.is_user, self.roots, self.twins):
+                original = self.twins.get(id(function.__code__))
+                if original is not None:
+                    function.__code__ = original
+
+    def swap_class(self, kind: type) -> None:
+        """Rewrite the methods of a user class (met after the start: one made by a
+        module imported during the exploration)."""
+        for value in vars(kind).values():
+            for function in _functions_of(value):
+                if self.is_user(function.__code__.co_filename):
+                    self.swap(function)
+
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+WALK_LIMIT = 500_000  # objects the walk for live functions visits at most
+
+
+def live_functions(is_user: Callable[[str], bool], roots: Iterable[object],
+                   twins: dict[int, CodeType] | None = None) -> list[FunctionType]:
+    """The live functions whose code is in an instrumented file (or, given
+    ``twins``, is one of them): every one gc knows.  On a free-threaded build
+    gc.get_objects() misses objects once a thread has ended (3.13), so there they
+    are found by a walk from the instrumented modules and ``roots``."""
+    def wanted(function: FunctionType) -> bool:
+        code = function.__code__
+        return id(code) in twins if twins is not None else is_user(code.co_filename)
+
+    if not FREE_THREADED:
+        return [obj for obj in gc.get_objects() if type(obj) is FunctionType and wanted(obj)]
+    start: list[object] = list(roots)
+    for module in list(sys.modules.values()):
+        filename = getattr(module, "__file__", None)
+        if isinstance(filename, str) and is_user(filename):
+            start.append(vars(module))
+    found: list[FunctionType] = []
+    seen: set[int] = set()
+    work = start
+    while work and len(seen) < WALK_LIMIT:
+        obj = work.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        kind = type(obj)
+        if kind is FunctionType:
+            if wanted(obj):  # type: ignore[arg-type]
+                found.append(obj)  # type: ignore[arg-type]
+        elif kind is ModuleType or kind in _LEAVES:
+            continue
+        elif isinstance(obj, type) and not is_user(_class_file(obj)):
+            continue
+        work.extend(gc.get_referents(obj))
+    return found
+
+
+_LEAVES = (str, bytes, int, float, complex, bool, type(None), CodeType, bytearray, range)
+
+
+def _class_file(kind: type) -> str:
+    module = sys.modules.get(kind.__module__)
+    filename = getattr(module, "__file__", None)
+    return filename if isinstance(filename, str) else ""
+
+
+def _functions_of(value: object) -> list[FunctionType]:
+    """The functions a class attribute holds: itself, a static or class method's,
+    a property's getter, setter and deleter."""
+    if type(value) is FunctionType:
+        return [value]
+    if isinstance(value, (staticmethod, classmethod)):
+        return _functions_of(value.__func__)
+    if isinstance(value, property):
+        return [f for f in (value.fget, value.fset, value.fdel) if type(f) is FunctionType]
+    return []
 

@@ -230,7 +230,7 @@ class Engine:
         if precise:
             from .observer import Observer
 
-            self.observer = Observer(self.is_user)
+            self.observer = Observer(self.is_user, [setup, *self.actors])
         self.step_timeout = step_timeout
         self.patience = max(1.0, 20 * step_timeout)
         self.hang_timeout = hang_timeout
@@ -442,8 +442,9 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
                 break
     finally:
         engine.stop()
-    if engine.observer is not None:
-        blind.merge(engine.observer.blind)
+    observer = getattr(engine, "observer", None)  # DPOR of threads: what it could not see
+    if observer is not None:
+        blind.merge(observer.blind)
     stats: ExploreStats = {
         "steps_total": steps_total, "steps_max": steps_max, "detaches": detaches,
         "abandoned_threads": abandoned_threads, "elapsed": time.perf_counter() - started,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import operator
 import sys
+import sysconfig
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -39,6 +40,8 @@ from .accesses import (
     deep_reads,
 )
 from .scheduler import _ACTIVE, _CURRENT, Worker, user_site
+
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 Site = tuple[str, tuple[str, int, str, "str | None"]]  # ("point", (file, line, function, what))
 
@@ -58,6 +61,9 @@ class State:
     controller: int | None = None  # the thread that runs the schedules (setup, check)
     # Per module namespace (by id): the builtin names its code reads without a hook.
     builtin_names: dict[int, frozenset[str]] = {}  # noqa: RUF012 - one per process
+    # C iterations run in this schedule: (schedule, index in DPOR's trace, what they
+    # read, site), on a free-threaded build only (see bulk_races).
+    bulk: list[tuple[Any, int, frozenset[int], Site]] = []  # noqa: RUF012
 
 
 STATE = State()
@@ -88,8 +94,76 @@ def step(worker: Worker, outcome: Outcome, site: Site, depth: int = 2) -> None:
     if event or outcome.guard is not None:
         worker.event, worker.guard = event, outcome.guard
         worker.schedule._switch(worker, site)  # type: ignore[arg-type]
+        if outcome.bulk and FREE_THREADED:
+            _bulk(worker, outcome.event, site)
     if outcome.open is not None:
         opened.append((frame or _getframe(depth), outcome.open))
+
+
+def _bulk(worker: Worker, event: Event, site: Site) -> None:
+    """On a free-threaded build: the step about to run is a C function iterating
+    containers; remember it (its place in DPOR's trace) for ``bulk_races``."""
+    numbers = frozenset(number for number, part, writes in event
+                        if part is ALL and not writes and number >= 0)
+    trace = getattr(worker.schedule.strategy, "trace", None)
+    if numbers and isinstance(trace, list) and trace and trace[-1][0] == worker.index:
+        STATE.bulk.append((worker.schedule, len(trace) - 1, numbers, site))
+
+
+def bulk_races(dependent: Callable[[Event, Event], bool]) -> list[tuple[str, int]]:
+    """The sites of the C iterations of the schedules just run that another worker's
+    write could have happened in the middle of: it was not ordered before or after
+    them by anything but the iteration itself (a lock, an event...).  Under the GIL
+    the iteration is one step; on a free-threaded build it is not (PEP 703)."""
+    found: list[tuple[str, int]] = []
+    by_schedule: dict[int, list[tuple[Any, int, frozenset[int], Site]]] = {}
+    for record in STATE.bulk:
+        by_schedule.setdefault(id(record[0]), []).append(record)
+    STATE.bulk = []
+    for records in by_schedule.values():
+        strategy = records[0][0].strategy
+        trace, origin = strategy.trace, getattr(strategy, "origin", {})
+        stamps, befores = _clocks(trace, origin, dependent)
+        for _schedule, index, numbers, site in records:
+            reader = trace[index][0]
+            for other, step in enumerate(trace):
+                if step[0] == reader or not any(
+                        writes and (number in numbers or number < 0)
+                        for number, _part, writes in step[1]):
+                    continue
+                first, second = (index, other) if index < other else (other, index)
+                owner = trace[first][0]
+                if stamps[first].get(owner, 0) > befores[second].get(owner, 0):
+                    found.append((site[1][0], site[1][1]))
+                    break
+    return found
+
+
+def _clocks(trace: list[Any], origin: dict[int, int],
+            dependent: Callable[[Event, Event], bool]
+            ) -> tuple[list[dict[int, int]], list[dict[int, int]]]:
+    """Each step's vector clock (the steps it depends on, transitively) and its
+    worker's clock just before it."""
+    stamps: list[dict[int, int]] = []
+    befores: list[dict[int, int]] = []
+    clocks: dict[int, dict[int, int]] = {}
+    for position, step in enumerate(trace):
+        worker, event = step[0], step[1]
+        before = clocks.get(worker)
+        if before is None:
+            start = origin.get(worker)
+            before = dict(stamps[start]) if start is not None and start < position else {}
+        stamp = dict(before)
+        stamp[worker] = before.get(worker, 0) + 1
+        for earlier in range(position):
+            if dependent(trace[earlier][1], event):
+                for key, value in stamps[earlier].items():
+                    if value > stamp.get(key, 0):
+                        stamp[key] = value
+        stamps.append(stamp)
+        befores.append(before)
+        clocks[worker] = stamp
+    return stamps, befores
 
 
 def _carried(opened: list[tuple[FrameType, Event]], frame: FrameType, event: Event) -> Event:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import Any
 
 from . import _orig, audit, hooks
-from .accesses import Calls
+from .accesses import Calls, dependent
 from .blind import BlindSpots
 from .codeswap import Swap
 from .tracing import Guard
@@ -30,10 +30,11 @@ TESTED = ((3, 11), (3, 12), (3, 13))
 
 # Standard library modules whose code may run from C in a worker (an ABC's
 # isinstance check, an enum lookup, a codec) and touches nothing the user's code
-# can see: the guard lets it run.
+# can see: the guard lets it run.  threading.py is in the scheduler's hands: its
+# primitives are explore's while a schedule runs.
 _QUIET_STDLIB = ("abc.py", "_collections_abc.py", "typing.py", "_weakrefset.py", "enum.py",
                  "copyreg.py", "codecs.py", "functools.py", "encodings", "reprlib.py",
-                 "types.py", "operator.py", "keyword.py", "_py_abc.py")
+                 "types.py", "operator.py", "keyword.py", "_py_abc.py", "threading.py")
 
 
 def _quiet_stdlib() -> tuple[str, ...]:
@@ -58,13 +59,14 @@ class Observer:
     """See the module docstring; ``is_user(filename)`` says which files are
     rewritten."""
 
-    def __init__(self, is_user: Callable[[str], bool]) -> None:
+    def __init__(self, is_user: Callable[[str], bool], roots: Iterable[object] = ()) -> None:
         self.swap = Swap(is_user)
-        self.calls = Calls(self.swap.seen, self.swap.swap)
+        self.roots = list(roots)  # what the exploration starts from: actors, setup, check
+        self.calls = Calls(self.swap.seen, self.swap.swap, self.swap.swap_class)
         self.guard = Guard(self.expected)
         # What the observer could not see, outside any one schedule.
         self.blind = BlindSpots()
-        self._environ: dict[str, str] | None = None
+        self._environ: dict[Any, Any] | None = None
         self._cwd: str | None = None
         self._started = False
 
@@ -78,6 +80,8 @@ class Observer:
         if self.swap.seen(code):
             return True
         filename = code.co_filename
+        if filename.startswith("<"):
+            return _generated_quiet(code)
         return filename.startswith(_QUIET_PATHS)
 
     def start(self) -> None:
@@ -85,12 +89,12 @@ class Observer:
         why = untested()
         if why is not None:
             self.blind.add(why, ("<interpreter>", 0))
-        self._environ = dict(os.environ)
+        self._environ = _environment()
         try:
             self._cwd = os.getcwd()
         except OSError:
             self._cwd = None
-        self.swap.start()
+        self.swap.start(self.roots)
         hooks.STATE.calls = self.calls
         hooks.STATE.controller = _orig.get_ident()
         hooks.reset()
@@ -99,16 +103,22 @@ class Observer:
         self.guard.start()
 
     def begin(self) -> None:
-        """A schedule starts."""
+        """A schedule starts: from the process state the exploration started with
+        (the environment, the working directory; the lru caches that were empty)."""
         hooks.reset()
+        self._put_back()
 
     def end(self) -> None:
-        """A schedule ended: put back what it changed outside the program."""
+        """A schedule ended (its check still to run: what it changed stays)."""
         hooks.reset()
-        if self._environ is not None and dict(os.environ) != self._environ:
-            for name in set(os.environ) - set(self._environ):
-                del os.environ[name]
-            os.environ.update(self._environ)
+        for where in hooks.bulk_races(dependent):
+            self.blind.add("a C function iterating what another worker writes meanwhile "
+                           "(one step under the GIL; not atomic on a free-threaded build)",
+                           where)
+
+    def _put_back(self) -> None:
+        if self._environ is not None and _environment() != self._environ:
+            _restore_environment(self._environ)
         if self._cwd is not None:
             try:
                 if os.getcwd() != self._cwd:
@@ -137,3 +147,33 @@ class Observer:
             hooks.STATE.controller = None
             hooks.reset()
             self.swap.stop()
+            self._put_back()
+
+
+def _environment() -> dict[Any, Any]:
+    """A copy of the environment, cheap enough to compare after every schedule
+    (os.environ's own dict of encoded names and values when it has one)."""
+    data = getattr(os.environ, "_data", None)
+    return dict(data) if isinstance(data, dict) else dict(os.environ)
+
+
+def _restore_environment(saved: dict[Any, Any]) -> None:
+    decode = getattr(os.environ, "decodekey", None)
+    decode_value = getattr(os.environ, "decodevalue", None)
+    if isinstance(getattr(os.environ, "_data", None), dict) and decode and decode_value:
+        saved = {decode(key): decode_value(value) for key, value in saved.items()}
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    for name, value in saved.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+
+
+def _generated_quiet(code: CodeType) -> bool:
+    """Code without a source file that touches nothing shared: a namedtuple's
+    ``__new__`` (a lambda that builds the tuple) or a dataclass's ``__init__`` (it
+    fills an instance no one else sees yet)."""
+    name = getattr(code, "co_qualname", code.co_name)
+    if code.co_name == "<lambda>" and set(code.co_names) <= {"_tuple_new"}:
+        return True
+    return name.startswith("__create_fn__.<locals>.__init__")

@@ -48,6 +48,7 @@ def test_every_bug_is_found(name):
     result = explore(kernel.setup, kernel.actors, kernel.check, strategy="dpor",
                      schedules=50)
     assert result.failure is not None
+    assert result.failure.schedule < 3  # found in at most 3 schedules
     assert result.failure.kind == K.EXPECTED_KIND[name]
     assert not result.complete and result.incomplete == "stopped at the first failure"
 

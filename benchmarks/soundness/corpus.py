@@ -18,11 +18,12 @@ Each program is a bug of one kind of sharing, written as explore() arguments
 
 ``expect`` says what DPOR should say of the twin: "verified", or "incomplete"
 where explore cannot see what the program does (I/O, an untraced library, weak
-references, finalizers) - never "verified" for a buggy program.  A program with
+references, finalizers) - and never "verified" for a buggy program.  A program with
 ``since`` is buggy only from that Python version (``cached_property`` took a lock
 until 3.12), or only on a free-threaded build (``"free-threaded"``: a C function
 iterating a dict is one step under the GIL; explore cannot make such a bug happen,
-DPOR must not call the program verified there).  ``instrument`` is what makes an untraced library traced.
+DPOR must not call the program verified there).  ``instrument`` is what makes an
+untraced library traced.
 
 Kept in its own directory: explore's roots for these programs are this
 directory, so ``soundness_lib`` (beside it) is a library explore does not trace.
@@ -309,7 +310,7 @@ program("cached_property_once", "C code with state", _conn, [use_handle] * 2,
         _opened_once, [locked(use_handle)] * 2, since=(3, 12))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache  # lru_cache(maxsize=None)
 def open_connection(conn):
     conn.opened += 1
     return object()

@@ -13,7 +13,8 @@ Each program is a bug of one kind of sharing, written as explore() arguments
 - I/O: a file read and rewritten, a socket;
 - an untraced library: a module outside explore's roots whose global its
   functions change (``lib.incr()``: a call whose arguments are all immutable);
-- nondeterminism: a body whose path depends on ``os.urandom``;
+- nondeterminism: a body whose path depends on ``os.urandom``, ``random`` or the
+  real clock (no number of schedules covers every value: never verified);
 - weak references and finalizers.
 
 ``expect`` says what DPOR should say of the twin: "verified", or "incomplete"
@@ -34,13 +35,14 @@ import functools
 import itertools
 import operator
 import os
+import random
 import socket
 import sys
 import sysconfig
 import tempfile
 import threading
+import time
 import types
-import uuid
 import weakref
 
 import soundness_lib as lib
@@ -386,7 +388,7 @@ program("map_callback", "C code with state", _box, [bump_through_map] * 2, _n_is
 def _environment():
     os.environ["SOUNDNESS_N"] = "0"
     os.environ.pop("SOUNDNESS_TOKEN", None)
-    return _ns()
+    return _ns(tokens=itertools.count())
 
 
 def inc_environ(s):
@@ -404,7 +406,7 @@ program("environ_counter", "environment", _environment, [inc_environ] * 2, _env_
 def token(s):
     found = os.getenv("SOUNDNESS_TOKEN")
     if found is None:
-        found = uuid.uuid4().hex
+        found = f"token-{next(s.tokens)}"
         os.environ["SOUNDNESS_TOKEN"] = found
     return found
 
@@ -555,7 +557,49 @@ def locked_either_way(s):
 
 
 program("urandom_branch", "nondeterminism", _box, [racy_sometimes] * 2, _n_is(2),
-        [locked_either_way] * 2)
+        [locked_either_way] * 2, expect="incomplete")
+
+
+def racy_when_random(s):
+    if random.random() < 0.5:
+        current = s.obj.n
+        s.obj.n = current + 1
+    else:
+        with s.lock:
+            s.obj.n += 1
+
+
+def locked_when_random(s):
+    with s.lock:
+        if random.random() < 0.5:
+            s.obj.n += 1
+        else:
+            s.obj.n = s.obj.n + 1
+
+
+program("random_branch", "nondeterminism", _box, [racy_when_random] * 2, _n_is(2),
+        [locked_when_random] * 2, expect="incomplete")
+
+
+def racy_on_odd_nanoseconds(s):
+    if time.perf_counter_ns() & 1:
+        current = s.obj.n
+        s.obj.n = current + 1
+    else:
+        with s.lock:
+            s.obj.n += 1
+
+
+def locked_on_any_nanosecond(s):
+    with s.lock:
+        if time.perf_counter_ns() & 1:
+            s.obj.n += 1
+        else:
+            s.obj.n = s.obj.n + 1
+
+
+program("clock_branch", "nondeterminism", _box, [racy_on_odd_nanoseconds] * 2, _n_is(2),
+        [locked_on_any_nanosecond] * 2, expect="incomplete")
 
 
 # ---- weak references and finalizers ------------------------------------------------------------

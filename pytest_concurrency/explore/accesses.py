@@ -76,10 +76,11 @@ class Outcome:
     """What an access, call or operation touches.  (A plain class: a NamedTuple's
     constructor is generated code, which explore's own steps must not run.)"""
 
-    __slots__ = ("event", "guard", "open", "blind", "bulk")
+    __slots__ = ("event", "guard", "open", "blind", "bulk", "expects")
 
     def __init__(self, event: Event, guard: Guard | None = None, open: Event | None = None,
-                 blind: str | None = None, bulk: bool = False) -> None:
+                 blind: str | None = None, bulk: bool = False,
+                 expects: bool = False) -> None:
         self.event = event
         self.guard = guard
         # While the call runs and calls back into rewritten code, every step of the
@@ -90,6 +91,9 @@ class Outcome:
         # Its reads of whole containers are a C function iterating them: one step
         # under the GIL, not atomic on a free-threaded build (see hooks.bulk_races).
         self.bulk = bulk
+        # The Python code it runs without hooks was foreseen: modelled, explore's own,
+        # or already a blind spot (the guard lets it run; see tracing.Guard).
+        self.expects = expects or blind is not None
 
     def replace(self, **changes: Any) -> Outcome:
         fields = {name: getattr(self, name) for name in self.__slots__}
@@ -109,8 +113,12 @@ class Outcome:
 
 
 QUIET = Outcome(NOTHING)
+# What the verdict says of a value that differs from run to run: no number of
+# schedules covers the values it could have taken.
+NONDETERMINISTIC = "{}, a value that differs from run to run"
+_CLOCK_METHODS = frozenset({"now", "utcnow", "today"})
 # Explore's own primitives (the standard library's code they inherit may run).
-OWN = Outcome(NOTHING, None, NOTHING)
+OWN = Outcome(NOTHING, None, NOTHING, expects=True)
 OPAQUE = Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT)
 
 
@@ -167,12 +175,13 @@ class Objects:
     the module docstring).
     """
 
-    __slots__ = ("_numbers", "_held", "_weak", "_count", "blind")
+    __slots__ = ("_numbers", "_keep", "_weak", "_first", "_count", "blind")
 
     def __init__(self, blind: BlindSpots | None = None) -> None:
         self._numbers: dict[int, int] = {}  # address -> number
-        self._held: dict[int, Any] = {}  # number -> the object (or a weak reference to it)
-        self._weak: dict[Any, tuple[int, ...]] = {}  # weak reference -> addresses it frees
+        self._keep: list[object] = []  # what cannot be held weakly: alive to the end
+        self._weak: dict[int, tuple[Any, tuple[int, ...], object]] = {}  # see _hold
+        self._first: dict[int, Any] = {}  # number -> its first object (or a weak ref)
         self._count = 0
         self.blind = blind if blind is not None else BlindSpots()  # the schedule's
 
@@ -207,35 +216,35 @@ class Objects:
         return number
 
     def _hold(self, number: int, obj: object, namespace: object) -> None:
-        addresses = (id(obj),) if namespace is None else (id(obj), id(namespace))
+        """Keep ``obj``'s address from being another object's while it is numbered:
+        by a weak reference that forgets the address when it dies, or alive."""
         try:
             ref = weakref.ref(obj, self._gone)
         except TypeError:
-            self._held.setdefault(number, obj)  # no weak reference: kept alive
+            self._keep.append(obj)
             if namespace is not None:
-                self._held.setdefault(-2 - number, namespace)
+                self._keep.append(namespace)
+            self._first.setdefault(number, obj)
             return
-        self._weak[ref] = addresses
-        self._held.setdefault(number, ref)
-        if namespace is not None:
-            # The namespace outlives no one: freed with its object, by _gone.
-            self._held.setdefault(-2 - number, namespace)
+        addresses = (id(obj),) if namespace is None else (id(obj), id(namespace))
+        # The weak reference and the namespace (which dies with its object) are kept
+        # here until the object dies (a weak reference hashes as its referent).
+        self._weak[id(ref)] = (ref, addresses, namespace)
+        self._first.setdefault(number, ref)
 
     def _gone(self, ref: Any) -> None:
         """An object held weakly died: its address (and its namespace's) may be an
         unrelated object's next."""
-        addresses = self._weak.pop(ref, ())
+        _ref, addresses, _namespace = self._weak.pop(id(ref), (None, (), None))
         for address in addresses:
-            number = self._numbers.pop(address, None)
-            if number is not None and len(addresses) > 1:
-                self._held.pop(-2 - number, None)
+            self._numbers.pop(address, None)
 
     def known(self, address: int) -> object | None:
         """The live object at ``address`` that has a number, if there is one."""
         number = self._numbers.get(address)
         if number is None:
             return None
-        held = self._held.get(number)
+        held = self._first.get(number)
         return held() if type(held) is weakref.ref else held
 
 
@@ -548,7 +557,8 @@ class Calls:
         if model is not None:
             outcome = model(self, args, values, kwargs, objects)
             if outcome is not None:  # Python code runs: the guard must expect it
-                return outcome if outcome.open is not None else outcome.replace(open=NOTHING)
+                return outcome.replace(open=NOTHING if outcome.open is None else outcome.open,
+                                       expects=True)
         return Outcome(EVERYTHING_EVENT, None, EVERYTHING_EVENT, unseen_text(function))
 
     def _module_function(self, function: Any, module: object, args: list[object],
@@ -591,6 +601,13 @@ class Calls:
             part = key_part(args[0])
             if name == "get" and isinstance(receiver, collections.defaultdict):
                 part = ALL
+        if receiver is getattr(sys.modules.get("random"), "_inst", None):
+            return Outcome(((objects(receiver), ALL, True),), blind=NONDETERMINISTIC.format(
+                "the random module's generator"))
+        if isinstance(receiver, type) and name in _CLOCK_METHODS and \
+                receiver.__module__ == "datetime":
+            return Outcome(NOTHING, blind=NONDETERMINISTIC.format(
+                f"the real clock ({receiver.__name__}.{name})"))
         if _standard_stream(receiver):
             return Outcome(((objects(STDOUT), ALL, True), *deep_reads(values, objects)))
         if isinstance(receiver, _IO_TYPES):
@@ -632,7 +649,8 @@ class Calls:
                     continue
                 if name == "__init__" and method.__code__.co_filename.startswith("<") and \
                         lookup(kind, "__dataclass_fields__") is not _MISSING:
-                    found = _dataclass_init(self, [kind], values, kwargs, objects) or OPAQUE
+                    found = (_dataclass_init(self, [kind], values, kwargs, objects) or
+                             OPAQUE).replace(expects=True)
                 else:
                     found = self.library(method, [_FRESH, *args], values, kwargs, objects)
                 if found.blind is not None or found.event:
@@ -974,7 +992,7 @@ def _runs(calls: Calls, function: object, subject: object, objects: Objects,
             return None
         found = calls.library(function, [subject], [subject], None, objects)
         if plain is not None and not found.blind:
-            return Outcome((*plain.event, *found.event), found.guard, found.open)
+            return found.replace(event=(*plain.event, *found.event))
         return found
     if type(function) in _DESCRIPTORS or type(function) in _BUILTIN_METHODS or \
             type(function) is types.BuiltinFunctionType:
@@ -991,7 +1009,7 @@ def _through(calls: Calls, function: object, owner: object, objects: Objects,
         return plain
     if type(function) in _GETTERS:
         found = _GETTERS[type(function)](calls, function, [owner], objects)
-        return Outcome((*plain.event, *found.event), found.guard, found.open, found.blind)
+        return found.replace(event=(*plain.event, *found.event))
     outcome = _runs(calls, function, owner, objects, plain)
     return plain if outcome is None else outcome
 
@@ -1056,7 +1074,8 @@ def _subscript(calls: Calls, container: object, key: object, mode: str,
     calls.meet(kind)
     writing = mode != "r"
     if kind is _ENVIRON:
-        return Outcome(((objects(ENV), key_part(key), writing),), None, NOTHING)
+        return Outcome(((objects(ENV), key_part(key), writing),), None, NOTHING,
+                       expects=True)
     dunder = "__getitem__" if mode == "r" else "__setitem__" if mode == "w" else "__delitem__"
     method = lookup(kind, dunder)
     if type(method) is FunctionType:
@@ -1224,7 +1243,8 @@ _IDENTITY = (object.__eq__, object.__ne__, object.__format__, object.__repr__, o
 def _contains(calls: Calls, item: object, container: object, objects: Objects) -> Outcome:
     kind = type(container)
     if kind is _ENVIRON:
-        return Outcome(((objects(ENV), key_part(item), False),), None, NOTHING)
+        return Outcome(((objects(ENV), key_part(item), False),), None, NOTHING,
+                       expects=True)
     if isinstance(container, (dict, set, frozenset)) or kind in _VIEWS[:1]:
         method = lookup(kind, "__contains__")
         if type(method) is FunctionType:
@@ -1326,7 +1346,9 @@ def _random(calls: Calls, args: list[object], values: list[object],
     if not args:
         return None
     event = ((objects(args[0]), ALL, True), *writes(values[1:2], objects))
-    return Outcome(event)
+    if args[0] is getattr(sys.modules.get("random"), "_inst", None):
+        return Outcome(event, blind=NONDETERMINISTIC.format("the random module's generator"))
+    return Outcome(event)  # a generator of the program's: as seeded, every schedule
 
 
 def _dataclass_init(calls: Calls, args: list[object], values: list[object],
@@ -1386,7 +1408,11 @@ LIBRARY: dict[tuple[str, str], Model] = {
                     "findall", "escape", "_compile")},
     **{("copy", name): _pure for name in ("copy",)},
     ("copy", "deepcopy"): _pure_immutable,
-    ("uuid", "uuid4"): _quiet, ("uuid", "UUID.hex"): _quiet, ("uuid", "UUID.__str__"): _quiet,
+    ("uuid", "uuid4"): lambda calls, args, values, kwargs, objects: Outcome(
+        NOTHING, blind=NONDETERMINISTIC.format("uuid.uuid4")),
+    ("uuid", "uuid1"): lambda calls, args, values, kwargs, objects: Outcome(
+        NOTHING, blind=NONDETERMINISTIC.format("uuid.uuid1")),
+    ("uuid", "UUID.hex"): _quiet, ("uuid", "UUID.__str__"): _quiet,
     ("uuid", "UUID.int"): _quiet, ("uuid", "UUID.__init__"): _quiet,
     **{("random", f"Random.{name}"): _random
        for name in ("randint", "randrange", "choice", "choices", "shuffle", "sample",
@@ -1405,6 +1431,13 @@ _PURE_PATHS = frozenset(
 # Methods a dataclass generates (in code without a source file), by name.
 _DATACLASS: dict[str, Model] = {"__init__": _dataclass_init}
 
+def _real_clock(name: str) -> Model:
+    def model(calls: Calls, args: list[object], values: list[object],
+              kwargs: dict[str, object] | None, objects: Objects) -> Outcome | None:
+        return Outcome(NOTHING, blind=NONDETERMINISTIC.format(f"the real clock (time.{name})"))
+    return model
+
+
 C_FUNCTIONS: dict[tuple[str, str], Model] = {
     ("posix", "putenv"): lambda calls, args, values, kwargs, objects: Outcome(
         ((objects(ENV), key_part(args[0]) if args else ALL, True),)),
@@ -1415,14 +1448,19 @@ C_FUNCTIONS: dict[tuple[str, str], Model] = {
     ("posix", "chdir"): lambda calls, args, values, kwargs, objects: Outcome(
         ((objects(CWD), ALL, True),)),
     **{("posix", name): lambda calls, args, values, kwargs, objects: QUIET
-       for name in ("getpid", "getppid", "cpu_count", "urandom", "fspath", "strerror",
+       for name in ("getpid", "getppid", "cpu_count", "fspath", "strerror",
                     "times", "getuid", "getgid", "geteuid", "getegid", "uname",
                     "get_terminal_size", "getloadavg", "sched_getaffinity", "cpu_count",
                     "get_blocking", "isatty", "getlogin", "device_encoding")},
+    ("posix", "urandom"): lambda calls, args, values, kwargs, objects: Outcome(
+        NOTHING, blind=NONDETERMINISTIC.format("os.urandom")),
+    # time.time, monotonic and perf_counter are explore's virtual clock in a schedule.
     **{("time", name): lambda calls, args, values, kwargs, objects: QUIET
-       for name in ("time", "monotonic", "perf_counter", "process_time", "thread_time",
-                    "time_ns", "monotonic_ns", "perf_counter_ns", "gmtime", "localtime",
-                    "strftime")},
+       for name in ("time", "monotonic", "perf_counter", "gmtime", "strftime")},
+    **{("time", name): _real_clock(name)
+       for name in ("time_ns", "monotonic_ns", "perf_counter_ns", "process_time",
+                    "thread_time", "process_time_ns", "thread_time_ns", "localtime",
+                    "ctime", "asctime")},
     ("_thread", "get_ident"): lambda calls, args, values, kwargs, objects: QUIET,
     ("gc", "collect"): lambda calls, args, values, kwargs, objects: Outcome(
         EVERYTHING_EVENT, None, None, "gc.collect (finalizers)"),

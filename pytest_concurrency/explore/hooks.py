@@ -97,7 +97,7 @@ def step(worker: Worker, outcome: Outcome, site: Site, depth: int = 2) -> None:
         if outcome.bulk and FREE_THREADED:
             _bulk(worker, outcome.event, site)
     if outcome.open is not None:
-        opened.append((frame or _getframe(depth), outcome.open))
+        opened.append((frame or _getframe(depth), outcome.open, outcome.expects))
 
 
 def _bulk(worker: Worker, event: Event, site: Site) -> None:
@@ -166,7 +166,8 @@ def _clocks(trace: list[Any], origin: dict[int, int],
     return stamps, befores
 
 
-def _carried(opened: list[tuple[FrameType, Event]], frame: FrameType, event: Event) -> Event:
+def _carried(opened: list[tuple[FrameType, Event, bool]], frame: FrameType,
+             event: Event) -> Event:
     """``event`` plus the events of the calls still running below ``frame`` (a
     callback's steps carry the C code around it); calls whose frame is ``frame``
     itself, or gone from the stack, have returned."""
@@ -177,7 +178,7 @@ def _carried(opened: list[tuple[FrameType, Event]], frame: FrameType, event: Eve
             while back is not None and back is not caller:
                 back = back.f_back
             if back is not None:
-                return event + tuple(access for _frame, carried in opened
+                return event + tuple(access for _frame, carried, _expects in opened
                                      for access in carried)
         opened.pop()
     return event
@@ -534,15 +535,24 @@ def call_kw(site: Site, names: tuple[str | None, ...], *values: Any) -> dict[str
             pairs = ((key, value[key]) for key in keys)
         for key, item in pairs:
             if key in kwargs:
-                callee = getattr(function, "__qualname__", None) or repr(function)
-                raise TypeError(f"{callee}() got multiple values for keyword argument "
-                                f"{key!r}")
+                raise TypeError(f"{_function_str(function)} got multiple values for "
+                                f"keyword argument {key!r}")
             kwargs[key] = item
     worker = _worker()
     if worker is not None:
         step(worker, _describe(_calls().callable_outcome, function, args,
                                worker.schedule.objects, kwargs), site)
     return kwargs
+
+
+def _function_str(function: Any) -> str:
+    """How CPython names a callee in a call's TypeError: ``module.qualname()``."""
+    name = getattr(function, "__qualname__", None)
+    if not isinstance(name, str):
+        return f"{type(function).__name__} object"
+    module = getattr(function, "__module__", None)
+    return f"{module}.{name}()" if isinstance(module, str) and module != "builtins" \
+        else f"{name}()"
 
 
 # ---- iteration ----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ interrupted.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import sysconfig
@@ -25,6 +26,7 @@ from .blind import BlindSpots
 from .codeswap import Swap
 from .tracing import Guard
 
+GC_EVERY = 64  # schedules between two garbage collections, during an exploration
 # The interpreters DPOR's access observation is tested on (CI runs them all).
 TESTED = ((3, 11), (3, 12), (3, 13))
 
@@ -69,6 +71,8 @@ class Observer:
         self._environ: dict[Any, Any] | None = None
         self._cwd: str | None = None
         self._started = False
+        self._gc = False  # whether the garbage collector was enabled at the start
+        self._schedules = 0
 
     @property
     def settrace(self) -> Any:
@@ -95,6 +99,10 @@ class Observer:
         except OSError:
             self._cwd = None
         self.swap.start(self.roots)
+        # No garbage collection inside a schedule: a collection could run a finalizer
+        # at any step (and pause a step past the scheduler's patience).
+        self._gc = gc.isenabled()
+        gc.disable()
         hooks.STATE.calls = self.calls
         hooks.STATE.controller = _orig.get_ident()
         hooks.reset()
@@ -111,6 +119,9 @@ class Observer:
     def end(self) -> None:
         """A schedule ended (its check still to run: what it changed stays)."""
         hooks.reset()
+        self._schedules += 1
+        if self._gc and self._schedules % GC_EVERY == 0:
+            gc.collect()  # the cycles of the schedules since the last collection
         for where in hooks.bulk_races(dependent):
             self.blind.add("a C function iterating what another worker writes meanwhile "
                            "(one step under the GIL; not atomic on a free-threaded build)",
@@ -148,6 +159,8 @@ class Observer:
             hooks.reset()
             self.swap.stop()
             self._put_back()
+            if self._gc:
+                gc.enable()
 
 
 def _environment() -> dict[Any, Any]:

@@ -192,7 +192,10 @@ class Rewriter:
         it are rewritten."""
         for field, value in ast.iter_fields(node):
             if isinstance(value, list):
-                setattr(node, field, [self._inactive(item) for item in value])
+                if value and isinstance(value[0], ast.stmt):
+                    setattr(node, field, self._body(value))
+                else:
+                    setattr(node, field, [self._inactive(item) for item in value])
             elif isinstance(value, ast.AST):
                 setattr(node, field, self._inactive(value))
 
@@ -203,8 +206,6 @@ class Rewriter:
             return self._lambda(node)
         if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
             return self._comprehension(node)
-        if isinstance(node, ast.stmt):
-            return self._stmt(node)  # handled by _body; not reached for stmt lists
         if isinstance(node, ast.AST):
             self._nested_only(node)
         return node

@@ -182,8 +182,9 @@ class Worker:
     # point reached from there (a strategy defined in traced code) is not one.
     deciding: bool = False
     # For DPOR: calls into code explore does not see that are still running, each
-    # with its caller's frame and the event its callbacks' steps carry (hooks.py).
-    opaque: list[tuple[FrameType, Event]] = dataclasses.field(default_factory=list)
+    # with its caller's frame, the event its callbacks' steps carry, and whether the
+    # Python code it runs was foreseen (hooks.py, tracing.Guard).
+    opaque: list[tuple[FrameType, Event, bool]] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.baton = _orig.allocate_lock()

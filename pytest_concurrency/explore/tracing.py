@@ -219,7 +219,7 @@ class Guard:
             self._keep.append(code)
             return True
         worker = _CURRENT.get(_orig.get_ident())
-        if worker is None or worker.deciding or worker.opaque:
+        if worker is None or worker.deciding or worker.opaque and worker.opaque[-1][2]:
             return False
         caller = frame.f_back if frame is not None else None
         if caller is not None and own_file(caller.f_code.co_filename) and \

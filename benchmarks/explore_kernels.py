@@ -6,6 +6,8 @@
     python benchmarks/explore_kernels.py --dpor --baseline-tree DIR  # ... and DIR's cost
     python benchmarks/explore_kernels.py --growth   # one DPOR / pct schedule, N = 250..8000
     python benchmarks/explore_kernels.py --aio      # the asyncio kernels (tasks, not threads)
+    python benchmarks/explore_kernels.py --soundness  # the soundness corpus: dpor, random
+    python benchmarks/explore_kernels.py --dpor-cost --baseline-tree DIR  # a DPOR step
 
 For every kernel in tests/explore/bug_kernels.py and every strategy x granularity: the
 schedules explore() needed to find the bug (median and max over seeds 0..9; "-" when
@@ -19,6 +21,13 @@ cost of switch points: 2 workers x 2000 ``box.value += 1``, 5 pct schedules, aga
 untraced body, optionally beside an older checkout (``--baseline-tree``, e.g. a
 ``git worktree`` at the commit before the cheap switch points), the two measured in
 alternating subprocesses in one run.
+
+With --soundness: for every program of benchmarks/soundness/corpus.py (racy programs
+that share state in ways explore must not miss, each with a lock-fixed twin),
+strategy="dpor"'s verdict on the bug and on the twin with the schedules it ran, and
+random's schedules to the bug (seeds 0..4).  With --dpor-cost: one DPOR schedule of 2
+workers x 2000 increments, its steps and seconds per step and per increment, beside
+``--baseline-tree`` in alternating subprocesses.
 
 With --aio: for every kernel in tests/explore/aio_kernels.py (coroutine actors, run as
 asyncio tasks on one loop): the schedules to the bug per strategy (median / max over
@@ -41,6 +50,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "explore"))
 
 import aio_kernels  # noqa: E402
 import bug_kernels as kernels  # noqa: E402
+
+sys.path.insert(0, os.path.join(HERE, "soundness"))
+import corpus as soundness  # noqa: E402
 
 from pytest_concurrency.explore import explore  # noqa: E402
 
@@ -185,6 +197,20 @@ def switch_cost(reps=3):
     return {"traced": traced, "untraced": plain}
 
 
+def dpor_cost(reps=3):
+    """Seconds and steps of one DPOR schedule of 2 workers doing INCREMENTS increments
+    each (best of reps), and the same body untraced."""
+    best, steps = None, 0
+    for _ in range(reps):
+        t = time.perf_counter()
+        r = explore(_Box, [_increments, _increments], strategy="dpor", schedules=1, seed=0)
+        elapsed = time.perf_counter() - t
+        if best is None or elapsed < best:
+            best, steps = elapsed, r.stats["steps_total"]
+    plain = min(_timed(lambda: [_increments(_Box()) for _ in range(2)]) for _ in range(reps))
+    return {"traced": best, "steps": steps, "untraced": plain}
+
+
 _COST_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tree!r})
@@ -193,23 +219,88 @@ assert pytest_concurrency.__file__.startswith({tree!r}), pytest_concurrency.__fi
 sys.path.insert(0, {tests!r})
 sys.path.insert(0, {here!r})
 import explore_kernels
-print(json.dumps(explore_kernels.switch_cost()))
+print(json.dumps(explore_kernels.{measure}()))
 """
 
 
-def switch_cost_of(tree, rounds=5):
-    """switch_cost() of the checkout at ``tree`` and of this one, in alternating
-    subprocesses: medians of ``rounds`` each."""
+def switch_cost_of(tree, rounds=5, measure="switch_cost"):
+    """``measure``() (switch_cost or dpor_cost) of the checkout at ``tree`` and of this
+    one, in alternating subprocesses: medians of ``rounds`` each."""
     runs = {"this": [], "baseline": []}
     for _ in range(rounds):
         for label, path in (("this", os.path.dirname(HERE)), ("baseline", tree)):
-            script = _COST_SCRIPT.format(tree=path, here=HERE, tests=os.path.join(
-                os.path.dirname(HERE), "tests", "explore"))
+            script = _COST_SCRIPT.format(tree=path, here=HERE, measure=measure,
+                                         tests=os.path.join(os.path.dirname(HERE),
+                                                            "tests", "explore"))
             out = subprocess.run([sys.executable, "-c", script], capture_output=True,
                                  text=True, check=True).stdout
             runs[label].append(json.loads(out.strip().splitlines()[-1]))
     return {label: {key: statistics.median(r[key] for r in values)
-                    for key in ("traced", "untraced")} for label, values in runs.items()}
+                    for key in values[0]} for label, values in runs.items()}
+
+
+def report_dpor_cost(args, out):
+    """DPOR's cost per step and per increment, this tree beside ``--baseline-tree``."""
+    costs = switch_cost_of(args.baseline_tree, measure="dpor_cost") if args.baseline_tree \
+        else {"this": dpor_cost()}
+    print(f"\none DPOR schedule: 2 workers x {INCREMENTS} increments (median of 5 "
+          "alternating subprocess runs, each the best of 3)\n")
+    print("| code | schedule | steps | per step | per increment | traced / untraced |")
+    print("|---|---|---|---|---|---|")
+    for key, cost in costs.items():
+        name = "this tree" if key == "this" else f"baseline ({args.baseline_tree})"
+        print(f"| {name} | {cost['traced']:.3f} s | {cost['steps']:.0f} | "
+              f"{cost['traced'] / cost['steps'] * 1e6:.1f} us | "
+              f"{cost['traced'] / (2 * INCREMENTS) * 1e6:.1f} us | "
+              f"{cost['traced'] / cost['untraced']:.0f}x |")
+    out["dpor_cost"] = costs
+
+
+def soundness_table(seeds=5):
+    """For every program of the soundness corpus: DPOR on the bug and on its twin
+    (verdict, schedules), and random's schedules to the bug over ``seeds`` seeds."""
+    rows = {}
+    for name, kernel in soundness.PROGRAMS.items():
+        bug = explore(kernel.setup, kernel.actors, kernel.check, strategy="dpor",
+                      schedules=3000)
+        twin = explore(kernel.twin.setup, kernel.twin.actors, kernel.twin.check,
+                       strategy="dpor", schedules=3000)
+        found = []
+        for seed in range(seeds):
+            r = explore(kernel.setup, kernel.actors, kernel.check, strategy="random",
+                        seed=seed, schedules=300, instrument=kernel.instrument)
+            found.append((r.failure.schedule + 1) if r.failure else None)
+        rows[name] = {"workers": len(kernel.actors), "buggy": soundness.applies(kernel),
+                      "bug": _verdict(bug), "twin": _verdict(twin), "random": found,
+                      "category": kernel.category}
+    return rows
+
+
+def _verdict(result):
+    if result.failure is not None:
+        return f"found in {result.failure.schedule + 1}"
+    if result.verified:
+        return f"verified in {result.schedules_run}"
+    return f"not complete in {result.schedules_run}"
+
+
+def report_soundness(args, out):
+    rows = soundness_table()
+    print("\nthe soundness corpus (benchmarks/soundness/corpus.py): strategy='dpor' on each "
+          "buggy program and its fixed twin (3000 schedules allowed); random's schedules "
+          "to the bug, median / max over seeds 0..4 (300 allowed)\n")
+    print("| program | kind | workers | dpor on the bug | dpor on the twin | random |")
+    print("|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        bug = row["bug"] if row["buggy"] else f"{row['bug']} (correct here)"
+        found = _stat(row["random"]) if row["buggy"] else "-"
+        print(f"| {name} | {row['category']} | {row['workers']} | {bug} | {row['twin']} | "
+              f"{found} |")
+    false = [name for name, row in rows.items()
+             if row["buggy"] and row["bug"].startswith("verified")]
+    print(f"\nbuggy programs dpor called verified: {len(false)} of "
+          f"{sum(row['buggy'] for row in rows.values())}")
+    out["soundness"] = rows
 
 
 GROWTH = (250, 500, 1000, 2000, 4000, 8000)
@@ -380,8 +471,20 @@ def main():
     ap.add_argument("--growth", action="store_true",
                     help="the cost of one DPOR and one pct schedule as it grows")
     ap.add_argument("--aio", action="store_true", help="the asyncio kernels only")
+    ap.add_argument("--soundness", action="store_true",
+                    help="the soundness corpus under dpor and random only")
+    ap.add_argument("--dpor-cost", action="store_true",
+                    help="the cost of a DPOR step only (with --baseline-tree: beside it)")
     args = ap.parse_args()
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    for flag, report in (("soundness", report_soundness), ("dpor_cost", report_dpor_cost)):
+        if getattr(args, flag):
+            out = {}
+            report(args, out)
+            if args.json:
+                with open(args.json, "w") as fh:
+                    json.dump(out, fh, indent=1)
+            return
     if args.aio:
         out = {}
         report_aio(args, out)

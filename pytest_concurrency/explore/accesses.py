@@ -674,7 +674,8 @@ def unseen_text(function: Any) -> str:
     package = module.partition(".")[0]
     name = qualified(function)
     code = python_code(function)
-    if code is not None and code.co_filename.startswith("<"):
+    if code is not None and code.co_filename.startswith("<") and \
+            not code.co_filename.startswith("<frozen "):
         return f"inside {name} (code without a source file)"
     if package:
         return f"inside {name} (not instrumented; instrument=[{package!r}] would)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-Where = tuple[str, int]  # (filename, lineno)
+Where = tuple[str, int]  # (filename, lineno); ("", 0): nowhere in particular
 SHOWN = 3  # blind spots named in a verdict; the rest are counted
 
 
@@ -49,7 +49,7 @@ class BlindSpots:
 
     def describe(self, shown: int = SHOWN) -> str:
         """``os.environ, at test_env.py:12; open(), at io.py:3 (5 blind spots in all)``."""
-        parts = [f"{what}, at {os.path.basename(filename)}:{lineno}"
+        parts = [f"{what}, at {os.path.basename(filename)}:{lineno}" if filename else what
                  for what, filename, lineno, _times in self.items()[:shown]]
         text = "; ".join(parts)
         if len(self) > shown:

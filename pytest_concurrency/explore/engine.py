@@ -77,7 +77,7 @@ class ExploreStats(TypedDict):
     step_timeout: float  # seconds, as adapted to this machine
     false_detaches: int  # detaches that were the machine being slow
     python: str  # "3.12"
-    switch_points: str  # "sys.monitoring" or "sys.settrace"
+    switch_points: str  # "sys.monitoring", "sys.settrace", or DPOR's "rewritten code"
     pct_k: NotRequired[int]  # PCT's k at the end (pct only)
     timers: NotRequired[int]  # times virtual time had to pass (a timed wait or sleep)
     left_running: NotRequired[int]  # threads the actors started, still running at the end
@@ -450,7 +450,8 @@ def explore(setup: Callable[[], Any], actors: Iterable[Actor],
         "abandoned_threads": abandoned_threads, "elapsed": time.perf_counter() - started,
         "step_timeout": engine.step_timeout, "false_detaches": engine.false_detaches,
         "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
-        "switch_points": "sys.monitoring" if USE_MONITORING else "sys.settrace",
+        "switch_points": "rewritten code" if getattr(engine, "observer", None) else
+        "sys.monitoring" if USE_MONITORING else "sys.settrace",
     }
     warnings = [describe(cycle) for _index, cycle in inversions] if lock_order == "warn" \
         else []

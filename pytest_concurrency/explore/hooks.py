@@ -25,7 +25,7 @@ import sys
 import sysconfig
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from . import _orig
 from .accesses import (
@@ -42,6 +42,9 @@ from .accesses import (
 from .scheduler import _ACTIVE, _CURRENT, Worker, user_site
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+# 3.11: the guard is a trace function (tracing.Guard), paused in explore's own code.
+_PAUSE_TRACE = sys.version_info < (3, 12)
+_gettrace, _settrace = sys.gettrace, sys.settrace
 
 Site = tuple[str, tuple[str, int, str, "str | None"]]  # ("point", (file, line, function, what))
 
@@ -57,7 +60,8 @@ make_slice = slice
 class State:
     """What the hooks need from the exploration that rewrote the code."""
 
-    calls: Calls | None = None  # what calls, operators, descriptors do
+    calls: Calls = cast("Calls", None)  # what calls, operators, descriptors do (while
+    # an exploration runs: hooks find a worker only then)
     controller: int | None = None  # the thread that runs the schedules (setup, check)
     # Per module namespace (by id): the builtin names its code reads without a hook.
     builtin_names: dict[int, frozenset[str]] = {}  # noqa: RUF012 - one per process
@@ -81,6 +85,39 @@ def step(worker: Worker, outcome: Outcome, site: Site, depth: int = 2) -> None:
     """``worker`` is about to make the access described by ``outcome``: record what
     it could not see, carry the events of the calls it is inside, and switch.
     ``depth``: how many frames up the user's frame is."""
+    trace = _gettrace() if _PAUSE_TRACE else None
+    if trace is not None:
+        _settrace(None)  # explore's own code: the guard's trace function is off (3.11)
+    try:
+        _step(worker, outcome, site, depth + 1)
+    finally:
+        if trace is not None:
+            _settrace(trace)
+
+
+def _see(worker: Worker, site: Site, depth: int, function: Callable[..., Outcome],
+         *args: Any) -> None:
+    """``step`` with the outcome ``function(*args)`` (conservative if it fails),
+    worked out as explore's own code: the guard expects no Python code of the
+    user's meanwhile (and on 3.11 its trace function is off)."""
+    trace = _gettrace() if _PAUSE_TRACE else None
+    if trace is not None:
+        _settrace(None)
+    try:
+        deciding, worker.deciding = worker.deciding, True
+        try:
+            outcome = function(*args)
+        except Exception:  # noqa: BLE001 - a wrong answer would be worse than a conservative one
+            outcome = OPAQUE
+        finally:
+            worker.deciding = deciding
+        _step(worker, outcome, site, depth + 1)
+    finally:
+        if trace is not None:
+            _settrace(trace)
+
+
+def _step(worker: Worker, outcome: Outcome, site: Site, depth: int) -> None:
     if worker.deciding:
         return  # inside the scheduler's decision (a strategy in traced code)
     event = outcome.event
@@ -184,14 +221,13 @@ def _carried(opened: list[tuple[FrameType, Event, bool]], frame: FrameType,
     return event
 
 
-def _worker() -> Worker | None:
-    """The worker this thread is, if a DPOR schedule runs it; a hook in a thread
-    explore does not control, while a schedule runs, is a blind spot."""
-    ident = _ident()
-    worker = _get(ident)
-    if worker is None and _ACTIVE and ident != STATE.controller and STATE.calls is not None:
+def _outsider() -> Worker | None:
+    """A hook ran in a thread that is no worker of a DPOR schedule: while a schedule
+    runs, one explore does not control (not the one running the schedules) is a
+    blind spot.  (Hooks find their worker with ``_get(_ident()) or _outsider()``.)"""
+    if _ACTIVE and _ident() != STATE.controller and STATE.calls is not None:
         _foreign()
-    return worker
+    return None
 
 
 def _foreign() -> None:
@@ -201,28 +237,26 @@ def _foreign() -> None:
 
 def _describe(function: Callable[..., Outcome], *args: Any) -> Outcome:
     """``function(*args)``, conservative if it fails; meanwhile the worker is in
-    explore's own code (its guard expects no Python code of the user's)."""
+    explore's own code (its guard expects no Python code of the user's, and on 3.11
+    the guard's trace function is off: it would see every call explore makes)."""
     worker = _get(_ident())
     if worker is None:
-        return _outcome(function, args)
+        try:
+            return function(*args)
+        except Exception:  # noqa: BLE001 - a wrong answer would be worse than a conservative one
+            return OPAQUE
     deciding, worker.deciding = worker.deciding, True
-    try:
-        return _outcome(function, args)
-    finally:
-        worker.deciding = deciding
-
-
-def _outcome(function: Callable[..., Outcome], args: tuple[Any, ...]) -> Outcome:
+    trace = _gettrace() if _PAUSE_TRACE else None
+    if trace is not None:
+        _settrace(None)
     try:
         return function(*args)
     except Exception:  # noqa: BLE001 - a wrong answer would be worse than a conservative one
         return OPAQUE
-
-
-def _calls() -> Calls:
-    calls = STATE.calls
-    assert calls is not None, "explore hooks called outside an exploration"
-    return calls
+    finally:
+        worker.deciding = deciding
+        if trace is not None:
+            _settrace(trace)
 
 
 # ---- the stash: values evaluated in a frame, waiting for the rest of an access ------------------
@@ -266,38 +300,34 @@ def peek() -> Any:
 # ---- attributes ---------------------------------------------------------------------------------
 
 def attr_r(obj: Any, name: str, site: Site) -> Any:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().attribute, obj, name, "r", worker.schedule.objects),
-             site)
+        _see(worker, site, 2, STATE.calls.attribute, obj, name, "r", worker.schedule.objects)
     return obj
 
 
 def attr_w(obj: Any, name: str, site: Site) -> Any:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _module_write(worker, obj, name, site)
-        step(worker, _describe(_calls().attribute, obj, name, "w", worker.schedule.objects),
-             site)
+        _see(worker, site, 2, STATE.calls.attribute, obj, name, "w", worker.schedule.objects)
     return obj
 
 
 def attr_d(obj: Any, name: str, site: Site) -> Any:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _module_write(worker, obj, name, site)
-        step(worker, _describe(_calls().attribute, obj, name, "d", worker.schedule.objects),
-             site)
+        _see(worker, site, 2, STATE.calls.attribute, obj, name, "d", worker.schedule.objects)
     return obj
 
 
 def attr_pop_w(name: str, site: Site) -> Any:
     obj = _pop(_getframe(1))
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _module_write(worker, obj, name, site)
-        step(worker, _describe(_calls().attribute, obj, name, "w", worker.schedule.objects),
-             site)
+        _see(worker, site, 2, STATE.calls.attribute, obj, name, "w", worker.schedule.objects)
     return obj
 
 
@@ -318,68 +348,68 @@ def _builtin_rebound(worker: Worker, namespace: dict[str, Any], name: str, site:
 # ---- subscripts ---------------------------------------------------------------------------------
 
 def item_r2(container: Any, key: Any, site: Site, is_slice: bool) -> Any:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().subscript, container, key, "r",
-                               worker.schedule.objects, is_slice), site)
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "r",
+                               worker.schedule.objects, is_slice)
     return container
 
 
 def item_w2(container: Any, key: Any, site: Site, is_slice: bool) -> Any:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _dict_write(worker, container, key, site)
-        step(worker, _describe(_calls().subscript, container, key, "w",
-                               worker.schedule.objects, is_slice), site)
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "w",
+                               worker.schedule.objects, is_slice)
     return container
 
 
 def item_d2(container: Any, key: Any, site: Site, is_slice: bool) -> Any:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _dict_write(worker, container, key, site)
-        step(worker, _describe(_calls().subscript, container, key, "d",
-                               worker.schedule.objects, is_slice), site)
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "d",
+                               worker.schedule.objects, is_slice)
     return container
 
 
 def item_w(key: Any, site: Site) -> Any:
     container = _pop(_getframe(1))
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _dict_write(worker, container, key, site)
-        step(worker, _describe(_calls().subscript, container, key, "w",
-                               worker.schedule.objects), site)
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "w",
+                               worker.schedule.objects)
     return key
 
 
 def item_d(key: Any, site: Site) -> Any:
     container = _pop(_getframe(1))
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _dict_write(worker, container, key, site)
-        step(worker, _describe(_calls().subscript, container, key, "d",
-                               worker.schedule.objects), site)
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "d",
+                               worker.schedule.objects)
     return key
 
 
 def getitem(container: Any, key: Any, site: Site) -> Any:
     __tracebackhide__ = True
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().subscript, container, key, "r",
-                               worker.schedule.objects), site)
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "r",
+                               worker.schedule.objects)
     return container[key]
 
 
 def item_keep(container: Any, key: Any, site: Site) -> Any:
     """``c[k]`` of ``c[k] op= v``: read it, and keep c and k for the write."""
     __tracebackhide__ = True
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().subscript, container, key, "r",
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "r",
                                worker.schedule.objects,
-                               type(key) is slice), site)
+                               type(key) is slice)
     value = container[key]
     frame = _getframe(1)
     ident = _ident()
@@ -395,11 +425,11 @@ def item_pop_w(site: Site) -> Any:
     frame = _getframe(1)
     key = _pop(frame)
     container = _pop(frame)
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _dict_write(worker, container, key, site)
-        step(worker, _describe(_calls().subscript, container, key, "w",
-                               worker.schedule.objects, type(key) is slice), site)
+        _see(worker, site, 2, STATE.calls.subscript, container, key, "w",
+                               worker.schedule.objects, type(key) is slice)
     return key
 
 
@@ -411,7 +441,7 @@ def _dict_write(worker: Worker, container: Any, key: Any, site: Site) -> None:
 # ---- globals and closure variables --------------------------------------------------------------
 
 def gread(namespace: dict[str, Any], name: str, site: Site) -> None:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         objects = worker.schedule.objects
         event: Event = ((objects(namespace), name, False),)
@@ -421,16 +451,16 @@ def gread(namespace: dict[str, Any], name: str, site: Site) -> None:
 
 
 def gwrite(namespace: dict[str, Any], name: str, value: Any, site: Site) -> Any:
-    _gwrite(namespace, name, site, 4)
+    _gwrite(namespace, name, site, 3)
     return value
 
 
 def gbind(namespace: dict[str, Any], name: str, site: Site) -> None:
-    _gwrite(namespace, name, site, 4)
+    _gwrite(namespace, name, site, 3)
 
 
 def _gwrite(namespace: dict[str, Any], name: str, site: Site, depth: int) -> None:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         _builtin_rebound(worker, namespace, name, site)
         step(worker, Outcome(((worker.schedule.objects(namespace), name, True),)), site,
@@ -448,13 +478,13 @@ class GlobalsProxy:
 
     def __setitem__(self, key: tuple[str, Any], value: Any) -> None:
         name, site = key
-        _gwrite(self.namespace, name, ("point", site), 4)
+        _gwrite(self.namespace, name, ("point", site), 3)
         self.namespace[name] = value
 
     def __delitem__(self, key: tuple[str, Any]) -> None:
         __tracebackhide__ = True
         name, site = key
-        _gwrite(self.namespace, name, ("point", site), 4)
+        _gwrite(self.namespace, name, ("point", site), 3)
         try:
             del self.namespace[name]
         except KeyError:
@@ -462,7 +492,7 @@ class GlobalsProxy:
 
 
 def cread(key: object, site: Site) -> None:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         step(worker, Outcome(((worker.schedule.objects(key), ALL, False),)), site)
 
@@ -481,7 +511,7 @@ def cdelete(key: object, site: Site) -> None:
 
 
 def _cwrite(key: object, site: Site) -> None:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         step(worker, Outcome(((worker.schedule.objects(key), ALL, True),)), site, 3)
 
@@ -492,10 +522,10 @@ def callp(function: Any, site: Site, args: tuple[Any, ...], kwargs: dict[str, An
           ) -> Any:
     """A call whose arguments are locals or constants: described with them, and
     made (with them evaluated again) from the user's frame."""
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().callable_outcome, function, args,
-                               worker.schedule.objects, kwargs), site)
+        _see(worker, site, 2, STATE.calls.callable_outcome, function, args,
+                               worker.schedule.objects, kwargs)
     return function
 
 
@@ -503,10 +533,10 @@ def call(site: Site, *args: Any) -> tuple[Any, ...]:
     """The arguments of the call whose callee waits in the stash: described, then
     given back to be spread into the call in the user's frame."""
     function = _pop(_getframe(1))
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().callable_outcome, function, args,
-                               worker.schedule.objects), site)
+        _see(worker, site, 2, STATE.calls.callable_outcome, function, args,
+                               worker.schedule.objects)
     return args
 
 
@@ -538,10 +568,10 @@ def call_kw(site: Site, names: tuple[str | None, ...], *values: Any) -> dict[str
                 raise TypeError(f"{_function_str(function)} got multiple values for "
                                 f"keyword argument {key!r}")
             kwargs[key] = item
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().callable_outcome, function, args,
-                               worker.schedule.objects, kwargs), site)
+        _see(worker, site, 2, STATE.calls.callable_outcome, function, args,
+                               worker.schedule.objects, kwargs)
     return kwargs
 
 
@@ -560,10 +590,10 @@ def _function_str(function: Any) -> str:
 def iter(iterable: Any, site: Site, unpacks: bool) -> Any:  # noqa: A001 - the hook's name
     """``for ... in iterable``: the iterator, announcing each item it reads."""
     iterator = _builtin_iter(iterable)
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is None:
         return iterator
-    outcome = _describe(_calls().next_item, iterator, worker.schedule.objects)
+    outcome = _describe(STATE.calls.next_item, iterator, worker.schedule.objects)
     if not outcome.event and outcome.blind is None and outcome.open is None and not unpacks:
         return iterator  # a generator or iterator of rewritten code: it says for itself
     return Iterator(iterator, site, unpacks)
@@ -584,22 +614,22 @@ class Iterator:
     def __next__(self) -> Any:
         worker = _get(_ident())
         if worker is not None:
-            step(worker, _describe(_calls().next_item, self.iterator,
-                                   worker.schedule.objects), self.site)
+            _see(worker, self.site, 2, STATE.calls.next_item, self.iterator,
+                                   worker.schedule.objects)
         item = _builtin_next(self.iterator)
         if self.unpacks and worker is not None and data(item):
-            step(worker, _describe(_calls().operation, "unpack", item, _NONE,
-                                   worker.schedule.objects), self.site)
+            _see(worker, self.site, 2, STATE.calls.operation, "unpack", item, _NONE,
+                                   worker.schedule.objects)
         return item
 
 
 def aiter(iterable: Any, site: Site, unpacks: bool) -> Any:
     """``async for ... in iterable``."""
     iterator = iterable.__aiter__()
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is None:
         return iterator
-    outcome = _describe(_calls().next_item, iterator, worker.schedule.objects)
+    outcome = _describe(STATE.calls.next_item, iterator, worker.schedule.objects)
     if not outcome.event and outcome.blind is None and outcome.open is None:
         return iterator
     return AsyncIterator(iterator, site)
@@ -619,8 +649,8 @@ class AsyncIterator:
     async def __anext__(self) -> Any:
         worker = _get(_ident())
         if worker is not None:
-            step(worker, _describe(_calls().next_item, self.iterator,
-                                   worker.schedule.objects), self.site)
+            _see(worker, self.site, 2, STATE.calls.next_item, self.iterator,
+                                   worker.schedule.objects)
         return await self.iterator.__anext__()
 
 
@@ -629,7 +659,7 @@ class AsyncIterator:
 def with_(manager: Any, site: Site) -> Any:
     """``with manager``: itself when entering and leaving it are rewritten code or
     explore's own; else a wrapper whose entry and exit are steps."""
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is None:
         return manager
     outcome = _describe_enter(manager, worker, "__enter__")
@@ -641,7 +671,7 @@ def with_(manager: Any, site: Site) -> Any:
 def _describe_enter(manager: Any, worker: Worker, which: str) -> Outcome | None:
     deciding, worker.deciding = worker.deciding, True
     try:
-        return _calls().enter_exit(manager, worker.schedule.objects, which)
+        return STATE.calls.enter_exit(manager, worker.schedule.objects, which)
     except Exception:  # noqa: BLE001 - a wrong answer would be worse than a conservative one
         return OPAQUE
     finally:
@@ -675,10 +705,10 @@ class Managed:
 
 def awith(manager: Any, site: Site) -> Any:
     """``async with manager``."""
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is None:
         return manager
-    if _calls().enter_exit(manager, worker.schedule.objects, "__aenter__") is None:
+    if STATE.calls.enter_exit(manager, worker.schedule.objects, "__aenter__") is None:
         return manager
     return AsyncManaged(manager, site)
 
@@ -710,10 +740,10 @@ _NONE = NO_OPERAND  # no right operand: a unary operation, a truth test...
 
 
 def _operate(op: str, left: Any, right: Any, site: Site, inplace: bool = False) -> None:
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
-        step(worker, _describe(_calls().operation, op, left, right, worker.schedule.objects,
-                               inplace), site, 3)
+        _see(worker, site, 3, STATE.calls.operation, op, left, right, worker.schedule.objects,
+                               inplace)
 
 
 def binl(left: Any, right: Any, op: str, site: Site) -> Any:
@@ -801,7 +831,7 @@ def fmt(value: Any, site: Site) -> Any:
 
 def deep(value: Any, site: Site) -> Any:
     """A ``match`` subject: its patterns may read anything inside it."""
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         step(worker, Outcome(deep_reads([value], worker.schedule.objects, namespaces=True)),
              site)
@@ -827,7 +857,7 @@ def imports(namespace: dict[str, Any], spec: tuple[int, str, tuple[str, ...]], s
             ) -> None:
     """An import statement: it reads ``sys.modules`` (and the names it takes from a
     module); a module not imported yet runs its code, unseen."""
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is None:
         return
     level, module, names = spec
@@ -863,7 +893,7 @@ def imports(namespace: dict[str, Any], spec: tuple[int, str, tuple[str, ...]], s
 
 def unseen(what: str, site: Site) -> None:
     """A construct the rewriting cannot describe: the verdict says so."""
-    worker = _worker()
+    worker = _get(_ident()) or _outsider()
     if worker is not None:
         worker.schedule.unseen(what, (site[1][0], site[1][1]))
         step(worker, Outcome(EVERYTHING_EVENT), site)

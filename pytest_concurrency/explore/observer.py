@@ -18,7 +18,7 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 from . import _orig, audit, hooks
 from .accesses import Calls, dependent
@@ -34,14 +34,17 @@ TESTED = ((3, 11), (3, 12), (3, 13))
 # isinstance check, an enum lookup, a codec) and touches nothing the user's code
 # can see: the guard lets it run.  threading.py is in the scheduler's hands: its
 # primitives are explore's while a schedule runs.
-_QUIET_STDLIB = ("abc.py", "_collections_abc.py", "typing.py", "_weakrefset.py", "enum.py",
-                 "copyreg.py", "codecs.py", "functools.py", "encodings", "reprlib.py",
-                 "types.py", "operator.py", "keyword.py", "_py_abc.py", "threading.py")
+_QUIET_STDLIB = ("abc", "_collections_abc", "typing", "_weakrefset", "enum", "copyreg",
+                 "codecs", "functools", "encodings", "reprlib", "types", "operator",
+                 "keyword", "_py_abc", "threading")
 
 
 def _quiet_stdlib() -> tuple[str, ...]:
+    """Where their code is: their files, or the names of frozen modules (3.11+)."""
     base = os.path.realpath(sysconfig.get_paths()["stdlib"])
-    return tuple(os.path.join(base, name) for name in _QUIET_STDLIB)
+    paths = [os.path.join(base, name) + ("" if name == "encodings" else ".py")
+             for name in _QUIET_STDLIB]
+    return (*paths, *(f"<frozen {name}>" for name in _QUIET_STDLIB))
 
 
 _QUIET_PATHS = _quiet_stdlib()
@@ -84,15 +87,15 @@ class Observer:
         if self.swap.seen(code):
             return True
         filename = code.co_filename
-        if filename.startswith("<"):
-            return _generated_quiet(code)
-        return filename.startswith(_QUIET_PATHS)
+        if filename.startswith(_QUIET_PATHS):
+            return True
+        return filename.startswith("<") and _generated_quiet(code)
 
     def start(self) -> None:
         self._started = True
         why = untested()
         if why is not None:
-            self.blind.add(why, ("<interpreter>", 0))
+            self.blind.add(why, ("", 0))
         self._environ = _environment()
         try:
             self._cwd = os.getcwd()
@@ -154,7 +157,7 @@ class Observer:
             self.guard.stop()
         finally:
             audit.SWITCH.on = False
-            hooks.STATE.calls = None
+            hooks.STATE.calls = cast("Calls", None)
             hooks.STATE.controller = None
             hooks.reset()
             self.swap.stop()

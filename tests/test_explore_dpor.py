@@ -135,3 +135,71 @@ def test_lock_order_can_warn_or_be_ignored(pytester, policy, warned):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert ("are taken in opposite orders" in result.stdout.str()) is warned
+
+
+TALLY = """
+import collections
+import threading
+import pytest
+
+class Tally:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = collections.Counter()
+
+    def add(self, word):
+        with self.lock:
+            self.counts.update([word])
+
+@pytest.fixture
+def tally():
+    return Tally()
+
+@pytest.mark.concurrency(modes=["explore"], strategy="dpor"{instrument})
+def test_tally(tally):
+    tally.add("x")
+"""
+
+
+def test_a_call_into_a_package_explore_does_not_rewrite_is_named_never_verified(pytester):
+    pytester.makepyfile(test_tally=TALLY.format(instrument=""))
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*explore: no failure in * schedules; not complete (could not see inside "
+        "collections.Counter.update (not instrumented; instrument=?'collections'? would), "
+        "at test_tally.py:12)*rewritten code"])
+    result.stdout.no_fnmatch_line("*explore: verified*")
+
+
+def test_the_package_named_in_instrument_is_rewritten_and_the_fix_verified(pytester):
+    pytester.makepyfile(test_tally=TALLY.format(instrument=", instrument=['collections']"))
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*explore: verified: all * distinct interleavings explored*"])
+
+
+def test_a_failing_assert_keeps_pytests_introspection_under_dpor(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        class Box:
+            value = 0
+
+        @pytest.fixture
+        def box():
+            return Box()
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+        def test_box(box, worker):
+            current = box.value
+            box.value = current + 1
+            assert box.value == current + 1
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*explore found an assertion in schedule * (strategy=dpor*",
+                                 "AssertionError: assert 2 == (* + 1)",
+                                 " +  where 2 = <*Box object at *>.value"])

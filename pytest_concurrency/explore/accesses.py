@@ -590,6 +590,8 @@ class Calls:
             return _real_lock(receiver, name, args, objects)
         if isinstance(receiver, _LOCAL):
             return QUIET  # a thread's own attributes
+        if kind in _GENERATORS:  # send, throw, close, __next__: it runs the generator
+            return self.next_item(receiver, objects)
         if kind is weakref.ref:
             return Outcome(EVERYTHING_EVENT, None, None, "a weak reference dereferenced")
         if isinstance(receiver, (str, bytes, int, float, complex, tuple, frozenset, range)):

@@ -35,8 +35,16 @@ def _next_of_old_generator(s):
     s.items.append(next(MADE_BEFORE))
 
 
-def test_a_generator_made_before_the_exploration_is_a_blind_spot():
-    result = explore(_state, [_next_of_old_generator, _count], strategy="dpor")
+SENT_TO = _numbers(100)
+
+
+def _send_to_old_generator(s):
+    s.items.append(SENT_TO.send(None))
+
+
+@pytest.mark.parametrize("actor", [_next_of_old_generator, _send_to_old_generator])
+def test_a_generator_made_before_the_exploration_is_a_blind_spot(actor):
+    result = explore(_state, [actor, _count], strategy="dpor")
     assert result.failure is None and not result.verified
     assert "a generator of _numbers" in result.incomplete
     assert "made before the exploration" in result.incomplete

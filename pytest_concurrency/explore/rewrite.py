@@ -147,7 +147,11 @@ class Rewriter:
     def _where(self, name: str) -> tuple[str, CellKey | None]:
         if name.startswith("@"):  # pytest's assertion temporaries and its helpers
             return LOCAL, None
-        return self.ctx.scope.where(name)
+        return self.ctx.scope.where(self._mangled(name))
+
+    def _mangled(self, name: str) -> str:
+        """``name`` as the compiler spells it here (``__x`` in a class: ``_C__x``)."""
+        return mangle(name, self.ctx.klass)
 
     def _pure(self, node: ast.expr) -> bool:
         """Whether evaluating ``node`` twice is the same as once and touches
@@ -215,8 +219,9 @@ class Rewriter:
         node.decorator_list = [self._expr(d) for d in node.decorator_list]
         self._arguments(node.args)
         scope = self.scopes.of(node)
-        klass = self.ctx.klass if self.ctx.scope.kind == "class" else None
-        saved = self._enter(scope, True, node.name, klass)
+        # The class's name stays: the compiler mangles ``__x`` in every scope nested
+        # in a class (a method's inner functions too), up to the next class.
+        saved = self._enter(scope, True, node.name)
         try:
             body = self._body(node.body)
             if node.name == "__del__" and saved.scope.kind == "class":
@@ -262,7 +267,7 @@ class Rewriter:
                 ast.Constant(f"{name} bound by a decorated def or class"),
                 self._site(node, None)], node)), node)]
         if where == GLOBAL:
-            call = self._hook("gbind", [ast.Constant(GLOBALS), ast.Constant(name),
+            call = self._hook("gbind", [ast.Constant(GLOBALS), ast.Constant(self._mangled(name)),
                                         self._site(node, f"writes {name}")], node)
         else:
             assert key is not None
@@ -298,7 +303,8 @@ class Rewriter:
         where, key = self._where(target.id)
         site = self._site(target, f"writes {target.id}")
         if where == GLOBAL:
-            return self._hook("gwrite", [ast.Constant(GLOBALS), ast.Constant(target.id),
+            return self._hook("gwrite", [ast.Constant(GLOBALS),
+                                         ast.Constant(self._mangled(target.id)),
                                          value, site], target)
         if where == CELL:
             assert key is not None
@@ -436,8 +442,9 @@ class Rewriter:
         if isinstance(target, ast.Name):
             where, key = self._where(target.id)
             if where == GLOBAL:
-                proxy = ast.Subscript(ast.Constant(GLOBALS_PROXY), _const(
-                    (target.id, self._site(target, f"deletes {target.id}").value)), ast.Del())
+                site = self._site(target, f"deletes {target.id}").value
+                proxy = ast.Subscript(ast.Constant(GLOBALS_PROXY),
+                                      _const((self._mangled(target.id), site)), ast.Del())
                 return [_located(ast.Delete([proxy]), target)]
             pre: list[ast.stmt] = []
             if where == CELL:
@@ -498,7 +505,8 @@ class Rewriter:
             if where == GLOBAL:
                 site = self._site(node, f"writes {node.id}").value
                 return _located(ast.Subscript(ast.Constant(GLOBALS_PROXY),
-                                              _const((node.id, site)), ast.Store()), node)
+                                              _const((self._mangled(node.id), site)),
+                                              ast.Store()), node)
             if where == CELL:
                 assert key is not None
                 temp = self._temp()
@@ -624,7 +632,8 @@ class Rewriter:
         if where == GLOBAL:
             if node.id in self.builtin_names:
                 return _located(node, at)
-            hook = self._hook("gread", [ast.Constant(GLOBALS), ast.Constant(node.id),
+            hook = self._hook("gread", [ast.Constant(GLOBALS),
+                                        ast.Constant(self._mangled(node.id)),
                                         self._site(at, f"reads {node.id}")], at)
         else:
             assert key is not None

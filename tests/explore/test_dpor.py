@@ -428,3 +428,84 @@ def test_the_linear_race_finding_runs_the_schedules_of_the_pairwise_one(name):
 def test_the_searches_compared_are_not_trivial():
     counts = [len(_choices_of(DPOR(), *SEARCHES[name])) for name in SEARCHES]
     assert sum(count > 2 for count in counts) >= 8, counts
+
+
+# Inside a class the compiler spells ``__count`` as ``_Counter__count`` (name
+# mangling): the step's event must name the variable the code really touches.
+_Counter__count = 0
+
+
+class Counter:
+    def __init__(self):
+        self.__n = 0
+
+    def bump_attribute(self):
+        self.__n += 1
+
+    def bump_attribute_inside(self):
+        def bump():
+            self.__n += 1
+        bump()
+
+    def attribute(self):
+        return self.__n
+
+    def bump_global(self):
+        global __count
+        __count += 1
+
+    def closure(self):
+        __n = 0
+
+        def bump():
+            nonlocal __n
+            __n += 1
+
+        def value():
+            return __n
+        return types.SimpleNamespace(bump=bump, value=value, lock=threading.Lock())
+
+
+def _private_global():
+    global _Counter__count
+    _Counter__count = 0
+    return types.SimpleNamespace(counter=Counter(), lock=threading.Lock())
+
+
+def _private_global_is_2(_s, _returns):
+    assert _Counter__count == 2, f"lost update: {_Counter__count}"
+
+
+def _private_attribute_is_2(s, _returns):
+    assert s.counter.attribute() == 2, f"lost update: {s.counter.attribute()}"
+
+
+def _private_cell_is_2(s, _returns):
+    assert s.value() == 2, f"lost update: {s.value()}"
+
+
+def _bump_locked(bump):
+    def locked(s):
+        with s.lock:
+            bump(s)
+    return locked
+
+
+PRIVATE = {
+    "global": (_private_global, [lambda s: s.counter.bump_global()] * 2, _private_global_is_2),
+    "cell": (lambda: Counter().closure(), [lambda s: s.bump()] * 2, _private_cell_is_2),
+    "attribute in a method and in its inner function": (
+        _private_global, [lambda s: s.counter.bump_attribute(),
+                          lambda s: s.counter.bump_attribute_inside()],
+        _private_attribute_is_2),
+}
+
+
+@pytest.mark.parametrize("name", list(PRIVATE))
+def test_a_private_name_in_a_class_is_the_variable_the_compiler_mangles_it_to(name):
+    setup, actors, check = PRIVATE[name]
+    found = explore(setup, actors, check, strategy="dpor", schedules=50)
+    assert found.failure is not None and "lost update" in found.failure.message
+    fixed = explore(setup, [_bump_locked(bump) for bump in actors], check, strategy="dpor",
+                    schedules=50)
+    assert fixed.failure is None and fixed.verified, fixed.incomplete

@@ -218,6 +218,23 @@ def decorated():
     return cached(1), Local().twice(), Local.__qualname__
 
 
+_Mangled__hidden = 0
+
+
+class Mangled:
+    def private_names(self):
+        global __hidden
+        __hidden = 5
+        __hidden += 1
+        __local = __hidden * 10
+        def inner():
+            nonlocal __local
+            __local += 1
+            return __local
+        del __hidden
+        return inner(), __local, "_Mangled__hidden" in globals()
+
+
 def make_adder(n):
     def add(v):
         return v + n
@@ -267,6 +284,7 @@ def _run_all(module):
     results += [(f"Child.{method}", _outcome(getattr(child, method)))
                 for method in ("greet", "secret", "attributes", "subscripts")]
     results.append(("matching child", _outcome(module.matching, child)))
+    results.append(("Mangled.private_names", _outcome(module.Mangled().private_names)))
     import asyncio
     results.append(("coroutine", asyncio.run(module.coroutine([1, 2]))))
     module.COUNT = 0
@@ -371,3 +389,4 @@ def test_outside_a_worker_the_hooks_only_give_the_value_back():
     assert hooks.attr_r(box, "value", ("point", ("f.py", 1, "f", None))) is box
     assert hooks.getitem({"k": 2}, "k", ("point", ("f.py", 1, "f", None))) == 2
     assert hooks.binop(2, 3, "add", ("point", ("f.py", 1, "f", None))) == 5
+

@@ -101,17 +101,21 @@ class Observer:
             self._cwd = os.getcwd()
         except OSError:
             self._cwd = None
-        self.swap.start(self.roots)
         # No garbage collection inside a schedule: a collection could run a finalizer
         # at any step (and pause a step past the scheduler's patience).
         self._gc = gc.isenabled()
-        gc.disable()
-        hooks.STATE.calls = self.calls
-        hooks.STATE.controller = _orig.get_ident()
-        hooks.reset()
-        audit.install()
-        audit.SWITCH.on = True
-        self.guard.start()
+        try:
+            self.swap.start(self.roots)
+            gc.disable()
+            hooks.STATE.calls = self.calls
+            hooks.STATE.controller = _orig.get_ident()
+            hooks.reset()
+            audit.install()
+            audit.SWITCH.on = True
+            self.guard.start()
+        except BaseException:
+            self.stop()  # nothing of a half-started observer stays (explore() cannot)
+            raise
 
     def begin(self) -> None:
         """A schedule starts: from the process state the exploration started with

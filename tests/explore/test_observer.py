@@ -96,6 +96,19 @@ def test_every_function_has_its_own_code_back_after_an_exploration():
     assert _count.__code__ is code
 
 
+def test_a_start_that_fails_half_way_puts_everything_back(monkeypatch):
+    def no_tool_id(self):
+        raise RuntimeError("explore: every sys.monitoring tool id is in use")
+
+    monkeypatch.setattr(observer.Guard, "start", no_tool_id)
+    code, collecting = _count.__code__, gc.isenabled()
+    with pytest.raises(RuntimeError, match="tool id is in use"):
+        explore(_state, [_count, _count], strategy="dpor")
+    assert _count.__code__ is code
+    assert gc.isenabled() == collecting
+    assert observer.hooks.STATE.controller is None and not observer.audit.SWITCH.on
+
+
 def test_an_interpreter_dpor_is_not_tested_on_is_never_verified(monkeypatch):
     monkeypatch.setattr(observer, "TESTED", ())
     result = explore(_state, [_count], strategy="dpor")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dis
+import functools
 import importlib.util
 import os
 import sys
@@ -31,12 +32,17 @@ SwitchPoints = dict[int, tuple[int, str | None]]
 
 def _system_dirs() -> tuple[str, ...]:
     """The standard library's and the installed packages' directories."""
+    return _system_dirs_of(tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=8)  # an exploration starts without a lookup per path
+def _system_dirs_of(search_path: tuple[str, ...]) -> tuple[str, ...]:
     dirs = set()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(key)
         if path:
             dirs.add(os.path.realpath(path))
-    for path in sys.path:
+    for path in search_path:
         if "site-packages" in path or "dist-packages" in path:
             dirs.add(os.path.realpath(path))
     return tuple(sorted(dirs))
@@ -64,6 +70,9 @@ def _under(path: str, prefixes: Iterable[str]) -> bool:
     return any(path == prefix or path.startswith(prefix + os.sep) for prefix in prefixes)
 
 
+_realpath = functools.lru_cache(maxsize=8192)(os.path.realpath)  # a file: one lookup
+
+
 class UserCode:
     """Decides per file whether its code gets switch points."""
 
@@ -82,7 +91,7 @@ class UserCode:
     def _decide(self, filename: str) -> bool:
         if not filename or filename.startswith("<"):
             return False
-        path = os.path.realpath(filename)
+        path = _realpath(filename)
         if self.extra and _under(path, self.extra):
             return True
         if _under(path, (_OWN_DIR,)) or _under(path, self.system):

@@ -260,6 +260,8 @@ def alias_root(obj: object, objects: Objects) -> object | None:
     if kind is memoryview:
         exporter = obj.obj  # type: ignore[attr-defined]
         return exporter if exporter is not None else obj
+    if _is_ctypes(kind):
+        return _ctypes_root(obj, objects)
     if kind is weakref.ProxyType or kind is weakref.CallableProxyType:
         try:
             return obj.__dict__  # forwarded: the referent's namespace
@@ -277,6 +279,38 @@ def alias_root(obj: object, objects: Objects) -> object | None:
             base = base.base  # type: ignore[attr-defined]
         return base
     return obj
+
+
+def _is_ctypes(kind: type) -> bool:
+    """Whether ``kind`` is a ctypes type (no ctypes object exists before ``_ctypes``
+    is imported, and explore does not import it)."""
+    module = sys.modules.get("_ctypes")
+    return module is not None and issubclass(kind, module._SimpleCData.__base__)
+
+
+def _ctypes_root(obj: Any, objects: Objects) -> object | None:
+    """The object whose memory a ctypes object is: a field or element of a structure
+    or array is its base's memory, an object made by ``from_buffer`` the exporter's.
+    None for memory it cannot name (``from_address``, a pointer's ``contents``,
+    ``cast``): such an object conflicts with every step."""
+    import ctypes  # _ctypes is imported: so is (or cheaply can be) ctypes
+
+    base = obj
+    while base._b_base_ is not None:
+        outer = base._b_base_
+        start, end = ctypes.addressof(outer), ctypes.addressof(outer) + ctypes.sizeof(outer)
+        if not start <= ctypes.addressof(base) < end:
+            return None  # a pointer's contents: the memory it points to, not the pointer
+        base = outer
+    if base._b_needsfree_:
+        return base  # memory of its own
+    held = base._objects  # from_buffer keeps a memoryview of the exporter here
+    if type(held) is dict:  # a structure's or array's: under the key ctypes gives it
+        views = [value for value in held.values() if type(value) is memoryview]
+        held = views[0] if len(views) == 1 else None
+    if type(held) is memoryview:
+        return alias_root(held, objects)  # the exporter
+    return None
 
 
 _DICT_DESCRIPTORS: dict[type, Any] = {}
@@ -918,6 +952,11 @@ def _attribute(calls: Calls, owner: object, name: str, mode: str,
                 calls.function_seen(function)
             event = ((number, attrname, True),)
             return Outcome(event, None, event)
+        if descriptor is types.GetSetDescriptorType and name not in _PYTHON_GETSETS and \
+                found.__objclass__.__module__ != "builtins":  # type: ignore[attr-defined]
+            # A C getter or setter of a library's type (a ctypes object's ``value``,
+            # ``contents``, ``raw``): it may read or write any of the object's state.
+            return Outcome(((number, ALL, writing),))
         if descriptor in (types.MemberDescriptorType, types.GetSetDescriptorType,
                           FunctionType, staticmethod, classmethod,
                           types.MethodDescriptorType, types.WrapperDescriptorType,
@@ -938,6 +977,9 @@ def _attribute(calls: Calls, owner: object, name: str, mode: str,
                 if outcome is not None:
                     return outcome
     return _with_class(plain, kind, name, mode, objects, owner)
+
+
+_PYTHON_GETSETS = frozenset(("__dict__", "__weakref__"))  # of every Python class
 
 
 def _with_class(plain: Outcome, kind: type, name: str, mode: str, objects: Objects,

@@ -36,3 +36,29 @@ def test_objects_keep_their_numbers_and_a_module_is_its_namespace():
     first, second = object(), object()
     assert (objects(first), objects(second), objects(first)) == (0, 1, 0)
     assert objects(accesses) == objects(vars(accesses))
+
+
+def test_a_ctypes_object_is_numbered_as_the_memory_it_is():
+    import ctypes
+
+    class Pair(ctypes.Structure):
+        _fields_ = [("a", ctypes.c_int32), ("b", ctypes.c_int32 * 2)]
+
+    objects = Objects()
+    buffer = bytearray(12)
+    over = Pair.from_buffer(buffer)
+    assert objects(over) == objects(buffer) == objects(over.b)  # from_buffer, a field
+    own = ctypes.c_int32(0)
+    assert objects(own) != objects(buffer)
+    # Memory it cannot name (a pointer's contents, from_address): every step's.
+    assert objects(ctypes.pointer(own).contents) == accesses.EVERYTHING
+    assert objects(ctypes.c_int32.from_address(ctypes.addressof(own))) == accesses.EVERYTHING
+
+
+def test_a_c_getter_of_a_library_type_reads_all_of_its_object():
+    import ctypes
+
+    objects, calls = Objects(), Calls(lambda code: False)
+    number = ctypes.c_int32(0)
+    event = calls.attribute(number, "value", "w", objects).event
+    assert event == ((objects(number), ALL, True),)

@@ -4,33 +4,37 @@ Each program is a bug of one kind of sharing, written as explore() arguments
 (setup, actors, check), with a twin fixed by a lock.  The kinds (``category``):
 
 - aliases: one object reached under two names (an instance and its ``__dict__``
-  or ``vars()``, a dict and its views, a bytearray and a memoryview of it, a
-  module's globals and ``globals()``, an object and a weak proxy to it);
+  or ``vars()``, a dict and its views, a bytearray and a memoryview of it or a
+  ctypes number made ``from_buffer`` of it, a module's globals and ``globals()``,
+  an object and a weak proxy to it);
 - C code with state of its own: a property whose getter is ``operator.attrgetter``,
   ``itemgetter``, ``functools.lru_cache`` and ``cached_property``, the ``operator``
   functions, itertools over shared lists, a C function calling back;
-- the environment: ``os.environ``, ``os.getenv``, ``os.chdir``;
-- I/O: a file read and rewritten, a socket;
+- the environment: ``os.environ``, ``os.getenv``, ``os.chdir``, the socket
+  module's default timeout;
+- I/O: a file read and rewritten (with ``open`` or ``os.open``), a socket;
+- code without source: code compiled from a string and run by ``exec``;
 - an untraced library: a module outside explore's roots whose global its
   functions change (``lib.incr()``: a call whose arguments are all immutable);
 - nondeterminism: a body whose path depends on ``os.urandom``, ``random`` or the
   real clock (no number of schedules covers every value: never verified);
 - weak references and finalizers.
 
-``expect`` says what DPOR should say of the twin: "verified", or "incomplete"
-where explore cannot see what the program does (I/O, an untraced library, weak
-references, finalizers) - and never "verified" for a buggy program.  A program with
-``since`` is buggy only from that Python version (``cached_property`` took a lock
-until 3.12), or only on a free-threaded build (``"free-threaded"``: a C function
-iterating a dict is one step under the GIL; explore cannot make such a bug happen,
-DPOR must not call the program verified there).  ``instrument`` is what makes an
-untraced library traced.
+``expect`` says what DPOR should say of the twin: "verified", or "incomplete" where
+explore cannot see what the program does (I/O, an untraced library, code without
+source, weak references, finalizers) - and never "verified" for a buggy program. A
+program with ``since`` is buggy only from that Python version (``cached_property``
+took a lock until 3.12), or only on a free-threaded build (``"free-threaded"``: a C
+function iterating a dict is one step under the GIL; explore cannot make such a bug
+happen, DPOR must not call the program verified there).  ``instrument`` is what
+makes an untraced library traced.
 
 Kept in its own directory: explore's roots for these programs are this
 directory, so ``soundness_lib`` (beside it) is a library explore does not trace.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import itertools
 import operator
@@ -190,6 +194,19 @@ def _byte_is_2(s, _returns):
 
 program("memoryview_alias", "aliases", _bytes, [inc_view, inc_buffer], _byte_is_2,
         [locked(inc_view), locked(inc_buffer)])
+
+
+def _c_int_over_bytes():
+    buffer = bytearray(4)
+    return _ns(buffer=buffer, number=ctypes.c_int32.from_buffer(buffer))
+
+
+def inc_c_int(s):
+    s.number.value += 1  # a C getter and setter on the bytearray's memory
+
+
+program("ctypes_from_buffer_alias", "aliases", _c_int_over_bytes, [inc_c_int, inc_buffer],
+        _byte_is_2, [locked(inc_c_int), locked(inc_buffer)])
 
 COUNT = 0
 
@@ -418,6 +435,31 @@ def _one_token(_s, returns):
 program("getenv_check_then_act", "environment", _environment, [token] * 2, _one_token,
         [locked(token)] * 2)
 
+def with_default_timeout(seconds):
+    def worker(s):
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(seconds)
+        seen = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(old)
+        return seen
+    worker.__name__ = worker.__qualname__ = f"with_default_timeout_{int(seconds)}"
+    return worker
+
+
+def _default_timeout():
+    socket.setdefaulttimeout(None)
+    return _ns()
+
+
+def _each_saw_its_own(_s, returns):
+    assert returns == [1.0, 2.0], f"a worker saw the other's default timeout: {returns}"
+
+
+program("socket_default_timeout", "environment", _default_timeout,
+        [with_default_timeout(1.0), with_default_timeout(2.0)], _each_saw_its_own,
+        [locked(with_default_timeout(1.0)), locked(with_default_timeout(2.0))])
+
+
 _DIRS = [tempfile.mkdtemp(prefix="soundness-") for _ in range(2)]
 
 
@@ -469,6 +511,20 @@ def _file_is_2(s, _returns):
 
 program("file_read_modify_write", "I/O", _file, [inc_file] * 2, _file_is_2,
         [locked(inc_file)] * 2, expect="incomplete")
+
+
+def inc_file_descriptor(s):
+    fd = os.open(s.path, os.O_RDWR)
+    try:
+        current = int(os.read(fd, 10))
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, str(current + 1).encode())
+    finally:
+        os.close(fd)
+
+
+program("file_descriptor_read_modify_write", "I/O", _file, [inc_file_descriptor] * 2,
+        _file_is_2, [locked(inc_file_descriptor)] * 2, expect="incomplete")
 
 
 def _sockets():
@@ -534,6 +590,19 @@ def lib_register(s):
 
 program("library_registry", "untraced library", _library, [lib_register] * 2, _one_object,
         [locked(lib_register)] * 2, expect="incomplete", instrument=("soundness_lib",))
+
+
+# ---- code without source ----------------------------------------------------------------------
+
+_GENERATED = compile("s.obj.n = s.obj.n + 1", "<generated>", "exec")
+
+
+def inc_generated(s):
+    exec(_GENERATED, {"s": s})
+
+
+program("exec_generated_code", "code without source", _box, [inc_generated, inc_attr],
+        _n_is(2), [locked(inc_generated), locked(inc_attr)], expect="incomplete")
 
 
 # ---- nondeterminism -----------------------------------------------------------------------------

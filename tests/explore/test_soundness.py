@@ -80,6 +80,6 @@ def test_a_library_named_in_instrument_is_rewritten_its_bug_found_its_fix_verifi
 def test_the_corpus_covers_each_kind_of_sharing_with_two_and_three_workers():
     categories = {kernel.category for kernel in C.PROGRAMS.values()}
     assert categories >= {"aliases", "C code with state", "environment", "I/O",
-                          "untraced library", "nondeterminism", "weak references",
-                          "free-threaded C iteration"}
+                          "untraced library", "code without source", "nondeterminism",
+                          "weak references", "free-threaded C iteration"}
     assert {len(kernel.actors) for kernel in C.PROGRAMS.values()} == {2, 3}

@@ -32,7 +32,7 @@ THREE_WORKERS = [name for name, kernel in K.FIXED.items() if len(kernel.actors) 
 def test_fixed_twin_with_two_workers_is_verified_in_at_most_10_schedules(name):
     kernel = K.FIXED[name]
     result = explore(kernel.setup, kernel.actors, kernel.check, strategy="dpor",
-                     schedules=50)
+                     schedules=50, step_timeout=PATIENT[0])
     assert result.failure is None
     assert result.complete, result.incomplete
     assert result.schedules_run <= 10
@@ -42,7 +42,7 @@ def test_fixed_twin_with_two_workers_is_verified_in_at_most_10_schedules(name):
 def test_fixed_twin_with_three_workers_is_verified_in_at_most_800_schedules(name):
     kernel = K.FIXED[name]
     result = explore(kernel.setup, kernel.actors, kernel.check, strategy="dpor",
-                     schedules=2000)
+                     schedules=2000, step_timeout=PATIENT[0])
     assert result.failure is None
     assert result.complete, result.incomplete
     assert result.schedules_run <= 800

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from pytest_concurrency.explore.frames import problem
+from pytest_concurrency.explore.selftest import problem
 
 pytest.importorskip("pytest_asyncio")
 pytest.importorskip("anyio")
@@ -546,7 +546,7 @@ def test_withdrawals(concurrency):
 
 
 # a lambda is explored as a thread first (only its call shows it returns a coroutine):
-# dpor for threads, which this test asks for, needs the frames it cannot read there
+# dpor for threads, which this test asks for, runs where its self-test passes
 @pytest.mark.skipif(problem() is not None, reason=f"dpor: {problem()}")
 def test_lambdas_that_return_coroutines_are_awaited_as_tasks(pytester):
     pytester.makepyfile(test_withdraw=LAMBDA_ACTORS)

@@ -13,7 +13,7 @@ import bug_kernels as K
 import pytest
 
 from pytest_concurrency.explore import ReplayDiverged, decode_token, explore
-from pytest_concurrency.explore.frames import problem
+from pytest_concurrency.explore.selftest import problem
 
 SEEDS = range(10)
 

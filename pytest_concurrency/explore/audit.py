@@ -79,8 +79,10 @@ def what_of(event: str, args: tuple[Any, ...]) -> str | None:
     return what
 
 
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if not SWITCH.on:
+def _audit(event: str, args: tuple[Any, ...], switch: _Switch = SWITCH) -> None:
+    # ``switch`` is bound here: the hook outlives this module's globals, which the
+    # interpreter's shutdown sets to None while audit events still come.
+    if not switch.on:
         return
     worker = _CURRENT.get(_orig.get_ident())
     if worker is None or worker.deciding:

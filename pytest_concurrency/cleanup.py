@@ -2,9 +2,13 @@
 
 * **Ctrl-C and SIGTERM** stop the session once (:func:`catch_signals`): the
   running item is interrupted, what it started is killed on the way out,
-  teardown and the reports run.  A signal that comes while the session is
-  already stopping is noted on stderr and changes nothing: it can cost neither
-  the reports nor a clean exit.  SIGKILL ends the session at once.
+  teardown and the reports run.  Signals within :data:`COALESCE` seconds of
+  the first are the same request (a terminal and a CI runner both signalling,
+  a double Ctrl-C): they are noted on stderr and change nothing, so they can
+  cost neither the reports nor a clean exit.  A signal after that *forces* the
+  stop (:func:`end_forced`): a teardown that hangs is cut short, what the session
+  started is killed, the reports are written if that is still safe, one line
+  says so, and the session exits with status 2.  SIGKILL ends it at once.
 * **What a concurrent item starts carries a token** in its environment
   (:data:`guardian.TOKEN_VAR`, set while the item runs): every program it
   starts inherits it, wherever it moves in the process tree.
@@ -27,9 +31,12 @@ import contextlib
 import dataclasses
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import NoReturn
 
 from . import guardian as guardian_
 from . import scratch
@@ -41,23 +48,34 @@ class SessionTerminated(KeyboardInterrupt):
     """SIGTERM, turned into pytest's clean stop for an interrupted session."""
 
 
+COALESCE = 1.0  # seconds after the first stop in which a later signal is the same request
+INTERRUPTED = 2  # the exit status of a stopped session (pytest.ExitCode.INTERRUPTED)
+
+
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 _previous: dict[int, _Handler] = {}  # what each signal did before catch_signals()
 _catches = 0  # sessions (pytester runs one inside another) that asked for catch_signals()
 _stopping: str | None = None  # why the session is stopping, once it is
+_stopped_at = 0.0  # when it began to (time.monotonic())
+_forced: str | None = None  # the signal that forced the stop, once one did
+_forced_at = 0.0
+_writer: Callable[[FrameType | None], str] | None = None  # writes the reports (forced stop)
+_reports = "pending"  # the reports: "pending", "writing" or "written" (or none to write)
 _stderr = -1  # the session's stderr as it was when it caught the signals, not a capture
 
 
 def catch_signals() -> None:
-    """Make SIGTERM stop the session like Ctrl-C, and a second signal harmless
-    (only where nobody else handles them, and only from the main thread)."""
-    global _catches, _stopping, _stderr
+    """Make SIGTERM stop the session like Ctrl-C, a second signal soon after
+    harmless, and a later one force the stop (only where nobody else handles
+    them, and only from the main thread)."""
+    global _catches, _stderr, _reports
     if threading.current_thread() is not threading.main_thread():
         return
     _catches += 1
     if _catches > 1:
         return
-    _stopping = None
+    went_on()
+    _reports = "pending"
     with contextlib.suppress(OSError):  # pytest captures fd 2 while a test runs
         _stderr = os.dup(2)
         os.set_inheritable(_stderr, False)
@@ -69,12 +87,13 @@ def catch_signals() -> None:
 
 def release_signals() -> None:
     """Put back what the signals did before :func:`catch_signals`."""
-    global _catches
+    global _catches, _writer
     if threading.current_thread() is not threading.main_thread() or _catches == 0:
         return
     _catches -= 1
     if _catches:
         return
+    _writer = None
     for signum, previous in _previous.items():
         if signal.getsignal(signum) is _on_signal:
             signal.signal(signum, previous)
@@ -92,18 +111,109 @@ def _close_stderr() -> None:
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     __tracebackhide__ = True  # pytest shows where the session was, not this
-    global _stopping
+    global _forced, _forced_at
     name = signal.Signals(signum).name
     if _stopping is None:
-        _stopping = name
+        interrupted(name)
         if signum == signal.SIGTERM:
             raise SessionTerminated("SIGTERM: the session was asked to stop")
         raise KeyboardInterrupt
-    note = (f"\npytest-concurrency: {name} while the session stops ({_stopping}): it "
-            "finishes its teardown and writes its reports (SIGKILL ends it at once, and "
-            "what it started with it)\n")
+    now = time.monotonic()
+    if _forced is None and now - _stopped_at < COALESCE:  # one request, sent twice
+        echo(f"\npytest-concurrency: {name} while the session stops ({_stopping}): it "
+             "finishes its teardown and writes its reports (a Ctrl-C or SIGTERM more than "
+             f"{COALESCE:g}s after the first forces the stop)\n")
+        return
+    if _forced is not None:  # while the forced stop writes the reports (this interrupts it)
+        if now - _forced_at < COALESCE:
+            return  # the same request: the reports go on
+        end_forced(name, "the reports were not written (they were being written)")
+    _forced, _forced_at = name, now
+    with contextlib.suppress(Exception):
+        _kill_started()  # first: what hangs may be waiting for it, or hold what the reports need
+    end_forced(name, _forced_reports(frame))
+
+
+def _forced_reports(frame: FrameType | None) -> str:
+    """Write the reports for a forced stop, from the signal handler (pytest runs
+    every finalizer of a fixture, and the per-worker fixtures of each worker,
+    whatever the one before raised: a KeyboardInterrupt would only move the
+    hang to the next teardown).  What became of them, in words."""
+    if _reports == "writing":  # starting again is not safe, and it may be what hangs
+        return "the reports were not written (they were being written)"
+    if _reports == "written":
+        return "the reports had been written"
+    if _writer is None:
+        return "the reports were not written"
+    try:
+        with writing_reports():
+            return _writer(frame)
+    except BaseException as exc:  # noqa: BLE001 - the session ends all the same
+        return f"the reports were not written ({type(exc).__name__}: {exc})"
+
+
+def echo(text: str) -> None:
+    """To the session's stderr as it was when it caught the signals (fd 2 may be
+    a test's captured output by now), in one system call: safe in a handler."""
     with contextlib.suppress(OSError):
-        os.write(_stderr if _stderr >= 0 else 2, note.encode())
+        os.write(_stderr if _stderr >= 0 else 2, text.encode())
+
+
+def write_reports_with(writer: Callable[[FrameType | None], str]) -> None:
+    """``writer`` writes the session's reports if a signal forces the stop, given
+    the frame the signal interrupted (it says, in words, what it wrote, or why
+    it could not).  The outermost session's (pytester nests them)."""
+    global _writer
+    if _catches <= 1:
+        _writer = writer
+
+
+@contextlib.contextmanager
+def writing_reports() -> Iterator[None]:
+    """While the collector writes the reports: a forcing signal then ends the
+    session at once, saying they were not written (an outer session's state is
+    what a nested one, pytester's, leaves)."""
+    global _reports
+    before = _reports
+    _reports = "writing"
+    try:
+        yield
+    finally:
+        _reports = "written" if _catches <= 1 else before
+
+
+def end_forced(signal_name: str, reports: str) -> NoReturn:
+    """End a session whose stop ``signal_name`` forced: kill what it started, say
+    so in one line with what became of the reports, and exit with status 2
+    without waiting for anything (threads a teardown left, ``atexit`` handlers:
+    any of them may be what hangs)."""
+    with contextlib.suppress(Exception):
+        _kill_started()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed stream, a write it interrupted
+            stream.flush()
+    echo(f"\npytest-concurrency: {signal_name} again while the session stopped "
+         f"({_stopping or 'interrupted'}): the stop was forced: its teardown was cut short, "
+         f"what it started was killed, {reports}\n")
+    os._exit(INTERRUPTED)
+
+
+def _kill_started() -> None:
+    """Kill what the session's concurrent items started, now, without waiting:
+    the process groups its children led, what a test left running, and (the
+    guardian, told the session is not ending cleanly) every process that
+    carries the session's token."""
+    for left in list(_sessions):
+        for pgid in list(left.groups):
+            with contextlib.suppress(OSError):
+                os.killpg(pgid, signal.SIGKILL)
+        for pid, start in list(left.processes.items()):
+            if _started(pid) == start:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+    running = guardian_.running()
+    if running is not None:
+        running.close()  # not clean: it kills what carries the token, and the scratch
 
 
 def stopping() -> str | None:
@@ -115,16 +225,16 @@ def stopping() -> str | None:
 def interrupted(why: str) -> None:
     """The session is stopping for ``why`` (pytest caught the interruption): a
     later signal only gets noted."""
-    global _stopping
+    global _stopping, _stopped_at
     if _stopping is None:
-        _stopping = why
+        _stopping, _stopped_at = why, time.monotonic()
 
 
 def went_on() -> None:
     """An item finished: an interruption during it, if any, was caught by the
     test and the session went on; the next signal stops it again."""
-    global _stopping
-    _stopping = None
+    global _stopping, _forced
+    _stopping = _forced = None
 
 
 def _in_child() -> None:

@@ -406,3 +406,97 @@ def test_sigkill_of_the_session_leaves_nothing_the_item_started(pytester, pid_di
     session.send_signal(signal.SIGKILL)
     session.communicate(timeout=60)
     wait_for(lambda: not still_running(pid_dir), 15)
+
+
+# ---------------------------------------------------------------- a forced stop
+
+
+HUNG_TEARDOWN = RECORD + """
+import threading
+
+@pytest.fixture
+def hangs():
+    yield
+    mark("teardown")
+    threading.Event().wait()  # for ever: only a forced stop ends the session
+
+@pytest.mark.concurrency(modes=["process"], workers=2)
+def test_process(hangs):
+    record(sleeper().pid)  # a grandchild, in its worker's process group
+    mark("running")
+    time.sleep(60)
+
+@pytest.mark.concurrency(modes=["thread"], workers=2, fixtures="per-worker")
+def test_thread(hangs):
+    record(sleeper().pid)  # a child of the session, carrying its token
+    mark("running")
+    time.sleep(60)
+
+def test_plain(hangs):
+    mark("running")
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("test", ["test_process", "test_thread", "test_plain"])
+def test_a_signal_after_the_window_forces_the_stop_of_a_hung_teardown(
+        pytester, pid_dir, marks, start, test):
+    """Ctrl-C, then a teardown that never ends (an ordinary fixture's; a
+    concurrent item's per-worker fixtures, torn down by the session): Ctrl-C
+    again, once the first is more than the coalescing window old, ends the
+    session with the reports written and what it started killed."""
+    from pytest_concurrency import cleanup
+
+    pytester.makepyfile(test_hung=HUNG_TEARDOWN)
+    session = start(f"test_hung.py::{test}", "--concurrency-report=r.json")
+    wait_for(lambda: (marks / "running").exists())
+    session.send_signal(signal.SIGINT)
+    wait_for(lambda: (marks / "teardown").exists())  # the first signal was handled before
+    time.sleep(cleanup.COALESCE)  # not a wait for anything: the second comes after it
+    session.send_signal(signal.SIGINT)
+    out, _ = session.communicate(timeout=60)
+    assert session.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "SIGINT again while the session stopped (SIGINT): the stop was forced" in out
+    assert f"the reports were written ({pytester.path / 'r.json'})" in out
+    assert "Traceback" not in out
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["run"]["interrupted"] is True
+    if test != "test_plain":
+        assert [e["outcome"] for e in report["tests"]] == ["interrupted"], out
+    wait_for(lambda: not still_running(pid_dir), 15)
+    wait_for(lambda: not scratch_dirs(session.pid), 15)
+
+
+def test_what_a_forced_stop_says_of_the_reports(monkeypatch):
+    from pytest_concurrency import cleanup
+
+    monkeypatch.setattr(cleanup, "_writer", lambda frame: "the reports were written (r.json)")
+    monkeypatch.setattr(cleanup, "_reports", "pending")
+    assert cleanup._forced_reports(None) == "the reports were written (r.json)"
+    monkeypatch.setattr(cleanup, "_reports", "writing")  # the signal interrupted them
+    assert cleanup._forced_reports(None) == \
+        "the reports were not written (they were being written)"
+    monkeypatch.setattr(cleanup, "_reports", "written")
+    assert cleanup._forced_reports(None) == "the reports had been written"
+
+    def fails(frame):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cleanup, "_reports", "pending")
+    monkeypatch.setattr(cleanup, "_writer", fails)
+    assert cleanup._forced_reports(None) == "the reports were not written (OSError: disk full)"
+
+
+def test_a_stop_forced_while_a_result_is_recorded_writes_nothing(pytester):
+    """The collector's data may be half updated where the signal came."""
+    import sys
+
+    from pytest_concurrency.report import collector
+
+    here = sys._getframe()
+    assert not collector._recording(here)
+    inside = []
+    reports = collector.Collector.__new__(collector.Collector)
+    reports.problems = []
+    reports._attempt("record", lambda: inside.append(sys._getframe()))
+    assert collector._recording(inside[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Container, Generator, Sequence
+from types import FrameType
 
 import pytest
 
@@ -184,6 +185,19 @@ def render(path: str, report: Report) -> str:
     return html.render(report)
 
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _recording(frame: FrameType | None) -> bool:
+    """Whether ``frame`` (where a signal interrupted the session) is in this
+    package's code: the reports' data may be half updated there."""
+    while frame is not None:
+        if os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _HERE:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class Collector:
     """A plugin object registered by plugin.py for the whole session."""
 
@@ -202,6 +216,11 @@ class Collector:
         self.unfinished: dict[str, None] = {}  # items started and not finished, in order
         self.controller = config.getoption("dist", "no") != "no" \
             and not hasattr(config, "workerinput")  # pytest-xdist's: workers run the items
+        self.session: pytest.Session | None = None
+        cleanup.write_reports_with(self.forced_stop)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.unfinished[nodeid] = None
@@ -229,9 +248,31 @@ class Collector:
         finally:
             self.finish(session)
 
+    def forced_stop(self, frame: FrameType | None) -> str:
+        """A signal forced the stop (the handler calls this, then ends the
+        session): write the reports now, unless it interrupted the recording of
+        a result (not safely, then).  What became of them, in words."""
+        if hasattr(self.config, "workerinput"):
+            return "its controller writes the reports"
+        if self.session is None or _recording(frame):
+            return ("the reports were not written (the stop came while a result was being "
+                    "recorded)")
+        self.session.exitstatus = pytest.ExitCode.INTERRUPTED
+        self.finish(self.session)
+        for line in self.problems:
+            cleanup.echo(f"{line}\n")
+        files = [line.rpartition(" to ")[2] for line in self.written]
+        if files:
+            return f"the reports were written ({', '.join(files)})"
+        return "no report file was asked for"
+
     def finish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # a pytest-xdist worker: its controller reports
+        with cleanup.writing_reports():  # a forcing signal now ends the session at once
+            self._finish(session)
+
+    def _finish(self, session: pytest.Session) -> None:
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED \
             or cleanup.stopping() is not None
         if interrupted:

@@ -23,6 +23,15 @@ The decision guide, measured instead of guessed:
   start faster and share memory.  If no mode reaches ``TIE`` times the serial
   speed, nothing is recommended beyond saying so.
 
+* **What the interpreter allows** bounds what a measurement can mean.  Under
+  the GIL, threads that kept less than ``PARALLEL`` CPUs busy ran a CPU-bound
+  body one at a time: a thread-mode speedup above ``TIE`` is then no speedup
+  but an artefact of the machine's load (it changed between the serial and
+  the concurrent rounds), and the advice says the measurement was
+  inconclusive instead of recommending anything (load can lower the CPUs a
+  run kept busy, never raise them: a body that releases the GIL shows it).
+  On a free-threaded build with the GIL off, threads can run it in parallel.
+
 ``explore`` mode runs schedules, not work, and is ignored.
 
 Tests measured once per mode (no budget: no paired rounds, no speedups) get
@@ -220,6 +229,29 @@ def _compare(ms: Sequence[ModeMeasurement], kind: str) -> str:
     return f"{label}: {text}; {_use(chosen.mode)}"
 
 
+def _gil_artefact(ms: Sequence[ModeMeasurement], kind: str,
+                  free_threaded: bool) -> ModeMeasurement | None:
+    """The thread-mode measurement of a CPU-bound body whose speedup the GIL rules
+    out (threads kept about one CPU busy at most, yet ran faster than serial), or None."""
+    if kind != "cpu" or free_threaded:
+        return None
+    return next((m for m in ms if m.mode == "thread" and m.speedup is not None
+                 and m.speedup >= TIE and _busy(m) < PARALLEL), None)
+
+
+def _inconclusive(thread: ModeMeasurement, ms: Sequence[ModeMeasurement]) -> str:
+    assert thread.speedup is not None
+    others = "; ".join(f"{m.mode} mode: {m.speedup:.1f}x" for m in ms
+                       if m is not thread and m.speedup is not None)
+    share = thread.availability
+    load = f" (a thread got {share:.0%} of a CPU)" if share is not None and share < 1 else ""
+    return (f"inconclusive: CPU-bound, and threads cannot run it in parallel under the GIL "
+            f"({_evidence(thread)}), yet they reached {thread.speedup:.1f}x with "
+            f"{_workers(thread.workers)}{f' ({others})' if others else ''}: an artefact of "
+            f"the machine's load, which changed between the serial and the concurrent "
+            f"rounds{load}; measure again on a quieter machine")
+
+
 def _order(mode: str) -> tuple[int, str]:
     return (COST_ORDER.index(mode) if mode in COST_ORDER else len(COST_ORDER), mode)
 
@@ -236,6 +268,9 @@ def advise(by_mode: Mapping[str, ModeMeasurement], usable_cpus: int,
         return None
     usable_cpus = max(1, usable_cpus)
     kind = _kind(ms, usable_cpus, free_threaded)
+    artefact = _gil_artefact(ms, kind, free_threaded)
+    if artefact is not None:
+        return _inconclusive(artefact, ms)
     if len(ms) == 1:
         return _single(ms[0], kind, usable_cpus, free_threaded)
     return _compare(ms, kind)

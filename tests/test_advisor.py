@@ -305,3 +305,44 @@ def test_free_threaded_cpu_bound_threads_on_a_busy_machine_are_not_said_to_seria
                                 availability=0.3)
     assert advise({"thread": gil_bound}, 2).endswith(
         "threads cannot run it in parallel under the GIL; try process mode")
+
+
+# What the interpreter allows: under the GIL a CPU-bound body gets no thread speedup
+
+# A busy machine (load 12 on 2 CPUs): the serial rounds ran while other programs took
+# the CPUs, the concurrent ones while they paused. Threads kept one CPU busy at most.
+LOADED_THREAD = ModeMeasurement("thread", 2, wall=1.0, cpu=0.9, peak_rss=None, speedup=2.3,
+                                availability=0.45)
+LOADED_PROCESS = ModeMeasurement("process", 2, wall=3.0, cpu=2.7, peak_rss=None, speedup=0.7,
+                                 availability=0.45)
+
+
+def test_a_thread_speedup_the_gil_rules_out_is_inconclusive():
+    advice = advise({"thread": LOADED_THREAD, "process": LOADED_PROCESS}, usable_cpus=2)
+    assert advice == (
+        "inconclusive: CPU-bound, and threads cannot run it in parallel under the GIL (CPU "
+        "0.9 s per 1.0 s of wall in thread mode), yet they reached 2.3x with 2 workers "
+        "(process mode: 0.7x): an artefact of the machine's load, which changed between "
+        "the serial and the concurrent rounds (a thread got 45% of a CPU); measure again "
+        "on a quieter machine")
+    alone = advise({"thread": LOADED_THREAD}, usable_cpus=2)
+    assert alone.startswith("inconclusive: CPU-bound") and "use" not in alone.split(": ")[-1]
+    # also when processes came out ahead: the factor against threads means nothing
+    faster = ModeMeasurement("process", 2, wall=0.5, cpu=0.95, peak_rss=None, speedup=3.9)
+    assert advise({"thread": LOADED_THREAD, "process": faster}, 2).startswith("inconclusive")
+
+
+def test_threads_that_ran_in_parallel_can_speed_up_under_the_gil_or_without_it():
+    """The speedup stands where the CPU time shows the threads ran at once (a body
+    that releases the GIL: load cannot raise CPUs busy), or on a free-threaded
+    build with the GIL off."""
+    released = ModeMeasurement("thread", 2, wall=1.0, cpu=1.9, peak_rss=None, speedup=1.9)
+    process = ModeMeasurement("process", 2, wall=1.05, cpu=2.0, peak_rss=None, speedup=1.8)
+    assert advise({"thread": released, "process": process}, 2) == \
+        "CPU-bound: threads reach 1.9x with 2 workers (process mode: 1.8x); use threads"
+    free = ModeMeasurement("thread", 2, wall=1.0, cpu=0.9, peak_rss=None, speedup=1.9,
+                           availability=0.45)
+    assert advise({"thread": free, "process": process}, 2, free_threaded=True) \
+        .endswith("; use threads")
+    assert advise({"thread": free, "process": process}, 2).startswith("inconclusive")
+

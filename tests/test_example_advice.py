@@ -65,6 +65,7 @@ def test_advice_on_the_example_projects_workloads(tmp_path):
 
     loaded = document.load(str(report))
     entries, run = loaded["tests"], loaded["run"]
+    free_threaded = run["gil_disabled_build"] and not run["gil_enabled"]
     advice = {}
     for entry in entries:
         assert entry["outcome"] == "passed", entry
@@ -86,6 +87,8 @@ def test_advice_on_the_example_projects_workloads(tmp_path):
             f"{speedup['thread']['value']:.2f}x): checked that the advice follows the "
             f"measurement instead of 'use processes'"), stacklevel=1)
         assert cpu == _advice_from(entries, CPU_TEST, run), output
+    if not free_threaded:  # under the GIL threads cannot speed the CPU-bound body up
+        assert not cpu.endswith("; use threads"), output
     shares = [e["metrics"]["availability"]["value"] for e in entries if e["test"] == IO_TEST]
     if min(shares) >= rounds.BUSY:
         assert io.startswith("I/O-bound: threads reach "), output

@@ -242,3 +242,45 @@ def test_explore_rows_give_the_verdict_and_schedules_per_second():
     assert lost[throughput] == "\u2013"
     assert lost[advice] == "explore: schedule 8 failed, 9 of 200 run (pct, seed 3) |"
     assert rows["tests/t.py::test_x[thread]"][advice] == "I/O-bound: threads are enough |"
+
+
+def test_a_whole_suite_lists_what_needs_a_look_and_counts_the_rest():
+    """The terminal table's rule (terminal.rows_and_rest), not a copy of it."""
+    passing = [entry(f"t.py::test_{i:03d}[thread]") for i in range(300)]
+    failed = entry("t.py::test_failed[thread]", "failed")
+    marked = entry("t.py::test_marked[thread]")
+    doc = document(*passing, failed, marked)
+    countable = {e["nodeid"] for e in doc["tests"]} - {marked["nodeid"]}
+    text = render(doc, countable)
+    assert "<details><summary>Entries that need a look (2 of 302)</summary>" in text
+    (rows,) = [check_table(t) for t in tables(text[text.index("<details>"):])]
+    assert [row.split(" | ")[0] for row in rows] == ["| `t.py::test_failed[thread]`",
+                                                     "| `t.py::test_marked[thread]`"]
+    assert text.rstrip().endswith("... and 300 more items with nothing to look at: "
+                                  "300 passed (-v lists them)")
+    assert "**302 test \u00d7 mode entries:** 301 passed, 1 failed" in text  # all counted
+    assert "... and" not in render(doc)  # no --concurrency-apply: a row for every entry
+    nothing = render(document(*passing), {e["nodeid"] for e in passing})
+    assert "<details>" not in nothing
+    assert nothing.rstrip().endswith("\n300 items with nothing to look at: 300 passed "
+                                     "(-v lists them)")
+
+
+def test_the_markdown_report_and_step_summary_of_an_applied_suite(pytester, monkeypatch):
+    tests = "\n".join(f"def test_{i:03d}():\n    pass\n" for i in range(50))
+    pytester.makepyfile(test_suite=tests + "\ndef test_fails():\n    assert False\n")
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    args = ("-p", "no:cacheprovider", "-p", "no:randomly", "--concurrency-apply", "thread",
+            "--concurrency-report=r.md", "--concurrency-report=r.json")
+    pytester.runpytest(*args).assert_outcomes(passed=50, failed=1)
+    for text in ((pytester.path / "r.md").read_text(), summary.read_text()):
+        (rows,) = [check_table(t) for t in tables(text[text.index("<details>"):])]
+        assert [row.split(" | ")[0] for row in rows] == ["| `test_suite.py::test_fails[thread]`"]
+        assert "... and 50 more items with nothing to look at: 50 passed" in text
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert len(report["tests"]) == 51  # the JSON keeps every item
+    summary.unlink()
+    pytester.runpytest(*args, "-v").assert_outcomes(passed=50, failed=1)
+    text = (pytester.path / "r.md").read_text()
+    assert "<summary>All 51 entries</summary>" in text and "nothing to look at" not in text

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Container, Generator, Sequence
+from collections.abc import Callable, Container, Generator, Iterable, Sequence
 from types import FrameType
 
 import pytest
@@ -172,14 +172,17 @@ def advice_lines(tests: Sequence[Entry], limit: int = MAX_ADVICE_LINES) -> list[
     return lines
 
 
-def render(path: str, report: Report) -> str:
+def render(path: str, report: Report, countable: Container[str] = (),
+           overran: Iterable[str] = ()) -> str:
+    """The report file ``path`` (its format by suffix); the Markdown table, like
+    the terminal's, counts the entries of ``countable`` that need no look."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".json":
         return document.text(report)
     if suffix == ".md":
         from . import markdown
 
-        return markdown.render(report)
+        return markdown.render(report, countable, overran)
     from . import html
 
     return html.render(report)
@@ -325,11 +328,13 @@ class Collector:
         report = self.report
         if report is None:  # not built: nothing to write
             return
+        # what the terminal table counts instead of showing, the Markdown counts too
+        countable = () if self.config.get_verbosity() > 0 else self.applied
         for path in self.settings.reports:
             from . import files
 
             def write_file(path: str = path) -> None:
-                files.write(path, render(path, report))
+                files.write(path, render(path, report, countable, self.overran))
 
             if self._attempt(f"write {path}", write_file):
                 self.written.append(f"concurrency report written to {path}")
@@ -337,7 +342,8 @@ class Collector:
             from . import markdown
 
             self._attempt("append to $GITHUB_STEP_SUMMARY",
-                          lambda: markdown.write_step_summary(markdown.render(report)))
+                          lambda: markdown.write_step_summary(
+                              markdown.render(report, countable, self.overran)))
         if self.settings.save_baseline:
             target = self.settings.save_baseline
             if self._attempt(f"save the baseline {target}",

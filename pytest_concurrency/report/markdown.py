@@ -5,20 +5,23 @@ summary line, a "Needs attention" section (regressions first, then failures
 and budget verdicts that are not a clear pass, each failure with its replay
 command) and a collapsed table of every entry, where an explore item's Advice
 is what its exploration found and its Throughput schedules explored per
-second.  ``write_step_summary`` appends it to ``$GITHUB_STEP_SUMMARY`` when
-GitHub Actions provides one.
+second.  Of a whole suite run under ``--concurrency-apply`` the table, like
+the terminal's, shows what needs a look and counts the rest in one line
+(``terminal.rows_and_rest``; the JSON report keeps every entry).
+``write_step_summary`` appends it to ``$GITHUB_STEP_SUMMARY`` when GitHub
+Actions provides one.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..budget import format_value
 from .document import BAD_OUTCOMES, OUTCOMES, regressed, regressions_first, verdicts
-from .terminal import exploration_text, schedules_rate
+from .terminal import exploration_text, rest_line, rows_and_rest, schedules_rate
 
 if TYPE_CHECKING:
     from .records import Entry, Failure, Report
@@ -171,8 +174,11 @@ def _attention(tests: Sequence[Entry]) -> list[str]:
     return lines + ([""] + failures if failures else [])
 
 
-def render(document: Report) -> str:
-    """The Markdown job summary of a schema-1 report document."""
+def render(document: Report, countable: Container[str] = (),
+           overran: Iterable[str] = ()) -> str:
+    """The Markdown job summary of a report document; the entries whose node id
+    is in ``countable`` get a row in the table only when they need a look (see
+    ``terminal.rows_and_rest``, and ``overran`` there)."""
     tests = document.get("tests") or []
     if not tests:
         return "## pytest-concurrency\n\nNo concurrency tests ran.\n"
@@ -185,10 +191,16 @@ def render(document: Report) -> str:
         lines += ["", "### Ran serially", "",
                   "Once each, not concurrently, so they proved nothing about concurrency:", ""]
         lines += [f"- {_code(e['nodeid'], cell=False)}: {_text(e['serial'])}" for e in serial]
-    title = "The 1 entry" if len(tests) == 1 else f"All {len(tests)} entries"
-    lines += ["", f"<details><summary>{title}</summary>", ""]
-    lines += _table(_ALL, [_full_row(e) for e in tests])
-    lines += ["", "</details>"]
+    rows, rest = rows_and_rest(tests, countable, overran)
+    if rows:
+        title = "The 1 entry" if len(tests) == 1 else f"All {len(tests)} entries"
+        if rest:
+            title = f"Entries that need a look ({len(rows):,} of {len(tests):,})"
+        lines += ["", f"<details><summary>{title}</summary>", ""]
+        lines += _table(_ALL, [_full_row(e) for e in rows])
+        lines += ["", "</details>"]
+    if rest:
+        lines += ["", _text(rest_line(rest, after_rows=bool(rows)))]
     return "\n".join(lines) + "\n"
 
 

@@ -74,6 +74,22 @@ def needs_a_look(entry: Entry, slow_ids: Container[str] = ()) -> bool:
                 or entry["nodeid"] in slow_ids)
 
 
+def rows_and_rest(tests: Sequence[Entry], countable: Container[str] = (),
+                  overran: Iterable[str] = ()) -> tuple[list[Entry], list[Entry]]:
+    """The entries a table of a whole suite gives a row (in their order), and those
+    it counts in one line (:func:`rest_line`): the entries whose node id is in
+    ``countable`` (those ``--concurrency-apply`` made concurrent) and that need
+    no look (:func:`needs_a_look`; ``overran``, the node ids of runs that went on
+    past their timeout, count as slow).  The terminal table and the Markdown
+    report both follow it."""
+    if not countable:
+        return list(tests), []
+    slow_ids = slow(tests) | set(overran)
+    rest = [e for e in tests if e["nodeid"] in countable and not needs_a_look(e, slow_ids)]
+    counted = {id(e) for e in rest}
+    return [e for e in tests if id(e) not in counted], rest
+
+
 def rest_line(rest: Sequence[Entry], after_rows: bool) -> str:
     """``... and 298 more items with nothing to look at: 290 passed, 8 skipped (-v
     lists them)``: the entries a whole suite's table counts instead of showing."""
@@ -106,14 +122,10 @@ def table(tests: Sequence[Entry], verbose: bool = False,
     if not tests:
         return []
     rest: list[Entry] = []
-    if not verbose and countable:
-        slow_ids = slow(tests) | set(overran)
-        rest = [e for e in tests if e["nodeid"] in countable and not needs_a_look(e, slow_ids)]
-        if rest:
-            counted = {id(e) for e in rest}
-            tests = [e for e in tests if id(e) not in counted]
-            if not tests:
-                return [rest_line(rest, after_rows=False)]
+    if not verbose:
+        tests, rest = rows_and_rest(tests, countable, overran)
+        if not tests:
+            return [rest_line(rest, after_rows=False)]
     lines = _rows(tests, verbose, width)
     if rest:
         lines.append(rest_line(rest, after_rows=True))

@@ -198,6 +198,7 @@ import time
 import pytest
 
 DELAY = float(os.environ.get("DELAY", "0.01"))
+STEADY = float(os.environ.get("STEADY", "0.01"))
 
 @pytest.mark.concurrency(modes=["thread"], workers=2)
 def test_timed():
@@ -205,11 +206,18 @@ def test_timed():
 
 @pytest.mark.concurrency(modes=["thread"], workers=2)
 def test_steady():
-    time.sleep(0.01)
+    time.sleep(STEADY)
 """
 
 
 def test_baseline_saved_then_a_slowdown_fails_the_test(pytester, run, monkeypatch):
+    # Sleeps long beside what a busy machine adds to them: at a load of 10 on 2 CPUs
+    # waking up took 10-15 ms more, so a baseline of 10 ms sleeps was saved as 24 ms,
+    # the 5x slower run then read as 2x (and the load excused it), and the steady
+    # test as 'improved'. Load lengthens a sleep, never shortens it: against 100 ms
+    # it cannot make 5x look like less than 3x, nor a steady test change by 50%.
+    monkeypatch.setenv("DELAY", "0.1")
+    monkeypatch.setenv("STEADY", "0.1")
     pytester.makepyfile(test_suite=SLOW)
     saved = run("--concurrency-save-baseline", "--concurrency-baseline", "base.json")
     saved.assert_outcomes(passed=2)
@@ -218,7 +226,7 @@ def test_baseline_saved_then_a_slowdown_fails_the_test(pytester, run, monkeypatc
     assert sorted(tests) == ["test_suite.py::test_steady|thread|2",
                              "test_suite.py::test_timed|thread|2"]
     assert tests["test_suite.py::test_timed|thread|2"]["metrics"]["wall"]["rounds"] >= 5
-    monkeypatch.setenv("DELAY", "0.05")  # five times slower
+    monkeypatch.setenv("DELAY", "0.5")  # five times slower
     pytester.makepyfile(test_new="""
         import pytest
 

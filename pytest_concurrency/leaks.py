@@ -235,7 +235,8 @@ def describe(leaks: Leaks, policy: str, grace: float = GRACE) -> str:
         lines.append(f"\n{kind} {texts.short_repr(thread.name)} (ident {thread.ident}):")
         frame = frames.get(thread.ident) if thread.ident is not None else None
         if frame is not None:
-            lines.append("".join(traceback.format_stack(frame)).rstrip())
+            # its source read without open(), slow on 3.13t while the CPUs are busy
+            lines.append("".join(traceback.format_list(progress.extract_stack(frame))).rstrip())
     if leaks.hidden_threads:
         lines.append(f"\n{leaks.hidden_threads} thread(s) started with "
                      "_thread.start_new_thread are still running (no names or stacks)")

@@ -9,16 +9,27 @@ of these happen: blocked on a lock, a wait, a select that will never return,
 which the kernel does not run until it is woken.  Reading a thread's CPU time
 and its runs costs a small read of ``/proc`` each; its stack comes from
 ``sys._current_frames()``.
+
+Everything read on the way to a verdict or a report (``/proc``, a child's
+stderr, the source lines of a stack) is read with system calls
+(:func:`read_proc`), never with ``open()``: on a free-threaded build (3.13t)
+making a buffered reader took a fifth of a second or more while the machine's
+CPUs were busy, with the very workers being judged.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import linecache
 import os
 import sys
 import threading
 import time
+import tokenize
+import traceback
 from collections.abc import Sequence
+from types import FrameType
 
 CPU_EPSILON = 0.02  # seconds of CPU between two samples that count as no work
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -58,6 +69,41 @@ def read_proc(path: str, offset: int = 0) -> bytes:
 def stat_fields(path: str) -> list[bytes]:
     """The fields of a ``/proc/.../stat`` file after the command name (state first)."""
     return read_proc(path).rpartition(b")")[2].split()
+
+
+def extract_stack(frame: FrameType) -> traceback.StackSummary:
+    """``traceback.extract_stack(frame)``, its source lines read without ``open()``
+    (linecache's way): a report of two busy workers took two seconds on 3.13t,
+    and its "still running after" was that much late."""
+    frames = traceback.StackSummary.extract(traceback.walk_stack(frame), lookup_lines=False)
+    frames.reverse()
+    for filename in {entry.filename for entry in frames}:
+        cache_source(filename)
+    return frames
+
+
+def source_line(filename: str, lineno: int) -> str:
+    """Line ``lineno`` of ``filename``, stripped, as ``linecache.getline`` gives it."""
+    cache_source(filename)
+    return linecache.getline(filename, lineno).strip()
+
+
+def cache_source(filename: str) -> None:
+    """Put ``filename``'s lines in linecache, as ``linecache.updatecache`` would,
+    unless they are there (nothing if it cannot be read: the line is then left
+    out, as it would be)."""
+    if len(linecache.cache.get(filename, ())) == 4:  # read already (not only lazily)
+        return
+    try:
+        stat = os.stat(filename)
+        data = read_proc(filename)
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        lines = data.decode(encoding).splitlines(keepends=True)
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
+        return
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    linecache.cache[filename] = (stat.st_size, stat.st_mtime, lines, filename)
 
 
 def _cpu(path: str) -> float | None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
-import linecache
 import math
 import os
 import signal
 import sys
 import threading
 import time
-import tokenize
 import traceback
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from types import FrameType
@@ -45,44 +42,9 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _BOOTSTRAP = ("_bootstrap", "_bootstrap_inner", "run")  # threading.Thread's, above its target
 
 
-def extract_stack(frame: FrameType) -> traceback.StackSummary:
-    """``traceback.extract_stack(frame)``, its source lines read without ``open()``,
-    which a free-threaded build (3.13t) makes take a quarter of a second a file
-    while the stuck or slow threads it describes compute: a report of two busy
-    workers took two seconds, and its "still running after" was that much late."""
-    frames = traceback.StackSummary.extract(traceback.walk_stack(frame), lookup_lines=False)
-    frames.reverse()
-    for filename in {entry.filename for entry in frames}:
-        if len(linecache.cache.get(filename, ())) != 4:  # not read yet (or only lazily)
-            _cache_source(filename)
-    return frames
-
-
-def _cache_source(filename: str) -> None:
-    """Put ``filename``'s lines in linecache, as ``linecache.updatecache`` would
-    (nothing if it cannot be read: the line is then left out, as it would be)."""
-    try:
-        stat = os.stat(filename)
-        fd = os.open(filename, os.O_RDONLY)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        data = b"".join(chunks)
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        lines = data.decode(encoding).splitlines(keepends=True)
-    except (OSError, SyntaxError, UnicodeDecodeError, LookupError):
-        return
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    linecache.cache[filename] = (stat.st_size, stat.st_mtime, lines, filename)
-
-
 def _user_frames(frame: FrameType) -> traceback.StackSummary:
     """The stack below the worker loop: thread bootstrap and plugin frames dropped."""
-    frames = extract_stack(frame)
+    frames = progress.extract_stack(frame)
     for i in range(len(frames) - 1, -1, -1):
         if frames[i].filename.startswith(_PACKAGE_DIR):
             return traceback.StackSummary.from_list(frames[i + 1:])
@@ -394,7 +356,7 @@ def _stuck_message(what: str, seconds: float, first: progress.Sample,
     if frame is not None:
         from .outcomes import is_harness
 
-        frames = [f for f in extract_stack(frame) if not is_harness(f.filename)]
+        frames = [f for f in progress.extract_stack(frame) if not is_harness(f.filename)]
         stack = "".join(traceback.format_list(frames)).rstrip()
     lines = [f"{what} did not finish within {seconds:g}s and made no progress for "
              f"{second.at - first.at:.1f}s (CPU +{progress.cpu_used(first, second):.2f}s, "

@@ -2,7 +2,10 @@
 stacks changing) is never called a hang, and may go on to the timeout cap; one
 stuck (no CPU, the same stack, blocked) fails as a hang after a second of watching."""
 
+import builtins
 import contextlib
+import io
+import linecache
 import os
 import re
 import signal
@@ -10,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+import tokenize
+import traceback
 import uuid
 import weakref
 
@@ -264,3 +269,45 @@ def test_the_exit_waits_for_no_thread_the_session_gave_up_on(monkeypatch):
         release.set()
         worker.join()
         started.join()
+
+
+def test_a_stacks_source_lines_are_read_without_open(tmp_path, monkeypatch):
+    """The stacks of a report (a hang's, a leak's, explore's) read their source with
+    system calls: open(), which linecache uses, took a fifth of a second a file on a
+    busy free-threaded build.  The lines are the ones traceback gives, a coding
+    cookie included."""
+    source = tmp_path / "latin_module_for_stacks.py"
+    source.write_bytes(b"# -*- coding: latin-1 -*-\n\n"
+                       b"def here(lock):\n    lock.acquire()  # caf\xe9\n")
+    namespace: dict = {}
+    exec(compile(source.read_bytes(), str(source), "exec"), namespace)
+    lock = threading.Lock()
+    lock.acquire()
+    waiting = threading.Thread(target=namespace["here"], args=(lock,))
+    waiting.start()
+    try:  # its stack does not change once it is in here(): acquire() is not Python
+        while not (frame := sys._current_frames().get(waiting.ident)) or \
+                frame.f_code.co_name != "here":
+            time.sleep(0.001)
+        linecache.clearcache()
+
+        def no_open(*args, **kwargs):
+            raise AssertionError("read with open()")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(tokenize, "open", no_open)  # linecache's way to read a file
+            patched.setattr(builtins, "open", no_open)
+            patched.setattr(io, "open", no_open)
+            stack = [(entry.filename, entry.lineno, entry.line)
+                     for entry in progress.extract_stack(frame)]
+            line = progress.source_line(str(source), 3)
+            gone = progress.source_line(str(tmp_path / "gone.py"), 1)
+        linecache.clearcache()
+        expected = [(entry.filename, entry.lineno, entry.line)
+                    for entry in traceback.extract_stack(frame)]
+    finally:
+        lock.release()
+        waiting.join()
+    assert stack == expected
+    assert stack[-1] == (str(source), 4, "lock.acquire()  # caf\xe9")
+    assert (line, gone) == ("def here(lock):", "")

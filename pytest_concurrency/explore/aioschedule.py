@@ -356,11 +356,12 @@ class AsyncSchedule:
     def _thread_stack(self) -> str:
         import traceback
 
+        from ..progress import extract_stack  # its source read without open() (3.13t)
+
         frame = sys._current_frames().get(self._ident) if self._ident is not None else None
         if frame is None:
             return ""
-        entries = [entry for entry in traceback.extract_stack(frame)
-                   if self.is_user(entry.filename)]
+        entries = [entry for entry in extract_stack(frame) if self.is_user(entry.filename)]
         return "".join(traceback.format_list(entries[-6:])).rstrip()
 
     # ---- the loop thread ---------------------------------------------------------------

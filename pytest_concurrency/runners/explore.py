@@ -185,9 +185,9 @@ def steps_data(steps: Sequence[Step]) -> list[StepRecord]:
 
 
 def _source(filename: str, lineno: int) -> str:
-    import linecache
+    from ..progress import source_line  # read without open() (3.13t)
 
-    return linecache.getline(filename, lineno).strip() if lineno else ""
+    return source_line(filename, lineno) if lineno else ""
 
 
 def settings(result: ExploreResult, spec: RunSpec, seed: int) -> str:

@@ -264,20 +264,30 @@ def _carries(environ: bytes, token: bytes) -> bool:
 def kill_carriers(token: str, spare: set[int]) -> int:
     """Kill every process whose environment carries ``token``, or which holds the
     marker file named after it (Linux: /proc), until a scan finds none; returns
-    how many were killed."""
+    how many were killed.  A process killed by an earlier scan is not killed or
+    counted again: SIGKILLed, it may still be dying at the next scan, with its
+    environment and its files (a busy machine's test counted 4 of 3, once 7)."""
     wanted = token.encode()
     mark = f"/memfd:{mark_name(token)}"
-    killed = 0
+    killed: set[tuple[int, int]] = set()  # pid and start time: a process, not a reused pid
     for _ in range(KILL_PASSES):
         try:
             pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
         except OSError:
-            return killed
-        found = sum(_kill(pid, wanted, mark=mark) for pid in pids if pid not in spare)
-        killed += found
+            break
+        found = 0
+        for pid in pids:
+            if pid in spare:
+                continue
+            started = start_time(pid)
+            if started is None or (pid, started) in killed:
+                continue  # gone, or dying
+            if _kill(pid, wanted, started, mark):
+                killed.add((pid, started))
+                found += 1
         if not found:
             break
-    return killed
+    return len(killed)
 
 
 def _guard(owner: int, token: str) -> None:

@@ -3,6 +3,7 @@
 behind."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -144,6 +145,32 @@ def test_the_guardian_kills_what_carries_the_sessions_token(tmp_path):
         for proc in (carrier, other, marked):
             proc.kill()
             proc.wait()
+
+
+def test_a_carrier_still_dying_at_the_next_scan_is_killed_and_counted_once(monkeypatch):
+    """SIGKILLed, a process may still be there, with its environment, when the
+    guardian scans again (on a busy machine: the test above counted 4 of 3)."""
+    token = f"test-{os.getpid()}-{time.monotonic_ns()}"
+    env = dict(os.environ, **{guardian.TOKEN_VAR: token})
+    carrier = subprocess.Popen([sys.executable, "-c", CARRIER], env=env)
+    sent = []  # the signal is noted, not sent: the carrier stays as a dying one would
+
+    def note(pid_or_pidfd: int, signum: int) -> None:
+        sent.append(signum)
+
+    try:
+        deadline = time.monotonic() + 10
+        while guardian.TOKEN_VAR not in psutil.Process(carrier.pid).environ():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        monkeypatch.setattr(guardian.signal, "pidfd_send_signal", note, raising=False)
+        monkeypatch.setattr(guardian.os, "kill", note)
+        assert guardian.kill_carriers(token, {os.getpid()}) == 1
+        assert sent == [signal.SIGKILL]
+    finally:
+        monkeypatch.undo()
+        carrier.kill()
+        carrier.wait()
 
 
 def test_nested_sessions_kill_only_their_own_leftovers(monkeypatch):

@@ -18,6 +18,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import pytest
@@ -181,14 +182,22 @@ def _still_there(pids: list[int], deadline: float) -> list[psutil.Process]:
     return zombies + [p for p in running if _key(p) is not None]
 
 
-def find(before: Snapshot, grace: float = GRACE) -> Leaks:
-    """What is alive now and was not before, after waiting up to ``grace`` seconds."""
-    deadline = time.monotonic() + grace
-    threads = [t for t in threading.enumerate() if t not in before.threads
+def threads_left(before: Collection[threading.Thread],
+                 deadline: float) -> list[threading.Thread]:
+    """The threads (with a Thread object) not in ``before``, nor the plugin's,
+    still alive at ``deadline`` (``time.monotonic()``), until which they are
+    waited for."""
+    threads = [t for t in threading.enumerate() if t not in before
                and not _is_ours(t) and not _is_plugins(t) and t.is_alive()]
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    threads = [t for t in threads if t.is_alive()]
+    return [t for t in threads if t.is_alive()]
+
+
+def find(before: Snapshot, grace: float = GRACE) -> Leaks:
+    """What is alive now and was not before, after waiting up to ``grace`` seconds."""
+    deadline = time.monotonic() + grace
+    threads = threads_left(before.threads, deadline)
     helpers = _session_helpers()
     appeared = [pid for pid, _start in _descendant_keys() - before.processes
                 if pid not in helpers]

@@ -261,3 +261,41 @@ def test_process_timeout_kills_children_and_dumps_their_stacks(pytester):
         "*in spin_forever*",
     ])
     assert result.duration < 20
+
+
+LEFT_RUNNING = """
+import concurrent.futures
+import threading
+import pytest
+
+NEVER = threading.Event()
+
+def wait_for_ever():
+    NEVER.wait()
+
+@pytest.mark.concurrency(modes=["MODE"], workers=2, timeout=10, leaks="POLICY")
+def test_executor_never_shut_down():
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="left-open")
+    pool.submit(wait_for_ever)
+"""
+
+
+@pytest.mark.parametrize(("mode", "policy"), [("process", "fail"), ("hybrid", "fail"),
+                                              ("process", "warn"), ("process", "ignore")])
+def test_a_thread_a_child_leaves_running_is_a_leak_not_a_hang(pytester, mode, policy):
+    """An executor never shut down would keep the child from exiting (its exit
+    joins the executor's threads): the child reports the thread, with its name
+    and stack, as a leak under the item's policy, and exits."""
+    pytester.makepyfile(LEFT_RUNNING.replace("MODE", mode).replace("POLICY", policy))
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "default")
+    out = result.stdout.str()
+    assert "did not finish" not in out and "timed out" not in out
+    if policy == "ignore":
+        result.assert_outcomes(passed=1)
+        assert "left-open" not in out
+        return
+    result.assert_outcomes(**{"failed" if policy == "fail" else "passed": 1},
+                           **({"warnings": 1} if policy == "warn" else {}))
+    assert f"the test left 1 thread running 1s after it finished (leaks='{policy}')" in out
+    assert "thread 'left-open_0'" in out
+    assert "in wait_for_ever" in out and "NEVER.wait()" in out

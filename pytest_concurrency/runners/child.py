@@ -16,12 +16,14 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, TextIO
 
-from .. import childcov, cleanup, metrics, originals, outcomes, shipping, standins, watchdog
+from .. import childcov, cleanup, leaks, metrics, originals, outcomes, shipping, standins, watchdog
 from ..context import RunContext, WorkerInfo
 from ..coroutines import awaited
 from .crossing import DUMP_SIGNAL, ChildJob
@@ -29,6 +31,7 @@ from .workers import run_workers
 
 BACKSTOP = 30.0  # seconds past the timeout after which a child gives up by itself
 BACKSTOP_SIGNAL = signal.SIGALRM
+LEAK_WARNING = "leak-warning"  # a failure's kind: the parent warns with its text
 
 
 def _redirect(stdout_path: str, stderr_path: str) -> TextIO:
@@ -78,11 +81,13 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     def body(call_kwargs: Mapping[str, Any]) -> object:
         return awaited(target(*args, **call_kwargs))  # async def: on the worker's own loop
 
+    before = set(threading.enumerate())
     report = run_workers(body, infos, job.iterations, job.iteration_barrier,
                          RunContext(job.user_barrier), progress=job.progress, stop=job.stop,
                          jitter=job.jitter, kwargs=kwargs, calls=job.calls)
     failures = outcomes.make_portable(outcomes.describe(report.raw, job.tb_style))
     peak = metrics.peak_rss()  # the kernel's: no sample of the parent's can miss it
+    left = _threads_left(job, before, infos, failures)
     try:
         conn.send_bytes(_dumps((report.values, failures, peak)))
     except Exception as exc:  # noqa: BLE001 - a return value that cannot be pickled
@@ -92,6 +97,29 @@ def child_main(job: ChildJob, conn: Connection) -> None:
     childcov.save(cov)
     sys.stdout.flush()
     sys.stderr.flush()
+    if left:  # they would keep the child from exiting (threading._shutdown joins them)
+        os._exit(0)
+
+
+def _threads_left(job: ChildJob, before: set[threading.Thread],
+                  infos: Sequence[WorkerInfo], failures: list[outcomes.Failure]) -> bool:
+    """Whether the body left threads running (an executor never shut down, a
+    thread never joined) a grace period after the workers finished: under
+    ``leaks="fail"`` their names and stacks are the child's failure, under
+    ``"warn"`` a warning the parent gives; either way, and under ``"ignore"``,
+    the child then exits without waiting for them, as a hang it is not."""
+    grace = 0.0 if job.leaks == "ignore" else leaks.GRACE
+    left = leaks.threads_left(before, time.monotonic() + grace)
+    if not left or job.leaks == "ignore":
+        return bool(left)
+    text = leaks.describe(leaks.Leaks(left, 0, []), job.leaks)
+    headline, _, stacks = text.partition("\n")
+    failures.append(outcomes.Failure(
+        kind="exception" if job.leaks == "fail" else LEAK_WARNING,
+        workers=tuple(info.index for info in infos), mode=job.mode, pid=os.getpid(),
+        iteration=None, summary=headline.rstrip(":"),
+        text=text if job.leaks == "warn" else stacks.strip("\n"), key=("leak", len(left))))
+    return True
 
 
 def _cannot_start(conn: Connection, job: ChildJob, why: str) -> None:

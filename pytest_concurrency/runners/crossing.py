@@ -51,6 +51,7 @@ class ChildJob:
     jitter: int  # start-jitter seed
     timeout_cap: float = 0.0  # a child still making progress may go on until then
     calls: Calls | None = None  # per-worker fixtures, set up in the child (fork only)
+    leaks: str = "fail"  # the item's policy for the threads its body leaves running
 
 
 

@@ -30,11 +30,12 @@ from typing import Any, cast
 # under a free-threaded 3.13.5 (its class creations spin on a lock: CPython
 # gh-135871); a parent with psutil loaded forks no slower (200 forks, with and without).
 import psutil  # noqa: F401
+import pytest
 
 from .. import cleanup, originals, outcomes, shipping, texts, watchdog
 from .. import progress as progress_
 from ..spec import RunSpec
-from .child import child_main
+from .child import LEAK_WARNING, child_main
 from .crossing import DUMP_SIGNAL, ChildJob, Payload, Shared
 from .request import RunOutcome, RunRequest, seed_of
 from .workers import RECHECK, Progress
@@ -321,6 +322,17 @@ def _wait(spec: RunSpec, children: Sequence[_Child], progress: Progress,
     return failures
 
 
+def _warn_of_leaks(failures: list[outcomes.Failure]) -> None:
+    """leaks="warn": the threads children left running are one warning (the
+    first child's, with how many others left some), not failures."""
+    left = [f for f in failures if f.kind == LEAK_WARNING]
+    if not left:
+        return
+    failures[:] = [f for f in failures if f.kind != LEAK_WARNING]
+    more = f"\n\n(and {len(left) - 1} other process(es) of the run)" if len(left) > 1 else ""
+    warnings.warn(pytest.PytestWarning(left[0].text + more), stacklevel=1)
+
+
 def _kill(children: Sequence[_Child]) -> None:
     """Kill ``children``, their process groups and descendants; reap all but the
     children themselves, whom multiprocessing joins (and gets their status)."""
@@ -362,6 +374,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
             stop=stop, payload=payload, modules=modules, jitter=seed,
             timeout_cap=spec.timeout_cap,
             calls=request.calls if spec.start_method == "fork" else None,
+            leaks=spec.leaks,
         )
         for p in range(processes)
     ]
@@ -382,6 +395,7 @@ def run_children(request: RunRequest, processes: int, threads: int) -> RunOutcom
                 reported.extend(child_failures)
                 if peak is not None:
                     peaks.append(peak)
+        _warn_of_leaks(reported)
         outputs = _outputs(children)
         clean = not failures and not reported
     except BaseException:

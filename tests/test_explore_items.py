@@ -159,6 +159,9 @@ def test_deadlock_is_reported_as_a_cycle_without_a_timeout(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
+        # the failure is the deadlocked workers', not the run's
+        "2 of 2 workers failed in explore mode (1 distinct failure)",
+        "*failure 1 of 1: workers 0-1 (explore mode*",
         "*explore found a deadlock in schedule *",
         "*worker ? holds * and waits for *",
         "*worker ? holds * and waits for *",

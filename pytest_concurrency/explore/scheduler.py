@@ -252,6 +252,7 @@ class Schedule:
         self.finished = False
         self.error_worker: Worker | None = None
         self.deadlock: str | None = None
+        self._caught: tuple[int, ...] = ()  # the actors a deadlock caught
         # A worker never finishes: it runs outside the scheduler's view, using CPU.
         self.spin: str | None = None
         # The time limit stopped the schedule before it ended: who was still running.
@@ -390,9 +391,17 @@ class Schedule:
         return self.clock
 
     def unfinished(self) -> tuple[int, ...]:
-        """The actors' workers that have not finished."""
+        """The actors' workers that have not finished; after a deadlock, those it
+        caught (winding the schedule down finishes them)."""
+        if self._caught:
+            return self._caught
         return tuple(worker.index for worker in self.workers[:len(self.engine.actors)]
                      if worker.status != DONE)
+
+    def _deadlocked(self, live: list[Worker]) -> None:
+        self.deadlock = self.engine.describe_deadlock(self, live)
+        self._caught = tuple(worker.index for worker in live
+                             if worker.index < len(self.engine.actors))
 
     def lock_key(self, site: Site) -> LockKey:
         """The key of a lock made at ``site`` now: the site and how many locks were made
@@ -514,7 +523,7 @@ class Schedule:
                     self.current = None
                     self._signal()  # the controller waits for them to come back
                     return None
-                self.deadlock = engine.describe_deadlock(self, live)
+                self._deadlocked(live)
                 self._end()
                 return None
             choice = self.strategy.choose(enabled, self.last, self.steps)
@@ -714,7 +723,7 @@ class Schedule:
         if running:
             self.spin = "\n".join(self.still_running(worker) for worker in running)
         else:
-            self.deadlock = self.engine.describe_deadlock(self, live)
+            self._deadlocked(live)
         self._end()
 
     def _out_of_time(self) -> None:

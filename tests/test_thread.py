@@ -305,3 +305,12 @@ def test_failure_names_the_jitter_seed_to_repeat_it(pytester):
         "1 of 2 workers failed in thread mode (1 distinct failure; start jitter seed 4242)",
         "1 of 2 workers failed in process mode (1 distinct failure; start jitter seed 4242)",
     ])
+
+
+def test_threads_a_run_started_are_listed_in_the_order_they_were_made():
+    """'Thread-2' before 'Thread-10', whatever order they began to run in: a hang
+    report lists the same threads in the same order on every run."""
+    names = ["Thread-10 (download)", "Thread-2 (download)", "pool_1", "pool_0", "Thread-9"]
+    threads = [threading.Thread(name=name) for name in names]
+    assert [t.name for t in sorted(threads, key=workers._by_name)] == [
+        "Thread-2 (download)", "Thread-9", "Thread-10 (download)", "pool_0", "pool_1"]

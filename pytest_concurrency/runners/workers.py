@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -537,9 +538,18 @@ def _finish(state: _Run, slots: Sequence[_Slot], returned: _Returned,
 
 def _started(state: _Run) -> list[threading.Thread]:
     """The threads started since the run began that are still running, the
-    plugin's own aside (the run's own workers are watched as such)."""
-    return [thread for thread in threading.enumerate()
-            if thread not in state.before and not watchdog.is_plugin_thread(thread)]
+    plugin's own aside (the run's own workers are watched as such), in the order
+    of their names (see :func:`_by_name`)."""
+    return sorted((thread for thread in threading.enumerate()
+                   if thread not in state.before and not watchdog.is_plugin_thread(thread)),
+                  key=_by_name)
+
+
+def _by_name(thread: threading.Thread) -> list[int | str]:
+    """'Thread-2 (download)' before 'Thread-10 (download)': threads made one after
+    another are numbered so, while the order in which they began to run (that of
+    threading.enumerate) is the machine's doing."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", thread.name)]
 
 
 def _until(done: Callable[[float | None], bool], busy: Callable[[], list[threading.Thread]],

@@ -66,8 +66,10 @@ def test_what_leaks_ignore_lets_run_dies_with_the_session(pytester, pid_dir):
     gone(pid_dir)
 
 
+# timeout=3: the body starts a program before it blocks, which on a busy free-threaded
+# build took over a second; a worker still starting it at its timeout makes progress
 TIMED_OUT = RECORD + """
-@pytest.mark.concurrency(modes=["process", "hybrid"], workers=2, timeout=1)
+@pytest.mark.concurrency(modes=["process", "hybrid"], workers=2, timeout=3)
 def test_hangs(worker):
     record(sleeper().pid)
     threading.Event().wait()
@@ -79,7 +81,7 @@ def test_a_timeout_kills_the_grandchildren_without_calling_them_leaks(pytester, 
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(failed=2)  # the timeouts, and no leak error at teardown
     out = result.stdout.str()
-    assert out.count("timed out after 1s") == 2
+    assert out.count("timed out after 3s") == 2
     assert "left" not in out and "gone while being described" not in out
     assert len(os.listdir(pid_dir)) == 4
     gone(pid_dir, 5)

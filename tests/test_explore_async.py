@@ -523,6 +523,45 @@ def test_a_lost_event_wake_up_and_tasks_in_a_task_group_are_explored(pytester):
     result.stdout.fnmatch_lines(["E*of 200 rounds had outcomes other than 2:*"])
 
 
+def test_a_bug_that_needs_the_second_actor_to_start_first_is_not_verified(pytester):
+    """run_actors(a, b) stands for two independent clients: b may start first, and DPOR
+    enumerates that order too (it said 'verified' when only a-first was explored)."""
+    pytester.makepyfile(test_stock="""
+        import asyncio
+        import pytest
+
+        class Stock:
+            def __init__(self):
+                self.items = asyncio.Queue()
+
+            async def restock(self):
+                await self.items.put("widget")
+
+            async def buy(self):
+                if self.items.empty():  # sold out: come back later
+                    await asyncio.sleep(0)
+                    return None
+                return self.items.get_nowait()
+
+            async def buy_waiting(self):
+                return await self.items.get()  # waits for the restock
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+        def test_bought(concurrency):
+            concurrency.run_actors(Stock.restock, Stock.buy, setup=Stock,
+                                   expect=[(None, "widget")])
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+        def test_bought_waiting(concurrency):
+            concurrency.run_actors(Stock.restock, Stock.buy_waiting, setup=Stock,
+                                   expect=[(None, "widget")])
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*test_bought*FAILED*", "*verified:*complete*"])
+    assert "test_bought[explore] PASSED" not in result.stdout.str()
+
+
 LAMBDA_ACTORS = """
 import asyncio
 import pytest

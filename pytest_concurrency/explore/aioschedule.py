@@ -90,6 +90,8 @@ class EngineView(Protocol):
 
     def setup(self) -> Any: ...
 
+    def event_loop(self, driver: AsyncSchedule) -> ExploreLoop: ...
+
     def run_on_loop_thread(self, schedule: AsyncSchedule, job: Callable[[], None]) -> None: ...
 
 
@@ -236,7 +238,7 @@ class AsyncSchedule:
         self.abandoned: list[Any] = []  # the loop thread, if a step never gave it back
         self.uncontrolled: list[str] = []  # why the search cannot be complete, once each
         self.callback_errors: list[str] = []
-        self.loop = ExploreLoop(self, engine.executor)
+        self.loop = engine.event_loop(self)
         self._tasks: dict[asyncio.Task[Any], Unit] = {}
         self._timers: dict[int, Unit] = {}  # id(TimerHandle) -> its unit
         self._live: list[Unit] = []  # units not done
@@ -599,6 +601,12 @@ class AsyncSchedule:
         woken_by_time = current is not None and current.sleep
         owner: Any = getattr(entry.callback, "__self__", None)
         if entry.when is None and _is_task(owner) and owner.get_loop() is self.loop:
+            if owner in self.loop.retired:
+                self._uncontrolled("a task of an earlier schedule was woken in this one (by "
+                                   "something that outlives a schedule, such as a module-level "
+                                   "asyncio primitive it waited on); it was not run",
+                                   self.caller_site())
+                return
             unit = self._tasks.get(owner)
             # an actor's first step: the actors stand for independent clients, whose
             # start the harness's order of making them does not decide
@@ -760,8 +768,11 @@ class AsyncSchedule:
         self.outside.unwatch()
         self.closing = True
         self.step_started = _orig.monotonic()
+        retired = self.loop.retired
         for unit in self.units:
             task = unit.task
+            if task is not None:
+                retired.add(task)
             if task is not None and not task.done():
                 try:
                     task.get_coro().close()

@@ -523,6 +523,158 @@ def test_a_lost_event_wake_up_and_tasks_in_a_task_group_are_explored(pytester):
     result.stdout.fnmatch_lines(["E*of 200 rounds had outcomes other than 2:*"])
 
 
+def test_a_bug_that_needs_the_second_actor_to_start_first_is_not_verified(pytester):
+    """run_actors(a, b) stands for two independent clients: b may start first, and DPOR
+    enumerates that order too (it said 'verified' when only a-first was explored)."""
+    pytester.makepyfile(test_stock="""
+        import asyncio
+        import pytest
+
+        class Stock:
+            def __init__(self):
+                self.items = asyncio.Queue()
+
+            async def restock(self):
+                await self.items.put("widget")
+
+            async def buy(self):
+                if self.items.empty():  # sold out: come back later
+                    await asyncio.sleep(0)
+                    return None
+                return self.items.get_nowait()
+
+            async def buy_waiting(self):
+                return await self.items.get()  # waits for the restock
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+        def test_bought(concurrency):
+            concurrency.run_actors(Stock.restock, Stock.buy, setup=Stock,
+                                   expect=[(None, "widget")])
+
+        @pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+        def test_bought_waiting(concurrency):
+            concurrency.run_actors(Stock.restock, Stock.buy_waiting, setup=Stock,
+                                   expect=[(None, "widget")])
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*test_bought*FAILED*", "*verified:*complete*"])
+    assert "test_bought[explore] PASSED" not in result.stdout.str()
+
+
+MODULE_PRIMITIVES = """
+import asyncio
+import pytest
+
+LOCK = asyncio.Lock()
+READY = asyncio.Event()
+JOBS = asyncio.Queue()
+SLOTS = asyncio.Semaphore(1)
+A, B = asyncio.Lock(), asyncio.Lock()
+SCHEDULES = []
+
+
+class Counter:
+    def __init__(self):
+        self.n = 0
+        READY.clear()  # the module's state, reset by the setup as any state
+
+
+async def producer(c):
+    SCHEDULES.append(asyncio.get_running_loop())
+    async with SLOTS:
+        await asyncio.sleep(0)
+    READY.set()
+    async with LOCK:
+        n = c.n
+        await asyncio.sleep(0)
+        c.n = n + 1
+    await asyncio.sleep(0)
+    await JOBS.put("job")
+
+
+async def consumer(c):
+    await READY.wait()
+    async with SLOTS:
+        await asyncio.sleep(0)
+    async with LOCK:
+        n = c.n
+        await asyncio.sleep(0)
+        c.n = n + 1
+    return await JOBS.get()
+
+
+async def unlocked(c):
+    async with SLOTS:  # one slot, released before the write: no protection
+        n = c.n
+    await asyncio.sleep(0)
+    c.n = n + 1
+
+
+async def ab(c):
+    async with A:
+        await asyncio.sleep(0)
+        async with B:
+            pass
+
+
+async def ba(c):
+    async with B:
+        await asyncio.sleep(0)
+        async with A:
+            pass
+
+
+@pytest.mark.concurrency(modes=["explore"], strategy="dpor")
+def test_abba(concurrency):
+    concurrency.run_actors(ab, ba, setup=Counter)
+
+
+def test_one_loop_per_exploration():
+    assert len(SCHEDULES) > 30 and len(set(SCHEDULES)) == 1  # one for the whole run
+"""
+TESTS_PER_STRATEGY = """
+
+@pytest.mark.concurrency(modes=["explore"], strategy="{0}", schedules=30, seed=0)
+def test_module_primitives_{0}(concurrency):
+    concurrency.run_actors(producer, consumer, setup=Counter, arbiter=lambda c: c.n,
+                           expect=[2])
+
+
+@pytest.mark.concurrency(modes=["explore"], strategy="{0}", schedules=30, seed=0)
+def test_lost_update_{0}(concurrency):
+    concurrency.run_actors(unlocked, unlocked, setup=Counter, arbiter=lambda c: c.n,
+                           expect=[2])
+"""
+
+
+def test_module_level_asyncio_primitives_work_in_every_schedule_of_an_exploration(pytester):
+    """A module-level asyncio.Lock, Event, Queue and Semaphore bind to the loop they
+    are first used on; a program has one loop for its run, and so does an exploration:
+    they work in every schedule, with every strategy, and bugs are still found."""
+    strategies = ("pct", "random", "dfs", "dpor")
+    # test_one_loop_per_exploration runs last: after the four explorations it counts
+    head, tail = MODULE_PRIMITIVES.split("\n\ndef test_one_loop_per_exploration")
+    pytester.makepyfile(test_module_state=head + "".join(
+        TESTS_PER_STRATEGY.format(strategy) for strategy in strategies) +
+        "\n\ndef test_one_loop_per_exploration" + tail)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    out = result.stdout.str()
+    assert "bound to a different event loop" not in out
+    for strategy in strategies:
+        result.stdout.fnmatch_lines([f"*test_module_primitives_{strategy}?explore? PASSED*"])
+        result.stdout.fnmatch_lines([f"*test_lost_update_{strategy}?explore? FAILED*"])
+    result.stdout.fnmatch_lines(["*test_module_primitives_dpor?explore? * passed *",
+                                 "*explore: verified: all * distinct interleavings*"])
+    result.stdout.fnmatch_lines(["deadlock: every unfinished task is waiting*",
+                                 "  worker 0 waits for B (test_module_state.py:*)",
+                                 "  worker 1 waits for A (test_module_state.py:*)"])
+    assert "the body is not deterministic" not in out  # the deadlock replays
+    result.stdout.fnmatch_lines(
+        ["  pytest 'test_module_state.py::test_abba[[]explore[]]' --concurrency-replay=*"])
+    result.assert_outcomes(passed=5, failed=5)
+
+
 LAMBDA_ACTORS = """
 import asyncio
 import pytest
@@ -609,7 +761,8 @@ def test_a_coroutine_that_never_gives_the_loop_back_is_bounded_by_the_timeout(py
         async def returns(flag):
             return None
 
-        @pytest.mark.concurrency(modes=["explore"], timeout=1)
+        # seed 0: the spinning actor starts first (either may), the other is never started
+        @pytest.mark.concurrency(modes=["explore"], timeout=1, seed=0)
         def test_spins(concurrency):
             concurrency.run_actors(spins, returns, setup=Flag)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import originals
 from . import _orig
-from .aioloop import DaemonExecutor
+from .aioloop import DaemonExecutor, Driver, ExploreLoop
 from .aioschedule import Abort, AsyncSchedule
 from .instrument import UserCode
 from .lockorder import LockOrder
@@ -153,6 +153,31 @@ class LoopThread:
 
 STOP_WAIT = 1.0  # seconds a step that is stopped has to end
 
+# The process's explore loop while no exploration uses it.  A program has one loop for
+# its run, and asyncio's primitives (Lock, Event, Queue, Semaphore...) bind to the loop
+# they are first used on: one made at import, or by a fixture wider than a test, outlives
+# a schedule and a test, and must find the same loop in the next (a loop per schedule
+# made it fail with "is bound to a different event loop").
+_FREE: list[ExploreLoop] = []
+_FREE_LOCK = _orig.allocate_lock()
+
+
+def _take_loop(driver: Driver, executor: DaemonExecutor) -> ExploreLoop:
+    """The process's explore loop, attached to ``driver``; a new one when another
+    exploration uses it now (or dropped it: a step it could not stop may still call it)."""
+    with _FREE_LOCK:
+        loop = _FREE.pop() if _FREE else None
+    if loop is None:
+        return ExploreLoop(driver, executor)
+    loop.attach(driver, executor)
+    return loop
+
+
+def _give_back(loop: ExploreLoop) -> None:
+    with _FREE_LOCK:
+        if not _FREE:
+            _FREE.append(loop)
+
 
 def interrupt(ident: int | None) -> None:
     """Raise :class:`Abort` in thread ``ident`` at its next bytecode."""
@@ -182,6 +207,7 @@ class AioEngine:
         self.false_detaches = 0
         self.executor = DaemonExecutor()
         self._thread: LoopThread | None = None
+        self._loop: ExploreLoop | None = None  # the schedules' loop (see event_loop())
         # over every schedule: for the stats and the verdict
         self.virtual_time = 0.0
         self.time_advances = 0
@@ -194,9 +220,22 @@ class AioEngine:
         if self._thread is not None:
             self._thread.close()
             self._thread = None
+        if self._loop is not None:
+            _give_back(self._loop)
+            self._loop = None
 
     def schedule(self, strategy: Strategy) -> AsyncSchedule:
         return AsyncSchedule(self, strategy)
+
+    def event_loop(self, driver: Driver) -> ExploreLoop:
+        """The loop for the schedule ``driver`` runs: the same object for every schedule
+        of every exploration in this process (see :func:`_take_loop`), made new for it
+        (see ``ExploreLoop.attach``)."""
+        if self._loop is None:
+            self._loop = _take_loop(driver, self.executor)
+        else:
+            self._loop.attach(driver, self.executor)
+        return self._loop
 
     def run_on_loop_thread(self, schedule: AsyncSchedule, job: Callable[[], None]) -> None:
         """Run ``job`` (the schedule's loop) on the loop thread and wait for it."""
@@ -210,11 +249,13 @@ class AioEngine:
         def abort() -> None:
             schedule.aborting = True
             self._thread = None  # it may still be in a step: the next run gets a new one
+            self._loop = None  # and so does the loop that step may still call
 
         try:
             if not thread.run(job, stuck, abort):
                 schedule.abandoned.append(thread.thread)
                 self._thread = None  # left to finish its step, if it ever does, and end
+                self._loop = None  # that step may still call the loop: not the next one's
                 thread.release()
             elif schedule.stopped:  # stopped in a step: it may still hold an Abort for
                 self._thread = None  # its next bytecode; the next schedule gets a new one

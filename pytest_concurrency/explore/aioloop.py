@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import dataclasses
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -118,17 +119,30 @@ def _no_io(name: str) -> Callable[..., Any]:
 
 
 class ExploreLoop(asyncio.AbstractEventLoop):
-    """The event loop of one explore schedule (see the module docstring)."""
+    """The event loop of an exploration (see the module docstring): one for all its
+    schedules, as a program has one loop for its run, so that what binds to the loop
+    at first use and outlives a schedule (a module-level ``asyncio.Lock``, ``Event``,
+    ``Queue``) works in the next; :meth:`attach` makes it new for each schedule, and
+    it is closed between them."""
 
     def __init__(self, driver: Driver, executor: concurrent.futures.Executor) -> None:
+        self._exception_handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]],
+                                          object] | None = None
+        # the tasks of the schedules it served: one woken now is not the schedule's
+        self.retired: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self.attach(driver, executor)
+
+    def attach(self, driver: Driver, executor: concurrent.futures.Executor) -> None:
+        """Serve ``driver``'s schedule, as a loop made for it would: open, not running,
+        none of the settings an earlier schedule's code made (task factory, exception
+        handler, debug, default executor)."""
         self._driver = driver
         self._default_executor = executor
         self._running = False
         self._closed = False
         self._debug = False
         self._task_factory: Any = None
-        self._exception_handler: Callable[[asyncio.AbstractEventLoop, dict[str, Any]],
-                                          object] | None = None
+        self._exception_handler = None
         self.running_entry: Entry | None = None  # the callback running now, if any
         self.slow_callback_duration = 0.1
 

@@ -10,14 +10,18 @@ The orders explored are those asyncio itself can produce if awaited *time* took
 longer (the model): the loop's ready callbacks form one FIFO queue, as
 asyncio's; every wake-up the program causes (a future's result, ``Event.set``, a
 ``Lock`` release, a ``Queue`` put, a task ending, ``cancel()``, ``call_soon``
-callbacks, done callbacks, a task's first step) keeps its place in it.  An entry
-that stands for time - a task resuming from ``asyncio.sleep(d)`` (``d >= 0``:
-``sleep(0)`` included), a timer's callback, and what a sleep's timer wakes - is
-*delayable*: the strategy may run later entries before it, as if the sleep took
-longer, but never runs it earlier than its place.  So at every step the
-candidates are the queue's entries from its head up to and including the first
-that may not be delayed; the entries passed over stay delayable (up to
-:data:`FAIR_STREAK` times: then it runs, and the verdict says an order was cut).
+callbacks, done callbacks, the first step of a task the program starts) keeps its
+place in it.  An entry that stands for time - a task resuming from
+``asyncio.sleep(d)`` (``d >= 0``: ``sleep(0)`` included), a timer's callback, and
+what a sleep's timer wakes - is *delayable*: the strategy may run later entries
+before it, as if the sleep took longer, but never runs it earlier than its place.
+The actors' first steps are delayable too: the actors stand for independent
+clients, and the order the harness makes them in is not the program's, so any of
+them may start first, and start late; once started, they follow the rules above.
+So at every step the candidates are the queue's entries from its head up to and
+including the first that may not be delayed; the entries passed over stay
+delayable (up to :data:`FAIR_STREAK` times: then it runs, and the verdict says an
+order was cut).
 
 Time is virtual: it stands still while anything is ready and jumps to the
 next timer when nothing is; the timers due at one instant join the queue in
@@ -85,6 +89,8 @@ class EngineView(Protocol):
     def executor(self) -> concurrent.futures.Executor: ...
 
     def setup(self) -> Any: ...
+
+    def event_loop(self, driver: AsyncSchedule) -> ExploreLoop: ...
 
     def run_on_loop_thread(self, schedule: AsyncSchedule, job: Callable[[], None]) -> None: ...
 
@@ -178,6 +184,7 @@ class Queued:
     entry: Entry
     delayable: bool
     passed: int = 0  # times later entries ran before it
+    start: bool = False  # an actor's first step (it may start late: see the docstring)
 
 
 def _is_task(owner: object) -> bool:
@@ -231,7 +238,7 @@ class AsyncSchedule:
         self.abandoned: list[Any] = []  # the loop thread, if a step never gave it back
         self.uncontrolled: list[str] = []  # why the search cannot be complete, once each
         self.callback_errors: list[str] = []
-        self.loop = ExploreLoop(self, engine.executor)
+        self.loop = engine.event_loop(self)
         self._tasks: dict[asyncio.Task[Any], Unit] = {}
         self._timers: dict[int, Unit] = {}  # id(TimerHandle) -> its unit
         self._live: list[Unit] = []  # units not done
@@ -476,6 +483,10 @@ class AsyncSchedule:
             if item.passed >= FAIR_STREAK and item.delayable and not self._replaying:
                 item.delayable = False
                 task = item.unit.task
+                if item.start:
+                    self._uncontrolled(f"{self.workers[item.unit.lane]}'s start was delayed past "
+                                       f"{FAIR_STREAK} steps of others and then made to run")
+                    continue
                 self._uncontrolled(f"a task's wake-up was delayed past {FAIR_STREAK} steps of "
                                    "others (a task polling with sleep(0)?) and then made to run",
                                    self.await_site(task) if task is not None else item.unit.site)
@@ -577,8 +588,8 @@ class AsyncSchedule:
         assert entry is not None
         self._enqueue(unit, entry, True)
 
-    def _enqueue(self, unit: Unit, entry: Entry, delayable: bool) -> None:
-        self._ready.append(Queued(unit, entry, delayable))
+    def _enqueue(self, unit: Unit, entry: Entry, delayable: bool, start: bool = False) -> None:
+        self._ready.append(Queued(unit, entry, delayable, start=start))
         unit.queued += 1
         unit.status = READY
 
@@ -591,10 +602,20 @@ class AsyncSchedule:
         woken_by_time = current is not None and current.sleep
         owner: Any = getattr(entry.callback, "__self__", None)
         if entry.when is None and _is_task(owner) and owner.get_loop() is self.loop:
-            unit = self._tasks.get(owner) or self._new_task(owner)
+            if owner in self.loop.retired:
+                self._uncontrolled("a task of an earlier schedule was woken in this one (by "
+                                   "something that outlives a schedule, such as a module-level "
+                                   "asyncio primitive it waited on); it was not run",
+                                   self.caller_site())
+                return
+            unit = self._tasks.get(owner)
+            # an actor's first step: the actors stand for independent clients, whose
+            # start the harness's order of making them does not decide
+            start = unit is None and len(self.workers) < self._actors
+            unit = unit or self._new_task(owner)
             if unit.status != DONE:  # a step of the task (a method of a finished one, such
                 # as its cancel() as a callback, runs alone)
-                self._enqueue(unit, entry, woken_by_time or current is unit)
+                self._enqueue(unit, entry, woken_by_time or current is unit or start, start)
                 return
         unit = Unit(len(self.units), None, current.lane if current is not None else 0,
                     current.index if current is not None else None, when=entry.when)
@@ -748,8 +769,11 @@ class AsyncSchedule:
         self.outside.unwatch()
         self.closing = True
         self.step_started = _orig.monotonic()
+        retired = self.loop.retired
         for unit in self.units:
             task = unit.task
+            if task is not None:
+                retired.add(task)
             if task is not None and not task.done():
                 try:
                     task.get_coro().close()

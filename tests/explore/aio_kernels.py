@@ -226,6 +226,78 @@ half_update_fixed = Kernel(setup=lambda: _state(checking=100, savings=100),
                            actors=[_mover_fixed, _mover_fixed], check=_balanced, sleeps=1.0)
 
 
+# 8. a lost "server is up" notification: the client checks outside the Condition's
+# lock; only a client that starts before the server can miss it
+async def _server_up(s):
+    async with s.up_changed:
+        s.up = True
+        s.up_changed.notify_all()
+
+
+async def _client(s):
+    if not s.up:
+        await asyncio.sleep(0)  # "waiting for the server" to the log
+        async with s.up_changed:
+            await s.up_changed.wait()
+    return "connected"
+
+
+async def _client_fixed(s):
+    async with s.up_changed:  # the check under the lock the notify takes
+        await s.up_changed.wait_for(lambda: s.up)
+    return "connected"
+
+
+def _server():
+    return _state(up_changed=asyncio.Condition(), up=False)
+
+
+missed_start = Kernel(setup=_server, actors=[_server_up, _client], check=None)
+missed_start_fixed = Kernel(setup=_server, actors=[_server_up, _client_fixed], check=None)
+
+
+# 9. a message sent into a closed outbox: send checks "open", then writes; close drains.
+# Only a sender that starts before the closer loses its message
+async def _close_outbox(s):
+    s.closed = True
+    await asyncio.sleep(0)  # flushing the transport
+    while not s.outbox.empty():
+        s.delivered.append(s.outbox.get_nowait())
+
+
+async def _send(s):
+    if s.closed:
+        return "rejected"
+    await asyncio.sleep(0)  # encoding the message
+    s.outbox.put_nowait("hello")
+    return "sent"
+
+
+async def _close_outbox_locked(s):
+    async with s.lock:
+        await _close_outbox(s)
+
+
+async def _send_locked(s):
+    async with s.lock:
+        return await _send(s)
+
+
+def _outbox():
+    return _state(outbox=asyncio.Queue(), delivered=[], closed=False, lock=asyncio.Lock())
+
+
+def _sent_is_delivered(s, returns):
+    if returns[1] == "sent":
+        assert s.delivered == ["hello"], \
+            f"message lost: sent, but delivered {s.delivered} and {s.outbox.qsize()} left"
+
+
+closed_outbox = Kernel(setup=_outbox, actors=[_close_outbox, _send], check=_sent_is_delivered)
+closed_outbox_fixed = Kernel(setup=_outbox, actors=[_close_outbox_locked, _send_locked],
+                             check=_sent_is_delivered)
+
+
 BUGGY = {
     "lost_update": lost_update,
     "double_init": double_init,
@@ -234,6 +306,8 @@ BUGGY = {
     "lost_wakeup": lost_wakeup,
     "lost_event": lost_event,
     "half_update": half_update,
+    "missed_start": missed_start,
+    "closed_outbox": closed_outbox,
 }
 FIXED = {
     "lost_update_fixed": lost_update_fixed,
@@ -243,6 +317,8 @@ FIXED = {
     "lost_wakeup_fixed": lost_wakeup_fixed,
     "lost_event_fixed": lost_event_fixed,
     "half_update_fixed": half_update_fixed,
+    "missed_start_fixed": missed_start_fixed,
+    "closed_outbox_fixed": closed_outbox_fixed,
 }
 EXPECTED_KIND = {
     "lost_update": "assertion",
@@ -252,4 +328,6 @@ EXPECTED_KIND = {
     "lost_wakeup": "deadlock",
     "lost_event": "deadlock",
     "half_update": "assertion",
+    "missed_start": "deadlock",
+    "closed_outbox": "assertion",
 }

@@ -25,13 +25,15 @@ def _state(**kw):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", list(K.BUGGY))
-def test_default_settings_find_every_async_bug_within_three_schedules(name, seed):
+def test_default_settings_find_every_async_bug_within_a_dozen_schedules(name, seed):
+    # the actors' start order is explored too (either may start, and start late): PCT
+    # needs a change point at the right await, as for threads; 10 at most over seeds 0-29
     k = K.BUGGY[name]
     result = explore(k.setup, k.actors, k.check, seed=seed)
     assert result.failure is not None, f"{name} not found with seed {seed}"
     assert result.failure.kind == K.EXPECTED_KIND[name], result.failure.report
     assert result.failure.granularity == "await"
-    assert result.schedules_run <= 4, (name, seed, result.schedules_run)
+    assert result.schedules_run <= 12, (name, seed, result.schedules_run)
 
 
 @pytest.mark.parametrize("name", list(K.FIXED))
@@ -45,7 +47,7 @@ def test_fixed_twin_passes_every_schedule(name):
 @pytest.mark.parametrize("name", list(K.FIXED))
 def test_fixed_twin_is_verified_complete_by_dpor(name):
     k = K.FIXED[name]
-    result = explore(k.setup, k.actors, k.check, strategy="dpor", schedules=5000)
+    result = explore(k.setup, k.actors, k.check, strategy="dpor", schedules=20000)
     assert result.failure is None, result.failure.report
     assert result.complete, result.incomplete
     assert result.distinct == result.schedules_run - result.stats.get("redundant", 0)
@@ -613,9 +615,14 @@ def test_time_sleep_in_a_coroutine_blocks_the_loop_for_virtual_seconds():
     result = explore(lambda: _state(log=[]), [_blocks_the_loop, _other],
                      lambda s, _r: seen.append(list(s.log)), schedules=5)
     assert result.failure is None, result.failure.report
+    assert {log[0][0] for log in seen} == {"blocker", "other"}  # either may start first
     for log in seen:
-        assert [who for who, _ in log] == ["blocker", "blocker", "other"]
-        assert log[1][1] - log[0][1] == 8 and log[2][1] == log[1][1]
+        whos = [who for who, _ in log]
+        first = whos.index("blocker")
+        assert whos[first:first + 2] == ["blocker", "blocker"], whos  # nothing in between
+        assert log[first + 1][1] - log[first][1] == 8
+        other = log[whos.index("other")][1]
+        assert other == (log[first][1] if whos[0] == "other" else log[first + 1][1])
 
 
 # ---- a step that never gives the loop back ------------------------------------------------
@@ -659,7 +666,9 @@ def test_a_coroutine_spinning_on_the_cpu_is_a_worker_that_never_finishes_and_is_
                      r"test_aio\.py:\d+: [\d.]+ s of CPU in one step", f.message), f.message
     assert not re.search(r"\b0\.0 s of CPU", f.message)
     assert f.involved == (0,)
-    assert _loop_threads() == before  # stopped where it spun, not left burning a CPU
+    # stopped where it spun, not left burning a CPU (a thread of an earlier test may end
+    # meanwhile: only a new one left alive would be ours)
+    assert set(_loop_threads()) <= set(before)
 
 
 def test_the_time_limit_stops_a_step_that_never_gives_the_loop_back():
@@ -669,7 +678,7 @@ def test_the_time_limit_stops_a_step_that_never_gives_the_loop_back():
     assert result.out_of_time and f is not None and f.kind == "timeout", f and f.report
     assert "worker 0 still running after" in f.report
     assert "(blocking the loop at test_aio.py:" in f.report
-    assert _loop_threads() == before
+    assert set(_loop_threads()) <= set(before)
 
 
 async def _logs_around_a_sleep(s, name):
@@ -678,12 +687,72 @@ async def _logs_around_a_sleep(s, name):
     s.log.append(name)
 
 
-def test_pct_samples_both_orders_of_two_wake_ups():
-    """Two tasks' sleep(0) wake-ups may run in either order; with one preemption point
-    PCT must sample both (its change point must not always land on it)."""
+def test_pct_samples_every_order_of_two_starts_and_wake_ups():
+    """Either actor may start first, and start after the other's sleep(0) wake-up;
+    the two wake-ups may run in either order: PCT must sample all six orders (its
+    change points must not always land on the same steps)."""
     actors = [functools.partial(_logs_around_a_sleep, name=name) for name in "ab"]
     for seed in range(3):
         seen = set()
         explore(lambda: _state(log=[]), actors, None, seed=seed,
                 observe=lambda s, _r, _p, seen=seen: seen.add("".join(s.log)))
-        assert seen == {"abab", "abba"}, (seed, seen)
+        assert seen == {"abab", "abba", "aabb", "baba", "baab", "bbaa"}, (seed, seen)
+
+
+# ---- the actors' start order ------------------------------------------------------------
+
+@pytest.mark.parametrize("strategy", ["pct", "random", "dfs", "dpor"])
+@pytest.mark.parametrize("name", ["missed_start", "closed_outbox"])
+def test_a_bug_only_a_late_listed_actor_starting_first_shows_is_found(name, strategy):
+    """The actors are independent clients: the second may start first (and the bug
+    needs it to). Every strategy samples that order; DPOR does not call it verified."""
+    k = K.BUGGY[name]
+    result = explore(k.setup, k.actors, k.check, strategy=strategy, seed=0, schedules=50)
+    assert result.failure is not None, f"{name} not found by {strategy}"
+    assert result.failure.kind == K.EXPECTED_KIND[name], result.failure.report
+    assert not result.complete
+    fixed = explore(k.setup, K.FIXED[name + "_fixed"].actors, k.check, strategy=strategy,
+                    seed=0, schedules=50)
+    assert fixed.failure is None, fixed.failure.report
+
+
+def test_dpor_verifies_the_start_order_twins_in_a_few_schedules():
+    # measured on 3.11: 2 (missed_start_fixed) and 4 (closed_outbox_fixed) schedules
+    for name, most in (("missed_start_fixed", 3), ("closed_outbox_fixed", 6)):
+        k = K.FIXED[name]
+        result = explore(k.setup, k.actors, k.check, strategy="dpor", schedules=100)
+        assert result.failure is None, result.failure.report
+        assert result.complete, result.incomplete
+        assert 2 <= result.schedules_run <= most, (name, result.schedules_run)
+
+
+async def _arrives(s, name):
+    s.log.append(name)
+
+
+@pytest.mark.parametrize("strategy", ["pct", "random", "dfs", "dpor"])
+def test_any_actor_may_start_first_and_dpor_counts_both_orders(strategy):
+    actors = [functools.partial(_arrives, name=name) for name in "abc"]
+    seen = set()
+    result = explore(lambda: _state(log=[]), actors, None, strategy=strategy, seed=0,
+                     schedules=60, observe=lambda s, _r, _p: seen.add("".join(s.log)))
+    assert seen == {"abc", "acb", "bac", "bca", "cab", "cba"}, seen
+    if strategy == "dpor":
+        assert result.complete and result.schedules_run == 6, result.schedules_run
+
+
+async def _polls_for_the_other(s):
+    while not s.ready:  # polling: the other may not have started yet
+        await asyncio.sleep(0)
+
+
+async def _makes_ready(s):
+    s.ready = True
+
+
+def test_a_start_delayed_too_long_runs_and_the_verdict_says_so():
+    result = explore(lambda: _state(ready=False), [_polls_for_the_other, _makes_ready], None,
+                     strategy="dpor", schedules=500)
+    assert result.failure is None, result.failure.report
+    assert not result.complete
+    assert "worker 1's start was delayed past 64 steps" in result.incomplete, result.incomplete

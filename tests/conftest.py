@@ -1,4 +1,5 @@
 import importlib
+import os
 import pkgutil
 
 import psutil  # noqa: F401 - see below
@@ -19,6 +20,16 @@ for _module in pkgutil.walk_packages(pytest_concurrency.__path__, "pytest_concur
 
 pytest_plugins = ["pytester"]
 
+# Whether this session runs in CI (pytest's own test: CI or BUILD_NUMBER set).  Sessions
+# the tests start run without it (below); what CI must have (a browser, a compiler)
+# fails there rather than skips, by this.
+ON_CI = bool(os.environ.get("CI") or os.environ.get("BUILD_NUMBER"))
+
+
+@pytest.fixture
+def on_ci():
+    return ON_CI
+
 
 @pytest.fixture(autouse=True)
 def _inner_sessions_stand_alone(request, monkeypatch):
@@ -26,8 +37,11 @@ def _inner_sessions_stand_alone(request, monkeypatch):
     writes no GitHub step summary.  pytest-asyncio (installed for the async tests)
     warns in every session whose ini does not choose a fixture loop scope: inner
     sessions choose pytest-asyncio's future default, so that the warning does not
-    end up in their output."""
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY"):
+    end up in their output.  Nor does pytest know them to run in CI, where it prints
+    the short summary's messages whole: the same session prints the same lines
+    there as on a laptop."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "GITHUB_STEP_SUMMARY",
+                 "CI", "BUILD_NUMBER"):
         monkeypatch.delenv(name, raising=False)
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when it starts

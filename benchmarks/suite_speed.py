@@ -3,7 +3,7 @@ the alternatives a user would otherwise reach for.
 
     python benchmarks/suite_speed.py [--rounds N] [--json PATH]
 
-Two comparisons, every variant a ``python -m pytest`` subprocess, all of them
+Three comparisons, every variant a ``python -m pytest`` subprocess, all of them
 interleaved in ONE run (every round runs every variant once, the order rotated
 each round, so drift in machine load hits all alike):
 
@@ -15,6 +15,9 @@ each round, so drift in machine load hits all alike):
   ``--concurrency-apply process --concurrency-workers 4`` against the same
   tests each doing a bare ``os.fork()``/``os.waitpid()`` of 4 children
   (``-p no:concurrency``).  Target: at most 1.5x.
+* unmarked: K trivial tests that nothing makes concurrent, with the plugin
+  installed against ``-p no:concurrency``: what a suite pays for having the
+  plugin before it asks for anything.  Target: at most 1.02x.
 
 A plain run of each suite (no concurrency at all) gives the per-test overhead:
 ``(median(variant) - median(plain)) / tests``.  Each ratio is
@@ -46,6 +49,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 THREAD_TARGET = 1.0   # ours at most 1.0x pytest-run-parallel
 PROCESS_TARGET = 1.5  # ours at most 1.5x bare os.fork/os.waitpid in the test
+UNMARKED_TARGET = 1.02  # an unmarked suite at most 2% slower with the plugin installed
 
 PASSED = re.compile(r"(\d+) passed.* in ([0-9.]+)s")
 
@@ -172,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thread-workers", type=int, default=8)
     parser.add_argument("--process-tests", type=int, default=50)
     parser.add_argument("--process-workers", type=int, default=4)
-    parser.add_argument("--only", choices=("thread", "process"),
-                        help="run one of the two comparisons")
+    parser.add_argument("--unmarked-tests", type=int, default=2000)
+    parser.add_argument("--only", choices=("thread", "process", "unmarked"),
+                        help="run one of the three comparisons")
     parser.add_argument("--baseline-tree", metavar="DIR",
                         help="also time the plugin of another checkout (say, `git archive "
                              "HEAD~3 | tar -x -C DIR`) in the same interleave: before/after "
@@ -202,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         thread_dir = os.path.join(tmp, "thread")
         process_dir = os.path.join(tmp, "process")
         fork_dir = os.path.join(tmp, "fork")
+        unmarked_dir = os.path.join(tmp, "unmarked")
+        write_suite(unmarked_dir, args.unmarked_tests)
         write_suite(thread_dir, tn)
         write_suite(process_dir, pn)
         write_suite(fork_dir, pn, body=f"    fork_and_wait({pw})\n", header=FORK_HEADER)
@@ -239,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
             variants["process: plain"] = Variant(
                 "process: plain", process_dir, ["-p", "no:concurrency", *no_rp], env, pn)
 
+        if args.only in (None, "unmarked"):
+            variants["unmarked: concurrency"] = Variant(
+                "unmarked: concurrency", unmarked_dir, [*no_rp], env, args.unmarked_tests)
+            variants["unmarked: plain"] = Variant(
+                "unmarked: plain", unmarked_dir, ["-p", "no:concurrency", *no_rp], env,
+                args.unmarked_tests)
+
         info = {**machine.describe(), "commit": machine.commit(),
                 "rounds": args.rounds, "warmup": args.warmup,
                 "load_before": machine.load(),
@@ -264,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     by = {row["variant"]: row for row in rows}
     comparisons = [("thread: concurrency", "thread: run-parallel", THREAD_TARGET),
                    ("process: concurrency", "process: bare fork", PROCESS_TARGET),
+                   ("unmarked: concurrency", "unmarked: plain", UNMARKED_TARGET),
                    ("thread: concurrency @base", "thread: run-parallel", None),
                    ("process: concurrency @base", "process: bare fork", None),
                    ("thread: concurrency", "thread: concurrency @base", None),
@@ -301,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'ratio (median / median)':<60} {'measure':<15} {'ratio':>6} {'target':>7}  result")
     for r in ratios:
-        target = f"<= {r['target']:.1f}" if r["target"] is not None else "-"
+        target = f"<= {r['target']:g}" if r["target"] is not None else "-"
         print(f"{r['variant'] + ' / ' + r['baseline']:<60} {r['measure']:<15} "
               f"{r['ratio']:>5.2f}x {target:>7}  {r['verdict'] or 'info'}")
     print()

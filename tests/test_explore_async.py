@@ -445,7 +445,10 @@ def test_an_async_thread_mode_failure_is_reproduced_as_tasks_and_replayed(pytest
 
             async def increment(self):
                 seen = self.value
-                await asyncio.sleep(0.01)  # a round trip to the database
+                # a round trip to the database: long enough that thread mode's two
+                # workers both read before either writes on a busy machine too (10 ms
+                # let one worker, started late on a loaded 3.13t, miss the race)
+                await asyncio.sleep(0.3)
                 self.value = seen + 1
 
         @pytest.fixture
@@ -461,7 +464,7 @@ def test_an_async_thread_mode_failure_is_reproduced_as_tasks_and_replayed(pytest
     result = pytester.runpytest("-p", "no:cacheprovider", "--concurrency-reproduce")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*reproduced under explore (pct, seed 0): AssertionError at test_race.py:21, the same "
+        "*reproduced under explore (pct, seed 0): AssertionError at test_race.py:24, the same "
         "as in thread mode.",
         "replay it with:",
     ])

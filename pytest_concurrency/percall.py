@@ -87,7 +87,11 @@ class WorkerCaplog:
                                   self._caplog.handler)
 
     def _mine(self, records: list[logging.LogRecord]) -> list[logging.LogRecord]:
-        return [r for r in records if getattr(r, _STAMP, None) == self._key]
+        # under the handler's lock, which its emit and forget_records hold: on a
+        # free-threaded build a list read while another worker's clear() rewrites
+        # it in place was seen without this worker's record (1 worker of 4)
+        with self._caplog.handler.lock or contextlib.nullcontext():
+            return [r for r in records if getattr(r, _STAMP, None) == self._key]
 
     @property
     def handler(self) -> Any:  # pytest's LogCaptureHandler
